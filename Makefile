@@ -1,0 +1,42 @@
+# `make run`: set up and serve on http://127.0.0.1:5000 (SQLite, local files, in-process worker).
+# `make test`: set up and run the whole test suite.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 5000
+export YOLO_OFFLINE ?= 1
+export YOLO_AUTOINSTALL ?= false
+
+.PHONY: run test serve migrate bench lint clean
+
+run: $(VENV)/.run-installed migrate
+	$(BIN)/flask --app wsgi run --debug --no-reload --host $(HOST) --port $(PORT)
+
+test: $(VENV)/.dev-installed
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Production-style server (needs SECRET_KEY and JWT_SECRET_KEY).
+serve: $(VENV)/.run-installed migrate
+	$(BIN)/gunicorn --bind $(HOST):$(PORT) --workers 2 --threads 4 wsgi:app
+
+migrate: $(VENV)/.run-installed
+	$(BIN)/flask --app wsgi --debug db upgrade
+
+bench: $(VENV)/.dev-installed
+	$(BIN)/python bench/pipeline.py
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+
+# Reinstall only when a requirements file changed (the stamp is older than it).
+$(VENV)/.run-installed: requirements.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $(VENV)/.run-installed $@
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,66 @@
+"""gunicorn serves `wsgi:app` as in production (a subprocess on a free port)."""
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from webapp.config import BASE_DIR
+
+GUNICORN = Path(sys.executable).parent / "gunicorn"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def production_env(tmp_path, **extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "SECRET", "JWT_"))}
+    env.update(
+        SECRET_KEY="s" * 64, JWT_SECRET_KEY="j" * 64,
+        DATABASE_URL=f"sqlite:///{tmp_path / 'prod.sqlite3'}",
+        UPLOAD_DIR=str(tmp_path / "uploads"), INSTANCE_PATH=str(tmp_path / "instance"),
+        YOLO_MODEL="yolo11n.yaml", **extra,
+    )
+    return env
+
+
+def wait_for(url: str, process, seconds: float = 60) -> bytes:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()[0]
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return response.read()
+        except OSError:
+            time.sleep(0.3)
+    raise AssertionError(f"{url} did not answer in {seconds}s")
+
+
+def test_gunicorn_serves_healthz(tmp_path):
+    port = free_port()
+    process = subprocess.Popen(
+        [str(GUNICORN), "--bind", f"127.0.0.1:{port}", "--workers", "1", "wsgi:app"],
+        cwd=BASE_DIR, env=production_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    try:
+        body = wait_for(f"http://127.0.0.1:{port}/healthz", process)
+        assert b'"database":"ok"' in body.replace(b" ", b"")
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_gunicorn_without_secret_key_stops_with_one_clear_line(tmp_path):
+    env = production_env(tmp_path)
+    del env["SECRET_KEY"]
+    result = subprocess.run(
+        [str(GUNICORN), "--bind", f"127.0.0.1:{free_port()}", "--workers", "1", "wsgi:app"],
+        cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode != 0
+    assert "SECRET_KEY is not set" in result.stdout + result.stderr

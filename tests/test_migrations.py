@@ -1,0 +1,46 @@
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from flask_migrate import downgrade, upgrade
+
+from webapp.extensions import db
+
+TABLES = {"user", "analysis", "detection", "refresh_token"}
+
+
+def table_names():
+    return set(sa.inspect(db.engine).get_table_names()) - {"alembic_version"}
+
+
+def test_upgrade_creates_the_four_tables(make_app):
+    app = make_app(create_schema=False)
+    with app.app_context():
+        upgrade()
+        assert table_names() == TABLES
+
+
+def test_upgrade_downgrade_upgrade_round_trips(make_app):
+    app = make_app(create_schema=False)
+    with app.app_context():
+        upgrade()
+        downgrade(revision="base")
+        assert table_names() == set()
+        upgrade()
+        assert table_names() == TABLES
+
+
+def test_migrated_schema_matches_the_models(make_app):
+    app = make_app(create_schema=False)
+    with app.app_context():
+        upgrade()
+        with db.engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            assert compare_metadata(context, db.metadata) == []
+
+
+def test_flask_db_upgrade_command_runs(make_app):
+    app = make_app(create_schema=False)
+    result = app.test_cli_runner().invoke(args=["db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        assert table_names() == TABLES

@@ -1,0 +1,74 @@
+"""The photo-detection web app: `create_app()` builds it."""
+import os
+
+from flask import Flask
+
+from webapp import settings
+from webapp.config import BASE_DIR, Config
+
+
+def create_app(config: object | None = None) -> Flask:
+    """Build the app. `config` is a config class/object; default: `Config` (the environment)."""
+    instance_path = (
+        getattr(config, "INSTANCE_PATH", None)
+        or os.environ.get("INSTANCE_PATH")
+        or str(BASE_DIR / "instance")
+    )
+    app = Flask(
+        __name__,
+        instance_path=instance_path,
+        template_folder=str(BASE_DIR / "templates"),
+        static_folder=str(BASE_DIR / "static"),
+    )
+    app.config.from_object(config or Config)
+    settings.configure_logging(app)
+    settings.configure_paths(app)
+    settings.configure_secrets(app)
+    settings.configure_security(app)
+    register_extensions(app)
+    register_subsystems(app)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_cli(app)
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    from webapp.extensions import csrf, db, login_manager, migrate
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"), render_as_batch=True)
+    login_manager.init_app(app)
+    csrf.init_app(app)
+
+
+def register_subsystems(app: Flask) -> None:
+    from webapp import db_events, jobs, storage
+    from webapp.vision import detector
+
+    db_events.init_app(app)
+    storage.init_app(app)
+    detector.init_app(app)
+    jobs.init_app(app)
+
+
+def register_blueprints(app: Flask) -> None:
+    from webapp.analyses import bp as analyses_bp
+    from webapp.auth import bp as auth_bp
+    from webapp.health import bp as health_bp
+
+    app.register_blueprint(health_bp)
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(analyses_bp)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    from webapp import errors
+
+    errors.init_app(app)
+
+
+def register_cli(app: Flask) -> None:
+    from webapp import cli
+
+    cli.init_app(app)

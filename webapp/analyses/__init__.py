@@ -1,0 +1,5 @@
+from flask import Blueprint
+
+bp = Blueprint("analyses", __name__)
+
+from webapp.analyses import routes  # noqa: E402,F401

@@ -1,0 +1,181 @@
+"""Database models (SQLAlchemy 2.0, typed)."""
+import uuid
+from datetime import datetime, timezone
+from typing import Optional
+
+import sqlalchemy as sa
+from flask_login import UserMixin
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from webapp.extensions import db
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(sa.types.TypeDecorator):
+    """A timezone-aware UTC datetime on every backend (SQLite stores it naive)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given; use an aware UTC datetime")
+        return value.astimezone(timezone.utc) if value is not None else None
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+class User(UserMixin, db.Model):
+    __tablename__ = "user"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Stored normalised (trimmed, lower case), so the unique index is case-insensitive.
+    email: Mapped[str] = mapped_column(sa.String(254), unique=True, index=True)
+    password_hash: Mapped[str] = mapped_column(sa.String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    analyses: Mapped[list["Analysis"]] = relationship(
+        back_populates="owner", cascade="all, delete-orphan", passive_deletes=True
+    )
+    refresh_tokens: Mapped[list["RefreshToken"]] = relationship(
+        back_populates="user", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    def set_password(self, password: str) -> None:
+        self.password_hash = generate_password_hash(password, method="scrypt")
+
+    def check_password(self, password: str) -> bool:
+        return check_password_hash(self.password_hash, password)
+
+    def __repr__(self) -> str:
+        return f"<User {self.email}>"
+
+
+class AnalysisStatus:
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    ALL = (PENDING, RUNNING, DONE, FAILED)
+    ACTIVE = (PENDING, RUNNING)
+
+
+class Analysis(db.Model):
+    __tablename__ = "analysis"
+    __table_args__ = (
+        sa.Index("ix_analysis_user_created", "user_id", "created_at"),
+        sa.Index("ix_analysis_user_status", "user_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(
+        sa.String(32), unique=True, default=lambda: uuid.uuid4().hex
+    )
+    user_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("user.id", ondelete="CASCADE"), index=True
+    )
+    original_filename: Mapped[str] = mapped_column(sa.String(255))
+    # Paths relative to UPLOAD_DIR, all made by the server.
+    original_path: Mapped[str] = mapped_column(sa.String(500))
+    annotated_path: Mapped[Optional[str]] = mapped_column(sa.String(500))
+    thumbnail_path: Mapped[Optional[str]] = mapped_column(sa.String(500))
+    width: Mapped[int]
+    height: Mapped[int]
+    sha256: Mapped[str] = mapped_column(sa.String(64), index=True)
+    status: Mapped[str] = mapped_column(
+        sa.String(16), default=AnalysisStatus.PENDING, index=True
+    )
+    error: Mapped[Optional[str]] = mapped_column(sa.Text)
+    model_name: Mapped[str] = mapped_column(sa.String(500))
+    conf: Mapped[float]
+    iou: Mapped[float]
+    imgsz: Mapped[int]
+    # Milliseconds spent in each stage of the detector, and end to end in the worker.
+    preprocess_ms: Mapped[Optional[float]]
+    inference_ms: Mapped[Optional[float]]
+    postprocess_ms: Mapped[Optional[float]]
+    total_ms: Mapped[Optional[float]]
+    device: Mapped[Optional[str]] = mapped_column(sa.String(32))
+    # "host:pid" of the process that queued the job, so a restart can find its orphans.
+    worker: Mapped[Optional[str]] = mapped_column(sa.String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    finished_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+
+    owner: Mapped[User] = relationship(back_populates="analyses")
+    detections: Mapped[list["Detection"]] = relationship(
+        back_populates="analysis",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="desc(Detection.confidence)",
+    )
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in AnalysisStatus.ACTIVE
+
+    def stored_paths(self) -> list[str]:
+        return [p for p in (self.original_path, self.annotated_path, self.thumbnail_path) if p]
+
+    def visible_detections(self, min_conf: Optional[float] = None) -> list["Detection"]:
+        threshold = self.conf if min_conf is None else min_conf
+        return [d for d in self.detections if d.confidence >= threshold]
+
+    def __repr__(self) -> str:
+        return f"<Analysis {self.public_id} {self.status}>"
+
+
+class Detection(db.Model):
+    __tablename__ = "detection"
+    __table_args__ = (sa.Index("ix_detection_label_analysis", "label", "analysis_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    analysis_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("analysis.id", ondelete="CASCADE"), index=True
+    )
+    class_id: Mapped[int]
+    label: Mapped[str] = mapped_column(sa.String(100))
+    confidence: Mapped[float]
+    # Box in pixels of the upright original image.
+    x1: Mapped[float]
+    y1: Mapped[float]
+    x2: Mapped[float]
+    y2: Mapped[float]
+
+    analysis: Mapped[Analysis] = relationship(back_populates="detections")
+
+    def as_dict(self) -> dict:
+        return {
+            "name": self.label,
+            "class": self.class_id,
+            "confidence": round(self.confidence, 4),
+            "box": {k: round(getattr(self, k), 2) for k in ("x1", "y1", "x2", "y2")},
+        }
+
+
+class RefreshToken(db.Model):
+    __tablename__ = "refresh_token"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("user.id", ondelete="CASCADE"), index=True
+    )
+    # SHA-256 hex digest of the token; the token itself is never stored.
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    family: Mapped[str] = mapped_column(sa.String(36), index=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    user: Mapped[User] = relationship(back_populates="refresh_tokens")

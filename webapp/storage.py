@@ -1,0 +1,64 @@
+"""Image files under UPLOAD_DIR, named by the server (never by the client)."""
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+from flask import current_app
+
+logger = logging.getLogger(__name__)
+
+
+def init_app(app) -> None:
+    Path(app.config["UPLOAD_DIR"]).mkdir(parents=True, exist_ok=True)
+
+
+def root() -> Path:
+    return Path(current_app.config["UPLOAD_DIR"])
+
+
+def absolute(relative: str) -> Path:
+    """The absolute path of a stored file; refuses anything that would leave UPLOAD_DIR."""
+    base = root().resolve()
+    path = (base / relative).resolve()
+    if base not in path.parents:
+        raise ValueError(f"path outside the upload folder: {relative!r}")
+    return path
+
+
+def save(relative: str, data: bytes) -> None:
+    """Write atomically (temporary file, then rename), so readers never see half a file."""
+    path = absolute(relative)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def delete(relatives: list[str]) -> None:
+    """Remove the files and then their folders when empty; missing files are fine."""
+    folders = set()
+    for relative in relatives:
+        try:
+            path = absolute(relative)
+            path.unlink(missing_ok=True)
+            folders.add(path.parent)
+        except (OSError, ValueError):
+            logger.exception("Could not delete stored file %s", relative)
+    for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
+        _remove_empty(folder)
+
+
+def _remove_empty(folder: Path) -> None:
+    base = root().resolve()
+    while folder != base and base in folder.parents:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+        folder = folder.parent

@@ -1,0 +1,1 @@
+"""Computer vision: decoding, orientation, YOLO detection, drawing. Imports nothing from Flask."""
