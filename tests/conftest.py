@@ -164,3 +164,12 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.write_line(
         "database backends exercised: " + ", ".join(f"{b} {n} passed" for b, n in counts.items())
     )
+
+
+@pytest.fixture
+def auth_factory():
+    """(client, auth) for an app built by `make_app` with other settings."""
+    def factory(app):
+        client = app.test_client()
+        return client, AuthActions(client)
+    return factory

@@ -159,10 +159,10 @@ def _to_result(result, device: str) -> DetectionResult:
         xyxy = result.boxes.xyxy.cpu().numpy().astype(float)
         confs = result.boxes.conf.cpu().numpy().astype(float)
         classes = result.boxes.cls.cpu().numpy().astype(int)
-        for (x1, y1, x2, y2), conf, cls in zip(xyxy, confs, classes):
-            boxes.append(Box(int(cls), names.get(int(cls), str(cls)), float(conf), x1, y1, x2, y2))
+        for (x1, y1, x2, y2), conf, cls in zip(xyxy.tolist(), confs.tolist(), classes.tolist()):
+            boxes.append(Box(cls, names.get(cls, str(cls)), conf, x1, y1, x2, y2))
     boxes.sort(key=lambda b: b.confidence, reverse=True)
-    return DetectionResult(boxes=boxes, names=names, device=device, timings_ms=dict(result.speed))
+    return DetectionResult(boxes=boxes, names=names, device=device, timings_ms={k: float(v) for k, v in result.speed.items() if v is not None})
 
 
 _detectors: dict[DetectorSettings, Detector] = {}

@@ -1,5 +1,6 @@
 """Decoding and validating uploaded images; EXIF orientation; stored encodings and thumbnails."""
 import io
+import sys
 import warnings
 from dataclasses import dataclass
 
@@ -8,6 +9,18 @@ import pillow_heif
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 pillow_heif.register_heif_opener()
+
+
+def _unpatched_open():
+    """Pillow's own Image.open. Ultralytics replaces it process-wide with a wrapper that, on an
+    unidentified file, tries to pip-install a HEIF plugin; uploads must never trigger that."""
+    current = Image.open
+    if current.__module__ == Image.__name__:
+        return current
+    return getattr(sys.modules.get(current.__module__), "_image_open", current)
+
+
+_pil_open = _unpatched_open()
 
 # Pillow plugin names tried when opening; anything else is never parsed at all.
 OPEN_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "HEIF")
@@ -71,7 +84,7 @@ def _open(data: bytes) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            return Image.open(io.BytesIO(data), formats=OPEN_FORMATS)
+            return _pil_open(io.BytesIO(data), formats=OPEN_FORMATS)
     except Image.DecompressionBombError as exc:
         raise ImageRejected("The image declares far too many pixels to be decoded.") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:

@@ -1,0 +1,202 @@
+"""The gallery, the detail page, images, downloads, deleting, and who may see what."""
+import re
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from tests.conftest import csrf_from
+from tests.images import encode, sample
+from tests.test_pipeline import HX, add_analysis, analyses, stored_files, upload
+from webapp.extensions import db
+from webapp.models import Analysis, AnalysisStatus, Detection
+
+
+@pytest.fixture
+def done(client, auth, app):
+    """A signed-in user with one finished analysis of a small PNG (random-weight model)."""
+    auth.signup()
+    upload(client, ("photo.png", encode(sample(320, 240), "PNG")))
+    [analysis] = analyses(app)
+    assert analysis.status == AnalysisStatus.DONE
+    return analysis
+
+
+def test_gallery_is_empty_with_a_friendly_message(client, auth):
+    auth.signup()
+    page = client.get("/analyses").get_data(as_text=True)
+    assert "No photos yet" in page and 'name="images"' in page and "multiple" in page
+
+
+def test_gallery_lists_newest_first(client, auth, app):
+    auth.signup()
+    for name in ("one.png", "two.png", "three.png"):
+        upload(client, (name, encode(sample(), "PNG")))
+    page = client.get("/analyses").get_data(as_text=True)
+    assert page.index("three.png") < page.index("two.png") < page.index("one.png")
+
+
+def test_gallery_filters_by_label(client, auth, app):
+    auth.signup()
+    dog = add_analysis(app, labels=[("dog", 0.9), ("person", 0.8)])
+    cat = add_analysis(app, labels=[("cat", 0.9), ("dog", 0.1)])  # a dog below the threshold
+    page = client.get("/analyses?label=dog").get_data(as_text=True)
+    assert f"analysis-{dog.public_id}" in page and f"analysis-{cat.public_id}" not in page
+    page = client.get("/analyses?label=cat").get_data(as_text=True)
+    assert f"analysis-{cat.public_id}" in page and f"analysis-{dog.public_id}" not in page
+    assert "No photo shows a <strong>horse</strong>" in client.get("/analyses?label=horse").get_data(as_text=True)
+
+
+def test_label_chips_count_photos(client, auth, app):
+    auth.signup()
+    add_analysis(app, labels=[("dog", 0.9), ("dog", 0.8)])
+    add_analysis(app, labels=[("dog", 0.7)])
+    page = " ".join(client.get("/analyses").get_data(as_text=True).split())
+    assert re.search(r'href="/analyses\?label=dog" class="chip"\s*>dog <span class="count">2</span>', page)
+    assert page.count('<a class="chip" href="/analyses?label=dog">dog <span class="count">') == 2
+
+
+def test_gallery_pages_load_more_as_you_scroll(make_app, auth_factory):
+    app = make_app(GALLERY_PER_PAGE=2)
+    client, auth = auth_factory(app)
+    auth.signup()
+    for _ in range(3):
+        add_analysis(app, labels=[("dog", 0.9)])
+    first = client.get("/analyses").get_data(as_text=True)
+    assert first.count('class="tile ') == 2 and 'hx-trigger="revealed"' in first
+    more = client.get("/analyses?page=2", headers=HX).get_data(as_text=True)
+    assert more.count('class="tile ') == 1 and "<html" not in more and "revealed" not in more
+
+
+def test_gallery_uses_a_fixed_number_of_queries(make_app, auth_factory):
+    app = make_app(GALLERY_PER_PAGE=50)
+    client, auth = auth_factory(app)
+    auth.signup()
+    counts = []
+    for n in (2, 20):
+        while len(analyses(app)) < n:
+            add_analysis(app, labels=[("dog", 0.9), ("cat", 0.5)])
+        statements = []
+
+        def count(*args):
+            statements.append(args[2])
+
+        with app.app_context():
+            sa.event.listen(db.engine, "before_cursor_execute", count)
+            try:
+                assert client.get("/analyses?label=dog").status_code == 200
+            finally:
+                sa.event.remove(db.engine, "before_cursor_execute", count)
+        counts.append(len(statements))
+    assert 0 < counts[0] == counts[1]
+
+
+def test_detail_page_shows_the_result(client, done):
+    page = client.get(f"/analyses/{done.public_id}").get_data(as_text=True)
+    assert "photo.png" in page and 'id="conf"' in page and 'id="detections-data"' in page
+    assert f"/analyses/{done.public_id}/image/annotated" in page
+    assert f"/analyses/{done.public_id}/image/original" in page
+    assert f"/analyses/{done.public_id}/delete" in page
+
+
+def test_detail_page_of_a_pending_analysis_polls(client, auth, app):
+    auth.signup()
+    pending = add_analysis(app, status=AnalysisStatus.PENDING)
+    page = client.get(f"/analyses/{pending.public_id}").get_data(as_text=True)
+    assert 'hx-trigger="load delay:1s"' in page and 'hx-select="#detail"' in page
+
+
+@pytest.mark.parametrize("variant, mimetype", [
+    ("original", "image/png"), ("annotated", "image/jpeg"), ("thumbnail", "image/webp"),
+])
+def test_images_are_served_to_their_owner_with_cache_headers(client, done, variant, mimetype):
+    response = client.get(f"/analyses/{done.public_id}/image/{variant}")
+    assert response.status_code == 200 and response.mimetype == mimetype
+    assert response.headers["ETag"] and "private" in response.headers["Cache-Control"]
+    again = client.get(f"/analyses/{done.public_id}/image/{variant}",
+                       headers={"If-None-Match": response.headers["ETag"]})
+    assert again.status_code == 304
+
+
+def test_unknown_image_variant_is_404(client, done):
+    assert client.get(f"/analyses/{done.public_id}/image/secret").status_code == 404
+
+
+def test_annotated_image_downloads_as_an_attachment(client, done):
+    response = client.get(f"/analyses/{done.public_id}/image/annotated?download=1")
+    assert response.headers["Content-Disposition"].startswith("attachment")
+
+
+def test_detections_download_as_json(client, auth, app):
+    auth.signup()
+    analysis = add_analysis(app, labels=[("dog", 0.9)])
+    response = client.get(f"/analyses/{analysis.public_id}/detections.json")
+    assert response.status_code == 200 and "attachment" in response.headers["Content-Disposition"]
+    assert response.json["detections"] == [
+        {"name": "dog", "class": 0, "confidence": 0.9, "box": {"x1": 0, "y1": 0, "x2": 10, "y2": 10}}
+    ]
+
+
+def test_delete_removes_rows_and_files(client, app, done):
+    token = csrf_from(client.get(f"/analyses/{done.public_id}").get_data(as_text=True))
+    response = client.post(f"/analyses/{done.public_id}/delete", data={"csrf_token": token})
+    assert response.status_code == 302
+    assert analyses(app) == [] and stored_files(app) == []
+    assert list(Path(app.config["UPLOAD_DIR"]).rglob("*")) == [] or all(
+        p.is_dir() and not any(p.iterdir()) for p in Path(app.config["UPLOAD_DIR"]).rglob("*"))
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Detection)) == 0
+
+
+def test_delete_needs_the_csrf_token(client, app, done):
+    assert client.post(f"/analyses/{done.public_id}/delete").status_code == 400
+    assert len(analyses(app)) == 1
+
+
+def test_delete_refuses_get(client, done):
+    assert client.get(f"/analyses/{done.public_id}/delete").status_code == 405
+
+
+ID_ROUTES = [
+    ("GET", "/analyses/{id}"),
+    ("GET", "/analyses/{id}/card"),
+    ("GET", "/analyses/{id}/image/original"),
+    ("GET", "/analyses/{id}/image/annotated"),
+    ("GET", "/analyses/{id}/image/thumbnail"),
+    ("GET", "/analyses/{id}/detections.json"),
+    ("POST", "/analyses/{id}/delete"),
+]
+
+
+@pytest.mark.parametrize("method, route", ID_ROUTES)
+def test_another_users_analysis_is_404(client, auth, app, done, method, route):
+    auth.logout()
+    auth.signup(email="eve@example.com")
+    token = csrf_from(client.get("/analyses").get_data(as_text=True))
+    url = route.format(id=done.public_id)
+    response = client.open(url, method=method, data={"csrf_token": token} if method == "POST" else None)
+    assert response.status_code == 404
+    assert len(analyses(app)) == 1
+
+
+@pytest.mark.parametrize("method, route", ID_ROUTES)
+def test_a_signed_out_visitor_is_sent_to_log_in(client, auth, done, method, route):
+    auth.logout()
+    response = client.open(route.format(id=done.public_id), method=method)
+    assert response.status_code in (302, 400)
+    if method == "GET":
+        assert response.location.startswith("/login?next=")
+
+
+@pytest.mark.parametrize("method, route", ID_ROUTES)
+def test_an_unknown_id_is_404(client, done, method, route):
+    token = csrf_from(client.get("/analyses").get_data(as_text=True))
+    response = client.open(route.format(id="0" * 32), method=method,
+                           data={"csrf_token": token} if method == "POST" else None)
+    assert response.status_code == 404
+
+
+def test_htmx_request_of_a_signed_out_visitor_redirects_the_page(client, done, auth):
+    auth.logout()
+    response = client.get(f"/analyses/{done.public_id}/card", headers=HX)
+    assert response.status_code == 401 and response.headers["HX-Redirect"].startswith("/login")

@@ -1,0 +1,94 @@
+import io
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.images import HOSTILE, encode, sample, with_orientation
+from webapp.vision.draw import class_color_hex, draw_boxes, encode_jpeg
+from webapp.vision.detector import Box
+from webapp.vision.images import ImageRejected, load_image, stored_original, thumbnail
+
+LIMIT = 40_000_000
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "BMP", "TIFF", "HEIF"])
+def test_every_supported_format_decodes_to_upright_rgb(fmt):
+    loaded = load_image(encode(sample(), fmt), LIMIT)
+    assert loaded.image.mode == "RGB"
+    assert (loaded.width, loaded.height) == (96, 64)
+    assert loaded.format == fmt
+
+
+@pytest.mark.parametrize("case", HOSTILE.keys())
+def test_hostile_files_are_rejected_with_a_reason(case):
+    _, data, reason = HOSTILE[case]
+    with pytest.raises(ImageRejected) as info:
+        load_image(data, LIMIT)
+    assert re.search(reason, str(info.value))
+
+
+def test_pixel_limit_is_checked_before_decoding():
+    data = encode(sample(200, 100), "PNG")
+    with pytest.raises(ImageRejected, match="200×100 pixels"):
+        load_image(data, max_pixels=10_000)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_is_applied(orientation):
+    upright = sample(120, 60)
+    loaded = load_image(with_orientation(upright, orientation), LIMIT)
+    assert (loaded.width, loaded.height) == (120, 60)
+    top_left = np.asarray(loaded.image)[5, 5]
+    assert top_left[0] > 180 and top_left[2] < 80, "the red block must be back at the top left"
+    assert loaded.orientation == orientation
+
+
+def test_transparent_png_is_flattened_on_white():
+    image = Image.new("RGBA", (10, 10), (0, 0, 0, 0))
+    loaded = load_image(encode(image, "PNG"), LIMIT)
+    assert loaded.image.getpixel((5, 5)) == (255, 255, 255)
+
+
+def test_upright_web_images_are_stored_unchanged():
+    data = encode(sample(), "JPEG")
+    assert stored_original(load_image(data, LIMIT), data) == (data, "jpg")
+
+
+def test_rotated_or_non_web_images_are_stored_upright():
+    rotated = with_orientation(sample(120, 60), 6)
+    stored, ext = stored_original(load_image(rotated, LIMIT), rotated)
+    assert ext == "jpg" and Image.open(io.BytesIO(stored)).size == (120, 60)
+    bmp = encode(sample(), "BMP")
+    assert stored_original(load_image(bmp, LIMIT), bmp)[1] == "png"
+
+
+def test_thumbnail_is_a_small_webp():
+    thumb = Image.open(io.BytesIO(thumbnail(sample(1600, 900), 400)))
+    assert thumb.format == "WEBP" and thumb.size == (400, 225)
+
+
+def test_bgr_array_is_what_opencv_expects():
+    loaded = load_image(encode(sample(), "PNG"), LIMIT)
+    array = loaded.bgr_array()
+    assert array.shape == (64, 96, 3) and array.dtype == np.uint8
+    assert tuple(array[5, 5]) == (20, 20, 230)
+
+
+def test_drawing_keeps_size_and_marks_the_box():
+    image = np.zeros((100, 200, 3), np.uint8)
+    drawn = draw_boxes(image, [Box(0, "person", 0.9, 10, 20, 110, 90)])
+    assert drawn.shape == image.shape and drawn[55, 10].any() and not image.any()
+    assert encode_jpeg(drawn)[:2] == b"\xff\xd8"
+
+
+def test_each_class_keeps_one_colour():
+    assert class_color_hex(0) == class_color_hex(0) != class_color_hex(1)
+
+
+def test_rejection_does_not_go_through_ultralytics_pil_patch():
+    import ultralytics.utils.patches  # noqa: F401  (patches PIL.Image.open on import)
+
+    with pytest.raises(ImageRejected, match="not an image"):
+        load_image(b"plain text, not a picture", LIMIT)
