@@ -107,7 +107,7 @@ def test_detail_page_of_a_pending_analysis_polls(client, auth, app):
 
 
 @pytest.mark.parametrize("variant, mimetype", [
-    ("original", "image/png"), ("annotated", "image/jpeg"), ("thumbnail", "image/webp"),
+    ("original", "image/png"), ("annotated", "image/jpeg"), ("thumbnail", "image/jpeg"),
 ])
 def test_images_are_served_to_their_owner_with_cache_headers(client, done, variant, mimetype):
     response = client.get(f"/analyses/{done.public_id}/image/{variant}")

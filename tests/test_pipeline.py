@@ -52,7 +52,7 @@ def test_upload_runs_detection_and_stores_the_results(client, auth, app, assets)
     labels = [d.label for d in analysis.visible_detections()]
     assert "bus" in labels and labels.count("person") >= 4
     assert len(stored_files(app)) == 3  # original, annotated, thumbnail
-    assert all(p.name in ("original.jpg", "annotated.jpg", "thumbnail.webp") for p in stored_files(app))
+    assert all(p.name in ("original.jpg", "annotated.jpg", "thumbnail.jpg") for p in stored_files(app))
 
 
 def test_gallery_card_shows_label_chips_with_counts(client, auth, assets):

@@ -47,7 +47,7 @@ def accept_upload(user: User, filename: Optional[str], data: bytes) -> tuple[Ana
         owner=user,
         original_filename=display_filename(filename),
         original_path=f"{folder}/original.{ext}",
-        thumbnail_path=f"{folder}/thumbnail.webp",
+        thumbnail_path=f"{folder}/thumbnail.jpg",
         width=loaded.width,
         height=loaded.height,
         sha256=hashlib.sha256(data).hexdigest(),
@@ -59,7 +59,7 @@ def accept_upload(user: User, filename: Optional[str], data: bytes) -> tuple[Ana
     )
     try:
         storage.save(analysis.original_path, original_bytes)
-        storage.save(analysis.thumbnail_path, thumbnail(loaded.image, config["THUMBNAIL_SIZE"]))
+        storage.save(analysis.thumbnail_path, thumbnail(loaded.bgr_array(), config["THUMBNAIL_SIZE"]))
         db.session.add(analysis)
         db.session.commit()
     except BaseException:

@@ -4,6 +4,7 @@ import time
 from typing import Optional
 
 import numpy as np
+import sqlalchemy as sa
 from flask import current_app
 
 from webapp import storage
@@ -41,11 +42,12 @@ def run_analysis(analysis_id: int, image_bgr: Optional[np.ndarray] = None) -> No
 
 
 def _store_result(analysis: Analysis, result, annotated_path: str, seconds: float) -> None:
-    analysis.detections = [
-        Detection(class_id=b.class_id, label=b.label, confidence=b.confidence,
-                  x1=b.x1, y1=b.y1, x2=b.x2, y2=b.y2)
-        for b in result.boxes
-    ]
+    if result.boxes:  # one multi-row INSERT; ORM objects cost more than the rest of the step
+        db.session.execute(sa.insert(Detection), [
+            {"analysis_id": analysis.id, "class_id": b.class_id, "label": b.label,
+             "confidence": b.confidence, "x1": b.x1, "y1": b.y1, "x2": b.x2, "y2": b.y2}
+            for b in result.boxes
+        ])
     analysis.annotated_path = annotated_path
     analysis.preprocess_ms = result.timings_ms.get("preprocess")
     analysis.inference_ms = result.timings_ms.get("inference")

@@ -140,13 +140,17 @@ class Detector:
                     iou=iou if iou is not None else self.settings.iou,
                     imgsz=imgsz or self.settings.imgsz,
                     device=self._device,
-                    half=self._device.startswith("cuda"),
                     classes=list(classes) if classes else None,
                     verbose=False,
+                    **self._precision(),
                 )[0]
             except Exception as exc:
                 raise DetectorError(f"Detection failed: {' '.join(str(exc).split())}") from exc
         return _to_result(result, self._device)
+
+    def _precision(self) -> dict:
+        """Half precision on CUDA (Ultralytics' `quantize=16`); the runtime's default elsewhere."""
+        return {"quantize": 16} if self._device.startswith("cuda") else {}
 
     def names(self) -> dict[int, str]:
         return dict(self.load().names)

