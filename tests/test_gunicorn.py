@@ -64,3 +64,23 @@ def test_gunicorn_without_secret_key_stops_with_one_clear_line(tmp_path):
     )
     assert result.returncode != 0
     assert "SECRET_KEY is not set" in result.stdout + result.stderr
+
+
+def test_container_entrypoint_migrates_then_serves(tmp_path):
+    port = free_port()
+    env = production_env(tmp_path, PORT=str(port), WEB_CONCURRENCY="1",
+                         PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    process = subprocess.Popen(
+        ["sh", str(BASE_DIR / "docker" / "entrypoint.sh"), "web"],
+        cwd=BASE_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for(f"http://127.0.0.1:{port}/healthz", process)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    import sqlite3
+
+    tables = {row[0] for row in sqlite3.connect(tmp_path / "prod.sqlite3").execute(
+        "SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"user", "analysis", "detection", "refresh_token", "alembic_version"} <= tables
