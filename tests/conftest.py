@@ -1,4 +1,5 @@
 """Shared fixtures: an app on each database backend, a client, an `auth` helper, test images."""
+import io
 import os
 import re
 import tempfile
@@ -173,3 +174,56 @@ def auth_factory():
         client = app.test_client()
         return client, AuthActions(client)
     return factory
+
+
+class ApiActions:
+    """Drives the JSON API: sign-up, log-in (keeping the refresh cookie), bearer headers."""
+
+    REFRESH_HEADERS = {"X-Requested-With": "XMLHttpRequest"}
+
+    def __init__(self, client):
+        self.client = client
+        self.token = None
+
+    def signup(self, email="ada@example.com", password=PASSWORD):
+        return self.client.post("/api/v1/auth/signup", json={"email": email, "password": password})
+
+    def login(self, email="ada@example.com", password=PASSWORD):
+        response = self.client.post("/api/v1/auth/login", json={"email": email, "password": password})
+        if response.status_code == 200:
+            self.token = response.json["access_token"]
+        return response
+
+    def refresh(self, **kwargs):
+        response = self.client.post("/api/v1/auth/refresh", headers=self.REFRESH_HEADERS, **kwargs)
+        if response.status_code == 200:
+            self.token = response.json["access_token"]
+        return response
+
+    def logout(self):
+        return self.client.post("/api/v1/auth/logout", headers=self.REFRESH_HEADERS)
+
+    @property
+    def headers(self):
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def get(self, url, **kwargs):
+        return self.client.get(url, headers=self.headers, **kwargs)
+
+    def delete(self, url, **kwargs):
+        return self.client.delete(url, headers=self.headers, **kwargs)
+
+    def upload(self, *files, query="", **fields):
+        data = {"images": [(io.BytesIO(b), name) for name, b in files], **fields}
+        return self.client.post(f"/api/v1/analyses{query}", data=data, headers=self.headers,
+                                content_type="multipart/form-data")
+
+    def user(self, email="ada@example.com"):
+        self.signup(email)
+        self.login(email)
+        return self
+
+
+@pytest.fixture
+def api(client):
+    return ApiActions(client)

@@ -34,12 +34,14 @@ def create_app(config: object | None = None) -> Flask:
 
 
 def register_extensions(app: Flask) -> None:
-    from webapp.extensions import csrf, db, login_manager, migrate
+    from webapp.extensions import csrf, db, jwt, limiter, login_manager, migrate
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"), render_as_batch=True)
     login_manager.init_app(app)
     csrf.init_app(app)
+    jwt.init_app(app)
+    limiter.init_app(app)
 
 
 def register_subsystems(app: Flask) -> None:
@@ -53,6 +55,7 @@ def register_subsystems(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
+    from webapp import api
     from webapp.analyses import bp as analyses_bp
     from webapp.auth import bp as auth_bp
     from webapp.health import bp as health_bp
@@ -60,6 +63,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(health_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(analyses_bp)
+    api.init_app(app)
 
 
 def register_errorhandlers(app: Flask) -> None:

@@ -41,6 +41,17 @@ class Config:
     ANALYSIS_WORKERS = _env_int("ANALYSIS_WORKERS", 1)
 
     GALLERY_PER_PAGE = _env_int("GALLERY_PER_PAGE", 24)
+
+    # JSON API.
+    ACCESS_TOKEN_TTL = _env_int("ACCESS_TOKEN_TTL", 15 * 60)  # seconds
+    REFRESH_TOKEN_TTL = _env_int("REFRESH_TOKEN_TTL", 30 * 24 * 3600)  # seconds
+    JWT_TOKEN_LOCATION = ["headers"]
+    JWT_ALGORITHM = "HS256"
+    API_WAIT_TIMEOUT = _env_int("API_WAIT_TIMEOUT", 120)  # seconds, for ?wait=true
+    CORS_ORIGINS = os.environ.get("CORS_ORIGINS") or ""  # comma-separated; empty: no CORS
+    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI") or "memory://"
+    RATELIMIT_AUTH = os.environ.get("RATELIMIT_AUTH") or "10 per minute"
+    RATELIMIT_HEADERS_ENABLED = True
     LOG_LEVEL = os.environ.get("LOG_LEVEL") or "INFO"
 
     SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
@@ -60,3 +71,4 @@ class TestConfig(Config):
     YOLO_MODEL = "yolo11n.yaml"
     YOLO_DEVICE = "cpu"
     LOG_LEVEL = "WARNING"
+    RATELIMIT_AUTH = "1000 per minute"

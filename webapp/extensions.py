@@ -1,4 +1,7 @@
 """Extension objects, created unbound; `create_app` calls `init_app` on each."""
+from flask_jwt_extended import JWTManager
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -14,3 +17,5 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
+jwt = JWTManager()
+limiter = Limiter(key_func=get_remote_address)

@@ -101,6 +101,8 @@ class Analysis(db.Model):
     conf: Mapped[float]
     iou: Mapped[float]
     imgsz: Mapped[int]
+    # Class names the detection was limited to (None: all classes of the model).
+    classes: Mapped[Optional[list[str]]] = mapped_column(sa.JSON)
     # Milliseconds spent in each stage of the detector, and end to end in the worker.
     preprocess_ms: Mapped[Optional[float]]
     inference_ms: Mapped[Optional[float]]

@@ -56,17 +56,17 @@ def upload():
     if not form.validate_on_submit():
         return _upload_invalid(form)
     files = [f for f in request.files.getlist("images") if f and (f.filename or f.content_length)]
-    accepted, rejected = services.upload_files(current_user, files)
+    result = services.upload_files(current_user, files)
     if wants_partial():
-        status = 201 if accepted else 422
+        status = 201 if result.accepted else 422
         return render_template(
-            "analyses/_upload_result.html", analyses=accepted, rejected=rejected,
-            chips=services.label_counts(accepted),
+            "analyses/_upload_result.html", analyses=result.accepted, rejected=result.rejected,
+            chips=services.label_counts(result.accepted),
         ), status
-    for item in rejected:
+    for item in result.rejected:
         flash(f"{item.filename}: {item.reason}", "error")
-    if accepted:
-        flash(f"{len(accepted)} photo(s) uploaded: detection is running.", "success")
+    if result.accepted:
+        flash(f"{len(result.accepted)} photo(s) uploaded: detection is running.", "success")
     return redirect(url_for("analyses.gallery"))
 
 

@@ -14,6 +14,7 @@ from flask_login import current_user
 from webapp import jobs, storage
 from webapp.extensions import db
 from webapp.models import Analysis, Detection, User
+from webapp.vision.detector import get_detector
 from webapp.vision.images import ImageRejected, LoadedImage, load_image, stored_original, thumbnail
 
 logger = logging.getLogger(__name__)
@@ -25,6 +26,35 @@ class Rejected:
     reason: str
 
 
+@dataclass(frozen=True)
+class DetectionParams:
+    """Per-upload detection settings; None means the configured default."""
+
+    conf: Optional[float] = None
+    iou: Optional[float] = None
+    imgsz: Optional[int] = None
+    classes: Optional[tuple[str, ...]] = None
+
+
+class UnknownClasses(ValueError):
+    """Some requested class names are not classes of the model."""
+
+    def __init__(self, unknown: list[str], known: list[str]):
+        super().__init__(f"Unknown class names: {', '.join(unknown)}.")
+        self.unknown, self.known = unknown, known
+
+
+def check_classes(names: Optional[tuple[str, ...]]) -> None:
+    """Raise UnknownClasses for names the model does not know (loads the model; may raise
+    DetectorError when it cannot be loaded)."""
+    if not names:
+        return
+    known = list(get_detector(current_app).names().values())
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise UnknownClasses(unknown, known)
+
+
 def display_filename(name: Optional[str]) -> str:
     """The client's filename, for display only: base name, printable, at most 255 characters."""
     name = os.path.basename((name or "").replace("\\", "/"))
@@ -32,7 +62,9 @@ def display_filename(name: Optional[str]) -> str:
     return name.strip()[:255] or "photo"
 
 
-def accept_upload(user: User, filename: Optional[str], data: bytes) -> tuple[Analysis, LoadedImage]:
+def accept_upload(
+    user: User, filename: Optional[str], data: bytes, params: DetectionParams = DetectionParams()
+) -> tuple[Analysis, LoadedImage]:
     """Validate an uploaded image, store it with a thumbnail and commit a `pending` Analysis.
 
     Raises ImageRejected (nothing stored). If storing fails, no file or row is left behind.
@@ -52,9 +84,10 @@ def accept_upload(user: User, filename: Optional[str], data: bytes) -> tuple[Ana
         height=loaded.height,
         sha256=hashlib.sha256(data).hexdigest(),
         model_name=config["YOLO_MODEL"],
-        conf=config["YOLO_CONF"],
-        iou=config["YOLO_IOU"],
-        imgsz=config["YOLO_IMGSZ"],
+        conf=config["YOLO_CONF"] if params.conf is None else params.conf,
+        iou=config["YOLO_IOU"] if params.iou is None else params.iou,
+        imgsz=params.imgsz or config["YOLO_IMGSZ"],
+        classes=list(params.classes) if params.classes else None,
         worker=jobs.worker_id(),
     )
     try:
@@ -69,19 +102,36 @@ def accept_upload(user: User, filename: Optional[str], data: bytes) -> tuple[Ana
     return analysis, loaded
 
 
-def upload_files(user: User, files) -> tuple[list[Analysis], list[Rejected]]:
+@dataclass
+class UploadResult:
+    accepted: list[Analysis]
+    rejected: list[Rejected]
+    futures: list  # concurrent.futures.Future of each queued analysis (none when run inline)
+
+    def wait(self, timeout: Optional[float]) -> bool:
+        """Block until the accepted analyses are finished; False if `timeout` ran out first."""
+        from concurrent.futures import wait
+
+        _, not_done = wait(self.futures, timeout=timeout)
+        return not not_done
+
+
+def upload_files(user: User, files, params: DetectionParams = DetectionParams()) -> UploadResult:
     """Accept each uploaded file on its own and queue the accepted ones for detection."""
-    accepted, rejected = [], []
+    result = UploadResult([], [], [])
+    runner = jobs.get_runner(current_app)
     for file in files:
         name = display_filename(file.filename)
         try:
-            analysis, loaded = accept_upload(user, name, file.read())
+            analysis, loaded = accept_upload(user, name, file.read(), params)
         except ImageRejected as exc:
-            rejected.append(Rejected(name, str(exc)))
+            result.rejected.append(Rejected(name, str(exc)))
             continue
-        accepted.append(analysis)
-        jobs.get_runner(current_app).submit(analysis.id, loaded.bgr_array())
-    return accepted, rejected
+        result.accepted.append(analysis)
+        future = runner.submit(analysis.id, loaded.bgr_array())
+        if future is not None:
+            result.futures.append(future)
+    return result
 
 
 def delete_analysis(analysis: Analysis) -> None:

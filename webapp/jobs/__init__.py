@@ -54,11 +54,12 @@ class JobRunner:
         self._futures: set[Future] = set()
         self._lock = threading.Lock()
 
-    def submit(self, analysis_id: int, image_bgr: Optional[np.ndarray] = None) -> None:
-        """Queue an analysis. `image_bgr` (the decoded upright image) saves decoding it again."""
+    def submit(self, analysis_id: int, image_bgr: Optional[np.ndarray] = None) -> Optional[Future]:
+        """Queue an analysis; its Future, or None when it already ran inline ("sync").
+        `image_bgr` (the decoded upright image) saves decoding it again."""
         if self.mode == "sync":
             run_analysis(analysis_id, image_bgr)
-            return
+            return None
         with self._lock:
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(
@@ -67,6 +68,7 @@ class JobRunner:
             future = self._executor.submit(self._run, analysis_id, image_bgr)
             self._futures.add(future)
         future.add_done_callback(self._futures.discard)
+        return future
 
     def _run(self, analysis_id: int, image_bgr: Optional[np.ndarray]) -> None:
         with self.app.app_context():

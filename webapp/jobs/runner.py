@@ -29,7 +29,11 @@ def run_analysis(analysis_id: int, image_bgr: Optional[np.ndarray] = None) -> No
     annotated_path = f"{_folder(analysis)}/annotated.jpg"
     try:
         image = image_bgr if image_bgr is not None else _read_original(analysis)
-        result = get_detector(current_app).detect(image, iou=analysis.iou, imgsz=analysis.imgsz)
+        detector = get_detector(current_app)
+        result = detector.detect(
+            image, floor=min(detector.settings.floor, analysis.conf), iou=analysis.iou,
+            imgsz=analysis.imgsz, classes=_class_ids(detector, analysis.classes),
+        )
         shown = [b for b in result.boxes if b.confidence >= analysis.conf]
         storage.save(annotated_path, encode_jpeg(draw_boxes(image, shown)))
         _store_result(analysis, result, annotated_path, time.perf_counter() - started)
@@ -71,6 +75,13 @@ def fail_analysis(analysis: Analysis, message: str) -> None:
     analysis.status = AnalysisStatus.FAILED
     analysis.error = message
     analysis.finished_at = utcnow()
+
+
+def _class_ids(detector, names: Optional[list[str]]) -> Optional[list[int]]:
+    if not names:
+        return None
+    ids = {name: class_id for class_id, name in detector.names().items()}
+    return [ids[name] for name in names if name in ids]
 
 
 def _folder(analysis: Analysis) -> str:

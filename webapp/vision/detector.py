@@ -126,17 +126,19 @@ class Detector:
         self,
         image_bgr: np.ndarray,
         *,
+        floor: Optional[float] = None,
         iou: Optional[float] = None,
         imgsz: Optional[int] = None,
         classes: Optional[Sequence[int]] = None,
     ) -> DetectionResult:
-        """Detect objects in an upright BGR image; boxes are in that image's pixels."""
+        """Detect objects in an upright BGR image; boxes are in that image's pixels. Returns every
+        box at or above `floor` (default: the settings' floor), optionally of `classes` only."""
         with self._lock:
             model = self.load()
             try:
                 result = model.predict(
                     image_bgr,
-                    conf=self.settings.floor,
+                    conf=self.settings.floor if floor is None else floor,
                     iou=iou if iou is not None else self.settings.iou,
                     imgsz=imgsz or self.settings.imgsz,
                     device=self._device,

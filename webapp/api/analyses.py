@@ -1,0 +1,190 @@
+"""/api/v1/analyses: upload, list, read, delete, images and exports of the caller's analyses."""
+from typing import Optional
+
+import sqlalchemy as sa
+from flask import Response, current_app, request, send_file, url_for
+from sqlalchemy.orm import selectinload
+
+from webapp import storage
+from webapp.analyses import exports, services
+from webapp.api import bp
+from webapp.api.openapi import operation
+from webapp.api.schemas import (
+    AnalysisOut, AnalysisPage, AnalysisSummary, BulkExportQuery, DetailQuery, DetectionOut,
+    ExportQuery, ImageQuery, ListQuery, UploadOut, UploadParams, UploadQuery,
+)
+from webapp.api.security import api_user, login_required
+from webapp.api.validation import form, query
+from webapp.errors import ProblemError
+from webapp.extensions import db
+from webapp.models import Analysis
+from webapp.vision.detector import DetectorError
+
+TAG = "analyses"
+IMAGE_TYPES = {"image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+               "image/png": {"schema": {"type": "string", "format": "binary"}},
+               "image/webp": {"schema": {"type": "string", "format": "binary"}}}
+EXPORT_TYPES = {"application/json": {"schema": {"type": "object"}},
+                "text/csv": {"schema": {"type": "string"}},
+                "text/plain": {"schema": {"type": "string"}},
+                "application/zip": {"schema": {"type": "string", "format": "binary"}}}
+UPLOAD_BODY = {"schema": {
+    "type": "object", "required": ["images"],
+    "properties": {
+        "images": {"type": "array", "items": {"type": "string", "format": "binary"},
+                   "description": "One or more photos (JPEG, PNG, WebP, BMP, TIFF, HEIC)."},
+        **{k: v for k, v in UploadParams.model_json_schema()["properties"].items()},
+    },
+}, "encoding": {"images": {"contentType": "application/octet-stream"}}}
+
+
+def owned(public_id: str, with_detections: bool = False) -> Analysis:
+    """The caller's analysis; 404 for anyone else's, exactly as for one that does not exist."""
+    stmt = sa.select(Analysis).where(Analysis.public_id == public_id, Analysis.user_id == api_user().id)
+    if with_detections:
+        stmt = stmt.options(selectinload(Analysis.detections))
+    analysis = db.session.scalar(stmt)
+    if analysis is None:
+        raise ProblemError(404, "No such analysis.")
+    return analysis
+
+
+def _urls(a: Analysis) -> dict:
+    def image(variant):
+        return url_for("api.image", public_id=a.public_id, variant=variant)
+    return {"self": url_for("api.get_analysis", public_id=a.public_id), "original": image("original"),
+            "annotated": image("annotated") if a.annotated_path else None,
+            "thumbnail": image("thumbnail") if a.thumbnail_path else None,
+            "export": url_for("api.export_one", public_id=a.public_id, format="json")}
+
+
+def summary(a: Analysis, labels: list[tuple[str, int]]) -> dict:
+    return {"id": a.public_id, "status": a.status, "error": a.error, "filename": a.original_filename,
+            "width": a.width, "height": a.height, "sha256": a.sha256, "labels": dict(labels),
+            "created_at": a.created_at, "finished_at": a.finished_at, "urls": _urls(a)}
+
+
+def detail(a: Analysis, min_conf: Optional[float] = None) -> dict:
+    shown = a.visible_detections(min_conf)
+    labels: dict[str, int] = {}
+    for d in a.visible_detections():
+        labels[d.label] = labels.get(d.label, 0) + 1
+    body = summary(a, sorted(labels.items()))
+    body.update(
+        model={"name": a.model_name, "conf": a.conf, "iou": a.iou, "imgsz": a.imgsz, "classes": a.classes},
+        timings={"preprocess_ms": a.preprocess_ms, "inference_ms": a.inference_ms,
+                 "postprocess_ms": a.postprocess_ms, "total_ms": a.total_ms},
+        device=a.device, started_at=a.started_at,
+        detections=[DetectionOut.model_validate(d.as_dict()) for d in shown],
+    )
+    return AnalysisOut.model_validate(body).model_dump(mode="json", by_alias=True)
+
+
+@bp.route("/analyses", methods=["POST"])
+@login_required
+@operation(summary="Upload photos for detection", tag=TAG, query=UploadQuery, multipart=UPLOAD_BODY,
+           description="202 with the queued analyses; with `wait=true`, 201 once they are finished. "
+                       "Refused files are listed in `rejected` with the reason; nothing is stored for them.",
+           responses={201: UploadOut, 202: UploadOut, 401: None, 413: None, 422: None})
+def upload():
+    wait = query(UploadQuery).wait
+    params = form(UploadParams)
+    files = [f for f in request.files.getlist("images") if f and f.filename]
+    if not files:
+        raise ProblemError(422, "Send one or more files in the multipart field `images`.")
+    detection = services.DetectionParams(params.conf, params.iou, params.imgsz,
+                                         tuple(params.classes) if params.classes else None)
+    try:
+        services.check_classes(detection.classes)
+    except services.UnknownClasses as exc:
+        raise ProblemError(422, f"{exc} Known classes: {', '.join(exc.known)}.") from None
+    except DetectorError as exc:
+        raise ProblemError(503, str(exc)) from None
+    result = services.upload_files(api_user(), files, detection)
+    rejected = [{"filename": r.filename, "reason": r.reason} for r in result.rejected]
+    if not result.accepted:
+        raise ProblemError(422, "No file was accepted.", rejected=rejected)
+    finished = result.wait(current_app.config["API_WAIT_TIMEOUT"]) if wait else False
+    db.session.expire_all()
+    body = UploadOut.model_validate({
+        "analyses": [detail(owned(a.public_id, with_detections=True)) for a in result.accepted],
+        "rejected": rejected,
+    }).model_dump(mode="json", by_alias=True)
+    headers = {"Location": body["analyses"][0]["urls"]["self"]} if len(body["analyses"]) == 1 else {}
+    return body, (201 if finished else 202), headers
+
+
+@bp.route("/analyses", methods=["GET"])
+@login_required
+@operation(summary="List your analyses, newest first", tag=TAG, query=ListQuery,
+           responses={200: AnalysisPage, 401: None, 422: None})
+def list_analyses():
+    q = query(ListQuery)
+    page = db.paginate(services.gallery_query(api_user(), label=q.label, status=q.status),
+                       page=q.page, per_page=q.per_page, error_out=False)
+    items = list(page.items)
+    chips = services.label_counts(items)
+    next_url = (url_for("api.list_analyses", page=q.page + 1, per_page=q.per_page, label=q.label,
+                        status=q.status) if page.has_next else None)
+    body = {"items": [AnalysisSummary.model_validate(summary(a, chips[a.id])) for a in items],
+            "total": page.total or 0, "page": q.page, "per_page": q.per_page,
+            "pages": page.pages, "next": next_url}
+    return AnalysisPage.model_validate(body).model_dump(mode="json")
+
+
+@bp.route("/analyses/<public_id>", methods=["GET"])
+@login_required
+@operation(summary="One analysis with its detections", tag=TAG, query=DetailQuery,
+           responses={200: AnalysisOut, 401: None, 404: None, 422: None})
+def get_analysis(public_id: str):
+    return detail(owned(public_id, with_detections=True), query(DetailQuery).min_conf)
+
+
+@bp.route("/analyses/<public_id>", methods=["DELETE"])
+@login_required
+@operation(summary="Delete an analysis, its detections and its images", tag=TAG,
+           responses={204: None, 401: None, 404: None})
+def delete_analysis(public_id: str):
+    services.delete_analysis(owned(public_id))
+    return Response(status=204)
+
+
+@bp.route("/analyses/<public_id>/image", methods=["GET"])
+@login_required
+@operation(summary="An image of the analysis", tag=TAG, query=ImageQuery,
+           responses={200: IMAGE_TYPES, 401: None, 404: None, 422: None})
+def image(public_id: str):
+    analysis = owned(public_id)
+    variant = query(ImageQuery).variant
+    relative = getattr(analysis, f"{variant}_path")
+    if not relative or not storage.absolute(relative).is_file():
+        raise ProblemError(404, f"This analysis has no {variant} image (yet).")
+    response = send_file(storage.absolute(relative), conditional=True, etag=True, max_age=3600)
+    response.cache_control.private = True
+    return response
+
+
+@bp.route("/analyses/<public_id>/export", methods=["GET"])
+@login_required
+@operation(summary="Export one analysis's detections", tag=TAG, query=ExportQuery,
+           responses={200: EXPORT_TYPES, 401: None, 404: None, 422: None})
+def export_one(public_id: str):
+    q = query(ExportQuery)
+    analysis = owned(public_id, with_detections=True)
+    return _send(exports.export([analysis], q.format, q.min_conf, exports.stem(analysis)))
+
+
+@bp.route("/analyses/export", methods=["GET"])
+@login_required
+@operation(summary="Export the detections of your analyses, filtered", tag=TAG, query=BulkExportQuery,
+           responses={200: EXPORT_TYPES, 401: None, 422: None})
+def export_many():
+    q = query(BulkExportQuery)
+    stmt = services.gallery_query(api_user(), label=q.label, status=q.status)
+    analyses = list(db.session.scalars(stmt.options(selectinload(Analysis.detections))))
+    return _send(exports.export(analyses, q.format, q.min_conf, "analyses"))
+
+
+def _send(result: exports.Export) -> Response:
+    return Response(result.body, mimetype=result.mimetype, headers={
+        "Content-Disposition": f'attachment; filename="{result.filename}"'})

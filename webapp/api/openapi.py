@@ -1,0 +1,140 @@
+"""The OpenAPI 3.1 document, built from the routes' `@operation` metadata and the Pydantic
+schemas that also validate their requests."""
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Union
+
+from flask import Flask
+from pydantic import BaseModel
+
+from webapp.api.schemas import Problem
+
+REF = "#/components/schemas/{model}"
+ERROR_CONTENT = "application/problem+json"
+
+# A response is a model (JSON), None (no body) or a dict of content types (files).
+ResponseSpec = Union[type[BaseModel], None, dict[str, Any]]
+
+
+@dataclass
+class Operation:
+    summary: str
+    tag: str
+    responses: dict[int, ResponseSpec]
+    query: Optional[type[BaseModel]] = None
+    body: Optional[type[BaseModel]] = None
+    multipart: Optional[dict[str, Any]] = None
+    cookie: Optional[str] = None
+    headers: dict[str, str] = field(default_factory=dict)
+    public: bool = False
+    description: str = ""
+
+
+def operation(**kwargs) -> Callable:
+    """Attach OpenAPI metadata to a view; `build_document` reads it."""
+    def decorate(view):
+        view.openapi = Operation(**kwargs)
+        return view
+    return decorate
+
+
+class _Components:
+    def __init__(self):
+        self.schemas: dict[str, Any] = {}
+
+    def ref(self, model: type[BaseModel], mode: str = "serialization") -> dict:
+        schema = model.model_json_schema(ref_template=REF, mode=mode)
+        for name, definition in schema.pop("$defs", {}).items():
+            self.schemas.setdefault(name, definition)
+        self.schemas.setdefault(model.__name__, schema)
+        return {"$ref": REF.format(model=model.__name__)}
+
+
+def _parameters(op: Operation) -> list[dict]:
+    params = []
+    if op.query is not None:
+        schema = op.query.model_json_schema(mode="validation")
+        for name, prop in schema.get("properties", {}).items():
+            params.append({
+                "name": name, "in": "query", "required": name in schema.get("required", []),
+                "description": prop.pop("description", ""), "schema": prop,
+            })
+    if op.cookie:
+        params.append({"name": op.cookie, "in": "cookie", "required": False,
+                       "schema": {"type": "string"}, "description": "Refresh token, set by login."})
+    for name, description in op.headers.items():
+        params.append({"name": name, "in": "header", "required": True,
+                       "schema": {"type": "string", "enum": ["XMLHttpRequest"]},
+                       "description": description})
+    return params
+
+
+def _responses(op: Operation, components: _Components) -> dict:
+    responses: dict[str, Any] = {}
+    for status, spec in op.responses.items():
+        entry: dict[str, Any] = {"description": _STATUS_TEXT.get(status, str(status))}
+        if isinstance(spec, dict):
+            entry["content"] = spec
+        elif spec is not None:
+            entry["content"] = {"application/json": {"schema": components.ref(spec)}}
+        responses[str(status)] = entry
+    responses["default"] = {
+        "description": "An error (RFC 9457 problem details)",
+        "content": {ERROR_CONTENT: {"schema": components.ref(Problem)}},
+    }
+    return responses
+
+
+def _path(rule: str) -> tuple[str, list[dict]]:
+    names = re.findall(r"<(?:[^:<>]+:)?([^<>]+)>", rule)
+    path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule)
+    params = [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}} for n in names]
+    return path, params
+
+
+def build_document(app: Flask, blueprint: str, title: str, version: str) -> dict:
+    components = _Components()
+    paths: dict[str, dict] = {}
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
+        if not rule.endpoint.startswith(blueprint + "."):
+            continue
+        op: Optional[Operation] = getattr(app.view_functions[rule.endpoint], "openapi", None)
+        if op is None:
+            continue
+        path, path_params = _path(rule.rule)
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            entry: dict[str, Any] = {
+                "summary": op.summary, "tags": [op.tag],
+                "operationId": rule.endpoint.split(".", 1)[1],
+                "parameters": path_params + _parameters(op),
+                "responses": _responses(op, components),
+            }
+            if op.description:
+                entry["description"] = op.description
+            if op.public:
+                entry["security"] = []
+            if op.body is not None:
+                entry["requestBody"] = {"required": True, "content": {
+                    "application/json": {"schema": components.ref(op.body, mode="validation")}}}
+            if op.multipart is not None:
+                entry["requestBody"] = {"required": True, "content": {"multipart/form-data": op.multipart}}
+            paths.setdefault(path, {})[method.lower()] = entry
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": version,
+                 "description": "Photo object detection. Authenticate with `Authorization: Bearer "
+                                "<access token>` from `POST /api/v1/auth/login` (or the browser session)."},
+        "servers": [{"url": "/"}],
+        "paths": paths,
+        "components": {
+            "schemas": components.schemas,
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+        },
+        "security": [{"bearerAuth": []}],
+    }
+
+
+_STATUS_TEXT = {
+    200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 401: "Not authenticated",
+    404: "Not found", 409: "Conflict", 422: "Invalid input", 429: "Too many requests",
+}

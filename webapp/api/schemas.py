@@ -1,0 +1,181 @@
+"""The API's contracts: Pydantic models that validate requests and describe responses.
+The OpenAPI document (`/api/v1/openapi.json`) is generated from these same classes."""
+from datetime import datetime
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+
+Status = Literal["pending", "running", "done", "failed"]
+ExportFormat = Literal["json", "coco", "yolo", "csv"]
+Variant = Literal["original", "annotated", "thumbnail"]
+
+
+class Schema(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+# ---- requests ----
+
+class SignupIn(Schema):
+    email: EmailStr = Field(max_length=254)
+    password: str = Field(min_length=8, max_length=1024)
+
+
+class LoginIn(Schema):
+    email: str = Field(min_length=1, max_length=254)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class UploadQuery(Schema):
+    wait: bool = Field(False, description="Answer 201 once every analysis has finished.")
+
+
+class UploadParams(Schema):
+    """Optional form fields beside the files."""
+
+    conf: Optional[float] = Field(None, ge=0, le=1, description="Confidence to draw and count at.")
+    iou: Optional[float] = Field(None, ge=0, le=1, description="NMS IoU threshold.")
+    imgsz: Optional[int] = Field(None, ge=32, le=2048, description="Inference size in pixels.")
+    classes: Optional[list[str]] = Field(
+        None, description="Only detect these class names (repeat the field or separate by commas)."
+    )
+
+    @field_validator("classes", mode="before")
+    @classmethod
+    def split_commas(cls, value):
+        if isinstance(value, str):
+            value = [value]
+        if isinstance(value, list):
+            names = [n.strip() for item in value for n in str(item).split(",") if n.strip()]
+            return names or None
+        return value
+
+
+class ListQuery(Schema):
+    page: int = Field(1, ge=1, le=100_000)
+    per_page: int = Field(20, ge=1, le=100)
+    label: Optional[str] = Field(None, max_length=100, description="Only analyses showing this label.")
+    status: Optional[Status] = None
+
+
+class DetailQuery(Schema):
+    min_conf: Optional[float] = Field(
+        None, ge=0, le=1, description="Only detections at or above this (default: the analysis's conf)."
+    )
+
+
+class ImageQuery(Schema):
+    variant: Variant = "annotated"
+
+
+class ExportQuery(Schema):
+    format: ExportFormat = "json"
+    min_conf: Optional[float] = Field(None, ge=0, le=1)
+
+
+class BulkExportQuery(ExportQuery):
+    label: Optional[str] = Field(None, max_length=100)
+    status: Status = "done"
+
+
+# ---- responses ----
+
+class UserOut(Schema):
+    id: int
+    email: str
+    created_at: datetime
+
+
+class TokenOut(Schema):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int = Field(description="Seconds until the access token expires.")
+
+
+class BoxOut(Schema):
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+
+
+class DetectionOut(Schema):
+    name: str
+    class_: int = Field(alias="class", serialization_alias="class")
+    confidence: float
+    box: BoxOut
+
+
+class ModelOut(Schema):
+    name: str
+    conf: float
+    iou: float
+    imgsz: int
+    classes: Optional[list[str]]
+
+
+class TimingsOut(Schema):
+    preprocess_ms: Optional[float]
+    inference_ms: Optional[float]
+    postprocess_ms: Optional[float]
+    total_ms: Optional[float]
+
+
+class UrlsOut(Schema):
+    self: str
+    original: str
+    annotated: Optional[str]
+    thumbnail: Optional[str]
+    export: str
+
+
+class AnalysisSummary(Schema):
+    id: str
+    status: Status
+    error: Optional[str]
+    filename: str
+    width: int
+    height: int
+    sha256: str
+    labels: dict[str, int] = Field(description="Detections at the analysis's conf, by label.")
+    created_at: datetime
+    finished_at: Optional[datetime]
+    urls: UrlsOut
+
+
+class AnalysisOut(AnalysisSummary):
+    model: ModelOut
+    timings: TimingsOut
+    device: Optional[str]
+    started_at: Optional[datetime]
+    detections: list[DetectionOut]
+
+
+class AnalysisPage(Schema):
+    items: list[AnalysisSummary]
+    total: int
+    page: int
+    per_page: int
+    pages: int
+    next: Optional[str] = Field(description="URL of the next page, null on the last.")
+
+
+class RejectedFile(Schema):
+    filename: str
+    reason: str
+
+
+class UploadOut(Schema):
+    analyses: list[AnalysisOut]
+    rejected: list[RejectedFile]
+
+
+class Problem(Schema):
+    """RFC 9457 problem details: the shape of every API error."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    errors: Optional[list[dict]] = Field(None, description="Field errors, on 422.")
+    rejected: Optional[list[RejectedFile]] = Field(None, description="Refused files, on an upload.")

@@ -1,0 +1,78 @@
+"""Who is calling: a bearer access token, or else the browser session (with CSRF for changes)."""
+from functools import wraps
+from typing import Optional
+
+import jwt as pyjwt
+from flask import current_app, g, request
+from flask_jwt_extended import get_jwt_identity, verify_jwt_in_request
+from flask_jwt_extended.exceptions import JWTExtendedException
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError
+
+from webapp.errors import ProblemError
+from webapp.extensions import csrf, db
+from webapp.models import User
+
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+REFRESH_HEADER = "X-Requested-With"
+
+
+def unauthorized(detail: str, invalid_token: bool = False) -> ProblemError:
+    challenge = 'Bearer realm="api"' + (', error="invalid_token"' if invalid_token else "")
+    return ProblemError(401, detail, headers={"WWW-Authenticate": challenge})
+
+
+def _user_from_bearer() -> User:
+    try:
+        verify_jwt_in_request(locations=["headers"])
+        user_id = int(get_jwt_identity())
+    except (JWTExtendedException, pyjwt.PyJWTError, ValueError, TypeError) as exc:
+        raise unauthorized(f"Invalid access token: {exc}", invalid_token=True) from None
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise unauthorized("The token's user no longer exists.", invalid_token=True)
+    return user
+
+
+def _user_from_session() -> Optional[User]:
+    if not current_user.is_authenticated:
+        return None
+    if request.method not in SAFE_METHODS:
+        try:
+            csrf.protect()
+        except CSRFError as exc:
+            raise ProblemError(403, f"CSRF check failed: {exc.description} Send X-CSRFToken, "
+                                    "or use a bearer token.") from None
+    return current_user._get_current_object()
+
+
+def api_user() -> User:
+    return g.api_user
+
+
+def login_required(view):
+    """Authenticate the request (bearer token first, then session) or answer 401."""
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        if request.headers.get("Authorization"):
+            g.api_user = _user_from_bearer()
+        else:
+            g.api_user = _user_from_session()
+            if g.api_user is None:
+                raise unauthorized("Authentication required: send Authorization: Bearer <access token>.")
+        return view(*args, **kwargs)
+    return wrapper
+
+
+def require_same_site_script() -> None:
+    """CSRF defence for the cookie-authenticated token endpoints (refresh, logout): a custom
+    header, which a cross-site form or image cannot send and a cross-site script cannot send
+    without a CORS preflight we would refuse; and, when the browser says where the request comes
+    from, that origin must be ours (or one of CORS_ORIGINS)."""
+    if request.headers.get(REFRESH_HEADER) != "XMLHttpRequest":
+        raise ProblemError(403, f"Send the header {REFRESH_HEADER}: XMLHttpRequest with this request.")
+    origin = request.headers.get("Origin")
+    if origin and origin != request.host_url.rstrip("/"):
+        allowed = [o.strip() for o in current_app.config.get("CORS_ORIGINS", "").split(",") if o.strip()]
+        if origin not in allowed:
+            raise ProblemError(403, f"Cross-site request from {origin} refused.")

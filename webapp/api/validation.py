@@ -1,0 +1,42 @@
+"""Validate request data with the API's Pydantic schemas; failures answer 422 problems."""
+from typing import Any, TypeVar
+
+from flask import request
+from pydantic import BaseModel, ValidationError
+
+from webapp.errors import ProblemError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse(model: type[M], data: Any) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = [{"loc": [str(p) for p in e["loc"]], "msg": e["msg"], "type": e["type"]}
+                  for e in exc.errors(include_url=False, include_context=False, include_input=False)]
+        raise ProblemError(422, "The request is invalid: " + "; ".join(
+            f"{'.'.join(e['loc']) or 'body'}: {e['msg']}" for e in errors), errors=errors) from None
+
+
+def _multi(values, model: type[BaseModel]) -> dict:
+    """A MultiDict as a dict: list-typed fields keep every value, others the first."""
+    lists = {name for name, f in model.model_fields.items() if "list" in str(f.annotation)}
+    return {k: values.getlist(k) if k in lists else values.get(k) for k in values.keys()}
+
+
+def query(model: type[M]) -> M:
+    return parse(model, _multi(request.args, model))
+
+
+def form(model: type[M]) -> M:
+    return parse(model, _multi(request.form, model))
+
+
+def json_body(model: type[M]) -> M:
+    data = request.get_json(silent=True)
+    if data is None:
+        if request.mimetype != "application/json":
+            raise ProblemError(415, "Send a JSON body with Content-Type: application/json.")
+        raise ProblemError(400, "The body is not valid JSON.")
+    return parse(model, data)

@@ -1,0 +1,93 @@
+"""API tokens: short-lived JWT access tokens and rotating, revocable refresh tokens.
+
+A refresh token is 256 random bits, handed to the client once and stored only as its SHA-256.
+Every refresh rotates it: the presented token is revoked and a new one of the same *family* is
+issued. Presenting a token that was already rotated (or revoked) means it leaked: the whole
+family is revoked, so neither the thief nor the owner can refresh again without logging in.
+"""
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+import sqlalchemy as sa
+from flask import current_app
+from flask_jwt_extended import create_access_token
+
+from webapp.extensions import db
+from webapp.models import RefreshToken, User, utcnow
+
+
+class RefreshRefused(Exception):
+    """The refresh token is unknown, expired or revoked; the message says which, for logs."""
+
+
+class RefreshReused(RefreshRefused):
+    """An already-rotated token came back: its family has been revoked."""
+
+
+@dataclass
+class TokenPair:
+    access_token: str
+    expires_in: int
+    refresh_token: str
+
+
+def hash_token(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def access_token_for(user: User) -> tuple[str, int]:
+    ttl = int(current_app.config["ACCESS_TOKEN_TTL"])
+    token = create_access_token(identity=str(user.id), expires_delta=timedelta(seconds=ttl))
+    return token, ttl
+
+
+def _new_refresh_token(user: User, family: str) -> str:
+    raw = secrets.token_urlsafe(32)
+    ttl = timedelta(seconds=int(current_app.config["REFRESH_TOKEN_TTL"]))
+    db.session.add(RefreshToken(user=user, token_hash=hash_token(raw), family=family,
+                                expires_at=utcnow() + ttl))
+    return raw
+
+
+def issue(user: User) -> TokenPair:
+    """A fresh pair for a login: a new refresh-token family. The caller commits."""
+    access, ttl = access_token_for(user)
+    return TokenPair(access, ttl, _new_refresh_token(user, str(uuid.uuid4())))
+
+
+def rotate(raw: str) -> tuple[User, TokenPair]:
+    """Exchange a refresh token for a new pair. Raises RefreshRefused / RefreshReused.
+    The caller commits (also after RefreshReused, which revokes the family)."""
+    row = db.session.scalar(
+        sa.select(RefreshToken).where(RefreshToken.token_hash == hash_token(raw)).with_for_update()
+    )
+    if row is None:
+        raise RefreshRefused("unknown refresh token")
+    if row.revoked_at is not None:
+        revoke_family(row.family)
+        raise RefreshReused(f"refresh token of family {row.family} re-used")
+    if row.expires_at <= utcnow():
+        raise RefreshRefused("expired refresh token")
+    row.revoked_at = utcnow()
+    access, ttl = access_token_for(row.user)
+    return row.user, TokenPair(access, ttl, _new_refresh_token(row.user, row.family))
+
+
+def revoke(raw: str) -> None:
+    """Revoke one refresh token (logout); unknown tokens are ignored. The caller commits."""
+    db.session.execute(
+        sa.update(RefreshToken)
+        .where(RefreshToken.token_hash == hash_token(raw), RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+
+
+def revoke_family(family: str) -> None:
+    db.session.execute(
+        sa.update(RefreshToken)
+        .where(RefreshToken.family == family, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
