@@ -237,3 +237,18 @@ def test_auth_endpoints_are_rate_limited(make_app, url, body):
     assert response.status_code == 429
     assert int(response.headers["Retry-After"]) > 0
     assert response.mimetype == "application/problem+json"
+
+
+def test_rate_limits_can_live_in_redis(make_app):
+    redis = pytest.importorskip("redis")
+    url = "redis://127.0.0.1:6379/15"
+    try:
+        redis.Redis.from_url(url).flushdb()
+    except redis.exceptions.ConnectionError:
+        pytest.skip("Redis is not running on 127.0.0.1:6379")
+    app = make_app(RATELIMIT_AUTH="2 per minute", RATELIMIT_STORAGE_URI=url)
+    client = app.test_client()
+    body = {"email": "ada@example.com", "password": "wrong password"}
+    statuses = [client.post("/api/v1/auth/login", json=body).status_code for _ in range(3)]
+    assert statuses == [401, 401, 429]
+    assert redis.Redis.from_url(url).keys("LIMITS*")

@@ -136,3 +136,14 @@ def test_home_page_invites_visitors_to_sign_up(client):
 def test_signed_in_home_goes_to_the_gallery(client, auth):
     auth.signup()
     assert client.get("/").location == "/analyses"
+
+
+def test_login_form_is_rate_limited_per_address(make_app, auth_factory):
+    app = make_app(RATELIMIT_AUTH="3 per minute")
+    client, auth = auth_factory(app)
+    statuses = [auth.login(password="wrong password").status_code for _ in range(4)]
+    assert statuses == [401, 401, 401, 429]
+    response = auth.login()
+    assert response.status_code == 429 and "Too Many Requests" in response.get_data(as_text=True)
+    assert int(response.headers["Retry-After"]) > 0
+    assert client.get("/login").status_code == 200  # reading the form is not limited

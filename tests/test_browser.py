@@ -115,3 +115,40 @@ def test_a_rejected_file_shows_its_reason_on_its_card(live_server, page, tmp_pat
     card = page.locator(".tile.rejected")
     card.wait_for()
     assert "holiday.jpg" in card.inner_text() and "not an image" in card.inner_text()
+
+
+@pytest.fixture
+def api_live_server(make_app):
+    app = make_app()
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}", app
+    server.shutdown()
+
+
+def test_swagger_ui_lists_every_endpoint_and_try_it_out_works_with_a_token(api_live_server, page, request):
+    from tests.conftest import ApiActions
+
+    base, app = api_live_server
+    api = ApiActions(app.test_client()).user("docs@example.com")
+    page.goto(f"{base}/docs")
+    page.wait_for_selector(".opblock")
+    document = app.test_client().get("/api/v1/openapi.json").json
+    expected = sum(len(ops) for ops in document["paths"].values())
+    assert page.locator(".opblock").count() == expected >= 11
+    shown = page.locator(".opblock-summary-path").all_inner_texts()
+    assert {p.replace("\u200b", "") for p in shown} == set(document["paths"])
+
+    page.click("button.authorize")
+    page.fill(".auth-container input", api.token)
+    page.click(".auth-btn-wrapper button.authorize")
+    page.click("button.btn-done")
+    me = page.locator(".opblock-get", has=page.locator(".opblock-summary-path", has_text="/api/v1/me"))
+    me.locator(".opblock-summary").click()
+    me.locator("button.try-out__btn").click()
+    me.locator("button.execute").click()
+    status = me.locator(".live-responses-table tbody .response-col_status").first
+    status.wait_for()
+    assert status.inner_text().strip() == "200"
+    assert "docs@example.com" in me.locator(".live-responses-table").inner_text()
+    shot(page, request, "docs")

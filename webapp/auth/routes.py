@@ -1,12 +1,12 @@
 from urllib.parse import urlsplit
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
 from webapp import accounts
 from webapp.auth import bp
 from webapp.auth.forms import LoginForm, SignupForm
-from webapp.extensions import db, login_manager
+from webapp.extensions import db, limiter, login_manager
 from webapp.models import User
 from webapp.pages import wants_partial
 
@@ -35,7 +35,12 @@ def safe_next(target: str | None) -> str | None:
     return target if not parts.scheme and not parts.netloc else None
 
 
+def auth_limit() -> str:
+    return current_app.config["RATELIMIT_AUTH"]
+
+
 @bp.route("/signup", methods=["GET", "POST"])
+@limiter.limit(auth_limit, methods=["POST"])
 def signup():
     if current_user.is_authenticated:
         return redirect(url_for("analyses.gallery"))
@@ -53,6 +58,7 @@ def signup():
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(auth_limit, methods=["POST"])
 def login():
     next_url = safe_next(request.args.get("next"))
     if current_user.is_authenticated:
