@@ -23,6 +23,9 @@ serve: $(VENV)/.run-installed migrate
 migrate: $(VENV)/.run-installed
 	$(BIN)/flask --app wsgi --debug db upgrade
 
+lint: $(VENV)/.dev-installed
+	$(BIN)/ruff check webapp tests bench migrations wsgi.py
+
 bench: $(VENV)/.dev-installed
 	$(BIN)/python bench/pipeline.py
 

@@ -62,7 +62,8 @@ def app_path(model_path: str, photos: list[Path], tmp: Path) -> float:
     token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', client.get("/signup").get_data(as_text=True))[1]
     client.post("/signup", data={"email": "bench@example.com", "password": "benchmark-pw",
                                  "confirm": "benchmark-pw", "csrf_token": token})
-    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', client.get("/analyses").get_data(as_text=True))[1]
+    page = client.get("/analyses").get_data(as_text=True)
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)[1]
     payloads = [(p.name, p.read_bytes()) for p in photos]
     started = time.perf_counter()
     for name, data in payloads:
@@ -88,7 +89,8 @@ def main() -> None:
     if not photos or not Path(args.model).exists():
         sys.exit(f"Need photos in {args.photos} and the model at {args.model}")
     print(f"{len(photos)} photos, model {args.model}")
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
+    cpu = platform.processor() or platform.machine()
+    print(f"machine: {cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
     best_a = best_b = float("inf")
     for round_ in range(args.repeat):
         with tempfile.TemporaryDirectory() as a_dir, tempfile.TemporaryDirectory() as b_dir:

@@ -57,8 +57,10 @@ HOSTILE = {
     "text named .jpg": ("notes.jpg", b"this is just some text, not a photo\n" * 20, "not an image"),
     "empty file": ("empty.jpg", b"", "empty"),
     "truncated JPEG": ("cut.jpg", encode(sample(400, 300), "JPEG")[:-400], "damaged or truncated"),
-    "SVG": ("drawing.svg", b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10"/></svg>', "not an image"),
-    "PDF": ("doc.pdf", b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n", "not an image"),
+    "SVG": ("drawing.svg", b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10">'
+                           b'<rect width="10" height="10"/></svg>', "not an image"),
+    "PDF": ("doc.pdf", b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n"
+                       b"trailer << /Root 1 0 R >>\n%%EOF\n", "not an image"),
     "GIF": ("anim.gif", encode(sample(), "GIF"), "not an image"),
     "decompression bomb": ("bomb.png", png_declaring(30000, 30000), "too many pixels|too large"),
 }

@@ -59,7 +59,7 @@ def test_every_exif_orientation_gives_the_same_detections_on_the_upright_image(d
     assert labels_at(result) == labels_at(reference)
     ref_bus = next(b for b in reference.boxes if b.label == "bus")
     bus = next(b for b in result.boxes if b.label == "bus")
-    for a, b in zip((ref_bus.x1, ref_bus.y1, ref_bus.x2, ref_bus.y2), (bus.x1, bus.y1, bus.x2, bus.y2)):
+    for a, b in zip((ref_bus.x1, ref_bus.y1, ref_bus.x2, ref_bus.y2), (bus.x1, bus.y1, bus.x2, bus.y2), strict=True):
         assert abs(a - b) < 15, "the bus must be boxed in the same place on the upright image"
 
 

@@ -9,7 +9,7 @@ from tests.conftest import csrf_from
 from tests.images import encode, sample
 from tests.test_pipeline import HX, add_analysis, analyses, stored_files, upload
 from webapp.extensions import db
-from webapp.models import Analysis, AnalysisStatus, Detection
+from webapp.models import AnalysisStatus, Detection
 
 
 @pytest.fixture
@@ -78,8 +78,8 @@ def test_gallery_uses_a_fixed_number_of_queries(make_app, auth_factory):
             add_analysis(app, labels=[("dog", 0.9), ("cat", 0.5)])
         statements = []
 
-        def count(*args):
-            statements.append(args[2])
+        def count(*args, seen=statements):
+            seen.append(args[2])
 
         with app.app_context():
             sa.event.listen(db.engine, "before_cursor_execute", count)

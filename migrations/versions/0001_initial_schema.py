@@ -1,7 +1,7 @@
 """Initial schema: user, analysis, detection, refresh_token.
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-26 14:37:19.320386
 
 """

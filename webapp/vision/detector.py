@@ -165,10 +165,11 @@ def _to_result(result, device: str) -> DetectionResult:
         xyxy = result.boxes.xyxy.cpu().numpy().astype(float)
         confs = result.boxes.conf.cpu().numpy().astype(float)
         classes = result.boxes.cls.cpu().numpy().astype(int)
-        for (x1, y1, x2, y2), conf, cls in zip(xyxy.tolist(), confs.tolist(), classes.tolist()):
+        for (x1, y1, x2, y2), conf, cls in zip(xyxy.tolist(), confs.tolist(), classes.tolist(), strict=True):
             boxes.append(Box(cls, names.get(cls, str(cls)), conf, x1, y1, x2, y2))
     boxes.sort(key=lambda b: b.confidence, reverse=True)
-    return DetectionResult(boxes=boxes, names=names, device=device, timings_ms={k: float(v) for k, v in result.speed.items() if v is not None})
+    timings = {k: float(v) for k, v in result.speed.items() if v is not None}
+    return DetectionResult(boxes=boxes, names=names, device=device, timings_ms=timings)
 
 
 _detectors: dict[DetectorSettings, Detector] = {}
