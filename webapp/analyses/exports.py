@@ -29,7 +29,7 @@ def stem(analysis: Analysis) -> str:
 def as_json(analyses: list[Analysis], min_conf: Optional[float]) -> dict:
     return {"images": [{
         "id": a.public_id, "filename": a.original_filename, "width": a.width, "height": a.height,
-        "model": a.model_name, "status": a.status,
+        "model": a.model_name, "conf": a.conf, "status": a.status,
         "detections": [d.as_dict() for d in _shown(a, min_conf)],
     } for a in analyses]}
 

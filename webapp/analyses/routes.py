@@ -6,7 +6,7 @@ from flask import (
 from flask_login import current_user, login_required
 
 from webapp import storage
-from webapp.analyses import bp, services
+from webapp.analyses import bp, exports, services
 from webapp.analyses.forms import DeleteForm, UploadForm
 from webapp.extensions import db
 from webapp.models import AnalysisStatus
@@ -125,21 +125,12 @@ def image(public_id: str, variant: str):
 @bp.route("/analyses/<public_id>/detections.json", methods=["GET"])
 @login_required
 def detections_json(public_id: str):
+    """Every stored detection (down to the storage floor), as the API's JSON export writes them."""
     analysis = services.get_owned_analysis(public_id)
-    body = {
-        "id": analysis.public_id,
-        "filename": analysis.original_filename,
-        "width": analysis.width,
-        "height": analysis.height,
-        "model": analysis.model_name,
-        "conf": analysis.conf,
-        "status": analysis.status,
-        "detections": [d.as_dict() for d in analysis.detections],
-    }
-    stem = analysis.original_filename.rsplit(".", 1)[0]
+    body = exports.as_json([analysis], min_conf=0.0)["images"][0]
     return Response(
         json.dumps(body, indent=2), mimetype="application/json",
-        headers={"Content-Disposition": f'attachment; filename="{_ascii(stem)}-detections.json"'},
+        headers={"Content-Disposition": f'attachment; filename="{exports.stem(analysis)}-detections.json"'},
     )
 
 
@@ -156,10 +147,6 @@ def delete(public_id: str):
         return "", 200  # the card swaps itself out
     flash(f"Deleted {name}.", "info")
     return redirect(url_for("analyses.gallery"))
-
-
-def _ascii(text: str) -> str:
-    return "".join(ch if ch.isascii() and ch.isalnum() or ch in "-_." else "_" for ch in text) or "photo"
 
 
 STATUS_LABELS = {
