@@ -247,3 +247,16 @@ def test_cors_allows_configured_origins_on_the_api_only(make_app):
     headers = {"Origin": "https://app.example", "Access-Control-Request-Method": "GET"}
     assert client.options("/api/v1/me", headers=headers).headers["Access-Control-Allow-Origin"] == "https://app.example"
     assert "Access-Control-Allow-Origin" not in client.get("/login", headers={"Origin": "https://app.example"}).headers
+
+
+def test_an_unexpected_error_is_a_500_problem_and_rolls_back(api, app, monkeypatch):
+    api.user()
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("webapp.analyses.services.label_counts", explode)
+    response = api.get("/api/v1/analyses")
+    assert response.status_code == 500 and response.mimetype == "application/problem+json"
+    assert "boom" not in response.get_data(as_text=True)
+    assert api.get("/api/v1/me").status_code == 200
