@@ -147,3 +147,16 @@ def test_login_form_is_rate_limited_per_address(make_app, auth_factory):
     assert response.status_code == 429 and "Too Many Requests" in response.get_data(as_text=True)
     assert int(response.headers["Retry-After"]) > 0
     assert client.get("/login").status_code == 200  # reading the form is not limited
+
+
+def test_an_unexpected_error_shows_a_friendly_500_page(client, auth, monkeypatch):
+    auth.signup()
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("webapp.analyses.services.user_labels", explode)
+    response = client.get("/analyses")
+    assert response.status_code == 500
+    assert "Something went wrong on our side" in response.get_data(as_text=True)
+    assert "boom" not in response.get_data(as_text=True)

@@ -5,7 +5,7 @@ from typing import Optional
 
 from flask import current_app, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from webapp.extensions import db
 from webapp.pages import wants_partial
@@ -79,7 +79,7 @@ def handle_csrf(exc: CSRFError):
 def handle_unexpected(exc: Exception):
     db.session.rollback()
     logger.exception("Unhandled error on %s %s", request.method, request.path)
-    return _respond(500, InternalServerError.name, "Something went wrong on our side. Please try again.")
+    return _respond(500, "Internal Server Error", "Something went wrong on our side. Please try again.")
 
 
 def init_app(app) -> None:
