@@ -50,17 +50,21 @@ def shot(page, request, name):
     page.screenshot(path=str(ARTIFACTS / f"{name}-{backend}.png"), full_page=True)
 
 
+def sign_up(page, base: str, email: str) -> None:
+    page.goto(f"{base}/signup")
+    page.fill("#email", email)
+    page.fill("#password", "correct horse battery")
+    page.fill("#confirm", "correct horse battery")
+    page.click("button[type=submit]")
+    page.wait_for_url("**/analyses")
+
+
 def drawn_boxes(page) -> int:
     return page.locator("#overlay g.box").count()
 
 
 def test_upload_filter_inspect_and_delete(live_server, page, assets, request):
-    page.goto(f"{live_server}/signup")
-    page.fill("#email", "browser@example.com")
-    page.fill("#password", "correct horse battery")
-    page.fill("#confirm", "correct horse battery")
-    page.click("button[type=submit]")
-    page.wait_for_url("**/analyses")
+    sign_up(page, live_server, "browser@example.com")
 
     page.set_input_files("#images", [str(assets / "bus.jpg"), str(assets / "zidane.jpg")])
     page.wait_for_function("document.querySelectorAll('.tile.status-done').length === 2", timeout=120_000)
@@ -103,12 +107,7 @@ def test_upload_filter_inspect_and_delete(live_server, page, assets, request):
 
 
 def test_a_rejected_file_shows_its_reason_on_its_card(live_server, page, tmp_path):
-    page.goto(f"{live_server}/signup")
-    page.fill("#email", "reject@example.com")
-    page.fill("#password", "correct horse battery")
-    page.fill("#confirm", "correct horse battery")
-    page.click("button[type=submit]")
-    page.wait_for_url("**/analyses")
+    sign_up(page, live_server, "reject@example.com")
     fake = tmp_path / "holiday.jpg"
     fake.write_text("not really a photo")
     page.set_input_files("#images", [str(fake)])
