@@ -6,7 +6,7 @@ import zipfile
 from dataclasses import dataclass
 from typing import Optional
 
-from webapp.models import Analysis, Detection, utcnow
+from webapp.models import Analysis, utcnow
 
 
 @dataclass
@@ -14,10 +14,6 @@ class Export:
     body: bytes
     mimetype: str
     filename: str
-
-
-def _shown(analysis: Analysis, min_conf: Optional[float]) -> list[Detection]:
-    return analysis.visible_detections(min_conf)
 
 
 def stem(analysis: Analysis) -> str:
@@ -30,7 +26,7 @@ def as_json(analyses: list[Analysis], min_conf: Optional[float]) -> dict:
     return {"images": [{
         "id": a.public_id, "filename": a.original_filename, "width": a.width, "height": a.height,
         "model": a.model_name, "conf": a.conf, "status": a.status,
-        "detections": [d.as_dict() for d in _shown(a, min_conf)],
+        "detections": [d.as_dict() for d in a.visible_detections(min_conf)],
     } for a in analyses]}
 
 
@@ -41,7 +37,7 @@ def as_coco(analyses: list[Analysis], min_conf: Optional[float]) -> dict:
         images.append({"id": image_id, "file_name": analysis.original_filename,
                        "width": analysis.width, "height": analysis.height,
                        "analysis_id": analysis.public_id})
-        for d in _shown(analysis, min_conf):
+        for d in analysis.visible_detections(min_conf):
             categories[d.class_id + 1] = d.label
             w, h = d.x2 - d.x1, d.y2 - d.y1
             annotations.append({
@@ -60,7 +56,7 @@ def as_coco(analyses: list[Analysis], min_conf: Optional[float]) -> dict:
 def yolo_lines(analysis: Analysis, min_conf: Optional[float]) -> str:
     """One line per box: class x_center y_center width height, normalised to 0..1."""
     lines = []
-    for d in _shown(analysis, min_conf):
+    for d in analysis.visible_detections(min_conf):
         cx, cy = (d.x1 + d.x2) / 2 / analysis.width, (d.y1 + d.y2) / 2 / analysis.height
         w, h = (d.x2 - d.x1) / analysis.width, (d.y2 - d.y1) / analysis.height
         lines.append(f"{d.class_id} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}")
@@ -73,7 +69,7 @@ def as_csv(analyses: list[Analysis], min_conf: Optional[float]) -> str:
     writer.writerow(["analysis_id", "filename", "width", "height", "label", "class",
                      "confidence", "x1", "y1", "x2", "y2"])
     for a in analyses:
-        for d in _shown(a, min_conf):
+        for d in a.visible_detections(min_conf):
             writer.writerow([a.public_id, a.original_filename, a.width, a.height, d.label, d.class_id,
                              f"{d.confidence:.4f}", f"{d.x1:.2f}", f"{d.y1:.2f}", f"{d.x2:.2f}", f"{d.y2:.2f}"])
     return out.getvalue()

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 import sqlalchemy as sa
+from sqlalchemy.orm import selectinload
 from flask import abort, current_app
 from flask_login import current_user
 
@@ -142,13 +143,17 @@ def delete_analysis(analysis: Analysis) -> None:
     storage.delete(paths)
 
 
+def find_owned(user: User, public_id: str, with_detections: bool = False) -> Optional[Analysis]:
+    """The user's analysis with this public id, or None (also when it is someone else's)."""
+    stmt = sa.select(Analysis).where(Analysis.public_id == public_id, Analysis.user_id == user.id)
+    if with_detections:
+        stmt = stmt.options(selectinload(Analysis.detections))
+    return db.session.scalar(stmt)
+
+
 def get_owned_analysis(public_id: str) -> Analysis:
-    """The current user's analysis with this public id; 404 for anyone else's or none."""
-    analysis = db.session.scalar(
-        sa.select(Analysis).where(
-            Analysis.public_id == public_id, Analysis.user_id == current_user.id
-        )
-    )
+    """The signed-in user's analysis with this public id; 404 for anyone else's or none."""
+    analysis = find_owned(current_user, public_id)
     if analysis is None:
         abort(404)
     return analysis

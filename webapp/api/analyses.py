@@ -1,7 +1,6 @@
 """/api/v1/analyses: upload, list, read, delete, images and exports of the caller's analyses."""
 from typing import Optional
 
-import sqlalchemy as sa
 from flask import Response, current_app, request, send_file, url_for
 from sqlalchemy.orm import selectinload
 
@@ -40,10 +39,7 @@ UPLOAD_BODY = {"schema": {
 
 def owned(public_id: str, with_detections: bool = False) -> Analysis:
     """The caller's analysis; 404 for anyone else's, exactly as for one that does not exist."""
-    stmt = sa.select(Analysis).where(Analysis.public_id == public_id, Analysis.user_id == api_user().id)
-    if with_detections:
-        stmt = stmt.options(selectinload(Analysis.detections))
-    analysis = db.session.scalar(stmt)
+    analysis = services.find_owned(api_user(), public_id, with_detections)
     if analysis is None:
         raise ProblemError(404, "No such analysis.")
     return analysis
