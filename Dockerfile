@@ -1,9 +1,10 @@
-# Production image: gunicorn serving wsgi:app; migrations applied at start.
+# Production image: gunicorn serving wsgi:app; migrations applied at start. Put a model in the
+# /data/models volume folder (or set YOLO_MODEL), or let the container download yolo11n.pt there.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
     YOLO_AUTOINSTALL=false YOLO_CONFIG_DIR=/tmp/ultralytics \
-    INSTANCE_PATH=/data/instance UPLOAD_DIR=/data/uploads
+    INSTANCE_PATH=/data/instance UPLOAD_DIR=/data/uploads MODELS_DIR=/data/models
 
 # OpenCV (pulled in by Ultralytics) needs these shared libraries.
 RUN apt-get update \
@@ -18,7 +19,7 @@ COPY webapp ./webapp
 COPY migrations ./migrations
 COPY templates ./templates
 COPY static ./static
-COPY wsgi.py ./
+COPY wsgi.py gunicorn.conf.py ./
 COPY docker/entrypoint.sh /usr/local/bin/entrypoint.sh
 
 RUN useradd --create-home --uid 10001 app && mkdir -p /data && chown app /data

@@ -5,29 +5,37 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 5000
-export YOLO_OFFLINE ?= 1
+# Ultralytics never pip-installs at run time. It may download the default model (yolo11n.pt,
+# into instance/models/) when `make run` finds none; tests and benchmarks stay offline.
 export YOLO_AUTOINSTALL ?= false
+OFFLINE := YOLO_OFFLINE=1
 
-.PHONY: run test serve migrate bench lint clean
+.PHONY: run test serve migrate check-model bench lint clean
 
 run: $(VENV)/.run-installed migrate
+	$(BIN)/flask --app wsgi --debug recover-interrupted
 	$(BIN)/flask --app wsgi run --debug --no-reload --host $(HOST) --port $(PORT)
 
 test: $(VENV)/.dev-installed
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(OFFLINE) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# Production-style server (needs SECRET_KEY and JWT_SECRET_KEY).
+# Production-style server (needs SECRET_KEY and JWT_SECRET_KEY); gunicorn.conf.py makes each
+# worker recover analyses interrupted by a restart.
 serve: $(VENV)/.run-installed migrate
 	$(BIN)/gunicorn --bind $(HOST):$(PORT) --workers 2 --threads 4 wsgi:app
 
 migrate: $(VENV)/.run-installed
 	$(BIN)/flask --app wsgi --debug db upgrade
 
+# Load the detection model and print its classes, or what is wrong and how to fix it.
+check-model: $(VENV)/.run-installed
+	$(BIN)/flask --app wsgi --debug check-model
+
 lint: $(VENV)/.dev-installed
-	$(BIN)/ruff check webapp tests bench migrations wsgi.py
+	$(BIN)/ruff check webapp tests bench migrations wsgi.py gunicorn.conf.py
 
 bench: $(VENV)/.dev-installed
-	$(BIN)/python bench/pipeline.py
+	$(OFFLINE) $(BIN)/python bench/pipeline.py
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)

@@ -42,16 +42,14 @@ def baseline(model_path: str, photos: list[Path], out: Path, conf: float) -> flo
 
 
 def app_path(model_path: str, photos: list[Path], tmp: Path) -> float:
-    import re
+    import sqlalchemy as sa
 
-    from tests.conftest import make_config
+    from tests.helpers import csrf_from, make_config
     from webapp import create_app
+    from webapp.detection import get_detector
     from webapp.extensions import db
     from webapp.jobs import get_runner
     from webapp.models import Analysis, AnalysisStatus
-    from webapp.vision.detector import get_detector
-
-    import sqlalchemy as sa
 
     app = create_app(make_config(f"sqlite:///{tmp / 'bench.sqlite3'}", tmp,
                                  YOLO_MODEL=model_path, ANALYSIS_EXECUTOR="thread"))
@@ -59,11 +57,10 @@ def app_path(model_path: str, photos: list[Path], tmp: Path) -> float:
         db.create_all()
     get_detector(app).load()  # the web process has its model loaded before traffic
     client = app.test_client()
-    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', client.get("/signup").get_data(as_text=True))[1]
+    token = csrf_from(client.get("/signup").get_data(as_text=True))
     client.post("/signup", data={"email": "bench@example.com", "password": "benchmark-pw",
                                  "confirm": "benchmark-pw", "csrf_token": token})
-    page = client.get("/analyses").get_data(as_text=True)
-    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)[1]
+    token = csrf_from(client.get("/analyses").get_data(as_text=True))
     payloads = [(p.name, p.read_bytes()) for p in photos]
     started = time.perf_counter()
     for name, data in payloads:

@@ -1,5 +1,6 @@
 #!/bin/sh
-# Container entry point: `web` applies migrations then serves with gunicorn; anything else runs as given.
+# Container entry point: `web` applies migrations then serves with gunicorn (whose workers recover
+# analyses interrupted by a restart, see gunicorn.conf.py); anything else runs as given.
 set -eu
 case "${1:-web}" in
   web)

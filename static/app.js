@@ -1,5 +1,5 @@
-// Page behaviour: per-file uploads with progress, the detail page's live box overlay,
-// and confirmation before destructive forms. Everything works without it, only plainer.
+// Page behaviour: per-file uploads with progress, the detail page's live box overlay, and a
+// message when an htmx write is refused. Everything works without it, only plainer.
 (function () {
   "use strict";
 
@@ -8,13 +8,25 @@
     return input ? input.value : "";
   }
 
-  function escapeHtml(text) {
-    const span = document.createElement("span");
-    span.textContent = text;
-    return span.innerHTML;
+  // ---- Upload: one request per file, so each file has its own progress bar and result. ----
+  // Not htmx (which sends a form as one request), so the script says who it is with its own
+  // header, reads the HTTP status, and follows HX-Redirect (an expired session: log in again).
+  const MULTIPART_SLACK = 4096; // bytes of form fields and part headers around the file itself
+
+  function rejectedTile(tile, name, message) {
+    tile.className = "tile rejected";
+    tile.setAttribute("role", "alert");
+    tile.innerHTML = '<div class="meta"><p class="name"></p><p class="error"></p></div>';
+    tile.querySelector(".name").textContent = name;
+    tile.querySelector(".error").textContent = message;
   }
 
-  // ---- Upload: one request per file, so each file has its own progress bar and result. ----
+  function serverMessage(xhr) {
+    const text = new DOMParser().parseFromString(xhr.responseText || "", "text/html").body.textContent.trim();
+    if (text) return text;
+    return xhr.status === 413 ? "The file is too large." : "The upload was refused (HTTP " + xhr.status + ").";
+  }
+
   function uploadFile(form, file) {
     const grid = document.getElementById("cards");
     const empty = document.getElementById("empty-state");
@@ -27,35 +39,41 @@
       '<p class="line"><span class="status">Uploading…</span></p></div>';
     tile.querySelector(".name").textContent = file.name;
     grid.prepend(tile);
+    if (file.size > Number(form.dataset.maxBytes) - MULTIPART_SLACK) {
+      rejectedTile(tile, file.name, form.dataset.tooLarge);
+      return;
+    }
 
     const data = new FormData();
     data.append("csrf_token", csrfToken());
     data.append("images", file, file.name);
     const xhr = new XMLHttpRequest();
     xhr.open("POST", form.action);
-    xhr.setRequestHeader("HX-Request", "true");
+    xhr.setRequestHeader("X-Requested-With", "XMLHttpRequest");
     xhr.setRequestHeader("X-CSRFToken", csrfToken());
     const bar = tile.querySelector("progress");
     xhr.upload.addEventListener("progress", function (event) {
       if (event.lengthComputable) bar.value = Math.round((event.loaded / event.total) * 100);
     });
     xhr.addEventListener("load", function () {
-      let html = xhr.responseText;
-      if (!/^\s*<article/.test(html)) {
-        const reason = xhr.status === 413 ? "The file is too large." : "The upload was refused.";
-        html = '<article class="tile rejected" role="alert"><div class="meta"><p class="name">' +
-          escapeHtml(file.name) + "</p>" + (html.trim() || '<p class="error">' + reason + "</p>") +
-          "</div></article>";
+      const redirect = xhr.getResponseHeader("HX-Redirect");
+      if (redirect) {
+        window.location.assign(redirect);
+        return;
       }
+      if (xhr.status !== 201 && xhr.status !== 422) {
+        rejectedTile(tile, file.name, serverMessage(xhr));
+        return;
+      }
+      // 201: the new cards; 422: a tile per refused file, with the reason.
       const holder = document.createElement("div");
-      holder.innerHTML = html;
+      holder.innerHTML = xhr.responseText;
       const nodes = Array.from(holder.children);
       tile.replaceWith(...nodes);
       nodes.forEach(function (node) { if (window.htmx) window.htmx.process(node); });
     });
     xhr.addEventListener("error", function () {
-      tile.classList.add("rejected");
-      tile.querySelector(".status").textContent = "Upload failed: the server could not be reached.";
+      rejectedTile(tile, file.name, "Upload failed: the server could not be reached.");
     });
     xhr.send(data);
   }
@@ -154,24 +172,22 @@
     draw();
   }
 
-  function setUpConfirm(root) {
-    root.querySelectorAll("form[data-confirm]").forEach(function (form) {
-      if (form.dataset.confirmReady) return;
-      form.dataset.confirmReady = "1";
-      form.addEventListener("submit", function (event) {
-        if (!window.confirm(form.dataset.confirm)) event.preventDefault();
-      });
-    });
-  }
-
-  function setUp(root) {
-    setUpViewer(root);
-    setUpConfirm(root);
+  // ---- htmx writes that the server refuses (a stale form, a vanished photo) say why. ----
+  function showError(event) {
+    const xhr = event.detail.xhr;
+    const box = document.getElementById("htmx-errors");
+    if (!box || !xhr) return;
+    const message = document.createElement("p");
+    message.className = "flash flash-error";
+    message.textContent = xhr.status ? serverMessage(xhr) : "The server could not be reached.";
+    box.replaceChildren(message);
   }
 
   document.addEventListener("DOMContentLoaded", function () {
     setUpUpload();
-    setUp(document);
+    setUpViewer(document);
   });
-  document.addEventListener("htmx:load", function (event) { setUp(event.target.closest("#detail") || document); });
+  document.addEventListener("htmx:load", function (event) { setUpViewer(event.target.closest("#detail") || document); });
+  document.addEventListener("htmx:responseError", showError);
+  document.addEventListener("htmx:sendError", showError);
 })();

@@ -1,7 +1,11 @@
-"""Shared fixtures: an app on each database backend, a client, an `auth` helper, test images."""
-import io
+"""Shared fixtures: an app on each database backend, a client, `auth`/`api` helpers, the models.
+
+A test that needs real detections (labels a COCO model finds in a real photo) carries
+`@pytest.mark.real_model`: its app then runs the COCO-pretrained YOLO11n from ../shared/models,
+and it is skipped, with the reason, where that model is absent. Every other test runs a
+random-weight YOLO11n built from `yolo11n.yaml`, which needs no file and no download.
+"""
 import os
-import re
 import tempfile
 from pathlib import Path
 
@@ -13,20 +17,21 @@ os.environ.setdefault("YOLO_CONFIG_DIR", tempfile.mkdtemp(prefix="yolo-config-")
 import pytest  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
+from tests.helpers import ApiActions, AuthActions, make_config  # noqa: E402
 from webapp import create_app  # noqa: E402
-from webapp.config import BASE_DIR, TestConfig  # noqa: E402
+from webapp.config import BASE_DIR  # noqa: E402
 from webapp.extensions import db  # noqa: E402
 
 SHARED = Path(os.environ.get("SHARED_DIR", BASE_DIR.parent / "shared"))
 COCO_MODEL = SHARED / "models" / "yolo11n_int8_openvino_model"
 COCO128 = SHARED / "datasets" / "coco128"
-PASSWORD = "correct horse battery"
 
 BACKENDS = ["sqlite", "postgresql"]
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "browser: drives a real headless Chromium")
+    config.addinivalue_line("markers", "real_model: needs the COCO-pretrained model (../shared/models)")
 
 
 def reset_postgres(url: str) -> None:
@@ -49,18 +54,18 @@ def database_url(request, tmp_path):
     return url
 
 
-def make_config(database_url: str, tmp_path: Path, **overrides) -> type:
-    values = {
-        "SQLALCHEMY_DATABASE_URI": database_url,
-        "UPLOAD_DIR": str(tmp_path / "uploads"),
-        **overrides,
-    }
-    return type("LocalTestConfig", (TestConfig,), values)
+@pytest.fixture
+def coco_model():
+    if not COCO_MODEL.exists():
+        pytest.skip(f"COCO model not found at {COCO_MODEL} (it lies in ../shared/models)")
+    return str(COCO_MODEL)
 
 
 @pytest.fixture
-def config_overrides():
-    """Tests override this (or use `make_app`) to change settings."""
+def config_overrides(request):
+    """Settings of the `app` fixture: the COCO model for `real_model` tests. Override to change."""
+    if request.node.get_closest_marker("real_model"):
+        return {"YOLO_MODEL": request.getfixturevalue("coco_model")}
     return {}
 
 
@@ -102,69 +107,14 @@ def runner(app):
     return app.test_cli_runner()
 
 
-def csrf_from(html: str) -> str:
-    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html)
-    assert match, "no CSRF token in the page"
-    return match.group(1)
-
-
-class AuthActions:
-    """Signs up and logs in through the real forms, CSRF token included."""
-
-    def __init__(self, client):
-        self.client = client
-
-    def csrf(self, url: str = "/login") -> str:
-        return csrf_from(self.client.get(url).get_data(as_text=True))
-
-    def signup(self, email="ada@example.com", password=PASSWORD, confirm=None):
-        return self.client.post("/signup", data={
-            "email": email, "password": password,
-            "confirm": password if confirm is None else confirm,
-            "csrf_token": self.csrf("/signup"),
-        })
-
-    def login(self, email="ada@example.com", password=PASSWORD, next_url=None, remember=False):
-        url = "/login" + (f"?next={next_url}" if next_url else "")
-        data = {"email": email, "password": password, "csrf_token": self.csrf("/login")}
-        if remember:
-            data["remember"] = "y"
-        return self.client.post(url, data=data)
-
-    def logout(self):
-        token = self.csrf("/analyses")
-        return self.client.post("/logout", data={"csrf_token": token})
-
-
 @pytest.fixture
 def auth(client):
     return AuthActions(client)
 
 
 @pytest.fixture
-def coco_model():
-    if not COCO_MODEL.exists():
-        pytest.skip(f"COCO model not found at {COCO_MODEL} (it lies in ../shared/models)")
-    return str(COCO_MODEL)
-
-
-@pytest.fixture
-def assets():
-    """The real photos that ship inside the ultralytics package."""
-    import ultralytics
-
-    return Path(ultralytics.__file__).parent / "assets"
-
-
-def pytest_terminal_summary(terminalreporter):
-    counts = {backend: 0 for backend in BACKENDS}
-    for report in terminalreporter.stats.get("passed", []):
-        for backend in BACKENDS:
-            if f"[{backend}" in report.nodeid or f"-{backend}]" in report.nodeid or f"-{backend}-" in report.nodeid:
-                counts[backend] += 1
-    terminalreporter.write_line(
-        "database backends exercised: " + ", ".join(f"{b} {n} passed" for b, n in counts.items())
-    )
+def api(client):
+    return ApiActions(client)
 
 
 @pytest.fixture
@@ -176,54 +126,31 @@ def auth_factory():
     return factory
 
 
-class ApiActions:
-    """Drives the JSON API: sign-up, log-in (keeping the refresh cookie), bearer headers."""
-
-    REFRESH_HEADERS = {"X-Requested-With": "XMLHttpRequest"}
-
-    def __init__(self, client):
-        self.client = client
-        self.token = None
-
-    def signup(self, email="ada@example.com", password=PASSWORD):
-        return self.client.post("/api/v1/auth/signup", json={"email": email, "password": password})
-
-    def login(self, email="ada@example.com", password=PASSWORD):
-        response = self.client.post("/api/v1/auth/login", json={"email": email, "password": password})
-        if response.status_code == 200:
-            self.token = response.json["access_token"]
-        return response
-
-    def refresh(self, **kwargs):
-        response = self.client.post("/api/v1/auth/refresh", headers=self.REFRESH_HEADERS, **kwargs)
-        if response.status_code == 200:
-            self.token = response.json["access_token"]
-        return response
-
-    def logout(self):
-        return self.client.post("/api/v1/auth/logout", headers=self.REFRESH_HEADERS)
-
-    @property
-    def headers(self):
-        return {"Authorization": f"Bearer {self.token}"}
-
-    def get(self, url, **kwargs):
-        return self.client.get(url, headers=self.headers, **kwargs)
-
-    def delete(self, url, **kwargs):
-        return self.client.delete(url, headers=self.headers, **kwargs)
-
-    def upload(self, *files, query="", **fields):
-        data = {"images": [(io.BytesIO(b), name) for name, b in files], **fields}
-        return self.client.post(f"/api/v1/analyses{query}", data=data, headers=self.headers,
-                                content_type="multipart/form-data")
-
-    def user(self, email="ada@example.com"):
-        self.signup(email)
-        self.login(email)
-        return self
-
-
 @pytest.fixture
-def api(client):
-    return ApiActions(client)
+def assets():
+    """The real photos that ship inside the ultralytics package."""
+    import ultralytics
+
+    return Path(ultralytics.__file__).parent / "assets"
+
+
+@pytest.fixture(scope="session")
+def random_weights(tmp_path_factory) -> Path:
+    """A real .pt model file with random weights (from yolo11n.yaml, no download): something to
+    drop into MODELS_DIR when a test needs a model on disk but not real detections."""
+    from ultralytics import YOLO
+
+    path = tmp_path_factory.mktemp("weights") / "random-yolo11n.pt"
+    YOLO("yolo11n.yaml", task="detect").save(str(path))
+    return path
+
+
+def pytest_terminal_summary(terminalreporter):
+    counts = {backend: 0 for backend in BACKENDS}
+    for report in terminalreporter.stats.get("passed", []):
+        for backend in BACKENDS:
+            if f"[{backend}" in report.nodeid or f"-{backend}]" in report.nodeid or f"-{backend}-" in report.nodeid:
+                counts[backend] += 1
+    terminalreporter.write_line(
+        "database backends exercised: " + ", ".join(f"{b} {n} passed" for b, n in counts.items())
+    )

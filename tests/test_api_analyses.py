@@ -6,25 +6,30 @@ import zipfile
 
 import pytest
 
-from tests.conftest import ApiActions
+from tests.factories import add_analysis
+from tests.helpers import ApiActions, analyses, break_function, stored_files
 from tests.images import encode, sample
-from tests.test_pipeline import add_analysis, analyses, stored_files
 
 
 @pytest.fixture
-def config_overrides(coco_model):
-    return {"YOLO_MODEL": coco_model}
+def photo(api):
+    """A finished analysis of a small PNG made through the API (random-weight model)."""
+    api.user()
+    response = api.upload(("photo.png", encode(sample(), "PNG")), query="?wait=true")
+    assert response.status_code == 201, response.json
+    return response.json["analyses"][0]
 
 
 @pytest.fixture
 def bus(api, assets):
-    """A finished analysis of bus.jpg made through the API."""
+    """A finished analysis of bus.jpg made through the API (use with `real_model`)."""
     api.user()
     response = api.upload(("bus.jpg", (assets / "bus.jpg").read_bytes()), query="?wait=true")
     assert response.status_code == 201, response.json
     return response.json["analyses"][0]
 
 
+@pytest.mark.real_model
 def test_upload_with_wait_answers_201_with_the_finished_analysis(api, bus):
     assert bus["status"] == "done"
     names = [d["name"] for d in bus["detections"]]
@@ -35,10 +40,10 @@ def test_upload_with_wait_answers_201_with_the_finished_analysis(api, bus):
     assert bus["model"]["conf"] == 0.25 and bus["timings"]["inference_ms"] > 0
 
 
-def test_upload_answers_202_and_location_without_wait(make_app, coco_model, assets):
-    app = make_app(YOLO_MODEL=coco_model, ANALYSIS_EXECUTOR="thread")
+def test_upload_answers_202_and_location_without_wait(make_app):
+    app = make_app(ANALYSIS_EXECUTOR="thread")
     api = ApiActions(app.test_client()).user()
-    response = api.upload(("zidane.jpg", (assets / "zidane.jpg").read_bytes()))
+    response = api.upload(("photo.png", encode(sample(), "PNG")))
     assert response.status_code == 202
     assert response.headers["Location"] == response.json["analyses"][0]["urls"]["self"]
     from webapp.jobs import get_runner
@@ -47,6 +52,7 @@ def test_upload_answers_202_and_location_without_wait(make_app, coco_model, asse
     assert api.get(response.headers["Location"]).json["status"] == "done"
 
 
+@pytest.mark.real_model
 def test_upload_parameters_are_used(api, assets):
     api.user()
     response = api.upload(("bus.jpg", (assets / "bus.jpg").read_bytes()), query="?wait=true",
@@ -67,14 +73,14 @@ def test_invalid_upload_parameters_are_422_and_store_nothing(api, app, fields, m
     assert analyses(app) == [] and stored_files(app) == []
 
 
-def test_rejected_files_are_reported_per_file_and_nothing_is_stored_for_them(api, app, assets):
+def test_rejected_files_are_reported_per_file_and_nothing_is_stored_for_them(api, app):
     api.user()
-    response = api.upload(("notes.jpg", b"not an image"), ("bus.jpg", (assets / "bus.jpg").read_bytes()),
+    response = api.upload(("notes.jpg", b"not an image"), ("photo.png", encode(sample(), "PNG")),
                           query="?wait=true")
     assert response.status_code == 201
     assert response.json["rejected"] == [{"filename": "notes.jpg", "reason": response.json["rejected"][0]["reason"]}]
     assert "not an image" in response.json["rejected"][0]["reason"]
-    assert [a.original_filename for a in analyses(app)] == ["bus.jpg"]
+    assert [a.original_filename for a in analyses(app)] == ["photo.png"]
 
 
 def test_an_upload_with_only_bad_files_is_422(api, app):
@@ -118,6 +124,7 @@ def test_bad_list_parameters_are_422(api, query):
     assert api.get(f"/api/v1/analyses?{query}").status_code == 422
 
 
+@pytest.mark.real_model
 def test_min_conf_filters_detections(api, bus):
     low = api.get(f"/api/v1/analyses/{bus['id']}?min_conf=0.05").json["detections"]
     high = api.get(f"/api/v1/analyses/{bus['id']}?min_conf=0.8").json["detections"]
@@ -125,29 +132,37 @@ def test_min_conf_filters_detections(api, bus):
     assert all(d["confidence"] >= 0.8 for d in high)
 
 
-def test_delete_removes_rows_and_files(api, app, bus):
-    assert api.delete(f"/api/v1/analyses/{bus['id']}").status_code == 204
+def test_delete_removes_rows_and_files(api, app, photo):
+    assert api.delete(f"/api/v1/analyses/{photo['id']}").status_code == 204
     assert analyses(app) == [] and stored_files(app) == []
-    assert api.get(f"/api/v1/analyses/{bus['id']}").status_code == 404
+    assert api.get(f"/api/v1/analyses/{photo['id']}").status_code == 404
 
 
 @pytest.mark.parametrize("variant, mimetype", [
-    ("original", "image/jpeg"), ("annotated", "image/jpeg"), ("thumbnail", "image/jpeg"),
+    ("original", "image/png"), ("annotated", "image/jpeg"), ("thumbnail", "image/jpeg"),
 ])
-def test_images_by_variant(api, bus, variant, mimetype):
-    response = api.get(f"/api/v1/analyses/{bus['id']}/image?variant={variant}")
+def test_images_by_variant(api, photo, variant, mimetype):
+    response = api.get(f"/api/v1/analyses/{photo['id']}/image?variant={variant}")
     assert response.status_code == 200 and response.mimetype == mimetype
 
 
-def test_unknown_image_variant_is_422(api, bus):
-    assert api.get(f"/api/v1/analyses/{bus['id']}/image?variant=raw").status_code == 422
+def test_images_are_cached_privately_never_publicly(api, photo):
+    response = api.get(f"/api/v1/analyses/{photo['id']}/image")
+    directives = {d.strip() for d in response.headers["Cache-Control"].split(",")}
+    assert "private" in directives and "public" not in directives
 
 
+def test_unknown_image_variant_is_422(api, photo):
+    assert api.get(f"/api/v1/analyses/{photo['id']}/image?variant=raw").status_code == 422
+
+
+@pytest.mark.real_model
 def test_export_json(api, bus):
     body = api.get(f"/api/v1/analyses/{bus['id']}/export?format=json").json
     assert body["images"][0]["detections"] == bus["detections"]
 
 
+@pytest.mark.real_model
 def test_export_coco_loads_in_pycocotools(api, bus, tmp_path):
     from pycocotools.coco import COCO
 
@@ -162,6 +177,7 @@ def test_export_coco_loads_in_pycocotools(api, bus, tmp_path):
     assert w > 0 and h > 0
 
 
+@pytest.mark.real_model
 def test_export_yolo_is_normalised_xywh(api, bus):
     text = api.get(f"/api/v1/analyses/{bus['id']}/export?format=yolo").get_data(as_text=True)
     lines = [line.split() for line in text.strip().splitlines()]
@@ -170,6 +186,7 @@ def test_export_yolo_is_normalised_xywh(api, bus):
         assert int(cls) in (0, 5) and all(0 <= float(v) <= 1 for v in xywh)
 
 
+@pytest.mark.real_model
 def test_export_csv_has_a_header_row(api, bus):
     text = api.get(f"/api/v1/analyses/{bus['id']}/export?format=csv").get_data(as_text=True)
     rows = list(csv.DictReader(io.StringIO(text)))
@@ -189,8 +206,8 @@ def test_bulk_export_is_filtered_by_label(api, app):
     assert len(coco["images"]) == 2 and len(coco["annotations"]) == 2
 
 
-def test_unknown_export_format_is_422(api, bus):
-    assert api.get(f"/api/v1/analyses/{bus['id']}/export?format=xml").status_code == 422
+def test_unknown_export_format_is_422(api, photo):
+    assert api.get(f"/api/v1/analyses/{photo['id']}/export?format=xml").status_code == 422
 
 
 ROUTES = [
@@ -251,11 +268,7 @@ def test_cors_allows_configured_origins_on_the_api_only(make_app):
 
 def test_an_unexpected_error_is_a_500_problem_and_rolls_back(api, app, monkeypatch):
     api.user()
-
-    def explode(*args, **kwargs):
-        raise RuntimeError("boom")
-
-    monkeypatch.setattr("webapp.analyses.services.label_counts", explode)
+    break_function(monkeypatch, "webapp.analyses.services.label_counts")
     response = api.get("/api/v1/analyses")
     assert response.status_code == 500 and response.mimetype == "application/problem+json"
     assert "boom" not in response.get_data(as_text=True)

@@ -6,10 +6,12 @@ import jwt
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import PASSWORD, ApiActions
+from tests.factories import add_analysis
+from tests.helpers import PASSWORD, ApiActions
 from webapp.extensions import db
 from webapp.models import RefreshToken, User
-from webapp.tokens import hash_token
+from webapp.auth.services import PASSWORD_MIN_LENGTH
+from webapp.auth.tokens import hash_token
 
 
 def refresh_rows(app):
@@ -213,8 +215,6 @@ def test_the_browser_session_works_for_reads(client, auth):
 
 
 def test_the_browser_session_needs_the_csrf_token_for_changes(client, auth, app):
-    from tests.test_pipeline import add_analysis
-
     auth.signup()
     analysis = add_analysis(app)
     assert client.delete(f"/api/v1/analyses/{analysis.public_id}").status_code == 403
@@ -252,3 +252,17 @@ def test_rate_limits_can_live_in_redis(make_app):
     statuses = [client.post("/api/v1/auth/login", json=body).status_code for _ in range(3)]
     assert statuses == [401, 401, 429]
     assert redis.Redis.from_url(url).keys("LIMITS*")
+
+
+def test_api_login_normalises_the_email_as_the_form_does(api):
+    api.signup(email="ada@example.com")
+    assert api.login(email="  ADA@Example.COM ").status_code == 200
+
+
+@pytest.mark.parametrize("length, accepted", [(PASSWORD_MIN_LENGTH - 1, False), (PASSWORD_MIN_LENGTH, True)])
+def test_one_password_policy_for_the_form_and_the_api(make_app, auth_factory, length, accepted):
+    app = make_app()
+    client, auth = auth_factory(app)
+    by_form = auth.signup(email="form@example.com", password="p" * length)
+    by_api = ApiActions(app.test_client()).signup(email="api@example.com", password="p" * length)
+    assert (by_form.status_code == 302, by_api.status_code == 201) == (accepted, accepted)

@@ -9,7 +9,7 @@ from schemathesis.specs.openapi.checks import (
     content_type_conformance, response_schema_conformance, status_code_conformance,
 )
 
-from tests.conftest import ApiActions
+from tests.helpers import ApiActions
 from tests.images import encode, sample
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]

@@ -1,7 +1,7 @@
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import PASSWORD
+from tests.helpers import PASSWORD, break_function
 from webapp.extensions import db
 from webapp.models import User
 
@@ -151,11 +151,7 @@ def test_login_form_is_rate_limited_per_address(make_app, auth_factory):
 
 def test_an_unexpected_error_shows_a_friendly_500_page(client, auth, monkeypatch):
     auth.signup()
-
-    def explode(*args, **kwargs):
-        raise RuntimeError("boom")
-
-    monkeypatch.setattr("webapp.analyses.services.user_labels", explode)
+    break_function(monkeypatch, "webapp.analyses.services.user_labels")
     response = client.get("/analyses")
     assert response.status_code == 500
     assert "Something went wrong on our side" in response.get_data(as_text=True)

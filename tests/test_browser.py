@@ -1,5 +1,6 @@
 """End to end in a real headless Chromium (Debian's), against a live server."""
 import os
+import re
 import shutil
 import threading
 from pathlib import Path
@@ -7,7 +8,10 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import make_server
 
+from tests.helpers import ApiActions, analyses
+from tests.images import encode, sample
 from webapp.config import BASE_DIR
+from webapp.errors import too_large_message
 
 pytestmark = pytest.mark.browser
 
@@ -20,13 +24,25 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture
-def live_server(make_app, coco_model):
-    app = make_app(YOLO_MODEL=coco_model, ANALYSIS_EXECUTOR="thread")
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
+def serve(make_app):
+    """Build an app with these settings (background worker on) and serve it on a free port."""
+    servers = []
+
+    def start(**settings):
+        app = make_app(**{"ANALYSIS_EXECUTOR": "thread", **settings})
+        server = make_server("127.0.0.1", 0, app, threaded=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_port}", app
+
+    yield start
+    for server in servers:
+        server.shutdown()
+
+
+@pytest.fixture
+def live_server(serve, coco_model):
+    return serve(YOLO_MODEL=coco_model)[0]
 
 
 @pytest.fixture
@@ -103,11 +119,11 @@ def test_upload_filter_inspect_and_delete(live_server, page, assets, request):
     page.click("text=Delete photo")
     page.wait_for_url("**/analyses")
     assert page.locator(".tile").count() == 1
-    assert "Deleted bus.jpg" in page.locator(".flashes").inner_text()
+    assert "Deleted bus.jpg" in page.locator(".flashes[role=status]").inner_text()
 
 
-def test_a_rejected_file_shows_its_reason_on_its_card(live_server, page, tmp_path):
-    sign_up(page, live_server, "reject@example.com")
+def test_a_rejected_file_shows_its_reason_on_its_card(serve, page, tmp_path):
+    sign_up(page, serve()[0], "reject@example.com")
     fake = tmp_path / "holiday.jpg"
     fake.write_text("not really a photo")
     page.set_input_files("#images", [str(fake)])
@@ -116,25 +132,14 @@ def test_a_rejected_file_shows_its_reason_on_its_card(live_server, page, tmp_pat
     assert "holiday.jpg" in card.inner_text() and "not an image" in card.inner_text()
 
 
-@pytest.fixture
-def api_live_server(make_app):
-    app = make_app()
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}", app
-    server.shutdown()
-
-
-def test_swagger_ui_lists_every_endpoint_and_try_it_out_works_with_a_token(api_live_server, page, request):
-    from tests.conftest import ApiActions
-
-    base, app = api_live_server
+def test_swagger_ui_lists_every_endpoint_and_try_it_out_works_with_a_token(serve, page, request):
+    base, app = serve()
     api = ApiActions(app.test_client()).user("docs@example.com")
     page.goto(f"{base}/docs")
     page.wait_for_selector(".opblock")
     document = app.test_client().get("/api/v1/openapi.json").json
     expected = sum(len(ops) for ops in document["paths"].values())
-    assert page.locator(".opblock").count() == expected >= 11
+    assert page.locator(".opblock").count() == expected >= 12
     shown = page.locator(".opblock-summary-path").all_inner_texts()
     assert {p.replace("\u200b", "") for p in shown} == set(document["paths"])
 
@@ -151,3 +156,95 @@ def test_swagger_ui_lists_every_endpoint_and_try_it_out_works_with_a_token(api_l
     assert status.inner_text().strip() == "200"
     assert "docs@example.com" in me.locator(".live-responses-table").inner_text()
     shot(page, request, "docs")
+
+
+def upload_pngs(page, tmp_path, *names):
+    files = []
+    for name in names:
+        path = tmp_path / name
+        path.write_bytes(encode(sample(160, 120), "PNG"))
+        files.append(str(path))
+    page.set_input_files("#images", files)
+
+
+def rows(app) -> int:
+    return len(analyses(app))
+
+
+def test_htmx_delete_sends_the_csrf_header_and_a_forged_one_is_refused(serve, page, tmp_path, request):
+    base, app = serve()
+    sign_up(page, base, "htmx@example.com")
+    upload_pngs(page, tmp_path, "one.png", "two.png")
+    page.wait_for_function("document.querySelectorAll('.tile.status-done').length === 2", timeout=60_000)
+    page.on("dialog", lambda dialog: dialog.accept())  # hx-confirm asks first
+    card = page.locator(".tile", has_text="one.png")
+
+    # Only the header can carry the token: the card's own form field is removed.
+    page.evaluate("""() => {
+        document.querySelectorAll('.tile form[hx-post$="/delete"] input[name=csrf_token]').forEach(i => i.remove());
+        document.body.setAttribute('hx-headers', JSON.stringify({'X-CSRFToken': 'forged'}));
+    }""")
+    card.get_by_role("button", name="Delete one.png").click()
+    page.locator("#htmx-errors .flash-error").wait_for()
+    assert "stale" in page.locator("#htmx-errors").inner_text()
+    assert card.count() == 1 and rows(app) == 2
+
+    page.reload()
+    page.evaluate("""() => document.querySelectorAll('.tile form[hx-post$="/delete"] input[name=csrf_token]')
+                                  .forEach(i => i.remove())""")
+    page.locator(".tile", has_text="one.png").get_by_role("button", name="Delete one.png").click()
+    page.locator(".tile", has_text="one.png").wait_for(state="detached")
+    assert page.locator(".tile").count() == 1 and rows(app) == 1
+    shot(page, request, "gallery-after-htmx-delete")
+
+
+def test_without_a_model_the_gallery_shows_a_banner_and_retry_all_works_once_one_is_added(
+        serve, page, tmp_path, random_weights, request):
+    base, app = serve(YOLO_MODEL="", YOLO_OFFLINE=True)
+    sign_up(page, base, "first-run@example.com")
+    upload_pngs(page, tmp_path, "holiday.png")
+    page.wait_for_selector(".tile.status-failed", timeout=60_000)
+    page.reload()
+    banner = page.locator("#detection-unavailable")
+    assert "Detection is unavailable: no detection model is installed" in banner.inner_text()
+    assert "Not analysed: detection was unavailable" in page.locator(".tile").inner_text()
+    shot(page, request, "gallery-detection-unavailable")
+
+    models = Path(app.config["MODELS_DIR"])
+    models.mkdir(parents=True, exist_ok=True)
+    shutil.copy(random_weights, models / random_weights.name)  # what the administrator does
+    page.get_by_role("button", name="Retry all failed").click()
+    page.wait_for_selector(".flashes[role=status] >> text=Retrying 1 photo(s).")
+    page.wait_for_selector(".tile.status-done", timeout=60_000)
+    assert page.locator("#detection-unavailable").count() == 0
+
+
+def test_a_file_over_the_limit_is_refused_before_it_is_sent(serve, page, tmp_path):
+    base, app = serve(MAX_CONTENT_LENGTH=50_000)
+    sign_up(page, base, "big@example.com")
+    posts = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+    big = tmp_path / "big.bmp"
+    big.write_bytes(encode(sample(400, 300), "BMP"))  # 360 kB
+    page.set_input_files("#images", [str(big)])
+    card = page.locator(".tile.rejected")
+    card.wait_for()
+    with app.test_request_context():
+        assert too_large_message() in card.inner_text()
+    assert posts == [] and rows(app) == 0
+
+
+@pytest.mark.parametrize("sign_out", ["log out in another tab", "session cookie gone"])
+def test_an_upload_after_the_session_ended_goes_to_log_in(serve, page, tmp_path, sign_out):
+    base, app = serve()
+    sign_up(page, base, "gone@example.com")
+    if sign_out == "session cookie gone":
+        page.context.clear_cookies()
+    else:
+        other = page.context.new_page()
+        other.goto(f"{base}/analyses")
+        other.get_by_role("button", name="Log out").click()
+        other.wait_for_url("**/login")
+    upload_pngs(page, tmp_path, "late.png")
+    page.wait_for_url(re.compile(r"/login\?next=/analyses$"))
+    assert page.locator("h1").inner_text() == "Log in" and rows(app) == 0

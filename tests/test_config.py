@@ -1,7 +1,12 @@
+import os
 import re
+import subprocess
+import sys
 
 import pytest
+from flask_migrate import upgrade
 
+from tests.helpers import ApiActions
 from webapp import create_app
 from webapp.config import BASE_DIR, TestConfig
 
@@ -42,7 +47,52 @@ def test_defaults_keep_database_and_uploads_in_the_instance_folder(tmp_path):
 
 
 def test_env_example_lists_every_variable_the_config_reads():
-    source = (BASE_DIR / "webapp" / "config.py").read_text() + (BASE_DIR / "webapp" / "settings.py").read_text()
-    read = set(re.findall(r'(?:_env_int|_env_float|os\.environ\.get)\(\s*"([A-Z_]+)"', source))
+    source = (BASE_DIR / "webapp" / "config.py").read_text()
+    read = set(re.findall(r'(?:_env_\w+|os\.environ\.get)\(\s*"([A-Z_]+)"', source))
     listed = set(re.findall(r"^#?\s*([A-Z_]+)=", (BASE_DIR / ".env.example").read_text(), re.M))
-    assert read - listed == set()
+    assert len(read) > 25 and read - listed == set()
+
+
+def test_only_the_config_module_reads_the_environment():
+    readers = [str(path.relative_to(BASE_DIR)) for path in (BASE_DIR / "webapp").rglob("*.py")
+               if "os.environ" in path.read_text() or "getenv" in path.read_text()]
+    assert readers == ["webapp/config.py"]
+
+
+def config_from_environment(**env) -> dict:
+    """Config's values as a fresh process reads them from these variables."""
+    code = ("import json; from webapp.config import Config; "
+            "print(json.dumps({k: getattr(Config, k) for k in dir(Config) if k.isupper()}, default=str))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=BASE_DIR, capture_output=True, text=True,
+                            env={**os.environ, **env}, check=True)
+    import json
+
+    return json.loads(result.stdout)
+
+
+def test_environment_lists_and_switches_are_parsed_once_into_config():
+    config = config_from_environment(CORS_ORIGINS=" https://a.example, ,https://b.example ",
+                                     SESSION_COOKIE_SECURE="0", TRUSTED_PROXIES="1", YOLO_OFFLINE="yes")
+    assert config["CORS_ORIGINS"] == ["https://a.example", "https://b.example"]
+    assert config["SESSION_COOKIE_SECURE"] is False and config["TRUSTED_PROXIES"] == 1
+    assert config["YOLO_OFFLINE"] is True
+    assert config_from_environment(SESSION_COOKIE_SECURE="")["SESSION_COOKIE_SECURE"] is None
+
+
+def login_cookie(tmp_path, **values) -> str:
+    app = create_app(production_config(tmp_path, **values))
+    with app.app_context():
+        upgrade()
+    api = ApiActions(app.test_client())
+    api.signup()
+    return api.login().headers["Set-Cookie"]
+
+
+def test_the_refresh_cookie_is_secure_in_production(tmp_path):
+    assert "Secure" in login_cookie(tmp_path)
+
+
+def test_the_refresh_cookie_follows_session_cookie_secure_off(tmp_path):
+    """A self-hosted server on plain HTTP (a LAN) with SESSION_COOKIE_SECURE=0 can still refresh."""
+    cookie = login_cookie(tmp_path, SESSION_COOKIE_SECURE=False)
+    assert cookie.startswith("refresh_token=") and "Secure" not in cookie

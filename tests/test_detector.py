@@ -79,7 +79,7 @@ def test_a_missing_model_path_fails_fast_with_a_clear_reason(tmp_path):
 def test_an_undownloadable_model_name_fails_fast_offline(monkeypatch):
     monkeypatch.setenv("YOLO_OFFLINE", "1")
     detector = Detector(DetectorSettings(model="yolo11x-does-not-exist.pt", device="cpu"))
-    with pytest.raises(DetectorError, match="cannot be downloaded"):
+    with pytest.raises(DetectorError, match="not on disk and downloads are turned off"):
         detector.load()
 
 

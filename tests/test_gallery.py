@@ -5,9 +5,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import csrf_from
+from tests.factories import add_analysis
+from tests.helpers import HX, analyses, csrf_from, stored_files, upload
 from tests.images import encode, sample
-from tests.test_pipeline import HX, add_analysis, analyses, stored_files, upload
+from webapp.errors import too_large_message
 from webapp.extensions import db
 from webapp.models import AnalysisStatus, Detection
 
@@ -26,6 +27,19 @@ def test_gallery_is_empty_with_a_friendly_message(client, auth):
     auth.signup()
     page = client.get("/analyses").get_data(as_text=True)
     assert "No photos yet" in page and 'name="images"' in page and "multiple" in page
+
+
+def test_upload_hint_states_the_limit_as_it_is_enforced(make_app, auth_factory):
+    app = make_app(MAX_CONTENT_LENGTH=5 * 1024 * 1024)
+    client, auth = auth_factory(app)
+    auth.signup()
+    page = client.get("/analyses").get_data(as_text=True)
+    assert "each sent on its own, up to 5 MB per photo" in page  # the page's script: a request per photo
+    assert "up to 5 MB in all per upload" in page  # without JavaScript: one request
+    assert "MB each" not in page
+    with app.test_request_context():
+        message = too_large_message()
+    assert f'data-max-bytes="{5 * 1024 * 1024}"' in page and f'data-too-large="{message}"' in page
 
 
 def test_gallery_lists_newest_first(client, auth, app):
@@ -112,7 +126,8 @@ def test_detail_page_of_a_pending_analysis_polls(client, auth, app):
 def test_images_are_served_to_their_owner_with_cache_headers(client, done, variant, mimetype):
     response = client.get(f"/analyses/{done.public_id}/image/{variant}")
     assert response.status_code == 200 and response.mimetype == mimetype
-    assert response.headers["ETag"] and "private" in response.headers["Cache-Control"]
+    directives = {d.strip() for d in response.headers["Cache-Control"].split(",")}
+    assert response.headers["ETag"] and "private" in directives and "public" not in directives
     again = client.get(f"/analyses/{done.public_id}/image/{variant}",
                        headers={"If-None-Match": response.headers["ETag"]})
     assert again.status_code == 304
@@ -148,6 +163,27 @@ def test_delete_removes_rows_and_files(client, app, done):
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Detection)) == 0
 
 
+def test_htmx_delete_from_a_card_sends_the_token_in_its_header_and_empties_the_card(client, app, done):
+    token = csrf_from(client.get("/analyses").get_data(as_text=True))
+    response = client.post(f"/analyses/{done.public_id}/delete", headers={**HX, "X-CSRFToken": token})
+    assert response.status_code == 200 and response.get_data() == b""
+    assert analyses(app) == [] and stored_files(app) == []
+
+
+def test_htmx_delete_from_the_detail_page_goes_back_to_the_gallery(client, app, done):
+    token = csrf_from(client.get(f"/analyses/{done.public_id}").get_data(as_text=True))
+    response = client.post(f"/analyses/{done.public_id}/delete",
+                           headers={**HX, "HX-Trigger": "detail-delete", "X-CSRFToken": token})
+    assert response.headers["HX-Redirect"] == "/analyses"
+    assert "Deleted photo.png" in client.get("/analyses").get_data(as_text=True)
+
+
+def test_htmx_delete_with_a_forged_token_is_refused(client, app, done):
+    response = client.post(f"/analyses/{done.public_id}/delete", headers={**HX, "X-CSRFToken": "forged"})
+    assert response.status_code == 400
+    assert len(analyses(app)) == 1
+
+
 def test_delete_needs_the_csrf_token(client, app, done):
     assert client.post(f"/analyses/{done.public_id}/delete").status_code == 400
     assert len(analyses(app)) == 1
@@ -165,6 +201,7 @@ ID_ROUTES = [
     ("GET", "/analyses/{id}/image/thumbnail"),
     ("GET", "/analyses/{id}/detections.json"),
     ("POST", "/analyses/{id}/delete"),
+    ("POST", "/analyses/{id}/retry"),
 ]
 
 
@@ -182,10 +219,11 @@ def test_another_users_analysis_is_404(client, auth, app, done, method, route):
 @pytest.mark.parametrize("method, route", ID_ROUTES)
 def test_a_signed_out_visitor_is_sent_to_log_in(client, auth, done, method, route):
     auth.logout()
-    response = client.open(route.format(id=done.public_id), method=method)
-    assert response.status_code in (302, 400)
-    if method == "GET":
-        assert response.location.startswith("/login?next=")
+    token = auth.csrf("/login")  # a signed-out browser tab still holds a valid form token
+    response = client.open(route.format(id=done.public_id), method=method,
+                           data={"csrf_token": token} if method == "POST" else None)
+    assert response.status_code == 302
+    assert response.location.startswith("/login?next=")
 
 
 @pytest.mark.parametrize("method, route", ID_ROUTES)

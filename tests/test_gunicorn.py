@@ -1,10 +1,12 @@
 """gunicorn serves `wsgi:app` as in production (a subprocess on a free port)."""
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 from webapp.config import BASE_DIR
@@ -41,27 +43,51 @@ def wait_for(url: str, process, seconds: float = 60) -> bytes:
     raise AssertionError(f"{url} did not answer in {seconds}s")
 
 
-def test_gunicorn_serves_healthz(tmp_path):
-    port = free_port()
-    process = subprocess.Popen(
-        [str(GUNICORN), "--bind", f"127.0.0.1:{port}", "--workers", "1", "wsgi:app"],
-        cwd=BASE_DIR, env=production_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
+@contextmanager
+def serving(command: list[str], env: dict, port: int):
+    """Run `command` (a server on `port`) until its /healthz answers; yield that answer; stop it."""
+    process = subprocess.Popen(command, cwd=BASE_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        body = wait_for(f"http://127.0.0.1:{port}/healthz", process)
-        assert b'"database":"ok"' in body.replace(b" ", b"")
+        yield wait_for(f"http://127.0.0.1:{port}/healthz", process)
     finally:
         process.terminate()
         process.wait(timeout=30)
 
 
+def gunicorn(port: int) -> list[str]:
+    return [str(GUNICORN), "--bind", f"127.0.0.1:{port}", "--workers", "1", "wsgi:app"]
+
+
+def test_gunicorn_serves_healthz(tmp_path):
+    port = free_port()
+    with serving(gunicorn(port), production_env(tmp_path), port) as body:
+        assert b'"database":"ok"' in body.replace(b" ", b"")
+
+
+def test_each_gunicorn_worker_marks_analyses_of_dead_processes_failed_at_start(tmp_path):
+    """What a restart (or a worker killed mid-analysis) leaves behind is recovered by the worker
+    that starts next (gunicorn.conf.py), not by building the app."""
+    env = production_env(tmp_path)
+    subprocess.run([str(GUNICORN.parent / "flask"), "--app", "wsgi", "db", "upgrade"], cwd=BASE_DIR, env=env,
+                   check=True, capture_output=True)
+    with sqlite3.connect(tmp_path / "prod.sqlite3") as conn:
+        conn.execute("INSERT INTO user (email, password_hash, created_at) VALUES ('a@b.c', 'x', '2026-01-01')")
+        conn.execute(
+            "INSERT INTO analysis (public_id, user_id, original_filename, original_path, width, height, sha256,"
+            " status, model_name, conf, iou, imgsz, worker, created_at) VALUES ('f00d', 1, 'p.jpg', '1/f00d/o.jpg',"
+            f" 1, 1, 'x', 'running', 'm', 0.25, 0.7, 640, '{socket.gethostname()}:999999:1', '2026-01-01')")
+    port = free_port()
+    with serving(gunicorn(port), env, port):
+        pass
+    with sqlite3.connect(tmp_path / "prod.sqlite3") as conn:
+        assert conn.execute("SELECT status FROM analysis").fetchone() == ("failed",)
+
+
 def test_gunicorn_without_secret_key_stops_with_one_clear_line(tmp_path):
     env = production_env(tmp_path)
     del env["SECRET_KEY"]
-    result = subprocess.run(
-        [str(GUNICORN), "--bind", f"127.0.0.1:{free_port()}", "--workers", "1", "wsgi:app"],
-        cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=120,
-    )
+    result = subprocess.run(gunicorn(free_port()), cwd=BASE_DIR, env=env, capture_output=True, text=True,
+                            timeout=120)
     assert result.returncode != 0
     assert "SECRET_KEY is not set" in result.stdout + result.stderr
 
@@ -70,17 +96,8 @@ def test_container_entrypoint_migrates_then_serves(tmp_path):
     port = free_port()
     env = production_env(tmp_path, PORT=str(port), WEB_CONCURRENCY="1",
                          PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
-    process = subprocess.Popen(
-        ["sh", str(BASE_DIR / "docker" / "entrypoint.sh"), "web"],
-        cwd=BASE_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_for(f"http://127.0.0.1:{port}/healthz", process)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-    import sqlite3
-
+    with serving(["sh", str(BASE_DIR / "docker" / "entrypoint.sh"), "web"], env, port):
+        pass
     tables = {row[0] for row in sqlite3.connect(tmp_path / "prod.sqlite3").execute(
         "SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"user", "analysis", "detection", "refresh_token", "alembic_version"} <= tables

@@ -1,11 +1,11 @@
+from tests.helpers import make_config
 from webapp import create_app
-from tests.conftest import make_config
 
 
 def test_healthz_reports_a_reachable_database(client):
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.json == {"status": "ok", "database": "ok"}
+    assert response.json == {"status": "ok", "database": "ok", "model": "ok"}
 
 
 def test_healthz_answers_503_when_the_database_is_unreachable(tmp_path):

@@ -1,31 +1,12 @@
+import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
 
+from tests import factories
 from webapp.extensions import db
-from webapp.models import Analysis, Detection, RefreshToken, User
-
-
-def make_user(email="ada@example.com"):
-    user = User(email=email)
-    user.set_password("a long password")
-    db.session.add(user)
-    db.session.commit()
-    return user
-
-
-def make_analysis(user, **values):
-    analysis = Analysis(
-        owner=user, original_filename="bus.jpg", original_path="1/x/original.jpg",
-        width=10, height=10, sha256="0" * 64, model_name="m", conf=0.25, iou=0.7, imgsz=640,
-        **values,
-    )
-    analysis.detections = [Detection(class_id=0, label="person", confidence=0.9,
-                                     x1=1, y1=1, x2=5, y2=5)]
-    db.session.add(analysis)
-    db.session.commit()
-    return analysis
+from webapp.models import Analysis, AnalysisStatus, Detection, RefreshToken, User
 
 
 def counts():
@@ -35,7 +16,7 @@ def counts():
 
 def test_timestamps_come_back_as_aware_utc(app):
     with app.app_context():
-        user = make_user()
+        user = factories.user()
         db.session.expire_all()
         created = db.session.get(User, user.id).created_at
         assert created.tzinfo is not None and created.utcoffset() == timedelta(0)
@@ -44,7 +25,7 @@ def test_timestamps_come_back_as_aware_utc(app):
 
 def test_password_is_stored_hashed(app):
     with app.app_context():
-        user = make_user()
+        user = factories.user(password="a long password")
         assert "a long password" not in user.password_hash
         assert user.password_hash.startswith("scrypt:")
         assert user.check_password("a long password") and not user.check_password("wrong")
@@ -52,23 +33,32 @@ def test_password_is_stored_hashed(app):
 
 def test_email_is_unique(app):
     with app.app_context():
-        make_user()
+        factories.user()
+        db.session.add(User(email="ada@example.com", password_hash="x"))
         with pytest.raises(sa.exc.IntegrityError):
-            make_user()
+            db.session.commit()
 
 
 def test_analysis_public_id_is_random_not_a_counter(app):
     with app.app_context():
-        user = make_user()
-        first, second = make_analysis(user), make_analysis(user)
+        user = factories.user()
+        first, second = factories.analysis(user), factories.analysis(user)
         assert len(first.public_id) == 32 and first.public_id != second.public_id
-        assert str(first.id) not in (first.public_id[:2],)
+        assert uuid.UUID(first.public_id).version == 4  # 122 random bits, unrelated to the row id
+
+
+def test_status_reads_back_as_the_enum(app):
+    with app.app_context():
+        analysis = factories.analysis(factories.user(), status=AnalysisStatus.FAILED)
+        db.session.expire_all()
+        status = db.session.get(Analysis, analysis.id).status
+        assert status is AnalysisStatus.FAILED and status == "failed"
 
 
 def test_deleting_a_user_leaves_no_orphan_rows(app):
     with app.app_context():
-        user = make_user()
-        make_analysis(user)
+        user = factories.user()
+        factories.analysis(user, labels=[("person", 0.9)])
         db.session.add(RefreshToken(user=user, token_hash="a" * 64, family="f",
                                     expires_at=datetime.now(timezone.utc)))
         db.session.commit()
@@ -79,8 +69,8 @@ def test_deleting_a_user_leaves_no_orphan_rows(app):
 
 def test_database_cascades_deletes_without_the_orm(app):
     with app.app_context():
-        user = make_user()
-        make_analysis(user)
+        user = factories.user()
+        factories.analysis(user, labels=[("person", 0.9)])
         db.session.execute(sa.delete(User))
         db.session.commit()
         assert counts() == {"User": 0, "Analysis": 0, "Detection": 0, "RefreshToken": 0}
@@ -88,8 +78,8 @@ def test_database_cascades_deletes_without_the_orm(app):
 
 def test_deleting_an_analysis_removes_its_detections(app):
     with app.app_context():
-        user = make_user()
-        analysis = make_analysis(user)
+        user = factories.user()
+        analysis = factories.analysis(user, labels=[("person", 0.9)])
         db.session.delete(analysis)
         db.session.commit()
         assert counts()["Detection"] == 0 and counts()["User"] == 1

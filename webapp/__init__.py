@@ -1,30 +1,21 @@
-"""The photo-detection web app: `create_app()` builds it."""
-import os
-
+"""The photo-detection web app: `create_app()` builds it, with no side effects on the database
+(start-up work such as `flask recover-interrupted` is an explicit step)."""
 from flask import Flask
 
-from webapp import settings
-from webapp.config import BASE_DIR, Config
+from webapp.config import BASE_DIR, Config, configure, instance_path
 
 
 def create_app(config: object | None = None) -> Flask:
     """Build the app. `config` is a config class/object; default: `Config` (the environment)."""
-    instance_path = (
-        getattr(config, "INSTANCE_PATH", None)
-        or os.environ.get("INSTANCE_PATH")
-        or str(BASE_DIR / "instance")
-    )
+    # The package lives in webapp/, but templates/ and static/ sit at the project's top level.
     app = Flask(
         __name__,
-        instance_path=instance_path,
+        instance_path=instance_path(config),
         template_folder=str(BASE_DIR / "templates"),
         static_folder=str(BASE_DIR / "static"),
     )
     app.config.from_object(config or Config)
-    settings.configure_logging(app)
-    settings.configure_paths(app)
-    settings.configure_secrets(app)
-    settings.configure_security(app)
+    configure(app)
     register_extensions(app)
     register_subsystems(app)
     register_blueprints(app)
@@ -45,12 +36,10 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_subsystems(app: Flask) -> None:
-    from webapp import db_events, jobs, storage
-    from webapp.vision import detector
+    from webapp import detection, jobs, storage
 
-    db_events.init_app(app)
     storage.init_app(app)
-    detector.init_app(app)
+    detection.init_app(app)
     jobs.init_app(app)
 
 

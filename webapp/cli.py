@@ -1,37 +1,51 @@
-"""`flask` commands."""
+"""`flask` commands (the docstring is each command's help)."""
 import click
 import sqlalchemy as sa
+from flask import current_app
+from flask.cli import with_appcontext
 
+from webapp import detection
+from webapp.analyses import pipeline
 from webapp.extensions import db
 from webapp.models import Analysis, AnalysisStatus
+from webapp.vision.detector import ModelUnavailable
 
 
 @click.command("analyses-stats")
+@with_appcontext
 def analyses_stats():
     """Print how many analyses there are in each status."""
-    rows = db.session.execute(
+    counts = dict(db.session.execute(
         sa.select(Analysis.status, sa.func.count()).group_by(Analysis.status)
-    ).all()
-    counts = dict(rows)
-    for status in AnalysisStatus.ALL:
+    ).all())
+    for status in AnalysisStatus:
         click.echo(f"{status:8} {counts.get(status, 0)}")
 
 
 @click.command("check-model")
+@with_appcontext
 def check_model():
-    """Load the configured YOLO model once and print its classes (fails with the reason)."""
-    from flask import current_app
-
-    from webapp.vision.detector import DetectorError, get_detector
-
-    detector = get_detector(current_app)
+    """Load the detection model once and print its classes, or what is wrong and how to fix it."""
+    detector = detection.get_detector()
     try:
         names = detector.names()
-    except DetectorError as exc:
-        raise click.ClickException(str(exc)) from exc
+    except ModelUnavailable as exc:
+        problem = detection.explain(exc, current_app.config)
+        raise click.ClickException(
+            f"Detection is unavailable: {problem.reason}.\n  Why: {exc.detail}\n  Fix: {problem.fix}"
+        ) from exc
     click.echo(f"{detector.settings.model}: {len(names)} classes on {detector.device}")
 
 
+@click.command("recover-interrupted")
+@with_appcontext
+def recover_interrupted():
+    """Mark as failed the analyses left pending/running by processes that no longer exist
+    (run at start-up; gunicorn's workers do it themselves)."""
+    count = pipeline.recover_interrupted()
+    click.echo(f"{count} interrupted analyses marked failed (they can be retried).")
+
+
 def init_app(app) -> None:
-    app.cli.add_command(analyses_stats)
-    app.cli.add_command(check_model)
+    for command in (analyses_stats, check_model, recover_interrupted):
+        app.cli.add_command(command)

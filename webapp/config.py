@@ -1,11 +1,21 @@
-"""Configuration read from the environment (and a `.env` file beside the project)."""
+"""Configuration: every environment variable is read once, here, into `Config`; `configure(app)`
+then fills in what depends on the app (instance-folder defaults, development secrets, logging,
+cookie security, trusted proxies)."""
+import logging
 import os
+import secrets
+import sys
 from pathlib import Path
 
 from dotenv import load_dotenv
+from flask import Flask
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 load_dotenv(BASE_DIR / ".env")
+
+logger = logging.getLogger(__name__)
+
+REQUIRED_SECRETS = ("SECRET_KEY", "JWT_SECRET_KEY")
 
 
 def _env_int(name: str, default: int) -> int:
@@ -16,24 +26,38 @@ def _env_float(name: str, default: float) -> float:
     return float(os.environ.get(name) or default)
 
 
+def _env_bool(name: str):
+    """True/False when the variable is set (1/true/yes/on are true), None when it is not."""
+    value = os.environ.get(name)
+    return None if value in (None, "") else value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _env_list(name: str) -> list[str]:
+    """A comma-separated variable as a list, blanks dropped."""
+    return [item.strip() for item in (os.environ.get(name) or "").split(",") if item.strip()]
+
+
 class Config:
     # Secrets: required in production; generated into the instance folder in development.
     SECRET_KEY = os.environ.get("SECRET_KEY")
     JWT_SECRET_KEY = os.environ.get("JWT_SECRET_KEY")
 
-    # Storage. Empty means "inside the instance folder", filled in by create_app.
+    # Storage. Empty means "inside the instance folder", filled in by `configure`.
+    INSTANCE_PATH = os.environ.get("INSTANCE_PATH")
     SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL")
     UPLOAD_DIR = os.environ.get("UPLOAD_DIR")
     MAX_CONTENT_LENGTH = _env_int("MAX_CONTENT_LENGTH", 20 * 1024 * 1024)
     MAX_IMAGE_PIXELS = _env_int("MAX_IMAGE_PIXELS", 40_000_000)
 
-    # Detection.
-    YOLO_MODEL = os.environ.get("YOLO_MODEL") or "yolo11n.pt"
+    # Detection. YOLO_MODEL empty: the first model in MODELS_DIR, else yolo11n.pt downloaded there.
+    YOLO_MODEL = os.environ.get("YOLO_MODEL") or ""
+    MODELS_DIR = os.environ.get("MODELS_DIR")
     YOLO_DEVICE = os.environ.get("YOLO_DEVICE") or "auto"
     YOLO_CONF = _env_float("YOLO_CONF", 0.25)
     YOLO_IOU = _env_float("YOLO_IOU", 0.7)
     YOLO_IMGSZ = _env_int("YOLO_IMGSZ", 640)
     YOLO_STORE_FLOOR = _env_float("YOLO_STORE_FLOOR", 0.05)
+    YOLO_OFFLINE = bool(_env_bool("YOLO_OFFLINE"))
     THUMBNAIL_SIZE = _env_int("THUMBNAIL_SIZE", 400)
 
     # Running analyses: "thread" (in-process background worker) or "sync" (inside the request).
@@ -48,11 +72,16 @@ class Config:
     JWT_TOKEN_LOCATION = ["headers"]
     JWT_ALGORITHM = "HS256"
     API_WAIT_TIMEOUT = _env_int("API_WAIT_TIMEOUT", 120)  # seconds, for ?wait=true
-    CORS_ORIGINS = os.environ.get("CORS_ORIGINS") or ""  # comma-separated; empty: no CORS
+    CORS_ORIGINS = _env_list("CORS_ORIGINS")  # empty: no CORS
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI") or "memory://"
     RATELIMIT_AUTH = os.environ.get("RATELIMIT_AUTH") or "10 per minute"
     RATELIMIT_HEADERS_ENABLED = True
     LOG_LEVEL = os.environ.get("LOG_LEVEL") or "INFO"
+
+    # Cookies are Secure in production unless SESSION_COOKIE_SECURE says otherwise (None: decide
+    # by mode); the API's refresh cookie follows the same setting.
+    SESSION_COOKIE_SECURE = _env_bool("SESSION_COOKIE_SECURE")
+    TRUSTED_PROXIES = _env_int("TRUSTED_PROXIES", 0)  # reverse proxies whose X-Forwarded-* count
 
     SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
     SESSION_COOKIE_HTTPONLY = True
@@ -68,7 +97,106 @@ class TestConfig(Config):
     JWT_SECRET_KEY = "test-jwt-secret-key-that-is-long-enough"
     SQLALCHEMY_DATABASE_URI = "sqlite://"
     ANALYSIS_EXECUTOR = "sync"
-    YOLO_MODEL = "yolo11n.yaml"
+    YOLO_MODEL = "yolo11n.yaml"  # random weights, built by Ultralytics without any download
     YOLO_DEVICE = "cpu"
+    YOLO_OFFLINE = True
     LOG_LEVEL = "WARNING"
     RATELIMIT_AUTH = "1000 per minute"
+    SESSION_COOKIE_SECURE = None
+    TRUSTED_PROXIES = 0
+    CORS_ORIGINS: list[str] = []
+
+
+class ConfigurationError(SystemExit):
+    """Start-up stops: the one-line message goes to stderr, the exit status is 3 (which
+    gunicorn reads as "worker failed to boot", so it stops instead of respawning)."""
+
+    EXIT_STATUS = 3
+
+    def __init__(self, message: str):
+        super().__init__(self.EXIT_STATUS)
+        self.message = message
+        sys.stderr.write(message + "\n")
+        sys.stderr.flush()
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def instance_path(config: object | None) -> str:
+    """The instance folder: the config's INSTANCE_PATH, else `./instance` beside the package."""
+    return getattr(config or Config, "INSTANCE_PATH", None) or str(BASE_DIR / "instance")
+
+
+def is_production(app: Flask) -> bool:
+    return not (app.debug or app.testing)
+
+
+def configure(app: Flask) -> None:
+    """The start-up steps that need the app, in order."""
+    configure_logging(app)
+    configure_paths(app)
+    configure_secrets(app)
+    configure_security(app)
+
+
+def configure_logging(app: Flask) -> None:
+    root = logging.getLogger()
+    if not any(getattr(h, "_webapp", False) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler._webapp = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    level = app.config["LOG_LEVEL"]
+    root.setLevel(level)
+    logging.getLogger("webapp").setLevel(level)
+
+
+def configure_paths(app: Flask) -> None:
+    """Fill in the instance-folder defaults for the database, the uploads and the models."""
+    instance = Path(app.instance_path)
+    instance.mkdir(parents=True, exist_ok=True)
+    uri = app.config.get("SQLALCHEMY_DATABASE_URI") or f"sqlite:///{instance / 'webapp.sqlite3'}"
+    if uri.startswith("postgres://"):  # the scheme some hosts still hand out
+        uri = "postgresql://" + uri[len("postgres://"):]
+    app.config["SQLALCHEMY_DATABASE_URI"] = uri
+    app.config["UPLOAD_DIR"] = str(Path(app.config.get("UPLOAD_DIR") or instance / "uploads").resolve())
+    app.config["MODELS_DIR"] = str(Path(app.config.get("MODELS_DIR") or instance / "models").resolve())
+
+
+def configure_secrets(app: Flask) -> None:
+    """Production needs both secrets set; development keeps generated ones in the instance folder."""
+    for name in REQUIRED_SECRETS:
+        if app.config.get(name):
+            continue
+        if is_production(app):
+            raise ConfigurationError(
+                f"Configuration error: {name} is not set. Set it in the environment or .env "
+                f"(e.g. {name}=$(python -c 'import secrets; print(secrets.token_hex(32))'))."
+            )
+        app.config[name] = _instance_secret(Path(app.instance_path), name)
+
+
+def _instance_secret(instance: Path, name: str) -> str:
+    path = instance / name.lower()
+    if path.exists():
+        return path.read_text().strip()
+    value = secrets.token_hex(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(value)
+    logger.info("Generated a development %s in %s", name, path)
+    return value
+
+
+def configure_security(app: Flask) -> None:
+    """Secure cookies (SESSION_COOKIE_SECURE, or on in production) and trusted proxies."""
+    secure = app.config.get("SESSION_COOKIE_SECURE")
+    secure = is_production(app) if secure is None else bool(secure)
+    app.config["SESSION_COOKIE_SECURE"] = secure
+    app.config["REMEMBER_COOKIE_SECURE"] = secure
+    proxies = int(app.config.get("TRUSTED_PROXIES") or 0)
+    if proxies:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)

@@ -4,11 +4,12 @@ import logging
 from typing import Optional
 
 from flask import current_app, jsonify, render_template, request
+from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from webapp.extensions import db
-from webapp.pages import wants_partial
+from webapp.extensions import db, login_manager
+from webapp.htmx import wants_partial
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +73,10 @@ def handle_problem(exc: ProblemError):
 
 
 def handle_csrf(exc: CSRFError):
+    """A page form or htmx write without a valid token. Signed out meanwhile (the session ended,
+    or a log-out in another tab): off to log in again, not a bare refusal."""
+    if not wants_json() and request.blueprint != "auth" and not current_user.is_authenticated:
+        return login_manager.unauthorized()
     return _respond(400, "Bad Request", f"The form was stale or incomplete ({exc.description}) "
                     "Reload the page and try again.")
 

@@ -1,6 +1,7 @@
 """Database models (SQLAlchemy 2.0, typed)."""
 import uuid
 from datetime import datetime, timezone
+from enum import StrEnum
 from typing import Optional
 
 import sqlalchemy as sa
@@ -32,10 +33,6 @@ class UTCDateTime(sa.types.TypeDecorator):
         return value
 
 
-def normalize_email(email: str) -> str:
-    return email.strip().lower()
-
-
 class User(UserMixin, db.Model):
     __tablename__ = "user"
 
@@ -62,13 +59,31 @@ class User(UserMixin, db.Model):
         return f"<User {self.email}>"
 
 
-class AnalysisStatus:
+class AnalysisStatus(StrEnum):
+    """Where an analysis is: queued, running, finished with results, or stopped with a reason."""
+
     PENDING = "pending"
     RUNNING = "running"
     DONE = "done"
     FAILED = "failed"
-    ALL = (PENDING, RUNNING, DONE, FAILED)
-    ACTIVE = (PENDING, RUNNING)
+
+    @classmethod
+    def active(cls) -> tuple["AnalysisStatus", ...]:
+        """Not finished yet: a worker has it queued or is running it."""
+        return (cls.PENDING, cls.RUNNING)
+
+
+class StatusType(sa.types.TypeDecorator):
+    """An AnalysisStatus stored as its string value (VARCHAR(16)), read back as the enum."""
+
+    impl = sa.String(16)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        return None if value is None else AnalysisStatus(value).value
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else AnalysisStatus(value)
 
 
 class Analysis(db.Model):
@@ -93,8 +108,8 @@ class Analysis(db.Model):
     width: Mapped[int]
     height: Mapped[int]
     sha256: Mapped[str] = mapped_column(sa.String(64), index=True)
-    status: Mapped[str] = mapped_column(
-        sa.String(16), default=AnalysisStatus.PENDING, index=True
+    status: Mapped[AnalysisStatus] = mapped_column(
+        StatusType, default=AnalysisStatus.PENDING, index=True
     )
     error: Mapped[Optional[str]] = mapped_column(sa.Text)
     model_name: Mapped[str] = mapped_column(sa.String(500))
@@ -125,7 +140,25 @@ class Analysis(db.Model):
 
     @property
     def is_active(self) -> bool:
-        return self.status in AnalysisStatus.ACTIVE
+        return self.status in AnalysisStatus.active()
+
+    @property
+    def is_done(self) -> bool:
+        return self.status == AnalysisStatus.DONE
+
+    @property
+    def is_failed(self) -> bool:
+        return self.status == AnalysisStatus.FAILED
+
+    @property
+    def folder(self) -> str:
+        """The analysis's folder under UPLOAD_DIR (where its original lies)."""
+        return self.original_path.rsplit("/", 1)[0]
+
+    def fail(self, message: str) -> None:
+        self.status = AnalysisStatus.FAILED
+        self.error = message
+        self.finished_at = utcnow()
 
     def stored_paths(self) -> list[str]:
         return [p for p in (self.original_path, self.annotated_path, self.thumbnail_path) if p]

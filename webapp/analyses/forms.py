@@ -4,7 +4,3 @@ from flask_wtf.file import FileRequired, MultipleFileField
 
 class UploadForm(FlaskForm):
     images = MultipleFileField("Photos", validators=[FileRequired(message="Choose at least one photo.")])
-
-
-class DeleteForm(FlaskForm):
-    """Only the CSRF token: deleting needs a real form post from our page."""

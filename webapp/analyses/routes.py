@@ -1,19 +1,28 @@
 import json
 
-from flask import (
-    Response, abort, current_app, flash, redirect, render_template, request, send_file, url_for,
-)
+from flask import Response, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from webapp import storage
+from webapp import detection
 from webapp.analyses import bp, exports, services
-from webapp.analyses.forms import DeleteForm, UploadForm
+from webapp.analyses.forms import UploadForm
+from webapp.errors import too_large_message
 from webapp.extensions import db
+from webapp.htmx import triggered_by, wants_partial
 from webapp.models import AnalysisStatus
-from webapp.pages import wants_partial
 from webapp.vision.draw import class_color_hex
 
-VARIANTS = {"original": "original_path", "annotated": "annotated_path", "thumbnail": "thumbnail_path"}
+STATUS_LABELS = {
+    AnalysisStatus.PENDING: "Queued",
+    AnalysisStatus.RUNNING: "Detecting…",
+    AnalysisStatus.DONE: "Done",
+    AnalysisStatus.FAILED: "Failed",
+}
+
+
+@bp.app_template_filter("status_label")
+def status_label(status: AnalysisStatus) -> str:
+    return STATUS_LABELS[status]
 
 
 @bp.route("/", methods=["GET"])
@@ -45,6 +54,9 @@ def gallery():
         "analyses/gallery.html",
         form=UploadForm(),
         labels=services.user_labels(current_user),
+        unavailable=detection.availability(),
+        failed_count=services.count_failed(current_user),
+        too_large=too_large_message(),
         **context,
     )
 
@@ -73,8 +85,8 @@ def upload():
 def _upload_invalid(form: UploadForm):
     messages = [m for errors in form.errors.values() for m in errors]
     if wants_partial():
-        return render_template("errors/_error.html", title="Upload refused",
-                               message=" ".join(messages)), 422
+        refused = [services.Rejected("Upload refused", " ".join(messages))]
+        return render_template("analyses/_upload_result.html", analyses=[], rejected=refused), 422
     for message in messages:
         flash(message, "error")
     return redirect(url_for("analyses.gallery"))
@@ -83,21 +95,23 @@ def _upload_invalid(form: UploadForm):
 @bp.route("/analyses/<public_id>", methods=["GET"])
 @login_required
 def detail(public_id: str):
-    analysis = services.get_owned_analysis(public_id)
+    analysis = services.get_owned_analysis(current_user, public_id, with_detections=True)
     detections = [d.as_dict() for d in analysis.detections]
     labels = sorted({d.label for d in analysis.detections})
     colors = {d.label: class_color_hex(d.class_id) for d in analysis.detections}
     return render_template(
-        "analyses/detail.html",
-        analysis=analysis, detections=detections, labels=labels, colors=colors,
-        delete_form=DeleteForm(),
+        "analyses/detail.html", analysis=analysis, detections=detections, labels=labels, colors=colors,
     )
 
 
 @bp.route("/analyses/<public_id>/card", methods=["GET"])
 @login_required
 def card(public_id: str):
-    analysis = services.get_owned_analysis(public_id)
+    analysis = services.get_owned_analysis(current_user, public_id)
+    return _card(analysis)
+
+
+def _card(analysis):
     return render_template(
         "analyses/_card.html", analysis=analysis, chips=services.label_counts([analysis]),
     )
@@ -106,27 +120,15 @@ def card(public_id: str):
 @bp.route("/analyses/<public_id>/image/<variant>", methods=["GET"])
 @login_required
 def image(public_id: str, variant: str):
-    analysis = services.get_owned_analysis(public_id)
-    relative = getattr(analysis, VARIANTS[variant], None) if variant in VARIANTS else None
-    if not relative:
-        abort(404)
-    path = storage.absolute(relative)
-    if not path.is_file():
-        abort(404)
-    download = request.args.get("download") == "1"
-    name = f"{analysis.original_filename.rsplit('.', 1)[0]}-{variant}{path.suffix}"
-    response = send_file(path, as_attachment=download, download_name=name,
-                         conditional=True, etag=True, max_age=3600)
-    response.cache_control.private = True
-    response.cache_control.public = False
-    return response
+    analysis = services.get_owned_analysis(current_user, public_id)
+    return services.send_image(analysis, variant, download=request.args.get("download") == "1")
 
 
 @bp.route("/analyses/<public_id>/detections.json", methods=["GET"])
 @login_required
 def detections_json(public_id: str):
     """Every stored detection (down to the storage floor), as the API's JSON export writes them."""
-    analysis = services.get_owned_analysis(public_id)
+    analysis = services.get_owned_analysis(current_user, public_id, with_detections=True)
     body = exports.as_json([analysis], min_conf=0.0)["images"][0]
     return Response(
         json.dumps(body, indent=2), mimetype="application/json",
@@ -137,26 +139,40 @@ def detections_json(public_id: str):
 @bp.route("/analyses/<public_id>/delete", methods=["POST"])
 @login_required
 def delete(public_id: str):
-    analysis = services.get_owned_analysis(public_id)
-    form = DeleteForm()
-    if not form.validate_on_submit():
-        abort(400)
+    """CSRF-protected like every POST. A gallery card's htmx delete gets an empty answer (the card
+    swaps itself out); the detail page's form (`detail-delete`) goes back to the gallery."""
+    analysis = services.get_owned_analysis(current_user, public_id)
     name = analysis.original_filename
     services.delete_analysis(analysis)
-    if wants_partial():
-        return "", 200  # the card swaps itself out
+    if wants_partial() and not triggered_by("detail-delete"):
+        return "", 200
     flash(f"Deleted {name}.", "info")
-    return redirect(url_for("analyses.gallery"))
+    return _go_to(url_for("analyses.gallery"))
 
 
-STATUS_LABELS = {
-    AnalysisStatus.PENDING: "Queued",
-    AnalysisStatus.RUNNING: "Detecting…",
-    AnalysisStatus.DONE: "Done",
-    AnalysisStatus.FAILED: "Failed",
-}
+@bp.route("/analyses/<public_id>/retry", methods=["POST"])
+@login_required
+def retry(public_id: str):
+    """Queue a failed analysis again. A gallery card's htmx retry gets the card back (polling);
+    the detail page reloads, polling until the new run ends."""
+    analysis = services.get_owned_analysis(current_user, public_id)
+    services.retry([analysis])
+    if wants_partial() and not triggered_by("detail-retry"):
+        return _card(analysis)
+    return _go_to(url_for("analyses.detail", public_id=public_id))
 
 
-@bp.app_template_filter("status_label")
-def status_label(status: str) -> str:
-    return STATUS_LABELS.get(status, status)
+@bp.route("/analyses/retry-failed", methods=["POST"])
+@login_required
+def retry_failed():
+    """Queue every failed analysis of the user again (after the model was fixed, say)."""
+    result = services.retry(services.failed_analyses(current_user))
+    flash(f"Retrying {len(result.accepted)} photo(s).", "success")
+    return _go_to(url_for("analyses.gallery"))
+
+
+def _go_to(url: str):
+    """Redirect the browser to `url`: for htmx, as a full page load (HX-Redirect)."""
+    if wants_partial():
+        return "", 200, {"HX-Redirect": url}
+    return redirect(url)

@@ -1,24 +1,33 @@
-"""Analyses: accepting an upload, the gallery's queries, deleting. Shared by pages and API."""
+"""Analyses: accepting an upload, retrying, deleting, the gallery's queries, sending images.
+Shared by the pages and the API.
+
+Transaction rule (for every service, here and in `auth/services.py`, `auth/tokens.py` and
+`analyses/pipeline.py`): **a service function commits its own work** before it returns, and
+rolls back what it started before it raises, so a view never commits and never has to
+remember to. A view calls services and turns their exceptions into a form error, a flash or a
+JSON 4xx.
+"""
 import hashlib
-import logging
 import os
 import unicodedata
 import uuid
-from dataclasses import dataclass
+from concurrent.futures import Future, wait
+from dataclasses import dataclass, field
 from typing import Optional
 
 import sqlalchemy as sa
+from flask import Response, abort, current_app, send_file
 from sqlalchemy.orm import selectinload
-from flask import abort, current_app
-from flask_login import current_user
 
 from webapp import jobs, storage
+from webapp.analyses import pipeline
+from webapp.detection import get_detector
 from webapp.extensions import db
-from webapp.models import Analysis, Detection, User
-from webapp.vision.detector import get_detector
+from webapp.models import Analysis, AnalysisStatus, Detection, User
 from webapp.vision.images import ImageRejected, LoadedImage, load_image, stored_original, thumbnail
 
-logger = logging.getLogger(__name__)
+VARIANTS = ("original", "annotated", "thumbnail")
+IMAGE_MAX_AGE = 3600  # seconds a browser may reuse an image without asking again
 
 
 @dataclass
@@ -41,19 +50,20 @@ class UnknownClasses(ValueError):
     """Some requested class names are not classes of the model."""
 
     def __init__(self, unknown: list[str], known: list[str]):
-        super().__init__(f"Unknown class names: {', '.join(unknown)}.")
+        super().__init__(f"Unknown class names: {', '.join(unknown)}. Known classes: {', '.join(known)}.")
         self.unknown, self.known = unknown, known
 
 
 def check_classes(names: Optional[tuple[str, ...]]) -> None:
-    """Raise UnknownClasses for names the model does not know (loads the model; may raise
-    DetectorError when it cannot be loaded)."""
+    """Raise UnknownClasses for names the model does not know. Loads the model, so it may raise
+    ModelUnavailable."""
     if not names:
         return
-    known = list(get_detector(current_app).names().values())
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        raise UnknownClasses(unknown, known)
+    detector = get_detector()
+    try:
+        pipeline.class_ids(detector, list(names))
+    except pipeline.UnknownClasses as exc:
+        raise UnknownClasses(exc.unknown, list(detector.names().values())) from None
 
 
 def display_filename(name: Optional[str]) -> str:
@@ -84,7 +94,7 @@ def accept_upload(
         width=loaded.width,
         height=loaded.height,
         sha256=hashlib.sha256(data).hexdigest(),
-        model_name=config["YOLO_MODEL"],
+        model_name=get_detector().settings.model,
         conf=config["YOLO_CONF"] if params.conf is None else params.conf,
         iou=config["YOLO_IOU"] if params.iou is None else params.iou,
         imgsz=params.imgsz or config["YOLO_IMGSZ"],
@@ -105,22 +115,22 @@ def accept_upload(
 
 @dataclass
 class UploadResult:
-    accepted: list[Analysis]
-    rejected: list[Rejected]
-    futures: list  # concurrent.futures.Future of each queued analysis (none when run inline)
+    accepted: list[Analysis] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+    futures: list[Future] = field(default_factory=list)  # of each queued analysis (none when inline)
 
     def wait(self, timeout: Optional[float]) -> bool:
         """Block until the accepted analyses are finished; False if `timeout` ran out first."""
-        from concurrent.futures import wait
-
         _, not_done = wait(self.futures, timeout=timeout)
         return not not_done
 
 
 def upload_files(user: User, files, params: DetectionParams = DetectionParams()) -> UploadResult:
-    """Accept each uploaded file on its own and queue the accepted ones for detection."""
-    result = UploadResult([], [], [])
-    runner = jobs.get_runner(current_app)
+    """Accept each uploaded file on its own and queue the accepted ones for detection.
+    Raises UnknownClasses (or ModelUnavailable) before storing anything when `params.classes`
+    names classes the model does not have."""
+    check_classes(params.classes)
+    result = UploadResult()
     for file in files:
         name = display_filename(file.filename)
         try:
@@ -129,10 +139,44 @@ def upload_files(user: User, files, params: DetectionParams = DetectionParams())
             result.rejected.append(Rejected(name, str(exc)))
             continue
         result.accepted.append(analysis)
-        future = runner.submit(analysis.id, loaded.bgr_array())
-        if future is not None:
-            result.futures.append(future)
+        _queue(analysis, loaded.bgr_array(), result.futures)
     return result
+
+
+def _queue(analysis: Analysis, image_bgr, futures: list[Future]) -> None:
+    future = jobs.get_runner(current_app).submit(pipeline.run_analysis, analysis.id, image_bgr)
+    if future is not None:
+        futures.append(future)
+
+
+def retry(analyses: list[Analysis]) -> UploadResult:
+    """Queue failed analyses again with the same parameters (a failed run stored no detection
+    and no annotated image); others are left as they are. Each is claimed by one conditional
+    UPDATE, so two retries at once queue it once. The result lists the ones queued as `accepted`."""
+    ids = [a.id for a in analyses if a.is_failed]
+    claimed = set(db.session.scalars(
+        sa.update(Analysis).where(Analysis.id.in_(ids), Analysis.status == AnalysisStatus.FAILED)
+        .values(status=AnalysisStatus.PENDING, error=None, annotated_path=None, started_at=None,
+                finished_at=None, preprocess_ms=None, inference_ms=None, postprocess_ms=None,
+                total_ms=None, device=None, worker=jobs.worker_id())
+        .returning(Analysis.id)
+    )) if ids else set()
+    db.session.commit()
+    result = UploadResult(accepted=[a for a in analyses if a.id in claimed])
+    for analysis in result.accepted:
+        _queue(analysis, None, result.futures)
+    return result
+
+
+def failed_analyses(user: User) -> list[Analysis]:
+    return list(db.session.scalars(
+        sa.select(Analysis).where(Analysis.user_id == user.id, Analysis.status == AnalysisStatus.FAILED)
+    ))
+
+
+def count_failed(user: User) -> int:
+    return db.session.scalar(sa.select(sa.func.count()).select_from(Analysis).where(
+        Analysis.user_id == user.id, Analysis.status == AnalysisStatus.FAILED)) or 0
 
 
 def delete_analysis(analysis: Analysis) -> None:
@@ -143,20 +187,28 @@ def delete_analysis(analysis: Analysis) -> None:
     storage.delete(paths)
 
 
-def find_owned(user: User, public_id: str, with_detections: bool = False) -> Optional[Analysis]:
-    """The user's analysis with this public id, or None (also when it is someone else's)."""
+def get_owned_analysis(user: User, public_id: str, with_detections: bool = False) -> Analysis:
+    """The user's analysis with this public id. Anyone else's, or none, answers 404 (a page or a
+    problem document, by who asks), exactly alike."""
     stmt = sa.select(Analysis).where(Analysis.public_id == public_id, Analysis.user_id == user.id)
     if with_detections:
         stmt = stmt.options(selectinload(Analysis.detections))
-    return db.session.scalar(stmt)
+    return db.first_or_404(stmt, description="No such analysis.")
 
 
-def get_owned_analysis(public_id: str) -> Analysis:
-    """The signed-in user's analysis with this public id; 404 for anyone else's or none."""
-    analysis = find_owned(current_user, public_id)
-    if analysis is None:
-        abort(404)
-    return analysis
+def send_image(analysis: Analysis, variant: str, download: bool = False) -> Response:
+    """One of the analysis's images, privately cacheable (never `public`: it is someone's photo).
+    404 for an unknown variant or one not made (yet)."""
+    relative = getattr(analysis, f"{variant}_path", None) if variant in VARIANTS else None
+    path = storage.absolute(relative) if relative else None
+    if path is None or not path.is_file():
+        abort(404, description=f"This analysis has no {variant} image (yet).")
+    name = f"{analysis.original_filename.rsplit('.', 1)[0]}-{variant}{path.suffix}"
+    response = send_file(path, as_attachment=download, download_name=name,
+                         conditional=True, etag=True, max_age=IMAGE_MAX_AGE)
+    response.cache_control.public = False
+    response.cache_control.private = True
+    return response
 
 
 def _shown(label: Optional[str] = None):

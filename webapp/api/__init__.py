@@ -14,7 +14,7 @@ def init_app(app) -> None:
     csrf.exempt(bp)
     app.register_blueprint(bp)
     app.register_blueprint(docs_bp)
-    origins = [o.strip() for o in app.config.get("CORS_ORIGINS", "").split(",") if o.strip()]
+    origins = app.config["CORS_ORIGINS"]
     if origins:
         from flask_cors import CORS
 

@@ -1,10 +1,9 @@
-"""/api/v1/analyses: upload, list, read, delete, images and exports of the caller's analyses."""
+"""/api/v1/analyses: upload, list, read, retry, delete, images and exports of the caller's analyses."""
 from typing import Optional
 
-from flask import Response, current_app, request, send_file, url_for
+from flask import Response, current_app, request, url_for
 from sqlalchemy.orm import selectinload
 
-from webapp import storage
 from webapp.analyses import exports, services
 from webapp.api import bp
 from webapp.api.openapi import operation
@@ -17,7 +16,7 @@ from webapp.api.validation import form, query
 from webapp.errors import ProblemError
 from webapp.extensions import db
 from webapp.models import Analysis
-from webapp.vision.detector import DetectorError
+from webapp.vision.detector import ModelUnavailable
 
 TAG = "analyses"
 IMAGE_TYPES = {"image/jpeg": {"schema": {"type": "string", "format": "binary"}},
@@ -39,10 +38,7 @@ UPLOAD_BODY = {"schema": {
 
 def owned(public_id: str, with_detections: bool = False) -> Analysis:
     """The caller's analysis; 404 for anyone else's, exactly as for one that does not exist."""
-    analysis = services.find_owned(api_user(), public_id, with_detections)
-    if analysis is None:
-        raise ProblemError(404, "No such analysis.")
-    return analysis
+    return services.get_owned_analysis(api_user(), public_id, with_detections)
 
 
 def _urls(a: Analysis) -> dict:
@@ -81,7 +77,7 @@ def detail(a: Analysis, min_conf: Optional[float] = None) -> dict:
 @operation(summary="Upload photos for detection", tag=TAG, query=UploadQuery, multipart=UPLOAD_BODY,
            description="202 with the queued analyses; with `wait=true`, 201 once they are finished. "
                        "Refused files are listed in `rejected` with the reason; nothing is stored for them.",
-           responses={201: UploadOut, 202: UploadOut, 401: None, 413: None, 422: None})
+           responses={201: UploadOut, 202: UploadOut, 401: None, 413: None, 422: None, 503: None})
 def upload():
     wait = query(UploadQuery).wait
     params = form(UploadParams)
@@ -91,15 +87,19 @@ def upload():
     detection = services.DetectionParams(params.conf, params.iou, params.imgsz,
                                          tuple(params.classes) if params.classes else None)
     try:
-        services.check_classes(detection.classes)
+        result = services.upload_files(api_user(), files, detection)
     except services.UnknownClasses as exc:
-        raise ProblemError(422, f"{exc} Known classes: {', '.join(exc.known)}.") from None
-    except DetectorError as exc:
-        raise ProblemError(503, str(exc)) from None
-    result = services.upload_files(api_user(), files, detection)
+        raise ProblemError(422, str(exc)) from None
+    except ModelUnavailable as exc:
+        raise ProblemError(503, f"{exc} The classes you named cannot be checked until it is back.") from None
     rejected = [{"filename": r.filename, "reason": r.reason} for r in result.rejected]
     if not result.accepted:
         raise ProblemError(422, "No file was accepted.", rejected=rejected)
+    return _queued(result, wait, rejected)
+
+
+def _queued(result: services.UploadResult, wait: bool, rejected: list[dict]):
+    """202 with the queued analyses, or with `wait`, 201 once they are finished."""
     finished = result.wait(current_app.config["API_WAIT_TIMEOUT"]) if wait else False
     db.session.expire_all()
     body = UploadOut.model_validate({
@@ -108,6 +108,21 @@ def upload():
     }).model_dump(mode="json", by_alias=True)
     headers = {"Location": body["analyses"][0]["urls"]["self"]} if len(body["analyses"]) == 1 else {}
     return body, (201 if finished else 202), headers
+
+
+@bp.route("/analyses/<public_id>/retry", methods=["POST"])
+@login_required
+@operation(summary="Run a failed analysis again, with the same parameters", tag=TAG, query=UploadQuery,
+           description="202 with the queued analysis; with `wait=true`, 201 once it is finished. "
+                       "409 when the analysis has not failed.",
+           responses={201: UploadOut, 202: UploadOut, 401: None, 404: None, 409: None})
+def retry(public_id: str):
+    wait = query(UploadQuery).wait
+    analysis = owned(public_id)
+    result = services.retry([analysis])
+    if not result.accepted:
+        raise ProblemError(409, f"Only a failed analysis can be retried; this one is {analysis.status}.")
+    return _queued(result, wait, [])
 
 
 @bp.route("/analyses", methods=["GET"])
@@ -151,13 +166,7 @@ def delete_analysis(public_id: str):
            responses={200: IMAGE_TYPES, 401: None, 404: None, 422: None})
 def image(public_id: str):
     analysis = owned(public_id)
-    variant = query(ImageQuery).variant
-    relative = getattr(analysis, f"{variant}_path")
-    if not relative or not storage.absolute(relative).is_file():
-        raise ProblemError(404, f"This analysis has no {variant} image (yet).")
-    response = send_file(storage.absolute(relative), conditional=True, etag=True, max_age=3600)
-    response.cache_control.private = True
-    return response
+    return services.send_image(analysis, query(ImageQuery).variant)
 
 
 @bp.route("/analyses/<public_id>/export", methods=["GET"])

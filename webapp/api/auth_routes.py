@@ -3,14 +3,13 @@ import logging
 
 from flask import current_app, request
 
-from webapp import accounts, tokens
 from webapp.api import bp
 from webapp.api.openapi import operation
 from webapp.api.schemas import LoginIn, SignupIn, TokenOut, UserOut
 from webapp.api.security import REFRESH_HEADER, api_user, login_required, require_same_site_script, unauthorized
 from webapp.api.validation import json_body
+from webapp.auth import auth_rate_limit, services, tokens
 from webapp.errors import ProblemError
-from webapp.extensions import db, limiter
 
 logger = logging.getLogger(__name__)
 
@@ -18,10 +17,6 @@ COOKIE = "refresh_token"
 COOKIE_PATH = "/api/v1/auth"
 CSRF_NOTE = (f"Cookie-authenticated: send the `{COOKIE}` cookie from login and the header "
              f"`{REFRESH_HEADER}: XMLHttpRequest`.")
-
-
-def auth_limit() -> str:
-    return current_app.config["RATELIMIT_AUTH"]
 
 
 def user_out(user) -> dict:
@@ -34,49 +29,50 @@ def _token_response(pair: tokens.TokenPair, status: int = 200):
     response.set_data(current_app.json.dumps(body))
     response.mimetype = "application/json"
     response.headers["Cache-Control"] = "no-store"
-    response.set_cookie(
-        COOKIE, pair.refresh_token, max_age=int(current_app.config["REFRESH_TOKEN_TTL"]),
-        path=COOKIE_PATH, httponly=True, samesite="Strict",
-        secure=not (current_app.debug or current_app.testing),
-    )
+    response.set_cookie(COOKIE, pair.refresh_token, max_age=int(current_app.config["REFRESH_TOKEN_TTL"]),
+                        **_cookie_attributes())
     return response
 
 
+def _cookie_attributes() -> dict:
+    """HttpOnly, SameSite=Strict, scoped to the auth endpoints; Secure exactly when the session
+    cookie is (SESSION_COOKIE_SECURE), so a plain-HTTP server on a LAN can still refresh."""
+    return {"path": COOKIE_PATH, "httponly": True, "samesite": "Strict",
+            "secure": bool(current_app.config["SESSION_COOKIE_SECURE"])}
+
+
 def _clear_cookie(response):
-    response.delete_cookie(COOKIE, path=COOKIE_PATH, httponly=True, samesite="Strict",
-                           secure=not (current_app.debug or current_app.testing))
+    response.delete_cookie(COOKIE, **_cookie_attributes())
     return response
 
 
 @bp.route("/auth/signup", methods=["POST"])
-@limiter.limit(auth_limit)
+@auth_rate_limit
 @operation(summary="Create an account", tag="auth", body=SignupIn, public=True,
            responses={201: UserOut, 409: None, 422: None, 429: None})
 def signup():
     data = json_body(SignupIn)
     try:
-        user = accounts.create_user(data.email, data.password)
-    except accounts.EmailTaken:
+        user = services.create_user(data.email, data.password)
+    except services.EmailTaken:
         raise ProblemError(409, "An account with this email already exists.") from None
     return user_out(user), 201
 
 
 @bp.route("/auth/login", methods=["POST"])
-@limiter.limit(auth_limit)
+@auth_rate_limit
 @operation(summary="Log in: access token in the body, refresh token in an HttpOnly cookie",
            tag="auth", body=LoginIn, public=True, responses={200: TokenOut, 401: None, 429: None})
 def login():
     data = json_body(LoginIn)
-    user = accounts.authenticate(data.email, data.password)
+    user = services.authenticate(data.email, data.password)
     if user is None:
         raise ProblemError(401, "Invalid email or password.")
-    pair = tokens.issue(user)
-    db.session.commit()
-    return _token_response(pair)
+    return _token_response(tokens.issue(user))
 
 
 @bp.route("/auth/refresh", methods=["POST"])
-@limiter.limit(auth_limit)
+@auth_rate_limit
 @operation(summary="Exchange the refresh cookie for a new access token (the cookie rotates)",
            tag="auth", public=True, cookie=COOKIE, description=CSRF_NOTE,
            headers={REFRESH_HEADER: "CSRF defence: must be XMLHttpRequest."},
@@ -89,13 +85,11 @@ def refresh():
     try:
         _, pair = tokens.rotate(raw)
     except tokens.RefreshReused as exc:
-        db.session.commit()  # keep the family's revocation
         logger.warning("Refresh token re-use: %s", exc)
         raise unauthorized("This refresh token was already used; all sessions of this login "
                            "are revoked. Log in again.") from None
     except tokens.RefreshRefused as exc:
         raise unauthorized(f"Refresh refused ({exc}). Log in again.") from None
-    db.session.commit()
     return _token_response(pair)
 
 
@@ -109,7 +103,6 @@ def logout():
     raw = request.cookies.get(COOKIE)
     if raw:
         tokens.revoke(raw)
-        db.session.commit()
     return _clear_cookie(current_app.response_class(status=204))
 
 

@@ -137,4 +137,5 @@ def build_document(app: Flask, blueprint: str, title: str, version: str) -> dict
 _STATUS_TEXT = {
     200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 401: "Not authenticated",
     404: "Not found", 409: "Conflict", 422: "Invalid input", 429: "Too many requests",
+    503: "Unavailable",
 }

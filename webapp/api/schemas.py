@@ -5,7 +5,11 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
-Status = Literal["pending", "running", "done", "failed"]
+from webapp.auth.services import (
+    EMAIL_MAX_LENGTH, PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, normalize_email,
+)
+from webapp.models import AnalysisStatus
+
 ExportFormat = Literal["json", "coco", "yolo", "csv"]
 Variant = Literal["original", "annotated", "thumbnail"]
 
@@ -17,13 +21,17 @@ class Schema(BaseModel):
 # ---- requests ----
 
 class SignupIn(Schema):
-    email: EmailStr = Field(max_length=254)
-    password: str = Field(min_length=8, max_length=1024)
+    email: EmailStr = Field(max_length=EMAIL_MAX_LENGTH)
+    password: str = Field(min_length=PASSWORD_MIN_LENGTH, max_length=PASSWORD_MAX_LENGTH)
+
+    _normalize_email = field_validator("email", mode="before")(normalize_email)
 
 
 class LoginIn(Schema):
-    email: str = Field(min_length=1, max_length=254)
-    password: str = Field(min_length=1, max_length=1024)
+    email: str = Field(min_length=1, max_length=EMAIL_MAX_LENGTH)
+    password: str = Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)
+
+    _normalize_email = field_validator("email", mode="before")(normalize_email)
 
 
 class UploadQuery(Schema):
@@ -55,7 +63,7 @@ class ListQuery(Schema):
     page: int = Field(1, ge=1, le=100_000)
     per_page: int = Field(20, ge=1, le=100)
     label: Optional[str] = Field(None, max_length=100, description="Only analyses showing this label.")
-    status: Optional[Status] = None
+    status: Optional[AnalysisStatus] = None
 
 
 class DetailQuery(Schema):
@@ -75,7 +83,7 @@ class ExportQuery(Schema):
 
 class BulkExportQuery(ExportQuery):
     label: Optional[str] = Field(None, max_length=100)
-    status: Status = "done"
+    status: AnalysisStatus = AnalysisStatus.DONE
 
 
 # ---- responses ----
@@ -131,7 +139,7 @@ class UrlsOut(Schema):
 
 class AnalysisSummary(Schema):
     id: str
-    status: Status
+    status: AnalysisStatus
     error: Optional[str]
     filename: str
     width: int

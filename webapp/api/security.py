@@ -73,6 +73,5 @@ def require_same_site_script() -> None:
         raise ProblemError(403, f"Send the header {REFRESH_HEADER}: XMLHttpRequest with this request.")
     origin = request.headers.get("Origin")
     if origin and origin != request.host_url.rstrip("/"):
-        allowed = [o.strip() for o in current_app.config.get("CORS_ORIGINS", "").split(",") if o.strip()]
-        if origin not in allowed:
+        if origin not in current_app.config["CORS_ORIGINS"]:
             raise ProblemError(403, f"Cross-site request from {origin} refused.")

@@ -2,24 +2,20 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, SubmitField
 from wtforms.validators import DataRequired, Email, EqualTo, Length
 
-from webapp.models import normalize_email
-
-PASSWORD_MIN = 8
-
-
-def _strip(value):
-    return value.strip() if isinstance(value, str) else value
+from webapp.auth.services import (
+    EMAIL_MAX_LENGTH, PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, PASSWORD_TOO_SHORT, normalize_email,
+)
 
 
 class SignupForm(FlaskForm):
     email = EmailField(
-        "Email", filters=[_strip],
-        validators=[DataRequired(), Email(check_deliverability=False), Length(max=254)],
+        "Email", filters=[normalize_email],
+        validators=[DataRequired(), Email(check_deliverability=False), Length(max=EMAIL_MAX_LENGTH)],
     )
     password = PasswordField(
         "Password",
-        validators=[DataRequired(), Length(min=PASSWORD_MIN, max=1024,
-                                           message=f"Use at least {PASSWORD_MIN} characters.")],
+        validators=[DataRequired(), Length(min=PASSWORD_MIN_LENGTH, max=PASSWORD_MAX_LENGTH,
+                                           message=PASSWORD_TOO_SHORT)],
     )
     confirm = PasswordField(
         "Confirm password",
@@ -27,21 +23,10 @@ class SignupForm(FlaskForm):
     )
     submit = SubmitField("Create account")
 
-    @property
-    def normalized_email(self) -> str:
-        return normalize_email(self.email.data or "")
-
 
 class LoginForm(FlaskForm):
-    email = EmailField("Email", filters=[_strip], validators=[DataRequired(), Length(max=254)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
+    email = EmailField("Email", filters=[normalize_email],
+                       validators=[DataRequired(), Length(max=EMAIL_MAX_LENGTH)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=PASSWORD_MAX_LENGTH)])
     remember = BooleanField("Keep me signed in")
     submit = SubmitField("Log in")
-
-    @property
-    def normalized_email(self) -> str:
-        return normalize_email(self.email.data or "")
-
-
-class LogoutForm(FlaskForm):
-    submit = SubmitField("Log out")

@@ -1,14 +1,13 @@
 from urllib.parse import urlsplit
 
-from flask import current_app, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
-from webapp import accounts
-from webapp.auth import bp
+from webapp.auth import auth_rate_limit, bp, services
 from webapp.auth.forms import LoginForm, SignupForm
-from webapp.extensions import db, limiter, login_manager
+from webapp.extensions import db, login_manager
+from webapp.htmx import wants_partial
 from webapp.models import User
-from webapp.pages import wants_partial
 
 BAD_CREDENTIALS = "Invalid email or password."
 
@@ -20,11 +19,19 @@ def load_user(user_id: str):
 
 @login_manager.unauthorized_handler
 def unauthorized():
-    login_url = url_for("auth.login", next=request.full_path.rstrip("?"))
-    if wants_partial():  # an HTMX request: send the whole page to the login form
+    login_url = url_for("auth.login", next=_page_to_return_to())
+    if wants_partial():  # a script's request: it sends the whole page to the login form
         return "", 401, {"HX-Redirect": login_url}
     flash("Please log in to see this page.", "info")
     return redirect(login_url)
+
+
+def _page_to_return_to() -> str:
+    """This request's path, or for an htmx request the page it was made from (not the fragment)."""
+    current = urlsplit(request.headers.get("HX-Current-URL", ""))
+    if current.path and current.netloc == request.host:
+        return current.path + (f"?{current.query}" if current.query else "")
+    return request.full_path.rstrip("?")
 
 
 def safe_next(target: str | None) -> str | None:
@@ -35,20 +42,16 @@ def safe_next(target: str | None) -> str | None:
     return target if not parts.scheme and not parts.netloc else None
 
 
-def auth_limit() -> str:
-    return current_app.config["RATELIMIT_AUTH"]
-
-
 @bp.route("/signup", methods=["GET", "POST"])
-@limiter.limit(auth_limit, methods=["POST"])
+@auth_rate_limit
 def signup():
     if current_user.is_authenticated:
         return redirect(url_for("analyses.gallery"))
     form = SignupForm()
     if form.validate_on_submit():
         try:
-            user = accounts.create_user(form.normalized_email, form.password.data)
-        except accounts.EmailTaken:
+            user = services.create_user(form.email.data, form.password.data)
+        except services.EmailTaken:
             form.email.errors.append("An account with this email already exists. Log in instead?")
         else:
             login_user(user)
@@ -58,14 +61,14 @@ def signup():
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(auth_limit, methods=["POST"])
+@auth_rate_limit
 def login():
     next_url = safe_next(request.args.get("next"))
     if current_user.is_authenticated:
         return redirect(next_url or url_for("analyses.gallery"))
     form = LoginForm()
     if form.validate_on_submit():
-        user = accounts.authenticate(form.normalized_email, form.password.data)
+        user = services.authenticate(form.email.data, form.password.data)
         if user is not None:
             login_user(user, remember=form.remember.data)
             flash("You are logged in.", "success")

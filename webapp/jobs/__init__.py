@@ -1,4 +1,5 @@
-"""Running analyses off the request: an in-process background worker by default.
+"""Scheduling work off the request. The scheduler knows nothing of what it runs: the caller
+hands it a function and its arguments, which run inside an app context.
 
 `ANALYSIS_EXECUTOR` picks how: "thread" (a small thread pool in each web process, the embedded
 default) or "sync" (inside the request; for tests and one-off scripts).
@@ -8,22 +9,18 @@ import os
 import socket
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from typing import Optional
+from typing import Any, Callable, Optional
 
-import numpy as np
 import psutil
-import sqlalchemy as sa
-from sqlalchemy.exc import OperationalError, ProgrammingError
+from flask import Flask
 
+from webapp.config import ConfigurationError
 from webapp.extensions import db
-from webapp.jobs.runner import fail_analysis, run_analysis
-from webapp.models import Analysis, AnalysisStatus
-from webapp.settings import ConfigurationError
 
 logger = logging.getLogger(__name__)
 
 EXTENSION_KEY = "jobs"
-INTERRUPTED = "Interrupted by a server restart before it finished. Please upload the photo again."
+EXECUTORS = ("thread", "sync")
 
 
 def worker_id(pid: Optional[int] = None) -> str:
@@ -32,7 +29,8 @@ def worker_id(pid: Optional[int] = None) -> str:
     return f"{socket.gethostname()}:{process.pid}:{int(process.create_time())}"
 
 
-def _is_alive(worker: str) -> bool:
+def is_alive(worker: str) -> bool:
+    """Whether the process named by `worker_id` still runs (another host's: assumed so)."""
     host, pid, _ = (worker.rsplit(":", 2) + ["", ""])[:3]
     if host != socket.gethostname():
         return True  # another machine's worker: not ours to judge
@@ -43,70 +41,52 @@ def _is_alive(worker: str) -> bool:
 
 
 class JobRunner:
-    def __init__(self, app):
+    def __init__(self, app: Flask):
         self.app = app
         self.mode = app.config["ANALYSIS_EXECUTOR"]
-        if self.mode not in ("thread", "sync"):
+        if self.mode not in EXECUTORS:
             raise ConfigurationError(
-                f"Configuration error: ANALYSIS_EXECUTOR must be thread or sync, not {self.mode!r}."
+                f"Configuration error: ANALYSIS_EXECUTOR must be one of {', '.join(EXECUTORS)}, "
+                f"not {self.mode!r}."
             )
         self._executor: Optional[ThreadPoolExecutor] = None
         self._futures: set[Future] = set()
         self._lock = threading.Lock()
 
-    def submit(self, analysis_id: int, image_bgr: Optional[np.ndarray] = None) -> Optional[Future]:
-        """Queue an analysis; its Future, or None when it already ran inline ("sync").
-        `image_bgr` (the decoded upright image) saves decoding it again."""
+    def submit(self, fn: Callable[..., Any], *args) -> Optional[Future]:
+        """Run `fn(*args)` in an app context: now ("sync", returns None) or on a worker thread
+        (returns its Future)."""
         if self.mode == "sync":
-            run_analysis(analysis_id, image_bgr)
+            fn(*args)
             return None
         with self._lock:
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(
                     max_workers=self.app.config["ANALYSIS_WORKERS"], thread_name_prefix="analysis"
                 )
-            future = self._executor.submit(self._run, analysis_id, image_bgr)
+            future = self._executor.submit(self._run, fn, args)
             self._futures.add(future)
         future.add_done_callback(self._futures.discard)
         return future
 
-    def _run(self, analysis_id: int, image_bgr: Optional[np.ndarray]) -> None:
+    def _run(self, fn: Callable[..., Any], args: tuple) -> None:
         with self.app.app_context():
             try:
-                run_analysis(analysis_id, image_bgr)
+                fn(*args)
+            except Exception:
+                logger.exception("Background job %s failed", getattr(fn, "__name__", fn))
             finally:
                 db.session.remove()
 
     def wait(self, timeout: Optional[float] = None) -> bool:
-        """Block until every queued analysis has finished; False if `timeout` ran out first."""
+        """Block until every queued job has finished; False if `timeout` ran out first."""
         _, not_done = wait(list(self._futures), timeout=timeout)
         return not not_done
 
 
-def recover_interrupted(app) -> int:
-    """Mark as failed the pending/running analyses whose process on this host is gone."""
-    with app.app_context():
-        try:
-            active = db.session.scalars(
-                sa.select(Analysis).where(Analysis.status.in_(AnalysisStatus.ACTIVE))
-            ).all()
-        except (OperationalError, ProgrammingError):
-            db.session.rollback()  # no schema yet (before `flask db upgrade`)
-            return 0
-        orphans = [a for a in active if not a.worker or not _is_alive(a.worker)]
-        for analysis in orphans:
-            fail_analysis(analysis, INTERRUPTED)
-        db.session.commit()
-        db.session.remove()
-    if orphans:
-        logger.warning("Marked %d interrupted analyses as failed", len(orphans))
-    return len(orphans)
-
-
-def init_app(app) -> None:
+def init_app(app: Flask) -> None:
     app.extensions[EXTENSION_KEY] = JobRunner(app)
-    recover_interrupted(app)
 
 
-def get_runner(app) -> JobRunner:
+def get_runner(app: Flask) -> JobRunner:
     return app.extensions[EXTENSION_KEY]

@@ -1,6 +1,5 @@
-"""The YOLO detector: loaded once per process, reused for every analysis."""
+"""The YOLO detector: loaded once per process, reused for every analysis. Knows nothing of Flask."""
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -11,11 +10,21 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-EXTENSION_KEY = "detector"
+DOWNLOAD_SOURCE = "https://github.com/ultralytics/assets/releases"
 
 
 class DetectorError(RuntimeError):
-    """The model could not be loaded or run; the message is meant for the person who uploaded."""
+    """Detection could not run; the message is meant for the person who uploaded."""
+
+
+class ModelUnavailable(DetectorError):
+    """The model could not be loaded. `cause` says why, for whoever explains the fix:
+    "missing" (a path that does not exist), "offline" (not on disk and not to be downloaded),
+    "download" (the download failed) or "broken" (on disk, but Ultralytics cannot load it)."""
+
+    def __init__(self, cause: str, model: str, detail: str):
+        super().__init__(f"The detection model could not be loaded: {detail}")
+        self.cause, self.model, self.detail = cause, model, detail
 
 
 @dataclass(frozen=True)
@@ -26,17 +35,7 @@ class DetectorSettings:
     iou: float = 0.7
     imgsz: int = 640
     floor: float = 0.05  # everything at or above this is returned, so pages can filter later
-
-    @classmethod
-    def from_config(cls, config) -> "DetectorSettings":
-        return cls(
-            model=config["YOLO_MODEL"],
-            device=config["YOLO_DEVICE"],
-            conf=config["YOLO_CONF"],
-            iou=config["YOLO_IOU"],
-            imgsz=config["YOLO_IMGSZ"],
-            floor=min(config["YOLO_STORE_FLOOR"], config["YOLO_CONF"]),
-        )
+    download: bool = False  # fetch `model` from Ultralytics' releases when it is not on disk
 
 
 @dataclass
@@ -67,18 +66,18 @@ def resolve_device(requested: str) -> str:
     return "cuda:0" if torch.cuda.is_available() else "cpu"
 
 
-def describe_model_source(model: str) -> Optional[str]:
-    """A one-line problem with the configured weights, or None when they look usable."""
-    path = Path(model)
+def model_problem(settings: DetectorSettings) -> Optional[ModelUnavailable]:
+    """Why the configured weights cannot be loaded, as far as the file system tells; None when
+    they look usable (or will be downloaded)."""
+    path = Path(settings.model)
     if path.suffix in (".yaml", ".yml") and not path.parent.parts:
         return None  # an architecture from the ultralytics package: random weights, no download
-    if path.exists():
+    if path.exists() or settings.download:
         return None
     if len(path.parts) > 1 or path.is_absolute():
-        return f"YOLO_MODEL {model} does not exist."
-    if os.environ.get("YOLO_OFFLINE", "").lower() in ("1", "true", "yes"):
-        return f"YOLO_MODEL {model} is not on disk and YOLO_OFFLINE is set, so it cannot be downloaded."
-    return None  # a bare name Ultralytics will try to download on first use
+        return ModelUnavailable("missing", settings.model, f"{settings.model} does not exist.")
+    return ModelUnavailable("offline", settings.model,
+                            f"{settings.model} is not on disk and downloads are turned off.")
 
 
 class Detector:
@@ -88,7 +87,8 @@ class Detector:
         self.settings = settings
         self._model = None
         self._device: Optional[str] = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # one load, and one prediction, at a time
+        self.error: Optional[ModelUnavailable] = None  # why the last load failed, until one works
 
     @property
     def loaded(self) -> bool:
@@ -99,13 +99,34 @@ class Detector:
         """The device in use once loaded (None before)."""
         return self._device
 
-    def load(self):
-        """Load the weights (once). Raises DetectorError with a readable reason."""
+    def problem(self) -> Optional[ModelUnavailable]:
+        """Why detection is unavailable, without loading anything: the last failed load, else
+        what the file system says; None when the model is loaded or looks loadable."""
         if self._model is not None:
-            return self._model
-        problem = describe_model_source(self.settings.model)
+            return None
+        return self.error or model_problem(self.settings)
+
+    def load(self):
+        """Load the weights (once), downloading them first where the settings allow.
+        Raises ModelUnavailable with a readable reason (and remembers it in `error`)."""
+        with self._lock:
+            return self._model if self._model is not None else self._load_and_remember()
+
+    def _load_and_remember(self):
+        try:
+            self._model = self._load()
+        except ModelUnavailable as exc:
+            self.error = exc
+            raise
+        self.error = None
+        return self._model
+
+    def _load(self):
+        problem = model_problem(self.settings)
         if problem:
-            raise DetectorError(f"The detection model could not be loaded: {problem}")
+            raise problem
+        if self.settings.download and not Path(self.settings.model).exists():
+            self._download()
         started = time.perf_counter()
         try:
             from ultralytics import YOLO
@@ -114,13 +135,29 @@ class Detector:
             self._device = resolve_device(self.settings.device)
         except Exception as exc:  # Ultralytics raises many types for missing/broken weights
             reason = " ".join(str(exc).split()) or type(exc).__name__
-            raise DetectorError(f"The detection model could not be loaded: {reason}") from exc
-        self._model = model
+            raise ModelUnavailable("broken", self.settings.model, reason) from exc
         logger.info(
             "Loaded YOLO model %s on %s in %.1fs",
             self.settings.model, self._device, time.perf_counter() - started,
         )
         return model
+
+    def _download(self) -> None:
+        target = Path(self.settings.model)
+        logger.warning("Downloading the YOLO model %s from %s into %s/ (only this once)",
+                       target.name, DOWNLOAD_SOURCE, target.parent)
+        try:
+            from ultralytics.utils.downloads import attempt_download_asset
+
+            attempt_download_asset(str(target))
+        except Exception as exc:  # ConnectionError, HTTP errors, a full disk...
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            raise ModelUnavailable("download", self.settings.model,
+                                   f"downloading {target.name} failed: {reason}") from exc
+        if not target.exists():
+            raise ModelUnavailable("download", self.settings.model,
+                                   f"{target.name} is not a file Ultralytics publishes.")
+        logger.info("Downloaded %s (%.1f MB)", target, target.stat().st_size / 1e6)
 
     def detect(
         self,
@@ -132,7 +169,10 @@ class Detector:
         classes: Optional[Sequence[int]] = None,
     ) -> DetectionResult:
         """Detect objects in an upright BGR image; boxes are in that image's pixels. Returns every
-        box at or above `floor` (default: the settings' floor), optionally of `classes` only."""
+        box at or above `floor` (default: the settings' floor), optionally of `classes` only
+        (None: every class; an empty list is refused, since Ultralytics would read it as "every")."""
+        if classes is not None and not len(classes):
+            raise DetectorError("No class to detect was given.")
         with self._lock:
             model = self.load()
             try:
@@ -142,7 +182,7 @@ class Detector:
                     iou=iou if iou is not None else self.settings.iou,
                     imgsz=imgsz or self.settings.imgsz,
                     device=self._device,
-                    classes=list(classes) if classes else None,
+                    classes=list(classes) if classes is not None else None,
                     verbose=False,
                     **self._precision(),
                 )[0]
@@ -183,15 +223,3 @@ def shared_detector(settings: DetectorSettings) -> Detector:
             _detectors[settings] = Detector(settings)
         return _detectors[settings]
 
-
-def init_app(app) -> None:
-    """Attach the process's detector (loaded lazily, on first use) and report unusable weights."""
-    settings = DetectorSettings.from_config(app.config)
-    app.extensions[EXTENSION_KEY] = shared_detector(settings)
-    problem = describe_model_source(settings.model)
-    if problem:
-        logger.error("%s Analyses will fail until it is fixed.", problem)
-
-
-def get_detector(app) -> Detector:
-    return app.extensions[EXTENSION_KEY]

@@ -1,4 +1,5 @@
-"""Account services shared by the pages and the API: sign-up and credential checks."""
+"""Accounts, shared by the pages and the API: the email and password rules, sign-up and
+credential checks. Services commit their own work (see `analyses/services.py`)."""
 from typing import Optional
 
 import sqlalchemy as sa
@@ -6,7 +7,13 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from webapp.extensions import db
-from webapp.models import User, normalize_email
+from webapp.models import User
+
+# The one password and email policy; the sign-up form and the API schema both use it.
+PASSWORD_MIN_LENGTH = 8
+PASSWORD_MAX_LENGTH = 1024
+EMAIL_MAX_LENGTH = 254
+PASSWORD_TOO_SHORT = f"Use at least {PASSWORD_MIN_LENGTH} characters."
 
 # Checked against when the email is unknown, so both failures take the same time.
 _DUMMY_HASH = generate_password_hash("not-a-real-password", method="scrypt")
@@ -14,6 +21,12 @@ _DUMMY_HASH = generate_password_hash("not-a-real-password", method="scrypt")
 
 class EmailTaken(ValueError):
     """An account with this email already exists."""
+
+
+def normalize_email(email):
+    """Trimmed and lower-cased, as emails are stored (so the unique index ignores case).
+    Anything that is not a string (a missing form field) is returned as it is."""
+    return email.strip().lower() if isinstance(email, str) else email
 
 
 def find_user(email: str) -> Optional[User]:

@@ -4,6 +4,9 @@ A refresh token is 256 random bits, handed to the client once and stored only as
 Every refresh rotates it: the presented token is revoked and a new one of the same *family* is
 issued. Presenting a token that was already rotated (or revoked) means it leaked: the whole
 family is revoked, so neither the thief nor the owner can refresh again without logging in.
+
+Like every service, these functions commit their own work (the revocation included, before
+RefreshReused is raised), so the views that call them never commit.
 """
 import hashlib
 import secrets
@@ -53,41 +56,47 @@ def _new_refresh_token(user: User, family: str) -> str:
 
 
 def issue(user: User) -> TokenPair:
-    """A fresh pair for a login: a new refresh-token family. The caller commits."""
+    """A fresh pair for a login: a new refresh-token family. Commits."""
     access, ttl = access_token_for(user)
-    return TokenPair(access, ttl, _new_refresh_token(user, str(uuid.uuid4())))
+    pair = TokenPair(access, ttl, _new_refresh_token(user, str(uuid.uuid4())))
+    db.session.commit()
+    return pair
 
 
 def rotate(raw: str) -> tuple[User, TokenPair]:
-    """Exchange a refresh token for a new pair. Raises RefreshRefused / RefreshReused.
-    The caller commits (also after RefreshReused, which revokes the family)."""
+    """Exchange a refresh token for a new pair; commits. Raises RefreshRefused, or RefreshReused
+    after committing the revocation of the token's whole family."""
     row = db.session.scalar(
         sa.select(RefreshToken).where(RefreshToken.token_hash == hash_token(raw)).with_for_update()
     )
     if row is None:
+        db.session.rollback()
         raise RefreshRefused("unknown refresh token")
     if row.revoked_at is not None:
         revoke_family(row.family)
         raise RefreshReused(f"refresh token of family {row.family} re-used")
     if row.expires_at <= utcnow():
+        db.session.rollback()
         raise RefreshRefused("expired refresh token")
     row.revoked_at = utcnow()
     access, ttl = access_token_for(row.user)
-    return row.user, TokenPair(access, ttl, _new_refresh_token(row.user, row.family))
+    pair = TokenPair(access, ttl, _new_refresh_token(row.user, row.family))
+    db.session.commit()
+    return row.user, pair
 
 
 def revoke(raw: str) -> None:
-    """Revoke one refresh token (logout); unknown tokens are ignored. The caller commits."""
-    db.session.execute(
-        sa.update(RefreshToken)
-        .where(RefreshToken.token_hash == hash_token(raw), RefreshToken.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
-    )
+    """Revoke one refresh token (logout); unknown tokens are ignored. Commits."""
+    _revoke_where(RefreshToken.token_hash == hash_token(raw))
 
 
 def revoke_family(family: str) -> None:
+    """Revoke every token of a login (a re-used token's family). Commits."""
+    _revoke_where(RefreshToken.family == family)
+
+
+def _revoke_where(condition) -> None:
     db.session.execute(
-        sa.update(RefreshToken)
-        .where(RefreshToken.family == family, RefreshToken.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
+        sa.update(RefreshToken).where(condition, RefreshToken.revoked_at.is_(None)).values(revoked_at=utcnow())
     )
+    db.session.commit()

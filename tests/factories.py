@@ -1,0 +1,48 @@
+"""Rows made directly in the database, for tests that need data without running the model."""
+import os
+
+import sqlalchemy as sa
+
+from tests.helpers import PASSWORD
+from webapp.extensions import db
+from webapp.models import Analysis, AnalysisStatus, Detection, User
+
+
+def user(email="ada@example.com", password=PASSWORD) -> User:
+    """The user with this email, made (and committed) if missing. Needs an app context."""
+    found = db.session.scalar(sa.select(User).where(User.email == email))
+    if found is not None:
+        return found
+    made = User(email=email)
+    made.set_password(password)
+    db.session.add(made)
+    db.session.commit()
+    return made
+
+
+def analysis(owner: User, status=AnalysisStatus.DONE, labels=(), **values) -> Analysis:
+    """A committed analysis of `owner` with a detection per (label, confidence) in `labels`.
+    Needs an app context. Its files are not written (the paths are unique, the folder empty)."""
+    folder = f"{owner.id}/{os.urandom(8).hex()}"
+    fields = dict(
+        original_filename="p.jpg", original_path=f"{folder}/original.jpg", width=100, height=100,
+        sha256="0" * 64, model_name="m", conf=0.25, iou=0.7, imgsz=640, status=status,
+    )
+    made = Analysis(owner=owner, **{**fields, **values})
+    made.detections = [
+        Detection(class_id=i, label=label, confidence=conf, x1=0, y1=0, x2=10, y2=10)
+        for i, (label, conf) in enumerate(labels)
+    ]
+    db.session.add(made)
+    db.session.commit()
+    return made
+
+
+def add_analysis(app, status=AnalysisStatus.DONE, labels=(), user_email="ada@example.com", **values) -> Analysis:
+    """`analysis()` for `user_email` (made if missing), in its own app context; returned detached."""
+    with app.app_context():
+        made = analysis(user(user_email), status=status, labels=labels, **values)
+        db.session.refresh(made)
+        _ = made.detections
+        db.session.expunge_all()
+        return made

@@ -1,0 +1,130 @@
+"""What running an analysis does, from `pending` to `done` or `failed`: read the photo, detect,
+draw, store. How a run is scheduled (a thread, inline) is `jobs/`'s business, not this module's.
+Like the services, every function here commits its own work."""
+import logging
+import time
+from typing import Optional
+
+import numpy as np
+import sqlalchemy as sa
+from flask import current_app
+from sqlalchemy.exc import OperationalError, ProgrammingError
+
+from webapp import jobs, storage
+from webapp.detection import get_detector
+from webapp.extensions import db
+from webapp.models import Analysis, AnalysisStatus, Detection, utcnow
+from webapp.vision.detector import Detector, DetectorError, ModelUnavailable
+from webapp.vision.draw import draw_boxes, encode_jpeg
+from webapp.vision.images import ImageRejected, load_image
+
+logger = logging.getLogger(__name__)
+
+INTERRUPTED = "Interrupted by a server restart before it finished. Press Retry to run it again."
+UNAVAILABLE = "Not analysed: detection was unavailable. Press Retry once it is back."
+UNEXPECTED = "An unexpected error stopped the analysis."
+
+
+class UnknownClasses(DetectorError):
+    """The analysis asks for class names the model does not have."""
+
+    def __init__(self, unknown: list[str]):
+        super().__init__(f"This model has no class named {', '.join(unknown)}.")
+        self.unknown = unknown
+
+
+def run_analysis(analysis_id: int, image_bgr: Optional[np.ndarray] = None) -> None:
+    """Detect, draw and store. Commits; never raises for a failed analysis (it is marked failed).
+    `image_bgr` (the decoded upright photo, when the caller has it) saves reading it again."""
+    analysis = db.session.get(Analysis, analysis_id)
+    if analysis is None or analysis.status != AnalysisStatus.PENDING:
+        return  # deleted meanwhile, or already taken
+    analysis.status = AnalysisStatus.RUNNING
+    analysis.started_at = utcnow()
+    db.session.commit()
+    started = time.perf_counter()
+    annotated_path = f"{analysis.folder}/annotated.jpg"
+    try:
+        detector = get_detector()
+        classes = class_ids(detector, analysis.classes)
+        image = image_bgr if image_bgr is not None else _read_original(analysis)
+        result = detector.detect(
+            image, floor=min(detector.settings.floor, analysis.conf), iou=analysis.iou,
+            imgsz=analysis.imgsz, classes=classes,
+        )
+        shown = [b for b in result.boxes if b.confidence >= analysis.conf]
+        storage.save(annotated_path, encode_jpeg(draw_boxes(image, shown)))
+        _store_result(analysis, detector, result, annotated_path, time.perf_counter() - started)
+        db.session.commit()
+    except ModelUnavailable as exc:
+        logger.error("Analysis %s not run: %s", analysis_id, exc)
+        _give_up(analysis_id, annotated_path, UNAVAILABLE)
+    except (DetectorError, ImageRejected) as exc:
+        _give_up(analysis_id, annotated_path, str(exc))
+    except Exception:
+        logger.exception("Analysis %s failed", analysis_id)
+        _give_up(analysis_id, annotated_path, UNEXPECTED)
+
+
+def class_ids(detector: Detector, names: Optional[list[str]]) -> Optional[list[int]]:
+    """The model's ids of these class names; None (every class) when no names are given.
+    Raises UnknownClasses rather than dropping a name, so a list never turns into "every class"."""
+    if not names:
+        return None
+    ids = {name: class_id for class_id, name in detector.names().items()}
+    unknown = [name for name in names if name not in ids]
+    if unknown:
+        raise UnknownClasses(unknown)
+    return [ids[name] for name in names]
+
+
+def _store_result(analysis: Analysis, detector: Detector, result, annotated_path: str, seconds: float) -> None:
+    if result.boxes:  # one multi-row INSERT; ORM objects cost more than the rest of the step
+        db.session.execute(sa.insert(Detection), [
+            {"analysis_id": analysis.id, "class_id": b.class_id, "label": b.label,
+             "confidence": b.confidence, "x1": b.x1, "y1": b.y1, "x2": b.x2, "y2": b.y2}
+            for b in result.boxes
+        ])
+    analysis.annotated_path = annotated_path
+    analysis.model_name = detector.settings.model
+    analysis.preprocess_ms = result.timings_ms.get("preprocess")
+    analysis.inference_ms = result.timings_ms.get("inference")
+    analysis.postprocess_ms = result.timings_ms.get("postprocess")
+    analysis.total_ms = seconds * 1000
+    analysis.device = result.device
+    analysis.status = AnalysisStatus.DONE
+    analysis.finished_at = utcnow()
+
+
+def _give_up(analysis_id: int, annotated_path: str, message: str) -> None:
+    db.session.rollback()
+    storage.delete([annotated_path])
+    analysis = db.session.get(Analysis, analysis_id)
+    if analysis is not None:
+        analysis.fail(message)
+        db.session.commit()
+
+
+def _read_original(analysis: Analysis) -> np.ndarray:
+    data = storage.absolute(analysis.original_path).read_bytes()
+    return load_image(data, current_app.config["MAX_IMAGE_PIXELS"]).bgr_array()
+
+
+def recover_interrupted() -> int:
+    """Mark as failed the pending/running analyses whose process on this host is gone. Run at a
+    process's start (`flask recover-interrupted`, gunicorn's worker start), never implicitly."""
+    try:
+        active = db.session.scalars(
+            sa.select(Analysis).where(Analysis.status.in_(AnalysisStatus.active()))
+        ).all()
+    except (OperationalError, ProgrammingError):
+        db.session.rollback()
+        logger.warning("No analyses table yet: run `flask db upgrade`")
+        return 0
+    orphans = [a for a in active if not a.worker or not jobs.is_alive(a.worker)]
+    for analysis in orphans:
+        analysis.fail(INTERRUPTED)
+    db.session.commit()
+    if orphans:
+        logger.warning("Marked %d interrupted analyses as failed", len(orphans))
+    return len(orphans)
