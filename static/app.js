@@ -172,15 +172,20 @@
     draw();
   }
 
-  // ---- htmx writes that the server refuses (a stale form, a vanished photo) say why. ----
-  function showError(event) {
-    const xhr = event.detail.xhr;
+  // ---- htmx writes that the server refuses (a stale form, a vanished photo) say why, in a
+  // message that stays in view until the next request; so does a server's `showMessage` event.
+  function showMessage(text) {
     const box = document.getElementById("htmx-errors");
-    if (!box || !xhr) return;
+    if (!box) return;
     const message = document.createElement("p");
     message.className = "flash flash-error";
-    message.textContent = xhr.status ? serverMessage(xhr) : "The server could not be reached.";
+    message.textContent = text;
     box.replaceChildren(message);
+  }
+
+  function showError(event) {
+    const xhr = event.detail.xhr;
+    if (xhr) showMessage(xhr.status ? serverMessage(xhr) : "The server could not be reached.");
   }
 
   document.addEventListener("DOMContentLoaded", function () {
@@ -190,4 +195,9 @@
   document.addEventListener("htmx:load", function (event) { setUpViewer(event.target.closest("#detail") || document); });
   document.addEventListener("htmx:responseError", showError);
   document.addEventListener("htmx:sendError", showError);
+  document.addEventListener("htmx:beforeRequest", function () {
+    const box = document.getElementById("htmx-errors");
+    if (box) box.replaceChildren();
+  });
+  document.body.addEventListener("showMessage", function (event) { showMessage(event.detail.value); });
 })();

@@ -273,3 +273,9 @@ def test_an_unexpected_error_is_a_500_problem_and_rolls_back(api, app, monkeypat
     assert response.status_code == 500 and response.mimetype == "application/problem+json"
     assert "boom" not in response.get_data(as_text=True)
     assert api.get("/api/v1/me").status_code == 200
+
+
+def test_repeated_class_names_are_kept_once(api, app):
+    api.user()
+    response = api.upload(("p.png", encode(sample(), "PNG")), classes="0, 1,0", query="?wait=true")
+    assert response.json["analyses"][0]["model"]["classes"] == ["0", "1"]

@@ -156,3 +156,22 @@ def test_an_unexpected_error_shows_a_friendly_500_page(client, auth, monkeypatch
     assert response.status_code == 500
     assert "Something went wrong on our side" in response.get_data(as_text=True)
     assert "boom" not in response.get_data(as_text=True)
+
+
+def test_a_secure_cookie_dropped_over_plain_http_is_explained(make_app, auth_factory):
+    """Production marks cookies Secure; a browser on http:// then never sends the session back."""
+    app = make_app(SESSION_COOKIE_SECURE=True)
+    client, auth = auth_factory(app)
+    token = auth.csrf("/login")
+    client.delete_cookie("session")  # what the browser did with the Secure cookie
+    response = client.post("/login", data={"email": "a@example.com", "password": PASSWORD, "csrf_token": token})
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert "Secure (HTTPS only)" in page and "SESSION_COOKIE_SECURE=0" in page
+
+
+def test_a_stale_form_is_explained_without_library_jargon(client, auth):
+    auth.signup()
+    response = client.post("/logout", data={"csrf_token": "forged"})
+    main = response.get_data(as_text=True).split('<main id="main">', 1)[1]
+    assert response.status_code == 400 and "This form has expired" in main and "CSRF" not in main

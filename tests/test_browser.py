@@ -186,7 +186,8 @@ def test_htmx_delete_sends_the_csrf_header_and_a_forged_one_is_refused(serve, pa
     }""")
     card.get_by_role("button", name="Delete one.png").click()
     page.locator("#htmx-errors .flash-error").wait_for()
-    assert "stale" in page.locator("#htmx-errors").inner_text()
+    assert "This form has expired" in page.locator("#htmx-errors").inner_text()
+    shot(page, request, "gallery-refused-htmx-delete")
     assert card.count() == 1 and rows(app) == 2
 
     page.reload()

@@ -1,5 +1,6 @@
 """The first run: which model the app finds, what it says when it has none, and retrying the
 photos that failed meanwhile; start-up work that happens only when asked for."""
+import json
 import logging
 import shutil
 import socket
@@ -13,6 +14,7 @@ from tests.images import encode, sample
 from webapp import detection
 from webapp.analyses.pipeline import INTERRUPTED, UNAVAILABLE
 from webapp.models import AnalysisStatus
+from webapp.vision.detector import ModelUnavailable
 
 BANNER = "Detection is unavailable:"
 
@@ -51,7 +53,7 @@ def test_a_model_in_the_models_folder_is_used_without_any_setting(bare, auth_fac
     upload(client, photo())
     [analysis] = analyses(bare)
     assert analysis.status == AnalysisStatus.DONE
-    assert analysis.model_name == f"{bare.config['MODELS_DIR']}/{random_weights.name}"
+    assert analysis.model_name == random_weights.name  # its name: no server path is shown
 
 
 def test_the_models_folder_defaults_to_instance_models(make_app, tmp_path):
@@ -79,8 +81,8 @@ def test_the_gallery_has_no_banner_when_the_model_is_fine(client, auth):
 def test_healthz_reports_an_unavailable_model_without_failing(bare):
     response = bare.test_client().get("/healthz")
     assert response.status_code == 200
-    assert response.json == {"status": "ok", "database": "ok", "model":
-                             "unavailable: no detection model is installed on this server, and it may not download one"}
+    reason = "no detection model is installed on this server, and it is not allowed to download one"
+    assert response.json == {"status": "ok", "database": "ok", "model": f"unavailable: {reason}"}
 
 
 def test_healthz_reports_a_usable_model(client):
@@ -105,6 +107,7 @@ def test_check_model_names_a_missing_configured_path(make_app, tmp_path):
 def test_check_model_lists_the_classes_of_a_working_model(runner):
     result = runner.invoke(args=["check-model"])
     assert result.exit_code == 0 and "yolo11n.yaml: 80 classes on cpu" in result.output
+    assert "0, 1, 2, 3" in result.output  # the random-weight model's classes are numbered
 
 
 def test_online_the_default_model_is_downloaded_into_the_models_folder(make_app, monkeypatch, caplog):
@@ -143,6 +146,73 @@ def test_retry_all_failed_runs_them_once_a_model_is_added(bare, auth_factory, ra
     assert [a.status for a in analyses(bare)] == [AnalysisStatus.DONE, AnalysisStatus.DONE]
     page = client.get("/analyses").get_data(as_text=True)
     assert BANNER not in page and "Retry all failed" not in page and "Retrying 2 photo(s)." in page
+
+
+def test_retry_all_with_nothing_failed_says_so(client, auth):
+    auth.signup()
+    post_form(client, "/analyses/retry-failed")
+    assert "There is no failed photo to retry." in client.get("/analyses").get_data(as_text=True)
+
+
+def test_a_retry_while_detection_is_still_unavailable_says_so(failed):
+    client, analysis = failed
+    response = post_form(client, f"/analyses/{analysis.public_id}/retry", headers=HX)
+    event = json.loads(response.headers["HX-Trigger"])
+    assert event["showMessage"].startswith("Detection is still unavailable: no detection model")
+
+
+def test_an_upload_without_javascript_does_not_claim_detection_is_running(failed):
+    client, _ = failed
+    assert "detection is unavailable right now" in client.get("/analyses").get_data(as_text=True)
+
+
+BROKEN_MODELS = {
+    "junk ONNX file": ("model.onnx", b"not a model"),
+    "OpenVINO folder still being copied": ("yolo11n_openvino_model", None),
+}
+
+
+@pytest.mark.parametrize("case", BROKEN_MODELS)
+def test_a_broken_model_is_reported_as_unavailable_not_as_a_failed_photo(bare, auth_factory, case):
+    name, data = BROKEN_MODELS[case]
+    models = Path(bare.config["MODELS_DIR"])
+    models.mkdir(parents=True, exist_ok=True)
+    if data is None:
+        (models / name).mkdir()
+    else:
+        (models / name).write_bytes(data)
+    client, auth = auth_factory(bare)
+    auth.signup()
+    upload(client, photo())
+    assert [a.error for a in analyses(bare)] == [UNAVAILABLE]
+    page = client.get("/analyses").get_data(as_text=True)
+    assert "the detection model could not be loaded" in page and str(models) not in page
+    assert client.get("/healthz").json["model"] == "unavailable: the detection model could not be loaded"
+    result = bare.test_cli_runner().invoke(args=["check-model"])
+    assert result.exit_code == 1 and "Fix: Replace" in result.output and "Traceback" not in result.output
+
+
+def test_an_api_upload_naming_classes_with_a_broken_model_is_503(bare, auth_factory):
+    models = Path(bare.config["MODELS_DIR"])
+    models.mkdir(parents=True, exist_ok=True)
+    (models / "model.onnx").write_bytes(b"not a model")
+    api = ApiActions(bare.test_client()).user()
+    response = api.upload(photo(), classes="person")
+    assert response.status_code == 503
+    assert response.json["detail"].startswith("Detection is unavailable: the detection model could not be loaded.")
+    assert str(models) not in response.json["detail"] and analyses(bare) == []
+
+
+def test_a_failed_download_is_not_tried_again_for_every_photo(make_app, monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    app = make_app(YOLO_MODEL="", YOLO_OFFLINE=False)
+    with app.app_context():
+        detector = detection.get_detector()
+        with pytest.raises(ModelUnavailable) as first:
+            detector.load()
+        with pytest.raises(ModelUnavailable) as second:
+            detector.load()
+    assert second.value is first.value  # remembered for a minute, not another attempt
 
 
 def test_retry_all_failed_leaves_other_users_alone(bare, auth_factory, random_weights):

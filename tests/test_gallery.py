@@ -238,3 +238,16 @@ def test_htmx_request_of_a_signed_out_visitor_redirects_the_page(client, done, a
     auth.logout()
     response = client.get(f"/analyses/{done.public_id}/card", headers=HX)
     assert response.status_code == 401 and response.headers["HX-Redirect"].startswith("/login")
+
+
+def test_a_huge_page_number_is_an_empty_page_not_an_error(client, auth):
+    auth.signup()
+    response = client.get("/analyses?page=99999999999999999999", headers=HX)
+    assert response.status_code == 200 and 'class="tile' not in response.get_data(as_text=True)
+
+
+def test_an_htmx_request_after_the_session_ended_says_so_on_the_login_page(client, done, auth):
+    auth.logout()
+    response = client.get(f"/analyses/{done.public_id}/card", headers=HX)
+    assert response.status_code == 401
+    assert "Your session has ended" in client.get(response.headers["HX-Redirect"]).get_data(as_text=True)

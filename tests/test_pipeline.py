@@ -1,5 +1,6 @@
 """Uploading photos through the pages, and what is stored for them."""
 import io
+import logging
 from pathlib import Path
 
 import pytest
@@ -8,8 +9,9 @@ from tests.factories import add_analysis
 from tests.helpers import HX, analyses, csrf_from, stored_files, upload
 from tests.images import HOSTILE, encode, sample
 from webapp.analyses.pipeline import INTERRUPTED, recover_interrupted, run_analysis
+from webapp.extensions import db
 from webapp.jobs import get_runner
-from webapp.models import AnalysisStatus
+from webapp.models import Analysis, AnalysisStatus
 
 
 @pytest.mark.real_model
@@ -70,10 +72,63 @@ def test_too_large_upload_gets_a_readable_413(make_app, auth_factory):
     big = encode(sample(), "BMP") * 40
     response = upload(client, ("big.bmp", big), headers=HX)
     assert response.status_code == 413
-    assert "too large" in response.get_data(as_text=True)
-    full = upload(client, ("big.bmp", big))
-    assert full.status_code == 413 and "limit is" in full.get_data(as_text=True)
+    assert "too large: the limit is 48.8 KB per request" in response.get_data(as_text=True)
     assert stored_files(app) == []
+
+
+def test_too_large_upload_without_javascript_goes_back_to_the_gallery_saying_why(make_app, auth_factory):
+    app = make_app(MAX_CONTENT_LENGTH=50_000)
+    client, auth = auth_factory(app)
+    auth.signup()
+    response = upload(client, ("big.bmp", encode(sample(), "BMP") * 40))
+    assert response.status_code == 302 and response.location == "/analyses"
+    assert "the limit is 48.8 KB per request" in client.get("/analyses").get_data(as_text=True)
+    assert stored_files(app) == []
+
+
+def test_too_many_files_in_one_request_is_not_called_too_large(make_app, auth_factory):
+    app = make_app(MAX_FORM_PARTS=5)
+    client, auth = auth_factory(app)
+    auth.signup()
+    response = upload(client, *[(f"{i}.png", b"x") for i in range(6)], headers=HX)
+    assert response.status_code == 413
+    assert "Too many files in one upload: send at most 3 per request." in response.get_data(as_text=True)
+
+
+def test_a_photo_deleted_while_it_is_analysed_leaves_no_file_and_no_error(app, caplog, monkeypatch):
+    """The run writes its annotated image, then finds the row gone when it commits."""
+    from webapp.analyses import pipeline, services
+
+    pending = add_analysis(app, status=AnalysisStatus.PENDING)
+    with app.app_context():
+        storage_dir = Path(app.config["UPLOAD_DIR"]) / pending.folder
+        storage_dir.mkdir(parents=True)
+        (storage_dir / "original.jpg").write_bytes(encode(sample(), "JPEG"))
+        real_draw = pipeline.draw_boxes
+
+        def draw_then_delete(image, boxes):
+            with app.app_context():  # another request deletes the photo meanwhile
+                services.delete_analysis(db.session.get(Analysis, pending.id))
+            return real_draw(image, boxes)
+
+        monkeypatch.setattr(pipeline, "draw_boxes", draw_then_delete)
+        with caplog.at_level(logging.INFO, logger="webapp"):
+            run_analysis(pending.id)
+    assert analyses(app) == [] and stored_files(app) == []
+    assert "ERROR" not in caplog.text and "was deleted while it ran" in caplog.text
+
+
+def test_deleting_removes_files_a_running_analysis_wrote_after_the_row_was_read(client, auth, app):
+    auth.signup()
+    upload(client, ("photo.png", encode(sample(), "PNG")))
+    [analysis] = analyses(app)
+    from webapp.analyses import services
+
+    with app.app_context():
+        stale = db.session.get(Analysis, analysis.id)
+        (Path(app.config["UPLOAD_DIR"]) / analysis.folder / "annotated.jpg").touch()  # written meanwhile
+        services.delete_analysis(stale)
+    assert analyses(app) == [] and stored_files(app) == []
 
 
 def test_upload_without_a_file_is_a_form_error(client, auth, app):

@@ -35,6 +35,7 @@ def check_model():
             f"Detection is unavailable: {problem.reason}.\n  Why: {exc.detail}\n  Fix: {problem.fix}"
         ) from exc
     click.echo(f"{detector.settings.model}: {len(names)} classes on {detector.device}")
+    click.echo(", ".join(names[i] for i in sorted(names)))
 
 
 @click.command("recover-interrupted")

@@ -150,6 +150,7 @@ def configure_logging(app: Flask) -> None:
     level = app.config["LOG_LEVEL"]
     root.setLevel(level)
     logging.getLogger("webapp").setLevel(level)
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # a line per plugin, every command
 
 
 def configure_paths(app: Flask) -> None:

@@ -38,6 +38,9 @@ def init_app(app: Flask) -> None:
     problem = availability(app)
     if problem:
         logger.error("Detection is unavailable: %s. %s", problem.reason, problem.fix)
+    elif detector.settings.download and not Path(detector.settings.model).exists():
+        logger.info("Detection model: %s, to be downloaded into %s/ on first use",
+                    detector.settings.model_name, Path(detector.settings.model).parent)
     else:
         logger.info("Detection model: %s", detector.settings.model)
 
@@ -105,20 +108,21 @@ def explain(error: ModelUnavailable, config) -> Unavailable:
             f"model ({kinds}), or unset it and copy a model into {models_dir}/; then restart.")
     if error.cause in ("missing", "offline"):  # a model to download, with downloads off
         return Unavailable(
-            "no detection model is installed on this server, and it may not download one",
+            "no detection model is installed on this server, and it is not allowed to download one",
             f"Copy a YOLO model ({kinds}) into {models_dir}/ (it is found without a restart), "
             f"or set YOLO_MODEL to a model's path; or unset YOLO_OFFLINE so that {name} is "
             f"downloaded from {DOWNLOAD_SOURCE}.")
     if error.cause == "download":
         return Unavailable(
             "the detection model could not be downloaded",
-            f"{error.detail} Download {name} from {DOWNLOAD_SOURCE} on a machine with internet "
-            f"and copy it into {models_dir}/ (it is found without a restart), or set YOLO_MODEL "
-            f"to a local model.")
+            f"Check that this machine can reach {DOWNLOAD_SOURCE}; or download {name} there on a "
+            f"machine with internet and copy it into {models_dir}/ (it is found without a restart), "
+            f"or set YOLO_MODEL to a local model.")
     return Unavailable(
         "the detection model could not be loaded",
-        f"Ultralytics could not load {error.model}: {error.detail} Replace it with a working "
-        f"model, then check it with `make check-model` (`flask --app wsgi check-model`).")
+        f"Replace {error.model} with a complete, working model (a folder still being copied in "
+        f"is retried on the next photo), then check it with `make check-model` "
+        f"(`flask --app wsgi check-model`).")
 
 
 def status_line(app: Optional[Flask] = None) -> str:

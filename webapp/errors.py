@@ -3,7 +3,7 @@ for people, an HTML fragment for HTMX requests."""
 import logging
 from typing import Optional
 
-from flask import current_app, jsonify, render_template, request
+from flask import current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
@@ -46,9 +46,37 @@ def _title(status: int) -> str:
     return HTTP_STATUS_CODES.get(status, "Error")
 
 
+def human_size(size: int) -> str:
+    """20971520 -> "20 MB", 200000 -> "195 KB"."""
+    for unit, step in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+        if size >= step:
+            return f"{size / step:.3g} {unit}"
+    return f"{size} bytes"
+
+
 def too_large_message() -> str:
     limit = current_app.config.get("MAX_CONTENT_LENGTH") or 0
-    return f"The upload is too large: the limit is {limit / (1024 * 1024):g} MB per request."
+    return f"The upload is too large: the limit is {human_size(limit)} per request."
+
+
+def _too_large():
+    """413: too many bytes, or (within the size limit) too many files in one request."""
+    config = current_app.config
+    length = request.content_length
+    if length is not None and length <= (config.get("MAX_CONTENT_LENGTH") or length):
+        message = f"Too many files in one upload: send at most {config['MAX_FORM_PARTS'] - 2} per request."
+    else:
+        message = too_large_message()
+    if request.endpoint == "analyses.upload" and not wants_json() and not wants_partial():
+        flash(message, "error")  # the plain upload form: back to the gallery, which says why
+        return redirect(url_for("analyses.gallery"))
+    return _respond(413, "Upload too large", message)
+
+
+def _cookie_dropped_over_http(exc: CSRFError) -> bool:
+    """The session cookie never came back because it is Secure and the page came over plain HTTP."""
+    return (bool(current_app.config.get("SESSION_COOKIE_SECURE")) and not request.is_secure
+            and "session token is missing" in (exc.description or ""))
 
 
 def _respond(status: int, title: str, message: str, headers: Optional[dict] = None):
@@ -61,9 +89,9 @@ def _respond(status: int, title: str, message: str, headers: Optional[dict] = No
 
 
 def handle_http(exc: HTTPException):
-    message = exc.description or ""
     if isinstance(exc, RequestEntityTooLarge):
-        message = too_large_message()
+        return _too_large()
+    message = exc.description or ""
     headers = {k: v for k, v in exc.get_headers() if k.lower() in ("allow", "retry-after", "www-authenticate")}
     return _respond(exc.code or 500, exc.name, message, headers)
 
@@ -77,7 +105,15 @@ def handle_csrf(exc: CSRFError):
     or a log-out in another tab): off to log in again, not a bare refusal."""
     if not wants_json() and request.blueprint != "auth" and not current_user.is_authenticated:
         return login_manager.unauthorized()
-    return _respond(400, "Bad Request", f"The form was stale or incomplete ({exc.description}) "
+    logger.info("CSRF check refused %s %s: %s", request.method, request.path, exc.description)
+    if _cookie_dropped_over_http(exc):
+        logger.warning("Session cookies are Secure but %s came over plain HTTP: serve HTTPS (with "
+                       "TRUSTED_PROXIES behind a proxy) or set SESSION_COOKIE_SECURE=0", request.path)
+        return _respond(400, "Cookies refused", (
+            "Your browser did not keep this site's session cookie: the server marks its cookies "
+            "Secure (HTTPS only), but this page came over plain HTTP. Use the site's https:// "
+            "address; on a private network an administrator can set SESSION_COOKIE_SECURE=0."))
+    return _respond(400, "Form expired", "This form has expired or did not come from this site. "
                     "Reload the page and try again.")
 
 
@@ -88,6 +124,7 @@ def handle_unexpected(exc: Exception):
 
 
 def init_app(app) -> None:
+    app.add_template_filter(human_size)
     app.register_error_handler(ProblemError, handle_problem)
     app.register_error_handler(CSRFError, handle_csrf)
     app.register_error_handler(HTTPException, handle_http)

@@ -160,9 +160,6 @@ class Analysis(db.Model):
         self.error = message
         self.finished_at = utcnow()
 
-    def stored_paths(self) -> list[str]:
-        return [p for p in (self.original_path, self.annotated_path, self.thumbnail_path) if p]
-
     def visible_detections(self, min_conf: Optional[float] = None) -> list["Detection"]:
         threshold = self.conf if min_conf is None else min_conf
         return [d for d in self.detections if d.confidence >= threshold]

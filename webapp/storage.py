@@ -1,6 +1,7 @@
 """Image files under UPLOAD_DIR, named by the server (never by the client)."""
 import logging
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -52,6 +53,17 @@ def delete(relatives: list[str]) -> None:
             logger.exception("Could not delete stored file %s", relative)
     for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
         _remove_empty(folder)
+
+
+def delete_folder(relative: str) -> None:
+    """Remove a folder under UPLOAD_DIR with everything in it, then its parents when empty."""
+    try:
+        folder = absolute(relative)
+        shutil.rmtree(folder, ignore_errors=True)
+    except ValueError:
+        logger.exception("Refused to delete %s", relative)
+        return
+    _remove_empty(folder.parent)
 
 
 def _remove_empty(folder: Path) -> None:

@@ -20,8 +20,8 @@ from webapp.vision.images import ImageRejected, load_image
 
 logger = logging.getLogger(__name__)
 
-INTERRUPTED = "Interrupted by a server restart before it finished. Press Retry to run it again."
-UNAVAILABLE = "Not analysed: detection was unavailable. Press Retry once it is back."
+INTERRUPTED = "Interrupted by a server restart before it finished. It can be retried."
+UNAVAILABLE = "Not analysed: detection was unavailable. It can be retried once it is back."
 UNEXPECTED = "An unexpected error stopped the analysis."
 
 
@@ -62,8 +62,10 @@ def run_analysis(analysis_id: int, image_bgr: Optional[np.ndarray] = None) -> No
     except (DetectorError, ImageRejected) as exc:
         _give_up(analysis_id, annotated_path, str(exc))
     except Exception:
-        logger.exception("Analysis %s failed", analysis_id)
-        _give_up(analysis_id, annotated_path, UNEXPECTED)
+        if _give_up(analysis_id, annotated_path, UNEXPECTED):
+            logger.exception("Analysis %s failed", analysis_id)
+        else:
+            logger.info("Analysis %s was deleted while it ran", analysis_id)
 
 
 def class_ids(detector: Detector, names: Optional[list[str]]) -> Optional[list[int]]:
@@ -86,7 +88,7 @@ def _store_result(analysis: Analysis, detector: Detector, result, annotated_path
             for b in result.boxes
         ])
     analysis.annotated_path = annotated_path
-    analysis.model_name = detector.settings.model
+    analysis.model_name = detector.settings.model_name
     analysis.preprocess_ms = result.timings_ms.get("preprocess")
     analysis.inference_ms = result.timings_ms.get("inference")
     analysis.postprocess_ms = result.timings_ms.get("postprocess")
@@ -96,13 +98,16 @@ def _store_result(analysis: Analysis, detector: Detector, result, annotated_path
     analysis.finished_at = utcnow()
 
 
-def _give_up(analysis_id: int, annotated_path: str, message: str) -> None:
+def _give_up(analysis_id: int, annotated_path: str, message: str) -> bool:
+    """Mark the analysis failed, leaving no annotated file; False when it was deleted meanwhile."""
     db.session.rollback()
     storage.delete([annotated_path])
     analysis = db.session.get(Analysis, analysis_id)
-    if analysis is not None:
-        analysis.fail(message)
-        db.session.commit()
+    if analysis is None:
+        return False
+    analysis.fail(message)
+    db.session.commit()
+    return True
 
 
 def _read_original(analysis: Analysis) -> np.ndarray:

@@ -12,6 +12,8 @@ from webapp.htmx import triggered_by, wants_partial
 from webapp.models import AnalysisStatus
 from webapp.vision.draw import class_color_hex
 
+MAX_PAGE = 100_000  # as the API's list; deeper pages are empty anyway
+
 STATUS_LABELS = {
     AnalysisStatus.PENDING: "Queued",
     AnalysisStatus.RUNNING: "Detecting…",
@@ -36,10 +38,10 @@ def index():
 @login_required
 def gallery():
     label = request.args.get("label", "").strip() or None
-    page = request.args.get("page", 1, type=int)
+    page = min(max(request.args.get("page", 1, type=int), 1), MAX_PAGE)
     pagination = db.paginate(
         services.gallery_query(current_user, label=label),
-        page=max(page, 1), per_page=current_app.config["GALLERY_PER_PAGE"], error_out=False,
+        page=page, per_page=current_app.config["GALLERY_PER_PAGE"], error_out=False,
     )
     analyses = list(pagination.items)
     context = dict(
@@ -77,7 +79,10 @@ def upload():
         ), status
     for item in result.rejected:
         flash(f"{item.filename}: {item.reason}", "error")
-    if result.accepted:
+    if result.accepted and detection.availability():
+        flash(f"{len(result.accepted)} photo(s) uploaded, but detection is unavailable right now: "
+              "they can be retried once it is back.", "info")
+    elif result.accepted:
         flash(f"{len(result.accepted)} photo(s) uploaded: detection is running.", "success")
     return redirect(url_for("analyses.gallery"))
 
@@ -158,7 +163,8 @@ def retry(public_id: str):
     analysis = services.get_owned_analysis(current_user, public_id)
     services.retry([analysis])
     if wants_partial() and not triggered_by("detail-retry"):
-        return _card(analysis)
+        return _card(analysis), 200, _still_unavailable_event()
+    _flash_if_still_unavailable()
     return _go_to(url_for("analyses.detail", public_id=public_id))
 
 
@@ -167,8 +173,29 @@ def retry(public_id: str):
 def retry_failed():
     """Queue every failed analysis of the user again (after the model was fixed, say)."""
     result = services.retry(services.failed_analyses(current_user))
-    flash(f"Retrying {len(result.accepted)} photo(s).", "success")
+    if result.accepted:
+        flash(f"Retrying {len(result.accepted)} photo(s).", "success")
+    else:
+        flash("There is no failed photo to retry.", "info")
+    _flash_if_still_unavailable()
     return _go_to(url_for("analyses.gallery"))
+
+
+def _still_unavailable() -> str | None:
+    problem = detection.availability()
+    return f"Detection is still unavailable: {problem.reason}." if problem else None
+
+
+def _flash_if_still_unavailable() -> None:
+    message = _still_unavailable()
+    if message:
+        flash(message, "error")
+
+
+def _still_unavailable_event() -> dict:
+    """An htmx event (see app.js) that shows the message beside the swapped card."""
+    message = _still_unavailable()
+    return {"HX-Trigger": json.dumps({"showMessage": message})} if message else {}
 
 
 def _go_to(url: str):

@@ -94,7 +94,7 @@ def accept_upload(
         width=loaded.width,
         height=loaded.height,
         sha256=hashlib.sha256(data).hexdigest(),
-        model_name=get_detector().settings.model,
+        model_name=get_detector().settings.model_name,
         conf=config["YOLO_CONF"] if params.conf is None else params.conf,
         iou=config["YOLO_IOU"] if params.iou is None else params.iou,
         imgsz=params.imgsz or config["YOLO_IMGSZ"],
@@ -180,11 +180,12 @@ def count_failed(user: User) -> int:
 
 
 def delete_analysis(analysis: Analysis) -> None:
-    """Delete the row (its detections go with it) and then its files."""
-    paths = analysis.stored_paths()
+    """Delete the row (its detections go with it) and then its folder, with whatever a run still
+    going on has written there (a run that finishes later finds no row and removes its file)."""
+    folder = analysis.folder
     db.session.delete(analysis)
     db.session.commit()
-    storage.delete(paths)
+    storage.delete_folder(folder)
 
 
 def get_owned_analysis(user: User, public_id: str, with_detections: bool = False) -> Analysis:
@@ -193,7 +194,7 @@ def get_owned_analysis(user: User, public_id: str, with_detections: bool = False
     stmt = sa.select(Analysis).where(Analysis.public_id == public_id, Analysis.user_id == user.id)
     if with_detections:
         stmt = stmt.options(selectinload(Analysis.detections))
-    return db.first_or_404(stmt, description="No such analysis.")
+    return db.first_or_404(stmt, description="This photo does not exist, or it was deleted.")
 
 
 def send_image(analysis: Analysis, variant: str, download: bool = False) -> Response:

@@ -4,6 +4,7 @@ from typing import Optional
 from flask import Response, current_app, request, url_for
 from sqlalchemy.orm import selectinload
 
+from webapp import detection
 from webapp.analyses import exports, services
 from webapp.api import bp
 from webapp.api.openapi import operation
@@ -84,14 +85,15 @@ def upload():
     files = [f for f in request.files.getlist("images") if f and f.filename]
     if not files:
         raise ProblemError(422, "Send one or more files in the multipart field `images`.")
-    detection = services.DetectionParams(params.conf, params.iou, params.imgsz,
-                                         tuple(params.classes) if params.classes else None)
+    wanted = services.DetectionParams(params.conf, params.iou, params.imgsz,
+                                      tuple(params.classes) if params.classes else None)
     try:
-        result = services.upload_files(api_user(), files, detection)
+        result = services.upload_files(api_user(), files, wanted)
     except services.UnknownClasses as exc:
         raise ProblemError(422, str(exc)) from None
     except ModelUnavailable as exc:
-        raise ProblemError(503, f"{exc} The classes you named cannot be checked until it is back.") from None
+        raise ProblemError(503, f"Detection is unavailable: {detection.explain(exc, current_app.config).reason}. "
+                                "The classes you named cannot be checked until it is back.") from None
     rejected = [{"filename": r.filename, "reason": r.reason} for r in result.rejected]
     if not result.accepted:
         raise ProblemError(422, "No file was accepted.", rejected=rejected)

@@ -41,6 +41,13 @@ def _cookie_attributes() -> dict:
             "secure": bool(current_app.config["SESSION_COOKIE_SECURE"])}
 
 
+def _secure_cookie_hint() -> str:
+    if current_app.config["SESSION_COOKIE_SECURE"] and not request.is_secure:
+        return (" (The cookie is Secure, so clients send it back over HTTPS only; this request came "
+                "over plain HTTP. On a private network the server can set SESSION_COOKIE_SECURE=0.)")
+    return ""
+
+
 def _clear_cookie(response):
     response.delete_cookie(COOKIE, **_cookie_attributes())
     return response
@@ -81,13 +88,13 @@ def refresh():
     require_same_site_script()
     raw = request.cookies.get(COOKIE)
     if not raw:
-        raise unauthorized("No refresh token cookie: log in first.")
+        raise unauthorized("No refresh token cookie: log in first." + _secure_cookie_hint())
     try:
         _, pair = tokens.rotate(raw)
     except tokens.RefreshReused as exc:
         logger.warning("Refresh token re-use: %s", exc)
-        raise unauthorized("This refresh token was already used; all sessions of this login "
-                           "are revoked. Log in again.") from None
+        raise unauthorized("This refresh token is no longer valid: it was already used, or this "
+                           "login was revoked after a re-use. Log in again.") from None
     except tokens.RefreshRefused as exc:
         raise unauthorized(f"Refresh refused ({exc}). Log in again.") from None
     return _token_response(pair)

@@ -55,7 +55,7 @@ class UploadParams(Schema):
             value = [value]
         if isinstance(value, list):
             names = [n.strip() for item in value for n in str(item).split(",") if n.strip()]
-            return names or None
+            return list(dict.fromkeys(names)) or None  # each once, in the order given
         return value
 
 

@@ -21,6 +21,7 @@ def load_user(user_id: str):
 def unauthorized():
     login_url = url_for("auth.login", next=_page_to_return_to())
     if wants_partial():  # a script's request: it sends the whole page to the login form
+        flash("Your session has ended: please log in again.", "info")
         return "", 401, {"HX-Redirect": login_url}
     flash("Please log in to see this page.", "info")
     return redirect(login_url)

@@ -11,6 +11,7 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 DOWNLOAD_SOURCE = "https://github.com/ultralytics/assets/releases"
+DOWNLOAD_COOLDOWN = 60.0  # seconds after a failed download before another is tried
 
 
 class DetectorError(RuntimeError):
@@ -36,6 +37,11 @@ class DetectorSettings:
     imgsz: int = 640
     floor: float = 0.05  # everything at or above this is returned, so pages can filter later
     download: bool = False  # fetch `model` from Ultralytics' releases when it is not on disk
+
+    @property
+    def model_name(self) -> str:
+        """The model's file or folder name: what users and API clients are shown (no server path)."""
+        return Path(self.model).name
 
 
 @dataclass
@@ -89,6 +95,7 @@ class Detector:
         self._device: Optional[str] = None
         self._lock = threading.RLock()  # one load, and one prediction, at a time
         self.error: Optional[ModelUnavailable] = None  # why the last load failed, until one works
+        self._failed_at = 0.0  # when `error` happened (monotonic seconds)
 
     @property
     def loaded(self) -> bool:
@@ -113,10 +120,13 @@ class Detector:
             return self._model if self._model is not None else self._load_and_remember()
 
     def _load_and_remember(self):
+        recent = time.monotonic() - self._failed_at < DOWNLOAD_COOLDOWN
+        if self.error is not None and self.error.cause == "download" and recent:
+            raise self.error  # not another slow attempt for every photo of a batch
         try:
             self._model = self._load()
         except ModelUnavailable as exc:
-            self.error = exc
+            self.error, self._failed_at = exc, time.monotonic()
             raise
         self.error = None
         return self._model
@@ -133,6 +143,12 @@ class Detector:
 
             model = YOLO(self.settings.model, task="detect")
             self._device = resolve_device(self.settings.device)
+            # Exported models (ONNX, OpenVINO) are only read at the first prediction: make one now,
+            # so a broken or half-copied model fails here, as unavailable, not on a user's photo.
+            model.predict(np.zeros((32, 32, 3), dtype=np.uint8), device=self._device, verbose=False,
+                          **self._precision())
+            if not model.names:
+                raise ValueError("the model has no class names")
         except Exception as exc:  # Ultralytics raises many types for missing/broken weights
             reason = " ".join(str(exc).split()) or type(exc).__name__
             raise ModelUnavailable("broken", self.settings.model, reason) from exc
@@ -187,7 +203,8 @@ class Detector:
                     **self._precision(),
                 )[0]
             except Exception as exc:
-                raise DetectorError(f"Detection failed: {' '.join(str(exc).split())}") from exc
+                logger.exception("Prediction failed with %s", self.settings.model)
+                raise DetectorError("Detection failed on this photo; the server's log has the details.") from exc
         return _to_result(result, self._device)
 
     def _precision(self) -> dict:
