@@ -33,6 +33,7 @@ check-model: $(VENV)/.run-installed
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check webapp tests bench migrations wsgi.py gunicorn.conf.py
+	$(BIN)/hadolint Dockerfile
 
 bench: $(VENV)/.dev-installed
 	$(OFFLINE) $(BIN)/python bench/pipeline.py
@@ -40,12 +41,13 @@ bench: $(VENV)/.dev-installed
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 
-# Reinstall only when a requirements file changed (the stamp is older than it).
-$(VENV)/.run-installed: requirements.txt | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -r requirements.txt
+# Reinstall only when a requirements file changed (the stamp is older than it). `make run` detects
+# in-process, so it installs the inference packages too (requirements-worker.txt).
+$(VENV)/.run-installed: requirements.txt requirements-worker.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -r requirements-worker.txt
 	touch $@
 
-$(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/python
+$(VENV)/.dev-installed: requirements.txt requirements-worker.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $(VENV)/.run-installed $@
 

@@ -60,9 +60,16 @@ class Config:
     YOLO_OFFLINE = bool(_env_bool("YOLO_OFFLINE"))
     THUMBNAIL_SIZE = _env_int("THUMBNAIL_SIZE", 400)
 
-    # Running analyses: "thread" (in-process background worker) or "sync" (inside the request).
+    # Running analyses: "thread" (in-process background worker), "sync" (inside the request) or
+    # "celery" (Celery workers over the broker; the web processes then never load a model).
     ANALYSIS_EXECUTOR = os.environ.get("ANALYSIS_EXECUTOR") or "thread"
     ANALYSIS_WORKERS = _env_int("ANALYSIS_WORKERS", 1)
+    ANALYSIS_MAX_ATTEMPTS = _env_int("ANALYSIS_MAX_ATTEMPTS", 3)  # starts before a photo is given up
+    CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or "redis://127.0.0.1:6379/0"
+    # Seconds a task may run unacknowledged before Redis hands it to another worker: longer than
+    # the longest analysis, or it would run twice.
+    CELERY_VISIBILITY_TIMEOUT = _env_int("CELERY_VISIBILITY_TIMEOUT", 3600)
+    DETECTION_WORKER = False  # True in the Celery worker process (webapp.worker), which has the model
 
     GALLERY_PER_PAGE = _env_int("GALLERY_PER_PAGE", 24)
 

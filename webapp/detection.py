@@ -6,12 +6,20 @@ The model is YOLO_MODEL when set. Otherwise it is the first model found in MODEL
 (default `instance/models/`), looked up again on every use, so a model copied there is picked up
 without a restart; with none there, `yolo11n.pt` is downloaded there on first use, unless
 YOLO_OFFLINE is set.
+
+With `ANALYSIS_EXECUTOR=celery` the model lives in the Celery workers, not in the web processes,
+which never import torch or Ultralytics: each worker reports its model (name, class names, or
+what is wrong) to Redis when it starts and whenever that changes, and the web tier reads that
+report for the banner, /healthz and `classes=` validation.
 """
+import json
 import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+import redis
 from flask import Flask, current_app
 
 from webapp.vision.detector import (
@@ -26,14 +34,37 @@ MODEL_FILES = (".pt", ".onnx", ".engine", ".torchscript")
 MODEL_FOLDERS = ("_openvino_model", "_ncnn_model", "_saved_model")
 
 
+REPORT_KEY = "spotter:detection"  # the workers' report, in the broker's Redis
+NO_WORKER = "no detection worker has started yet"
+START_WORKER = ("Start one: `celery -A webapp.worker worker -Q detect --concurrency 1` (in the stack: "
+                "`docker compose up -d worker`); a worker reports its model when it starts.")
+
+
 @dataclass(frozen=True)
 class Unavailable:
     reason: str  # for users: what is wrong, in plain words
     fix: str  # for administrators: exactly what to do
 
 
+class NotAvailable(RuntimeError):
+    """Detection cannot run now; `unavailable` says why and how to fix it."""
+
+    def __init__(self, unavailable: Unavailable):
+        super().__init__(f"Detection is unavailable: {unavailable.reason}.")
+        self.unavailable = unavailable
+
+
+def runs_here(app: Optional[Flask] = None) -> bool:
+    """Whether this process runs detection itself (else Celery workers do, elsewhere)."""
+    config = (app or current_app).config
+    return config["ANALYSIS_EXECUTOR"] != "celery" or config["DETECTION_WORKER"]
+
+
 def init_app(app: Flask) -> None:
     """Say at start-up which model will be used, and what is wrong with it if anything is."""
+    if not runs_here(app):
+        logger.info("Detection runs on Celery workers (broker %s)", _redacted(app.config["CELERY_BROKER_URL"]))
+        return
     detector = get_detector(app)
     problem = availability(app)
     if problem:
@@ -91,10 +122,82 @@ def get_detector(app: Optional[Flask] = None) -> Detector:
 
 
 def availability(app: Optional[Flask] = None) -> Optional[Unavailable]:
-    """None when detection looks available (without loading the model), else why not and the fix."""
+    """None when detection looks available (without loading the model here), else why not and
+    the fix. With Celery workers: what they last reported."""
     app = app or current_app
-    problem = get_detector(app).problem()
-    return explain(problem, app.config) if problem else None
+    if runs_here(app):
+        problem = get_detector(app).problem()
+        return explain(problem, app.config) if problem else None
+    report = _read_report(app)
+    return Unavailable(report["reason"], report["fix"]) if report.get("reason") else None
+
+
+def class_names(app: Optional[Flask] = None) -> dict[int, str]:
+    """The model's classes by id: loaded here, or as a worker reported them. Raises NotAvailable."""
+    app = app or current_app
+    if runs_here(app):
+        try:
+            return get_detector(app).names()
+        except ModelUnavailable as exc:
+            raise NotAvailable(explain(exc, app.config)) from exc
+    report = _read_report(app)
+    if report.get("reason") or not report.get("names"):
+        raise NotAvailable(Unavailable(report.get("reason") or NO_WORKER, report.get("fix") or START_WORKER))
+    return {int(k): v for k, v in report["names"].items()}
+
+
+_redis_clients: dict[str, redis.Redis] = {}
+_reported: dict[str, str] = {}  # what this process last wrote, by broker URL
+_report_lock = threading.Lock()
+
+
+def _redis(app: Flask) -> redis.Redis:
+    url = app.config["CELERY_BROKER_URL"]
+    if url not in _redis_clients:
+        _redis_clients[url] = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    return _redis_clients[url]
+
+
+def _redacted(url: str) -> str:
+    return url.split("@", 1)[-1]
+
+
+def _read_report(app: Flask) -> dict:
+    """The workers' last report; one saying what is wrong when there is none or Redis is down."""
+    try:
+        raw = _redis(app).get(REPORT_KEY)
+    except redis.RedisError as exc:
+        logger.warning("Cannot read the detection report: %s", exc)
+        return {"reason": "the job queue cannot be reached",
+                "fix": f"Check that Redis answers at CELERY_BROKER_URL ({_redacted(app.config['CELERY_BROKER_URL'])})."}
+    if raw is None:
+        return {"reason": NO_WORKER, "fix": START_WORKER}
+    return json.loads(raw)
+
+
+def report(app: Optional[Flask] = None) -> None:
+    """In a Celery worker: write this process's model, classes or problem to Redis for the web
+    tier, when it changed since this process last wrote it."""
+    app = app or current_app
+    if not app.config["DETECTION_WORKER"]:
+        return
+    detector = get_detector(app)
+    problem = availability(app)
+    body = json.dumps({
+        "model": detector.settings.model_name, "device": detector.device,
+        "names": detector.names() if detector.loaded else None,
+        "reason": problem.reason if problem else None, "fix": problem.fix if problem else None,
+    })
+    url = app.config["CELERY_BROKER_URL"]
+    with _report_lock:
+        if _reported.get(url) == body:
+            return
+        try:
+            _redis(app).set(REPORT_KEY, body)
+        except redis.RedisError as exc:
+            logger.warning("Cannot write the detection report: %s", exc)
+            return
+        _reported[url] = body
 
 
 def explain(error: ModelUnavailable, config) -> Unavailable:

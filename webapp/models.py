@@ -124,8 +124,12 @@ class Analysis(db.Model):
     postprocess_ms: Mapped[Optional[float]]
     total_ms: Mapped[Optional[float]]
     device: Mapped[Optional[str]] = mapped_column(sa.String(32))
-    # "host:pid" of the process that queued the job, so a restart can find its orphans.
+    # Who has the job: "host:pid:start" of the process that queued or runs it in-process (so a
+    # restart can find its orphans); "celery" while queued on the broker, "celery:host:pid:start"
+    # while a Celery worker runs it.
     worker: Mapped[Optional[str]] = mapped_column(sa.String(255))
+    # Runs started; a photo that keeps killing its worker is given up after ANALYSIS_MAX_ATTEMPTS.
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
     finished_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from webapp import jobs, storage
+from webapp import detection, jobs, storage
 from webapp.detection import get_detector
 from webapp.extensions import db
 from webapp.models import Analysis, AnalysisStatus, Detection, utcnow
@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 INTERRUPTED = "Interrupted by a server restart before it finished. It can be retried."
 UNAVAILABLE = "Not analysed: detection was unavailable. It can be retried once it is back."
 UNEXPECTED = "An unexpected error stopped the analysis."
+GAVE_UP = "Detection stopped its worker {n} times on this photo, so it was given up."
 
 
 class UnknownClasses(DetectorError):
@@ -33,15 +34,18 @@ class UnknownClasses(DetectorError):
         self.unknown = unknown
 
 
+@jobs.background
 def run_analysis(analysis_id: int, image_bgr: Optional[np.ndarray] = None) -> None:
     """Detect, draw and store. Commits; never raises for a failed analysis (it is marked failed).
-    `image_bgr` (the decoded upright photo, when the caller has it) saves reading it again."""
-    analysis = db.session.get(Analysis, analysis_id)
-    if analysis is None or analysis.status != AnalysisStatus.PENDING:
-        return  # deleted meanwhile, or already taken
-    analysis.status = AnalysisStatus.RUNNING
-    analysis.started_at = utcnow()
-    db.session.commit()
+    `image_bgr` (the decoded upright photo, when the caller has it) saves reading it again.
+    Safe to run twice for one analysis (a redelivered Celery task): it runs only once claimed."""
+    analysis = _claim(analysis_id)
+    if analysis is None:
+        return  # deleted meanwhile, already taken, or already finished
+    if analysis.attempts > current_app.config["ANALYSIS_MAX_ATTEMPTS"]:
+        analysis.fail(GAVE_UP.format(n=analysis.attempts - 1))
+        db.session.commit()
+        return
     started = time.perf_counter()
     annotated_path = f"{analysis.folder}/annotated.jpg"
     try:
@@ -66,7 +70,34 @@ def run_analysis(analysis_id: int, image_bgr: Optional[np.ndarray] = None) -> No
             logger.exception("Analysis %s failed", analysis_id)
         else:
             logger.info("Analysis %s was deleted while it ran", analysis_id)
+    finally:
+        detection.report()  # a Celery worker tells the web tier when its model's state changed
 
+
+def _claim(analysis_id: int) -> Optional[Analysis]:
+    """Take the analysis for this process with one conditional UPDATE: a pending one, or, for a
+    redelivered task, one left running by a worker that is gone. None when it is not ours."""
+    analysis = db.session.get(Analysis, analysis_id)
+    if analysis is None:
+        return None
+    takeover = (analysis.status == AnalysisStatus.RUNNING and jobs.redelivered()
+                and not (analysis.worker and jobs.is_alive(analysis.worker)))
+    if analysis.status != AnalysisStatus.PENDING and not takeover:
+        db.session.rollback()
+        return None
+    claimed = db.session.execute(
+        sa.update(Analysis)
+        .where(Analysis.id == analysis_id, Analysis.status == analysis.status, Analysis.worker == analysis.worker)
+        .values(status=AnalysisStatus.RUNNING, started_at=utcnow(), attempts=Analysis.attempts + 1,
+                worker=jobs.get_runner().running_as())
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.commit()
+    if not claimed:
+        return None
+    if takeover:
+        logger.warning("Analysis %s: taking over from %s, which is gone", analysis_id, analysis.worker)
+    return db.session.get(Analysis, analysis_id)
 
 def class_ids(detector: Detector, names: Optional[list[str]]) -> Optional[list[int]]:
     """The model's ids of these class names; None (every class) when no names are given.
@@ -81,6 +112,8 @@ def class_ids(detector: Detector, names: Optional[list[str]]) -> Optional[list[i
 
 
 def _store_result(analysis: Analysis, detector: Detector, result, annotated_path: str, seconds: float) -> None:
+    if analysis.attempts > 1:  # a run taken over: whatever an earlier one wrote goes first
+        db.session.execute(sa.delete(Detection).where(Detection.analysis_id == analysis.id))
     if result.boxes:  # one multi-row INSERT; ORM objects cost more than the rest of the step
         db.session.execute(sa.insert(Detection), [
             {"analysis_id": analysis.id, "class_id": b.class_id, "label": b.label,
@@ -117,10 +150,14 @@ def _read_original(analysis: Analysis) -> np.ndarray:
 
 def recover_interrupted() -> int:
     """Mark as failed the pending/running analyses whose process on this host is gone. Run at a
-    process's start (`flask recover-interrupted`, gunicorn's worker start), never implicitly."""
+    process's start (`flask recover-interrupted`, gunicorn's worker start), never implicitly.
+    Analyses on the Celery broker are not a process's: Celery hands them to another worker."""
     try:
         active = db.session.scalars(
-            sa.select(Analysis).where(Analysis.status.in_(AnalysisStatus.active()))
+            sa.select(Analysis).where(
+                Analysis.status.in_(AnalysisStatus.active()),
+                sa.or_(Analysis.worker.is_(None), ~Analysis.worker.startswith(jobs.CELERY_OWNER)),
+            )
         ).all()
     except (OperationalError, ProgrammingError):
         db.session.rollback()

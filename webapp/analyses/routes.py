@@ -3,7 +3,7 @@ import json
 from flask import Response, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from webapp import detection
+from webapp import detection, jobs
 from webapp.analyses import bp, exports, services
 from webapp.analyses.forms import UploadForm
 from webapp.errors import too_large_message
@@ -70,7 +70,11 @@ def upload():
     if not form.validate_on_submit():
         return _upload_invalid(form)
     files = [f for f in request.files.getlist("images") if f and (f.filename or f.content_length)]
-    result = services.upload_files(current_user, files)
+    try:
+        result = services.upload_files(current_user, files)
+    except jobs.QueueUnavailable:
+        form.images.errors.append(services.QUEUE_DOWN)
+        return _upload_invalid(form)
     if wants_partial():
         status = 201 if result.accepted else 422
         return render_template(
@@ -161,7 +165,7 @@ def retry(public_id: str):
     """Queue a failed analysis again. A gallery card's htmx retry gets the card back (polling);
     the detail page reloads, polling until the new run ends."""
     analysis = services.get_owned_analysis(current_user, public_id)
-    services.retry([analysis])
+    _retry([analysis])
     if wants_partial() and not triggered_by("detail-retry"):
         return _card(analysis), 200, _still_unavailable_event()
     _flash_if_still_unavailable()
@@ -172,13 +176,21 @@ def retry(public_id: str):
 @login_required
 def retry_failed():
     """Queue every failed analysis of the user again (after the model was fixed, say)."""
-    result = services.retry(services.failed_analyses(current_user))
+    result = _retry(services.failed_analyses(current_user))
     if result.accepted:
         flash(f"Retrying {len(result.accepted)} photo(s).", "success")
     else:
         flash("There is no failed photo to retry.", "info")
     _flash_if_still_unavailable()
     return _go_to(url_for("analyses.gallery"))
+
+
+def _retry(analyses) -> services.UploadResult:
+    try:
+        return services.retry(analyses)
+    except jobs.QueueUnavailable:
+        flash(services.NOT_REQUEUED, "error")
+        return services.UploadResult()
 
 
 def _still_unavailable() -> str | None:

@@ -9,6 +9,7 @@ JSON 4xx.
 """
 import hashlib
 import os
+import time
 import unicodedata
 import uuid
 from concurrent.futures import Future, wait
@@ -19,14 +20,14 @@ import sqlalchemy as sa
 from flask import Response, abort, current_app, send_file
 from sqlalchemy.orm import selectinload
 
-from webapp import jobs, storage
+from webapp import detection, jobs, storage
 from webapp.analyses import pipeline
-from webapp.detection import get_detector
 from webapp.extensions import db
 from webapp.models import Analysis, AnalysisStatus, Detection, User
 from webapp.vision.images import ImageRejected, LoadedImage, load_image, stored_original, thumbnail
 
 VARIANTS = ("original", "annotated", "thumbnail")
+WAIT_POLL_SECONDS = 0.25  # how often `?wait=true` looks at rows that Celery workers finish
 IMAGE_MAX_AGE = 3600  # seconds a browser may reuse an image without asking again
 
 
@@ -54,16 +55,19 @@ class UnknownClasses(ValueError):
         self.unknown, self.known = unknown, known
 
 
+QUEUE_DOWN = "The detection queue cannot be reached right now, so nothing was stored. Please try again later."
+NOT_REQUEUED = "The detection queue could not be reached to retry it. Please try again later."
+
+
 def check_classes(names: Optional[tuple[str, ...]]) -> None:
-    """Raise UnknownClasses for names the model does not know. Loads the model, so it may raise
-    ModelUnavailable."""
+    """Raise UnknownClasses for names the model does not know. Needs the model's classes, so it
+    may raise detection.NotAvailable."""
     if not names:
         return
-    detector = get_detector()
-    try:
-        pipeline.class_ids(detector, list(names))
-    except pipeline.UnknownClasses as exc:
-        raise UnknownClasses(exc.unknown, list(detector.names().values())) from None
+    known = detection.class_names()
+    unknown = [n for n in names if n not in known.values()]
+    if unknown:
+        raise UnknownClasses(unknown, list(known.values()))
 
 
 def display_filename(name: Optional[str]) -> str:
@@ -94,12 +98,12 @@ def accept_upload(
         width=loaded.width,
         height=loaded.height,
         sha256=hashlib.sha256(data).hexdigest(),
-        model_name=get_detector().settings.model_name,
+        model_name=detection.get_detector().settings.model_name,
         conf=config["YOLO_CONF"] if params.conf is None else params.conf,
         iou=config["YOLO_IOU"] if params.iou is None else params.iou,
         imgsz=params.imgsz or config["YOLO_IMGSZ"],
         classes=list(params.classes) if params.classes else None,
-        worker=jobs.worker_id(),
+        worker=jobs.get_runner().queued_by(),
     )
     try:
         storage.save(analysis.original_path, original_bytes)
@@ -120,16 +124,29 @@ class UploadResult:
     futures: list[Future] = field(default_factory=list)  # of each queued analysis (none when inline)
 
     def wait(self, timeout: Optional[float]) -> bool:
-        """Block until the accepted analyses are finished; False if `timeout` ran out first."""
-        _, not_done = wait(self.futures, timeout=timeout)
-        return not not_done
+        """Block until the accepted analyses are finished; False if `timeout` ran out first.
+        In-process runs are waited for directly; Celery's by watching their rows."""
+        if jobs.get_runner().in_process:
+            _, not_done = wait(self.futures, timeout=timeout)
+            return not not_done
+        ids = [a.id for a in self.accepted]
+        deadline = time.monotonic() + (timeout or 0)
+        while True:
+            db.session.rollback()  # a new transaction, so the workers' commits are seen
+            active = db.session.scalar(sa.select(sa.func.count()).select_from(Analysis).where(
+                Analysis.id.in_(ids), Analysis.status.in_(AnalysisStatus.active())))
+            if not active or time.monotonic() >= deadline:
+                return not active
+            time.sleep(WAIT_POLL_SECONDS)
 
 
 def upload_files(user: User, files, params: DetectionParams = DetectionParams()) -> UploadResult:
     """Accept each uploaded file on its own and queue the accepted ones for detection.
-    Raises UnknownClasses (or ModelUnavailable) before storing anything when `params.classes`
-    names classes the model does not have."""
+    Before storing anything, raises UnknownClasses (or detection.NotAvailable) when
+    `params.classes` names classes the model does not have, and jobs.QueueUnavailable when the
+    broker cannot be reached. A file that cannot be queued is rejected, its row and files removed."""
     check_classes(params.classes)
+    jobs.get_runner().check_broker()
     result = UploadResult()
     for file in files:
         name = display_filename(file.filename)
@@ -138,13 +155,20 @@ def upload_files(user: User, files, params: DetectionParams = DetectionParams())
         except ImageRejected as exc:
             result.rejected.append(Rejected(name, str(exc)))
             continue
+        try:
+            _queue(analysis, loaded.bgr_array(), result.futures)
+        except jobs.QueueUnavailable:
+            delete_analysis(analysis)
+            result.rejected.append(Rejected(name, QUEUE_DOWN))
+            continue
         result.accepted.append(analysis)
-        _queue(analysis, loaded.bgr_array(), result.futures)
     return result
 
 
 def _queue(analysis: Analysis, image_bgr, futures: list[Future]) -> None:
-    future = jobs.get_runner(current_app).submit(pipeline.run_analysis, analysis.id, image_bgr)
+    """Queue the analysis: only its id travels; an in-process run also gets the decoded image."""
+    local = {"image_bgr": image_bgr} if image_bgr is not None else None
+    future = jobs.get_runner().submit(pipeline.run_analysis, analysis.id, local=local)
     if future is not None:
         futures.append(future)
 
@@ -153,18 +177,27 @@ def retry(analyses: list[Analysis]) -> UploadResult:
     """Queue failed analyses again with the same parameters (a failed run stored no detection
     and no annotated image); others are left as they are. Each is claimed by one conditional
     UPDATE, so two retries at once queue it once. The result lists the ones queued as `accepted`."""
+    runner = jobs.get_runner()
     ids = [a.id for a in analyses if a.is_failed]
+    if ids:
+        runner.check_broker()
     claimed = set(db.session.scalars(
         sa.update(Analysis).where(Analysis.id.in_(ids), Analysis.status == AnalysisStatus.FAILED)
         .values(status=AnalysisStatus.PENDING, error=None, annotated_path=None, started_at=None,
                 finished_at=None, preprocess_ms=None, inference_ms=None, postprocess_ms=None,
-                total_ms=None, device=None, worker=jobs.worker_id())
+                total_ms=None, device=None, attempts=0, worker=runner.queued_by())
         .returning(Analysis.id)
     )) if ids else set()
     db.session.commit()
-    result = UploadResult(accepted=[a for a in analyses if a.id in claimed])
-    for analysis in result.accepted:
-        _queue(analysis, None, result.futures)
+    result = UploadResult()
+    for analysis in (a for a in analyses if a.id in claimed):
+        try:
+            _queue(analysis, None, result.futures)
+        except jobs.QueueUnavailable:
+            analysis.fail(NOT_REQUEUED)
+            db.session.commit()
+            continue
+        result.accepted.append(analysis)
     return result
 
 

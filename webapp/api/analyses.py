@@ -4,7 +4,7 @@ from typing import Optional
 from flask import Response, current_app, request, url_for
 from sqlalchemy.orm import selectinload
 
-from webapp import detection
+from webapp import detection, jobs
 from webapp.analyses import exports, services
 from webapp.api import bp
 from webapp.api.openapi import operation
@@ -17,7 +17,6 @@ from webapp.api.validation import form, query
 from webapp.errors import ProblemError
 from webapp.extensions import db
 from webapp.models import Analysis
-from webapp.vision.detector import ModelUnavailable
 
 TAG = "analyses"
 IMAGE_TYPES = {"image/jpeg": {"schema": {"type": "string", "format": "binary"}},
@@ -91,10 +90,13 @@ def upload():
         result = services.upload_files(api_user(), files, wanted)
     except services.UnknownClasses as exc:
         raise ProblemError(422, str(exc)) from None
-    except ModelUnavailable as exc:
-        raise ProblemError(503, f"Detection is unavailable: {detection.explain(exc, current_app.config).reason}. "
-                                "The classes you named cannot be checked until it is back.") from None
+    except detection.NotAvailable as exc:
+        raise ProblemError(503, f"{exc} The classes you named cannot be checked until it is back.") from None
+    except jobs.QueueUnavailable:
+        raise ProblemError(503, services.QUEUE_DOWN) from None
     rejected = [{"filename": r.filename, "reason": r.reason} for r in result.rejected]
+    if not result.accepted and any(r.reason == services.QUEUE_DOWN for r in result.rejected):
+        raise ProblemError(503, services.QUEUE_DOWN, rejected=rejected)
     if not result.accepted:
         raise ProblemError(422, "No file was accepted.", rejected=rejected)
     return _queued(result, wait, rejected)
@@ -117,11 +119,16 @@ def _queued(result: services.UploadResult, wait: bool, rejected: list[dict]):
 @operation(summary="Run a failed analysis again, with the same parameters", tag=TAG, query=UploadQuery,
            description="202 with the queued analysis; with `wait=true`, 201 once it is finished. "
                        "409 when the analysis has not failed.",
-           responses={201: UploadOut, 202: UploadOut, 401: None, 404: None, 409: None})
+           responses={201: UploadOut, 202: UploadOut, 401: None, 404: None, 409: None, 503: None})
 def retry(public_id: str):
     wait = query(UploadQuery).wait
     analysis = owned(public_id)
-    result = services.retry([analysis])
+    try:
+        result = services.retry([analysis])
+    except jobs.QueueUnavailable:
+        raise ProblemError(503, services.NOT_REQUEUED) from None
+    if not result.accepted and analysis.is_failed and analysis.error == services.NOT_REQUEUED:
+        raise ProblemError(503, services.NOT_REQUEUED)
     if not result.accepted:
         raise ProblemError(409, f"Only a failed analysis can be retried; this one is {analysis.status}.")
     return _queued(result, wait, [])

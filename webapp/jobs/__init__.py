@@ -1,8 +1,9 @@
-"""Scheduling work off the request. The scheduler knows nothing of what it runs: the caller
-hands it a function and its arguments, which run inside an app context.
+"""Scheduling work off the request. The scheduler knows nothing of what it runs: the caller hands
+it a function registered with `@background`, and its arguments.
 
 `ANALYSIS_EXECUTOR` picks how: "thread" (a small thread pool in each web process, the embedded
-default) or "sync" (inside the request; for tests and one-off scripts).
+default), "sync" (inside the request; for tests and one-off scripts) or "celery" (a Celery task
+on the broker, run by `celery -A webapp.worker worker`; only the arguments travel).
 """
 import logging
 import os
@@ -12,7 +13,9 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any, Callable, Optional
 
 import psutil
+from celery import current_task, shared_task
 from flask import Flask
+from kombu.exceptions import OperationalError
 
 from webapp.config import ConfigurationError
 from webapp.extensions import db
@@ -20,7 +23,27 @@ from webapp.extensions import db
 logger = logging.getLogger(__name__)
 
 EXTENSION_KEY = "jobs"
-EXECUTORS = ("thread", "sync")
+EXECUTORS = ("thread", "sync", "celery")
+CELERY_OWNER = "celery"  # the `worker` of an analysis queued on the broker
+# Publishing to an unreachable broker fails after about a second instead of hanging the upload.
+PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.3, "interval_max": 0.5}
+
+
+class QueueUnavailable(RuntimeError):
+    """The broker cannot be reached: nothing was queued."""
+
+
+def background(fn: Callable) -> Callable:
+    """Register a function as a background job. It runs in a thread or inline as it is, or as
+    the Celery task of the same name (on the `detect` queue, Celery's default here)."""
+    fn.celery_task = shared_task(name=f"{fn.__module__}.{fn.__name__}")(fn)
+    return fn
+
+
+def redelivered() -> bool:
+    """Whether the running Celery task is a redelivery (its first worker died or timed out)."""
+    task = current_task
+    return bool(task and task.request and (task.request.delivery_info or {}).get("redelivered"))
 
 
 def worker_id(pid: Optional[int] = None) -> str:
@@ -31,11 +54,11 @@ def worker_id(pid: Optional[int] = None) -> str:
 
 def is_alive(worker: str) -> bool:
     """Whether the process named by `worker_id` still runs (another host's: assumed so)."""
-    host, pid, _ = (worker.rsplit(":", 2) + ["", ""])[:3]
+    host, pid, _ = (worker.removeprefix(f"{CELERY_OWNER}:").rsplit(":", 2) + ["", ""])[:3]
     if host != socket.gethostname():
         return True  # another machine's worker: not ours to judge
     try:
-        return worker_id(int(pid)) == worker
+        return worker_id(int(pid)) == worker.removeprefix(f"{CELERY_OWNER}:")
     except (ValueError, psutil.Error):
         return False
 
@@ -49,37 +72,80 @@ class JobRunner:
                 f"Configuration error: ANALYSIS_EXECUTOR must be one of {', '.join(EXECUTORS)}, "
                 f"not {self.mode!r}."
             )
+        self.celery = None
+        if self.mode == "celery":
+            from webapp.jobs.celery import celery_init_app
+
+            self.celery = celery_init_app(app)
         self._executor: Optional[ThreadPoolExecutor] = None
         self._futures: set[Future] = set()
         self._lock = threading.Lock()
 
-    def submit(self, fn: Callable[..., Any], *args) -> Optional[Future]:
-        """Run `fn(*args)` in an app context: now ("sync", returns None) or on a worker thread
-        (returns its Future)."""
+    @property
+    def in_process(self) -> bool:
+        return self.mode != "celery"
+
+    def queued_by(self) -> str:
+        """Who owns work queued now: this process, or (Celery) the broker."""
+        return worker_id() if self.in_process else CELERY_OWNER
+
+    def running_as(self) -> str:
+        """Who runs work started now, in this process."""
+        return worker_id() if self.in_process else f"{CELERY_OWNER}:{worker_id()}"
+
+    def submit(self, fn: Callable[..., Any], *args, local: Optional[dict] = None) -> Optional[Future]:
+        """Run `fn(*args)` in an app context: now ("sync", returns None), on a worker thread
+        (returns its Future), or as its Celery task (returns None; raises QueueUnavailable when
+        the broker cannot be reached). `local` keyword arguments (a decoded image, say) are only
+        passed to runs in this process, never over the broker."""
+        if self.mode == "celery":
+            return self._publish(fn, args)
+        kwargs = local or {}
         if self.mode == "sync":
-            fn(*args)
+            fn(*args, **kwargs)
             return None
         with self._lock:
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(
                     max_workers=self.app.config["ANALYSIS_WORKERS"], thread_name_prefix="analysis"
                 )
-            future = self._executor.submit(self._run, fn, args)
+            future = self._executor.submit(self._run, fn, args, kwargs)
             self._futures.add(future)
         future.add_done_callback(self._futures.discard)
         return future
 
-    def _run(self, fn: Callable[..., Any], args: tuple) -> None:
+    def _publish(self, fn: Callable[..., Any], args: tuple) -> None:
+        try:
+            fn.celery_task.apply_async(args=args, retry=True, retry_policy=PUBLISH_RETRY)
+        except (OperationalError, ConnectionError, OSError) as exc:
+            logger.error("Could not queue %s: %s", fn.__name__, exc)
+            raise QueueUnavailable(str(exc)) from exc
+
+    def check_broker(self) -> None:
+        """Raise QueueUnavailable unless the broker answers (Celery mode; nothing otherwise)."""
+        if self.celery is None:
+            return
+        try:
+            with self.celery.connection_for_write() as connection:
+                connection.ensure_connection(max_retries=1, interval_start=0, timeout=2)
+        except (OperationalError, ConnectionError, OSError) as exc:
+            raise QueueUnavailable(str(exc)) from exc
+
+    def workers_answering(self, timeout: float = 1.0) -> int:
+        """How many Celery workers answered a ping within `timeout` seconds."""
+        return len(self.celery.control.ping(timeout=timeout) or []) if self.celery else 0
+
+    def _run(self, fn: Callable[..., Any], args: tuple, kwargs: dict) -> None:
         with self.app.app_context():
             try:
-                fn(*args)
+                fn(*args, **kwargs)
             except Exception:
                 logger.exception("Background job %s failed", getattr(fn, "__name__", fn))
             finally:
                 db.session.remove()
 
     def wait(self, timeout: Optional[float] = None) -> bool:
-        """Block until every queued job has finished; False if `timeout` ran out first."""
+        """Block until every job queued in this process has finished; False if `timeout` ran out."""
         _, not_done = wait(list(self._futures), timeout=timeout)
         return not not_done
 
@@ -88,5 +154,7 @@ def init_app(app: Flask) -> None:
     app.extensions[EXTENSION_KEY] = JobRunner(app)
 
 
-def get_runner(app: Flask) -> JobRunner:
-    return app.extensions[EXTENSION_KEY]
+def get_runner(app: Optional[Flask] = None) -> JobRunner:
+    from flask import current_app
+
+    return (app or current_app).extensions[EXTENSION_KEY]

@@ -1,0 +1,237 @@
+"""ANALYSIS_EXECUTOR=celery: detection on real Celery worker processes over the real Redis.
+Nothing lost (a killed worker's analysis is finished by the next one), nothing doubled, nothing
+stored when the broker is down, and a web tier that never imports torch."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.factories import add_analysis
+from tests.helpers import ApiActions, analyses, stored_files, upload
+from tests.images import encode, sample
+from webapp.analyses.pipeline import GAVE_UP, recover_interrupted, run_analysis
+from webapp.config import BASE_DIR
+from webapp.extensions import db
+from webapp.models import AnalysisStatus
+
+REDIS_URL = "redis://127.0.0.1:6379/13"  # a database of its own, flushed by each test
+CELERY = Path(sys.executable).parent / "celery"
+
+
+@pytest.fixture
+def broker():
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.flushdb()
+    except redis.exceptions.ConnectionError:
+        pytest.skip("Redis is not running on 127.0.0.1:6379 (CI starts it)")
+    yield REDIS_URL
+    client.flushdb()
+
+
+@pytest.fixture
+def celery_app(make_app, broker):
+    """The web tier in Celery mode (random-weight model configured, never loaded here)."""
+    return make_app(ANALYSIS_EXECUTOR="celery", CELERY_BROKER_URL=broker, CELERY_VISIBILITY_TIMEOUT=4)
+
+
+def worker_env(app, **extra) -> dict:
+    """The worker's environment: the same database, folders and broker as the web app."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "YOLO_MODEL"))}
+    config = app.config
+    env.update(
+        SECRET_KEY="s" * 32, JWT_SECRET_KEY="j" * 32, DATABASE_URL=config["SQLALCHEMY_DATABASE_URI"],
+        UPLOAD_DIR=config["UPLOAD_DIR"], INSTANCE_PATH=app.instance_path, MODELS_DIR=config["MODELS_DIR"],
+        CELERY_BROKER_URL=config["CELERY_BROKER_URL"], YOLO_MODEL=config["YOLO_MODEL"], YOLO_DEVICE="cpu",
+        CELERY_VISIBILITY_TIMEOUT=str(config["CELERY_VISIBILITY_TIMEOUT"]), YOLO_OFFLINE="1", **extra,
+    )
+    return env
+
+
+class Workers:
+    """Real `celery -A webapp.worker worker` processes, each in its own process group."""
+
+    def __init__(self, app, tmp_path):
+        self.app, self.logs, self.processes = app, tmp_path, []
+
+    def start(self, **env):
+        log = open(self.logs / f"worker-{len(self.processes)}.log", "wb")
+        process = subprocess.Popen(
+            [str(CELERY), "-A", "webapp.worker", "worker", "-Q", "detect", "--concurrency", "1",
+             "--hostname", f"test{len(self.processes)}@%h", "--loglevel", "INFO", "--without-gossip",
+             "--without-mingle"],
+            cwd=BASE_DIR, env=worker_env(self.app, **env), stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.processes.append(process)
+        self.wait_until_answering()
+        return process
+
+    def wait_until_answering(self, seconds=90):
+        """Until a worker answers a ping and its process has reported its model (loaded at start)."""
+        from webapp.detection import REPORT_KEY
+        from webapp.jobs import get_runner
+
+        broker = redis.Redis.from_url(self.app.config["CELERY_BROKER_URL"])
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            assert self.processes[-1].poll() is None, self.log()
+            if get_runner(self.app).workers_answering(timeout=0.5) and broker.get(REPORT_KEY):
+                return
+        raise AssertionError("the worker did not answer a ping:\n" + self.log())
+
+    def kill(self, process):
+        os.killpg(process.pid, signal.SIGKILL)  # the whole worker, as a crash or `kill -9` would
+        process.wait(timeout=30)
+
+    def log(self) -> str:
+        return "\n".join(p.read_text(errors="replace")[-3000:] for p in sorted(self.logs.glob("worker-*.log")))
+
+    def stop(self):
+        for process in self.processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def workers(celery_app, tmp_path):
+    pool = Workers(celery_app, tmp_path)
+    yield pool
+    pool.stop()
+
+
+def wait_for_status(app, public_id, statuses, seconds=120):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = {a.public_id: a for a in analyses(app)}.get(public_id)
+        if found is not None and found.status in statuses:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"analysis {public_id} never reached {statuses}")
+
+
+def test_an_upload_is_queued_with_its_id_only_and_a_worker_process_finishes_it(celery_app, workers):
+    workers.start()
+    api = ApiActions(celery_app.test_client()).user()
+    response = api.upload(("photo.png", encode(sample(), "PNG")), query="?wait=true")
+    assert response.status_code == 201, response.json
+    [analysis] = response.json["analyses"]
+    assert analysis["status"] == "done" and analysis["device"] == "cpu"
+    [row] = analyses(celery_app)
+    assert row.worker.startswith("celery:") and row.attempts == 1
+    assert {p.name for p in stored_files(celery_app)} == {"original.png", "thumbnail.jpg", "annotated.jpg"}
+
+
+def test_a_queued_task_carries_the_analysis_id_and_nothing_else(celery_app, broker):
+    api = ApiActions(celery_app.test_client()).user()
+    api.upload(("photo.png", encode(sample(), "PNG")))  # no worker: it stays on the broker
+    [message] = redis.Redis.from_url(broker).lrange("detect", 0, -1)
+    body = json.loads(message)
+    [row] = analyses(celery_app)
+    assert body["headers"]["task"] == "webapp.analyses.pipeline.run_analysis"
+    assert body["headers"]["argsrepr"] == f"({row.id},)" and len(message) < 4096
+    assert row.status == AnalysisStatus.PENDING and row.worker == "celery"
+
+
+@pytest.mark.real_model
+def test_a_worker_killed_mid_analysis_is_replaced_and_the_analysis_ends_done_once(celery_app, workers, coco_model):
+    """SIGKILL of the whole worker while it runs an analysis; a new worker takes the redelivered
+    task (after the visibility timeout) and finishes it: one set of detections, one annotated file."""
+    celery_app.config["YOLO_MODEL"] = coco_model
+    first = workers.start()
+    api = ApiActions(celery_app.test_client()).user()
+    big = encode(sample(6000, 4500), "JPEG")  # 27 MP at imgsz 2048: a few seconds of work to interrupt
+    for _ in range(5):
+        public_id = api.upload(("big.jpg", big), imgsz="2048").json["analyses"][0]["id"]
+        caught = wait_for_status(celery_app, public_id, {AnalysisStatus.RUNNING, AnalysisStatus.DONE})
+        if caught.status == AnalysisStatus.RUNNING:
+            break
+    assert caught.status == AnalysisStatus.RUNNING, "never caught an analysis running"
+    workers.kill(first)
+    assert wait_for_status(celery_app, public_id, {AnalysisStatus.RUNNING}).status == AnalysisStatus.RUNNING
+    time.sleep(celery_app.config["CELERY_VISIBILITY_TIMEOUT"] + 1)
+    workers.start()
+    done = wait_for_status(celery_app, public_id, {AnalysisStatus.DONE, AnalysisStatus.FAILED})
+    assert done.status == AnalysisStatus.DONE, (done.error, workers.log())
+    assert done.attempts == 2 and done.worker != caught.worker
+    boxes = [(d.class_id, round(d.confidence, 4), round(d.x1), round(d.y1)) for d in done.detections]
+    assert len(boxes) == len(set(boxes))  # exactly one set, nothing inserted twice
+    folder = Path(celery_app.config["UPLOAD_DIR"]) / done.folder
+    assert sorted(p.name for p in folder.iterdir()) == ["annotated.jpg", "original.jpg", "thumbnail.jpg"]
+
+
+def test_a_photo_that_keeps_killing_its_worker_is_given_up(celery_app):
+    """Its fourth start (ANALYSIS_MAX_ATTEMPTS = 3) marks it failed instead of running it."""
+    stuck = add_analysis(celery_app, status=AnalysisStatus.PENDING, attempts=3, worker="celery")
+    with celery_app.app_context():
+        run_analysis(stuck.id)
+    [row] = analyses(celery_app)
+    assert row.status == AnalysisStatus.FAILED and row.error == GAVE_UP.format(n=3)
+
+
+def test_a_web_restart_leaves_work_on_the_broker_alone(celery_app):
+    add_analysis(celery_app, status=AnalysisStatus.PENDING, worker="celery")
+    with celery_app.app_context():
+        assert recover_interrupted() == 0
+    assert analyses(celery_app)[0].status == AnalysisStatus.PENDING
+
+
+def test_with_the_broker_down_an_upload_is_refused_and_nothing_is_stored(make_app, auth_factory):
+    app = make_app(ANALYSIS_EXECUTOR="celery", CELERY_BROKER_URL="redis://127.0.0.1:1/0")
+    api = ApiActions(app.test_client()).user()
+    response = api.upload(("photo.png", encode(sample(), "PNG")))
+    assert response.status_code == 503 and response.mimetype == "application/problem+json"
+    assert "queue cannot be reached" in response.json["detail"]
+    client, auth = auth_factory(app)
+    auth.signup(email="page@example.com")
+    page = upload(client, ("photo.png", encode(sample(), "PNG")), headers={"HX-Request": "true"})
+    assert page.status_code == 422 and "queue cannot be reached" in page.get_data(as_text=True)
+    assert analyses(app) == [] and stored_files(app) == []
+    health = app.test_client().get("/healthz")
+    assert health.status_code == 200 and health.json["broker"] == "unreachable"
+
+
+def test_healthz_reports_the_broker_and_the_workers_that_answer(celery_app, workers):
+    assert celery_app.test_client().get("/healthz").json == {
+        "status": "ok", "database": "ok", "broker": "ok", "workers": 0,
+        "model": "unavailable: no detection worker has started yet"}
+    workers.start()
+    assert celery_app.test_client().get("/healthz").json == {
+        "status": "ok", "database": "ok", "broker": "ok", "workers": 1, "model": "ok"}
+
+
+def test_classes_are_checked_against_what_the_worker_reported(celery_app, workers):
+    api = ApiActions(celery_app.test_client()).user()
+    before = api.upload(("photo.png", encode(sample(), "PNG")), classes="0")
+    assert before.status_code == 503 and "no detection worker has started yet" in before.json["detail"]
+    workers.start()
+    assert api.upload(("photo.png", encode(sample(), "PNG")), classes="unicorn").status_code == 422
+    assert api.upload(("photo.png", encode(sample(), "PNG")), classes="0").status_code == 202
+    assert len(analyses(celery_app)) == 1
+
+
+def test_the_web_tier_never_imports_torch(make_app, broker, tmp_path):
+    """In a fresh process (this one has torch from other tests): serve uploads, the gallery, the
+    API, images and exports in Celery mode, then look at sys.modules."""
+    app = make_app(ANALYSIS_EXECUTOR="celery", CELERY_BROKER_URL=broker)
+    with app.app_context():
+        db.create_all()
+    script = BASE_DIR / "tests" / "web_tier_imports.py"
+    env = {**worker_env(app), "YOLO_MODEL": "yolo11n.yaml", "SESSION_COOKIE_SECURE": "0",
+           "ANALYSIS_EXECUTOR": "celery", "PYTHONPATH": str(BASE_DIR)}
+    result = subprocess.run([sys.executable, str(script)], cwd=BASE_DIR, env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["statuses"] == [202] + [200] * 10
+    assert report["heavy_modules"] == []
