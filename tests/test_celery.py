@@ -82,7 +82,7 @@ class Workers:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             assert self.processes[-1].poll() is None, self.log()
-            if get_runner(self.app).workers_answering(timeout=0.5) and broker.get(REPORT_KEY):
+            if get_runner(self.app).workers_answering(timeout=0.5) and broker.hlen(REPORT_KEY):
                 return
         raise AssertionError("the worker did not answer a ping:\n" + self.log())
 
@@ -191,7 +191,7 @@ def test_with_the_broker_down_an_upload_is_refused_and_nothing_is_stored(make_ap
     api = ApiActions(app.test_client()).user()
     response = api.upload(("photo.png", encode(sample(), "PNG")))
     assert response.status_code == 503 and response.mimetype == "application/problem+json"
-    assert "queue cannot be reached" in response.json["detail"]
+    assert "queue cannot be reached" in response.json["detail"] and response.headers["Retry-After"] == "30"
     client, auth = auth_factory(app)
     auth.signup(email="page@example.com")
     page = upload(client, ("photo.png", encode(sample(), "PNG")), headers={"HX-Request": "true"})
@@ -199,12 +199,14 @@ def test_with_the_broker_down_an_upload_is_refused_and_nothing_is_stored(make_ap
     assert analyses(app) == [] and stored_files(app) == []
     health = app.test_client().get("/healthz")
     assert health.status_code == 200 and health.json["broker"] == "unreachable"
+    gallery = client.get("/analyses").get_data(as_text=True)
+    assert "the job queue cannot be reached" in gallery and "Uploads are refused until it is back" in gallery
 
 
 def test_healthz_reports_the_broker_and_the_workers_that_answer(celery_app, workers):
     assert celery_app.test_client().get("/healthz").json == {
         "status": "ok", "database": "ok", "broker": "ok", "workers": 0,
-        "model": "unavailable: no detection worker has started yet"}
+        "model": "unavailable: no detection worker is running"}
     workers.start()
     assert celery_app.test_client().get("/healthz").json == {
         "status": "ok", "database": "ok", "broker": "ok", "workers": 1, "model": "ok"}
@@ -213,7 +215,7 @@ def test_healthz_reports_the_broker_and_the_workers_that_answer(celery_app, work
 def test_classes_are_checked_against_what_the_worker_reported(celery_app, workers):
     api = ApiActions(celery_app.test_client()).user()
     before = api.upload(("photo.png", encode(sample(), "PNG")), classes="0")
-    assert before.status_code == 503 and "no detection worker has started yet" in before.json["detail"]
+    assert before.status_code == 503 and "no detection worker is running" in before.json["detail"]
     workers.start()
     assert api.upload(("photo.png", encode(sample(), "PNG")), classes="unicorn").status_code == 422
     assert api.upload(("photo.png", encode(sample(), "PNG")), classes="0").status_code == 202
@@ -235,3 +237,94 @@ def test_the_web_tier_never_imports_torch(make_app, broker, tmp_path):
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["statuses"] == [202] + [200] * 10
     assert report["heavy_modules"] == []
+
+
+def running_row_with_its_photo(app, worker: str):
+    """A `running` analysis whose stored original exists, claimed by `worker`."""
+    row = add_analysis(app, status=AnalysisStatus.RUNNING, worker=worker)
+    folder = Path(app.config["UPLOAD_DIR"]) / row.folder
+    folder.mkdir(parents=True)
+    (folder / "original.jpg").write_bytes(encode(sample(), "JPEG"))
+    return row
+
+
+@pytest.mark.parametrize("claimant, taken_over", [
+    ("celery:another-host:4242:1", True),  # a container that is gone: this host cannot see it
+    ("celery:{here}:999999:1", True),  # a dead process of this host
+    ("celery:{alive}", False),  # a live process of this host is still running it
+])
+def test_a_redelivered_task_takes_over_unless_its_claimant_is_alive_here(
+        celery_app, monkeypatch, claimant, taken_over):
+    import socket
+
+    from webapp import jobs
+
+    worker = claimant.format(here=socket.gethostname(), alive=jobs.worker_id())
+    row = running_row_with_its_photo(celery_app, worker)
+    monkeypatch.setattr(jobs, "redelivered", lambda: True)  # what the broker flags on a redelivery
+    with celery_app.app_context():
+        run_analysis(row.id)
+    [after] = analyses(celery_app)
+    if taken_over:
+        assert after.status == AnalysisStatus.DONE and after.attempts == 1 and after.worker != worker
+    else:
+        assert after.status == AnalysisStatus.RUNNING and after.attempts == 0 and after.worker == worker
+
+
+def test_a_task_delivered_once_never_takes_over_a_running_analysis(celery_app):
+    row = running_row_with_its_photo(celery_app, "celery:another-host:4242:1")
+    with celery_app.app_context():
+        run_analysis(row.id)
+    assert analyses(celery_app)[0].status == AnalysisStatus.RUNNING
+
+
+def test_a_worker_start_queues_again_what_the_broker_lost(celery_app, broker):
+    import socket
+
+    lost = add_analysis(celery_app, status=AnalysisStatus.PENDING, worker="celery")  # message gone
+    orphan = add_analysis(celery_app, status=AnalysisStatus.RUNNING,
+                          worker=f"celery:{socket.gethostname()}:999999:1")  # its worker died
+    with celery_app.app_context():
+        from webapp.analyses.pipeline import requeue_lost
+
+        assert requeue_lost() == 2
+    queued = [json.loads(m)["headers"]["argsrepr"] for m in redis.Redis.from_url(broker).lrange("detect", 0, -1)]
+    assert sorted(queued) == sorted([f"({lost.id},)", f"({orphan.id},)"])
+    assert {a.status for a in analyses(celery_app)} == {AnalysisStatus.PENDING}
+
+
+def test_a_worker_start_does_not_duplicate_what_the_broker_still_holds(celery_app, broker):
+    api = ApiActions(celery_app.test_client()).user()
+    api.upload(("photo.png", encode(sample(), "PNG")))  # queued, no worker yet
+    with celery_app.app_context():
+        from webapp.analyses.pipeline import requeue_lost
+
+        assert requeue_lost() == 0
+    assert redis.Redis.from_url(broker).llen("detect") == 1
+
+
+def test_detection_is_available_when_any_worker_reports_a_working_model(celery_app, broker):
+    from webapp import detection
+
+    reports = redis.Redis.from_url(broker)
+    working = {"model": "m", "names": {"0": "person"}, "reason": None, "fix": None, "at": 1}
+    broken = {"model": "m", "names": None, "reason": "the detection model could not be loaded", "fix": "f", "at": 2}
+    reports.hset(detection.REPORT_KEY, mapping={"a:1:1": json.dumps(working), "b:2:2": json.dumps(broken)})
+    with celery_app.app_context():
+        assert detection.availability() is None and detection.class_names() == {0: "person"}
+        reports.hdel(detection.REPORT_KEY, "a:1:1")  # the working worker stopped
+        assert detection.availability().reason == "the detection model could not be loaded"
+
+
+def test_wait_is_not_honoured_when_every_waiting_slot_is_taken(celery_app, monkeypatch):
+    import threading
+
+    from webapp.api import analyses as api_analyses
+
+    taken = threading.BoundedSemaphore(1)
+    taken.acquire()
+    monkeypatch.setattr(api_analyses, "_waiting", taken)
+    api = ApiActions(celery_app.test_client()).user()
+    started = time.monotonic()
+    response = api.upload(("photo.png", encode(sample(), "PNG")), query="?wait=true")  # no worker runs
+    assert response.status_code == 202 and time.monotonic() - started < 5

@@ -32,6 +32,7 @@ def compose(tmp_path, *files, env_text=SAMPLE_ENV) -> subprocess.CompletedProces
     for name in files:
         args += ["-f", str(BASE_DIR / name)]
     clean = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "JWT_SECRET_KEY")}
+    clean["SPOTTER_ENV_FILE"] = str(env_file)  # the file that stands for .env
     return subprocess.run(args + ["config"], capture_output=True, text=True, env=clean, timeout=60)
 
 
@@ -52,6 +53,14 @@ def test_the_gpu_override_reserves_a_gpu_for_the_cuda_worker(tmp_path):
     worker = stack["services"]["worker"]
     assert worker["build"]["args"]["TORCH"] == "cuda"
     assert worker["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
+
+
+def test_settings_in_env_reach_the_app_but_not_over_the_stacks_own(tmp_path):
+    env_text = SAMPLE_ENV + "MAX_CONTENT_LENGTH=5000000\nANALYSIS_EXECUTOR=thread\n"
+    stack = yaml.safe_load(compose(tmp_path, "docker-compose.yml", env_text=env_text).stdout)
+    for name in ("web", "worker", "migrate"):
+        environment = stack["services"][name]["environment"]
+        assert environment["MAX_CONTENT_LENGTH"] == "5000000" and environment["ANALYSIS_EXECUTOR"] == "celery"
 
 
 def test_compose_refuses_to_start_without_the_secrets(tmp_path):

@@ -8,13 +8,15 @@ without a restart; with none there, `yolo11n.pt` is downloaded there on first us
 YOLO_OFFLINE is set.
 
 With `ANALYSIS_EXECUTOR=celery` the model lives in the Celery workers, not in the web processes,
-which never import torch or Ultralytics: each worker reports its model (name, class names, or
-what is wrong) to Redis when it starts and whenever that changes, and the web tier reads that
-report for the banner, /healthz and `classes=` validation.
+which never import torch or Ultralytics: each worker process reports its model (name, class
+names, or what is wrong) to a Redis hash when it starts and after every analysis, and withdraws
+it when it stops; the web tier reads those reports (detection is available when any worker says
+so) for the banner, /healthz and `classes=` validation.
 """
 import json
 import logging
-import threading
+import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -35,7 +37,7 @@ MODEL_FOLDERS = ("_openvino_model", "_ncnn_model", "_saved_model")
 
 
 REPORT_KEY = "spotter:detection"  # the workers' report, in the broker's Redis
-NO_WORKER = "no detection worker has started yet"
+NO_WORKER = "no detection worker is running"
 START_WORKER = ("Start one: `celery -A webapp.worker worker -Q detect --concurrency 1` (in the stack: "
                 "`docker compose up -d worker`); a worker reports its model when it starts.")
 
@@ -44,6 +46,7 @@ START_WORKER = ("Start one: `celery -A webapp.worker worker -Q detect --concurre
 class Unavailable:
     reason: str  # for users: what is wrong, in plain words
     fix: str  # for administrators: exactly what to do
+    uploads_kept: bool = True  # photos are still accepted (to be retried), or refused meanwhile
 
 
 class NotAvailable(RuntimeError):
@@ -129,7 +132,9 @@ def availability(app: Optional[Flask] = None) -> Optional[Unavailable]:
         problem = get_detector(app).problem()
         return explain(problem, app.config) if problem else None
     report = _read_report(app)
-    return Unavailable(report["reason"], report["fix"]) if report.get("reason") else None
+    if not report.get("reason"):
+        return None
+    return Unavailable(report["reason"], report["fix"], uploads_kept=not report.get("queue_down"))
 
 
 def class_names(app: Optional[Flask] = None) -> dict[int, str]:
@@ -147,8 +152,6 @@ def class_names(app: Optional[Flask] = None) -> dict[int, str]:
 
 
 _redis_clients: dict[str, redis.Redis] = {}
-_reported: dict[str, str] = {}  # what this process last wrote, by broker URL
-_report_lock = threading.Lock()
 
 
 def _redis(app: Flask) -> redis.Redis:
@@ -163,21 +166,28 @@ def _redacted(url: str) -> str:
 
 
 def _read_report(app: Flask) -> dict:
-    """The workers' last report; one saying what is wrong when there is none or Redis is down."""
+    """What the workers reported: a working one's report if any works, else the newest; one
+    saying what is wrong when there is none or Redis is down."""
     try:
-        raw = _redis(app).get(REPORT_KEY)
+        raw = _redis(app).hgetall(REPORT_KEY)
     except redis.RedisError as exc:
         logger.warning("Cannot read the detection report: %s", exc)
-        return {"reason": "the job queue cannot be reached",
+        return {"reason": "the job queue cannot be reached", "queue_down": True,
                 "fix": f"Check that Redis answers at CELERY_BROKER_URL ({_redacted(app.config['CELERY_BROKER_URL'])})."}
-    if raw is None:
+    reports = sorted((json.loads(v) for v in raw.values()), key=lambda r: r.get("at", 0), reverse=True)
+    if not reports:
         return {"reason": NO_WORKER, "fix": START_WORKER}
-    return json.loads(raw)
+    return next((r for r in reports if not r.get("reason")), reports[0])
+
+
+def _report_field() -> str:
+    from webapp.jobs import worker_id
+
+    return worker_id(os.getpid())
 
 
 def report(app: Optional[Flask] = None) -> None:
-    """In a Celery worker: write this process's model, classes or problem to Redis for the web
-    tier, when it changed since this process last wrote it."""
+    """In a Celery worker process: write its model, classes or problem for the web tier."""
     app = app or current_app
     if not app.config["DETECTION_WORKER"]:
         return
@@ -187,17 +197,28 @@ def report(app: Optional[Flask] = None) -> None:
         "model": detector.settings.model_name, "device": detector.device,
         "names": detector.names() if detector.loaded else None,
         "reason": problem.reason if problem else None, "fix": problem.fix if problem else None,
+        "at": time.time(),
     })
-    url = app.config["CELERY_BROKER_URL"]
-    with _report_lock:
-        if _reported.get(url) == body:
-            return
-        try:
-            _redis(app).set(REPORT_KEY, body)
-        except redis.RedisError as exc:
-            logger.warning("Cannot write the detection report: %s", exc)
-            return
-        _reported[url] = body
+    try:
+        _redis(app).hset(REPORT_KEY, _report_field(), body)
+    except redis.RedisError as exc:
+        logger.warning("Cannot write the detection report: %s", exc)
+
+
+def withdraw_report(app: Flask) -> None:
+    """A worker process that stops takes its report back (one killed leaves it until restarts)."""
+    try:
+        _redis(app).hdel(REPORT_KEY, _report_field())
+    except redis.RedisError as exc:
+        logger.warning("Cannot withdraw the detection report: %s", exc)
+
+
+def expected_model_name(app: Optional[Flask] = None) -> str:
+    """The name of the model an upload will run with: here, or as the workers reported it."""
+    app = app or current_app
+    if runs_here(app):
+        return get_detector(app).settings.model_name
+    return _read_report(app).get("model") or get_detector(app).settings.model_name
 
 
 def explain(error: ModelUnavailable, config) -> Unavailable:

@@ -6,9 +6,10 @@ process loads the detection model once, when it starts, then reports it to the w
 """
 import logging
 
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_process_shutdown, worker_ready
 
 from webapp import create_app, detection
+from webapp.analyses.pipeline import requeue_lost
 from webapp.config import Config
 from webapp.vision.detector import ModelUnavailable
 
@@ -33,3 +34,15 @@ def load_model(**_) -> None:
         except ModelUnavailable as exc:
             logger.error("Detection is unavailable: %s", exc)  # tasks fail with it, and retry later
         detection.report()
+
+
+@worker_process_shutdown.connect
+def withdraw(**_) -> None:
+    detection.withdraw_report(flask_app)
+
+
+@worker_ready.connect
+def recover(**_) -> None:
+    """Once per worker start: nothing stays pending or running forever (see requeue_lost)."""
+    with flask_app.app_context():
+        requeue_lost()

@@ -3,6 +3,7 @@ draw, store. How a run is scheduled (a thread, inline) is `jobs/`'s business, no
 Like the services, every function here commits its own work."""
 import logging
 import time
+from datetime import timedelta
 from typing import Optional
 
 import numpy as np
@@ -80,14 +81,17 @@ def _claim(analysis_id: int) -> Optional[Analysis]:
     analysis = db.session.get(Analysis, analysis_id)
     if analysis is None:
         return None
+    previous = analysis.worker
+    # The broker redelivers a task only when its worker died or kept it past the visibility
+    # timeout: take the analysis over unless its claimant is known to be running on this host.
     takeover = (analysis.status == AnalysisStatus.RUNNING and jobs.redelivered()
-                and not (analysis.worker and jobs.is_alive(analysis.worker)))
+                and not (previous and jobs.process_state(previous) == "alive"))
     if analysis.status != AnalysisStatus.PENDING and not takeover:
         db.session.rollback()
         return None
     claimed = db.session.execute(
         sa.update(Analysis)
-        .where(Analysis.id == analysis_id, Analysis.status == analysis.status, Analysis.worker == analysis.worker)
+        .where(Analysis.id == analysis_id, Analysis.status == analysis.status, Analysis.worker == previous)
         .values(status=AnalysisStatus.RUNNING, started_at=utcnow(), attempts=Analysis.attempts + 1,
                 worker=jobs.get_runner().running_as())
         .execution_options(synchronize_session=False)
@@ -96,7 +100,7 @@ def _claim(analysis_id: int) -> Optional[Analysis]:
     if not claimed:
         return None
     if takeover:
-        logger.warning("Analysis %s: taking over from %s, which is gone", analysis_id, analysis.worker)
+        logger.warning("Analysis %s: taking over from %s, which is gone", analysis_id, previous)
     return db.session.get(Analysis, analysis_id)
 
 def class_ids(detector: Detector, names: Optional[list[str]]) -> Optional[list[int]]:
@@ -170,3 +174,30 @@ def recover_interrupted() -> int:
     if orphans:
         logger.warning("Marked %d interrupted analyses as failed", len(orphans))
     return len(orphans)
+
+
+def requeue_lost() -> int:
+    """With Celery, at a worker's start: queue again what no message will bring back. An analysis
+    left running by a dead process of this host, or by another host's past the visibility
+    timeout, goes back to pending; and when the broker holds fewer tasks than there are pending
+    analyses (a message was lost: Redis without persistence, a web process killed between commit
+    and publish), every pending one is queued again. Claims are conditional, so a duplicate
+    message finds its analysis taken and does nothing."""
+    runner = jobs.get_runner()
+    expired = utcnow() - timedelta(seconds=current_app.config["CELERY_VISIBILITY_TIMEOUT"] + 60)
+    running = db.session.scalars(sa.select(Analysis).where(
+        Analysis.status == AnalysisStatus.RUNNING, Analysis.worker.startswith(f"{jobs.CELERY_OWNER}:"))).all()
+    stale = [a for a in running if jobs.process_state(a.worker) == "dead"
+             or (jobs.process_state(a.worker) == "unknown" and a.started_at and a.started_at < expired)]
+    for analysis in stale:
+        analysis.status, analysis.worker = AnalysisStatus.PENDING, jobs.CELERY_OWNER
+    db.session.commit()
+    pending = db.session.scalars(sa.select(Analysis.id).where(
+        Analysis.status == AnalysisStatus.PENDING, Analysis.worker == jobs.CELERY_OWNER)).all()
+    held = runner.queued_count() or 0
+    lost = set(pending) if held < len(pending) + len(running) - len(stale) else {a.id for a in stale}
+    for analysis_id in sorted(lost):
+        runner.submit(run_analysis, analysis_id)
+    if lost:
+        logger.warning("Queued %d analyses again that no task on the broker would have run", len(lost))
+    return len(lost)

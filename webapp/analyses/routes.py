@@ -57,6 +57,7 @@ def gallery():
         form=UploadForm(),
         labels=services.user_labels(current_user),
         unavailable=detection.availability(),
+        detection_here=detection.runs_here(),
         failed_count=services.count_failed(current_user),
         too_large=too_large_message(),
         **context,
@@ -177,20 +178,23 @@ def retry(public_id: str):
 def retry_failed():
     """Queue every failed analysis of the user again (after the model was fixed, say)."""
     result = _retry(services.failed_analyses(current_user))
-    if result.accepted:
+    if result is None:
+        pass  # the queue is down: _retry said so
+    elif result.accepted:
         flash(f"Retrying {len(result.accepted)} photo(s).", "success")
+        _flash_if_still_unavailable()
     else:
         flash("There is no failed photo to retry.", "info")
-    _flash_if_still_unavailable()
     return _go_to(url_for("analyses.gallery"))
 
 
-def _retry(analyses) -> services.UploadResult:
+def _retry(analyses) -> services.UploadResult | None:
+    """services.retry, or None (after saying so) when the queue cannot be reached."""
     try:
         return services.retry(analyses)
     except jobs.QueueUnavailable:
         flash(services.NOT_REQUEUED, "error")
-        return services.UploadResult()
+        return None
 
 
 def _still_unavailable() -> str | None:

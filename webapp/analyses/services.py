@@ -98,7 +98,7 @@ def accept_upload(
         width=loaded.width,
         height=loaded.height,
         sha256=hashlib.sha256(data).hexdigest(),
-        model_name=detection.get_detector().settings.model_name,
+        model_name=detection.expected_model_name(),
         conf=config["YOLO_CONF"] if params.conf is None else params.conf,
         iou=config["YOLO_IOU"] if params.iou is None else params.iou,
         imgsz=params.imgsz or config["YOLO_IMGSZ"],
@@ -155,8 +155,8 @@ def upload_files(user: User, files, params: DetectionParams = DetectionParams())
         except ImageRejected as exc:
             result.rejected.append(Rejected(name, str(exc)))
             continue
-        try:
-            _queue(analysis, loaded.bgr_array(), result.futures)
+        try:  # an in-process run gets the decoded photo; a Celery task only the id
+            _queue(analysis, loaded.bgr_array() if jobs.get_runner().in_process else None, result.futures)
         except jobs.QueueUnavailable:
             delete_analysis(analysis)
             result.rejected.append(Rejected(name, QUEUE_DOWN))

@@ -1,4 +1,5 @@
 """/api/v1/analyses: upload, list, read, retry, delete, images and exports of the caller's analyses."""
+import threading
 from typing import Optional
 
 from flask import Response, current_app, request, url_for
@@ -19,6 +20,7 @@ from webapp.extensions import db
 from webapp.models import Analysis
 
 TAG = "analyses"
+RETRY_LATER = {"Retry-After": "30"}  # seconds, on a 503 (the model or the queue is unavailable)
 IMAGE_TYPES = {"image/jpeg": {"schema": {"type": "string", "format": "binary"}},
                "image/png": {"schema": {"type": "string", "format": "binary"}},
                "image/webp": {"schema": {"type": "string", "format": "binary"}}}
@@ -91,20 +93,33 @@ def upload():
     except services.UnknownClasses as exc:
         raise ProblemError(422, str(exc)) from None
     except detection.NotAvailable as exc:
-        raise ProblemError(503, f"{exc} The classes you named cannot be checked until it is back.") from None
+        raise ProblemError(503, f"{exc} The classes you named cannot be checked until it is back.",
+                           headers=RETRY_LATER) from None
     except jobs.QueueUnavailable:
-        raise ProblemError(503, services.QUEUE_DOWN) from None
+        raise ProblemError(503, services.QUEUE_DOWN, headers=RETRY_LATER) from None
     rejected = [{"filename": r.filename, "reason": r.reason} for r in result.rejected]
     if not result.accepted and any(r.reason == services.QUEUE_DOWN for r in result.rejected):
-        raise ProblemError(503, services.QUEUE_DOWN, rejected=rejected)
+        raise ProblemError(503, services.QUEUE_DOWN, rejected=rejected, headers=RETRY_LATER)
     if not result.accepted:
         raise ProblemError(422, "No file was accepted.", rejected=rejected)
     return _queued(result, wait, rejected)
 
 
+# Requests waiting (`?wait=true`) at once per process: more would hold every server thread while
+# workers are slow or down; past this, `wait` is not honoured and the answer is 202 at once.
+MAX_WAITING = 2
+_waiting = threading.BoundedSemaphore(MAX_WAITING)
+
+
 def _queued(result: services.UploadResult, wait: bool, rejected: list[dict]):
-    """202 with the queued analyses, or with `wait`, 201 once they are finished."""
-    finished = result.wait(current_app.config["API_WAIT_TIMEOUT"]) if wait else False
+    """202 with the queued analyses, or with `wait` (when a waiting slot is free), 201 once they
+    are finished."""
+    finished = False
+    if wait and _waiting.acquire(blocking=False):
+        try:
+            finished = result.wait(current_app.config["API_WAIT_TIMEOUT"])
+        finally:
+            _waiting.release()
     db.session.expire_all()
     body = UploadOut.model_validate({
         "analyses": [detail(owned(a.public_id, with_detections=True)) for a in result.accepted],
@@ -126,9 +141,9 @@ def retry(public_id: str):
     try:
         result = services.retry([analysis])
     except jobs.QueueUnavailable:
-        raise ProblemError(503, services.NOT_REQUEUED) from None
+        raise ProblemError(503, services.NOT_REQUEUED, headers=RETRY_LATER) from None
     if not result.accepted and analysis.is_failed and analysis.error == services.NOT_REQUEUED:
-        raise ProblemError(503, services.NOT_REQUEUED)
+        raise ProblemError(503, services.NOT_REQUEUED, headers=RETRY_LATER)
     if not result.accepted:
         raise ProblemError(409, f"Only a failed analysis can be retried; this one is {analysis.status}.")
     return _queued(result, wait, [])

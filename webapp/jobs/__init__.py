@@ -9,6 +9,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any, Callable, Optional
 
@@ -25,6 +26,7 @@ logger = logging.getLogger(__name__)
 EXTENSION_KEY = "jobs"
 EXECUTORS = ("thread", "sync", "celery")
 CELERY_OWNER = "celery"  # the `worker` of an analysis queued on the broker
+PING_CACHE_SECONDS = 5.0
 # Publishing to an unreachable broker fails after about a second instead of hanging the upload.
 PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.3, "interval_max": 0.5}
 
@@ -52,15 +54,22 @@ def worker_id(pid: Optional[int] = None) -> str:
     return f"{socket.gethostname()}:{process.pid}:{int(process.create_time())}"
 
 
-def is_alive(worker: str) -> bool:
-    """Whether the process named by `worker_id` still runs (another host's: assumed so)."""
-    host, pid, _ = (worker.removeprefix(f"{CELERY_OWNER}:").rsplit(":", 2) + ["", ""])[:3]
+def process_state(worker: str) -> str:
+    """"alive" or "dead" for a process of this host named by `worker_id` (with or without the
+    "celery:" prefix); "unknown" for another host's, which this one cannot see."""
+    ident = worker.removeprefix(f"{CELERY_OWNER}:")
+    host, pid, _ = (ident.rsplit(":", 2) + ["", ""])[:3]
     if host != socket.gethostname():
-        return True  # another machine's worker: not ours to judge
+        return "unknown"
     try:
-        return worker_id(int(pid)) == worker.removeprefix(f"{CELERY_OWNER}:")
+        return "alive" if worker_id(int(pid)) == ident else "dead"
     except (ValueError, psutil.Error):
-        return False
+        return "dead"
+
+
+def is_alive(worker: str) -> bool:
+    """Whether the process may still run: not known to be dead (another host's is assumed alive)."""
+    return process_state(worker) != "dead"
 
 
 class JobRunner:
@@ -80,6 +89,8 @@ class JobRunner:
         self._executor: Optional[ThreadPoolExecutor] = None
         self._futures: set[Future] = set()
         self._lock = threading.Lock()
+        self._ping_lock = threading.Lock()
+        self._pinged_at, self._answering = float("-inf"), 0
 
     @property
     def in_process(self) -> bool:
@@ -132,8 +143,25 @@ class JobRunner:
             raise QueueUnavailable(str(exc)) from exc
 
     def workers_answering(self, timeout: float = 1.0) -> int:
-        """How many Celery workers answered a ping within `timeout` seconds."""
-        return len(self.celery.control.ping(timeout=timeout) or []) if self.celery else 0
+        """How many Celery workers answered a ping within `timeout` seconds. One ping at a time per
+        process, its answer reused for PING_CACHE_SECONDS, so callers cannot pile pings up."""
+        if self.celery is None:
+            return 0
+        with self._ping_lock:
+            if time.monotonic() - self._pinged_at > PING_CACHE_SECONDS:
+                self._answering = len(self.celery.control.ping(timeout=timeout) or [])
+                self._pinged_at = time.monotonic()
+            return self._answering
+
+    def queued_count(self) -> Optional[int]:
+        """Tasks the broker holds: waiting in the queue or delivered and not yet acknowledged."""
+        if self.celery is None:
+            return None
+        from webapp.jobs.celery import QUEUE
+
+        with self.celery.connection_for_write() as connection:
+            client = connection.default_channel.client
+            return int(client.llen(QUEUE)) + int(client.hlen("unacked"))
 
     def _run(self, fn: Callable[..., Any], args: tuple, kwargs: dict) -> None:
         with self.app.app_context():

@@ -32,6 +32,9 @@ def settings(config) -> dict:
         "task_reject_on_worker_lost": True,
         "task_ignore_result": True,
         "worker_prefetch_multiplier": 1,
+        # A worker process loads the model before its first task; a replacement process (after a
+        # crash) may take that long without being killed as "not up" (Celery's default is 4 s).
+        "worker_proc_alive_timeout": 300,
         "worker_hijack_root_logger": False,
         "worker_send_task_events": False,
     }
