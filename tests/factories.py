@@ -1,9 +1,11 @@
 """Rows made directly in the database, for tests that need data without running the model."""
 import os
+from collections import Counter
 
 import sqlalchemy as sa
 
 from tests.helpers import PASSWORD
+from webapp.analyses import history
 from webapp.extensions import db
 from webapp.models import Analysis, AnalysisStatus, Detection, User
 
@@ -34,6 +36,10 @@ def analysis(owner: User, status=AnalysisStatus.DONE, labels=(), **values) -> An
         for i, (label, conf) in enumerate(labels)
     ]
     db.session.add(made)
+    db.session.flush()
+    history.count_created(owner.id)  # the kept counts, as the upload and the pipeline keep them
+    if made.status == AnalysisStatus.DONE:
+        history.record_labels(made, Counter(d.label for d in made.detections if d.confidence >= made.conf))
     db.session.commit()
     return made
 

@@ -104,18 +104,54 @@ def test_too_large_upload_is_a_413_problem(make_app):
     assert response.status_code == 413 and response.mimetype == "application/problem+json"
 
 
-def test_list_is_newest_first_paginated_and_filtered(api, app):
+def test_list_is_newest_first_and_next_links_walk_it_by_cursor(api, app):
     api.user()
     ids = [add_analysis(app, labels=[("dog" if i % 2 else "cat", 0.9)]).public_id for i in range(5)]
-    page = api.get("/api/v1/analyses?per_page=2").json
-    assert page["total"] == 5 and page["pages"] == 3 and len(page["items"]) == 2
-    assert [i["id"] for i in page["items"]] == ids[::-1][:2]
-    assert page["next"] == "/api/v1/analyses?page=2&per_page=2"
-    last = api.get("/api/v1/analyses?page=3&per_page=2").json
-    assert last["next"] is None and len(last["items"]) == 1
+    seen, url = [], "/api/v1/analyses?per_page=2"
+    while url:
+        page = api.get(url).json
+        assert page["total"] == 5 and page["pages"] == 3 and len(page["items"]) <= 2
+        seen += [i["id"] for i in page["items"]]
+        url = page["next"]
+        assert url is None or "cursor=" in url
+    assert seen == ids[::-1]
+
+
+def test_page_still_works_as_an_alias(api, app):
+    api.user()
+    ids = [add_analysis(app).public_id for _ in range(5)]
+    assert [i["id"] for i in api.get("/api/v1/analyses?page=2&per_page=2").json["items"]] == ids[::-1][2:4]
+    assert api.get("/api/v1/analyses?page=102").status_code == 422  # deeper: follow `next`
+
+
+def test_list_filters_by_label_and_keeps_the_total_where_it_is_counted(api, app):
+    api.user()
+    for i in range(5):
+        add_analysis(app, labels=[("dog" if i % 2 else "cat", 0.9)])
     dogs = api.get("/api/v1/analyses?label=dog").json
     assert dogs["total"] == 2 and all(i["labels"] == {"dog": 1} for i in dogs["items"])
-    assert api.get("/api/v1/analyses?status=failed").json["total"] == 0
+    failed = api.get("/api/v1/analyses?status=failed").json
+    assert failed["items"] == [] and failed["total"] is None and failed["pages"] is None
+
+
+def test_list_filters_by_several_labels_dates_and_order(api, app):
+    from datetime import datetime, timezone
+
+    api.user()
+    day = lambda d: datetime(2026, 3, d, 12, tzinfo=timezone.utc)  # noqa: E731
+    both = add_analysis(app, labels=[("dog", 0.9), ("person", 0.8)], created_at=day(2)).public_id
+    add_analysis(app, labels=[("dog", 0.9)], created_at=day(3))
+    later = add_analysis(app, labels=[("dog", 0.9), ("person", 0.7)], created_at=day(20)).public_id
+    assert [i["id"] for i in api.get("/api/v1/analyses?label=dog&label=person").json["items"]] == [later, both]
+    oldest = api.get("/api/v1/analyses?label=dog&label=person&sort=oldest").json["items"]
+    assert [i["id"] for i in oldest] == [both, later]
+    march = api.get("/api/v1/analyses?label=person&from=2026-03-01&to=2026-03-10").json
+    assert [i["id"] for i in march["items"]] == [both] and march["total"] is None
+
+
+def test_a_cursor_that_was_not_made_here_is_422(api):
+    api.user()
+    assert api.get("/api/v1/analyses?cursor=not-a-cursor").status_code == 422
 
 
 @pytest.mark.parametrize("query", ["per_page=1000", "page=0", "status=lost", "per_page=x"])
@@ -268,7 +304,7 @@ def test_cors_allows_configured_origins_on_the_api_only(make_app):
 
 def test_an_unexpected_error_is_a_500_problem_and_rolls_back(api, app, monkeypatch):
     api.user()
-    break_function(monkeypatch, "webapp.analyses.services.label_counts")
+    break_function(monkeypatch, "webapp.analyses.history.labels_of")
     response = api.get("/api/v1/analyses")
     assert response.status_code == 500 and response.mimetype == "application/problem+json"
     assert "boom" not in response.get_data(as_text=True)

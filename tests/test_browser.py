@@ -91,6 +91,10 @@ def test_upload_filter_inspect_and_delete(live_server, page, assets, request):
     page.wait_for_url("**/analyses?label=tie")
     assert page.locator(".tile").count() == 1
     assert "zidane.jpg" in page.locator(".tile .name").inner_text()
+    page.locator("nav.filter a", has_text="person").click()  # "+ person": tie and person
+    page.wait_for_url("**/analyses?label=tie&label=person")
+    assert page.locator(".tile").count() == 1
+    page.locator("nav.filter a", has_text="All").click()
     page.locator("nav.filter a", has_text="person").click()
     page.wait_for_url("**/analyses?label=person")
     assert page.locator(".tile").count() == 2

@@ -58,7 +58,7 @@ def test_gallery_filters_by_label(client, auth, app):
     assert f"analysis-{dog.public_id}" in page and f"analysis-{cat.public_id}" not in page
     page = client.get("/analyses?label=cat").get_data(as_text=True)
     assert f"analysis-{cat.public_id}" in page and f"analysis-{dog.public_id}" not in page
-    assert "No photo shows a <strong>horse</strong>" in client.get("/analyses?label=horse").get_data(as_text=True)
+    assert "No photo matches <strong>horse</strong>" in client.get("/analyses?label=horse").get_data(as_text=True)
 
 
 def test_label_chips_count_photos(client, auth, app):
@@ -78,8 +78,34 @@ def test_gallery_pages_load_more_as_you_scroll(make_app, auth_factory):
         add_analysis(app, labels=[("dog", 0.9)])
     first = client.get("/analyses").get_data(as_text=True)
     assert first.count('class="tile ') == 2 and 'hx-trigger="revealed"' in first
-    more = client.get("/analyses?page=2", headers=HX).get_data(as_text=True)
+    next_url = re.search(r'class="more" hx-get="([^"]+)"', first).group(1).replace("&amp;", "&")
+    assert "cursor=" in next_url
+    more = client.get(next_url, headers=HX).get_data(as_text=True)
     assert more.count('class="tile ') == 1 and "<html" not in more and "revealed" not in more
+
+
+def test_gallery_chips_narrow_to_photos_showing_every_selected_label(client, auth, app):
+    auth.signup()
+    both = add_analysis(app, labels=[("dog", 0.9), ("person", 0.8)])
+    dog = add_analysis(app, labels=[("dog", 0.9)])
+    page = client.get("/analyses?label=dog").get_data(as_text=True)
+    assert 'href="/analyses?label=dog&amp;label=person"' in page  # "+ person" narrows further
+    page = client.get("/analyses?label=dog&label=person").get_data(as_text=True)
+    assert f"analysis-{both.public_id}" in page and f"analysis-{dog.public_id}" not in page
+    assert "Photos with <strong>dog and person</strong>" in page
+
+
+def test_gallery_filters_by_dates_and_sorts_oldest_first(client, auth, app):
+    from datetime import datetime, timezone
+
+    auth.signup()
+    early = add_analysis(app, created_at=datetime(2026, 1, 5, tzinfo=timezone.utc))
+    late = add_analysis(app, created_at=datetime(2026, 2, 5, tzinfo=timezone.utc))
+    january = client.get("/analyses?from=2026-01-01&to=2026-01-31").get_data(as_text=True)
+    assert f"analysis-{early.public_id}" in january and f"analysis-{late.public_id}" not in january
+    oldest = client.get("/analyses?sort=oldest").get_data(as_text=True)
+    assert oldest.index(f"analysis-{early.public_id}") < oldest.index(f"analysis-{late.public_id}")
+    assert "Ignored the date" in client.get("/analyses?from=yesterday").get_data(as_text=True)
 
 
 def test_gallery_uses_a_fixed_number_of_queries(make_app, auth_factory):

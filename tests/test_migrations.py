@@ -5,7 +5,7 @@ from flask_migrate import downgrade, upgrade
 
 from webapp.extensions import db
 
-TABLES = {"user", "analysis", "detection", "refresh_token"}
+TABLES = {"user", "analysis", "detection", "refresh_token", "analysis_label", "user_label"}
 
 
 def table_names():
@@ -44,3 +44,14 @@ def test_flask_db_upgrade_command_runs(make_app):
     assert result.exit_code == 0, result.output
     with app.app_context():
         assert table_names() == TABLES
+
+
+def test_migrating_leaves_foreign_keys_enforced_on_sqlite(make_app):
+    app = make_app(create_schema=False)
+    with app.app_context():
+        upgrade()
+        downgrade(revision="0003")
+        upgrade()
+        if db.engine.dialect.name == "sqlite":
+            with db.engine.connect() as conn:
+                assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1

@@ -5,7 +5,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from webapp import detection
-from webapp.analyses import pipeline
+from webapp.analyses import history, pipeline
 from webapp.extensions import db
 from webapp.models import Analysis, AnalysisStatus
 from webapp.vision.detector import ModelUnavailable
@@ -47,6 +47,24 @@ def recover_interrupted():
     click.echo(f"{count} interrupted analyses marked failed (they can be retried).")
 
 
+@click.command("check-counts")
+@click.option("--fix", is_flag=True, help="Rebuild the kept counts from the detections.")
+@with_appcontext
+def check_counts(fix: bool):
+    """Recompute the kept counts (photos per user, labels per photo and per user) from the
+    analyses and detections, and print every difference (exit status 1 if any)."""
+    problems = history.check_counts()
+    for line in problems[:200]:
+        click.echo(line)
+    if problems and fix:
+        history.rebuild_counts()
+        click.echo(f"{len(problems)} differences found; the counts were rebuilt.")
+        return
+    if problems:
+        raise click.ClickException(f"{len(problems)} differences (run with --fix to rebuild the counts).")
+    click.echo("The kept counts match the detections.")
+
+
 def init_app(app) -> None:
-    for command in (analyses_stats, check_model, recover_interrupted):
+    for command in (analyses_stats, check_model, check_counts, recover_interrupted):
         app.cli.add_command(command)

@@ -41,6 +41,8 @@ class User(UserMixin, db.Model):
     email: Mapped[str] = mapped_column(sa.String(254), unique=True, index=True)
     password_hash: Mapped[str] = mapped_column(sa.String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # How many analyses the user has, kept in step by the services (not recounted per page).
+    photos: Mapped[int] = mapped_column(default=0, server_default="0")
 
     analyses: Mapped[list["Analysis"]] = relationship(
         back_populates="owner", cascade="all, delete-orphan", passive_deletes=True
@@ -89,8 +91,9 @@ class StatusType(sa.types.TypeDecorator):
 class Analysis(db.Model):
     __tablename__ = "analysis"
     __table_args__ = (
-        sa.Index("ix_analysis_user_created", "user_id", "created_at"),
-        sa.Index("ix_analysis_user_status", "user_id", "status"),
+        # The history's order, newest or oldest first, with the id breaking ties (keyset pages).
+        sa.Index("ix_analysis_user_created", "user_id", "created_at", "id"),
+        sa.Index("ix_analysis_user_status", "user_id", "status", "created_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -198,6 +201,32 @@ class Detection(db.Model):
             "confidence": round(self.confidence, 4),
             "box": {k: round(getattr(self, k), 2) for k in ("x1", "y1", "x2", "y2")},
         }
+
+
+class AnalysisLabel(db.Model):
+    """A label a finished analysis shows at its threshold, and how many times: what label search
+    and the gallery's chips read instead of scanning detections. Kept by `analyses/history.py`."""
+
+    __tablename__ = "analysis_label"
+    __table_args__ = (
+        sa.Index("ix_analysis_label_user_label", "user_id", "label", "created_at", "analysis_id"),
+    )
+
+    analysis_id: Mapped[int] = mapped_column(sa.ForeignKey("analysis.id", ondelete="CASCADE"), primary_key=True)
+    label: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"))
+    count: Mapped[int]
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)  # the analysis's, for ordering
+
+
+class UserLabel(db.Model):
+    """How many of a user's photos show a label: the filter bar's counts, kept in step."""
+
+    __tablename__ = "user_label"
+
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), primary_key=True)
+    label: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
+    photos: Mapped[int]
 
 
 class RefreshToken(db.Model):

@@ -3,6 +3,7 @@ draw, store. How a run is scheduled (a thread, inline) is `jobs/`'s business, no
 Like the services, every function here commits its own work."""
 import logging
 import time
+from collections import Counter
 from datetime import timedelta
 from typing import Optional
 
@@ -12,6 +13,7 @@ from flask import current_app
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from webapp import detection, jobs, storage
+from webapp.analyses import history
 from webapp.detection import get_detector
 from webapp.extensions import db
 from webapp.models import Analysis, AnalysisStatus, Detection, utcnow
@@ -60,6 +62,7 @@ def run_analysis(analysis_id: int, image_bgr: Optional[np.ndarray] = None) -> No
         shown = [b for b in result.boxes if b.confidence >= analysis.conf]
         storage.save(annotated_path, encode_jpeg(draw_boxes(image, shown)))
         _store_result(analysis, detector, result, annotated_path, time.perf_counter() - started)
+        history.record_labels(analysis, Counter(b.label for b in shown))
         db.session.commit()
     except ModelUnavailable as exc:
         logger.error("Analysis %s not run: %s", analysis_id, exc)

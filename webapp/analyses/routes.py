@@ -1,18 +1,16 @@
 import json
+from datetime import date
 
 from flask import Response, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from webapp import detection, jobs
-from webapp.analyses import bp, exports, services
+from webapp.analyses import bp, exports, history, services
 from webapp.analyses.forms import UploadForm
 from webapp.errors import too_large_message
-from webapp.extensions import db
 from webapp.htmx import triggered_by, wants_partial
 from webapp.models import AnalysisStatus
 from webapp.vision.draw import class_color_hex
-
-MAX_PAGE = 100_000  # as the API's list; deeper pages are empty anyway
 
 STATUS_LABELS = {
     AnalysisStatus.PENDING: "Queued",
@@ -37,31 +35,54 @@ def index():
 @bp.route("/analyses", methods=["GET"])
 @login_required
 def gallery():
-    label = request.args.get("label", "").strip() or None
-    page = min(max(request.args.get("page", 1, type=int), 1), MAX_PAGE)
-    pagination = db.paginate(
-        services.gallery_query(current_user, label=label),
-        page=page, per_page=current_app.config["GALLERY_PER_PAGE"], error_out=False,
-    )
-    analyses = list(pagination.items)
-    context = dict(
-        analyses=analyses,
-        chips=services.label_counts(analyses),
-        pagination=pagination,
-        label=label,
-    )
-    if wants_partial() and request.args.get("page"):
+    filters, query, problem = _filters_from_request()
+    try:
+        found = history.page(current_user, filters, cursor=request.args.get("cursor") or None,
+                             per_page=current_app.config["GALLERY_PER_PAGE"], skip_pages=_skipped_pages())
+    except history.BadCursor as exc:
+        found, problem = history.Page(), str(exc)
+    next_url = url_for("analyses.gallery", cursor=found.next_cursor, **query) if found.next_cursor else None
+    context = dict(analyses=found.items, chips=history.labels_of(found.items), next_url=next_url,
+                   selected=list(filters.labels), query=query)
+    if wants_partial() and (request.args.get("cursor") or request.args.get("page")):
         return render_template("analyses/_cards.html", **context)
     return render_template(
         "analyses/gallery.html",
         form=UploadForm(),
-        labels=services.user_labels(current_user),
+        labels=history.label_summary(current_user),
+        filters=filters,
+        filter_problem=problem,
         unavailable=detection.availability(),
         detection_here=detection.runs_here(),
         failed_count=services.count_failed(current_user),
         too_large=too_large_message(),
         **context,
     )
+
+
+def _filters_from_request() -> tuple[history.Filters, dict, str | None]:
+    """The gallery's filters from the query string: labels (all of them), from/to dates
+    (YYYY-MM-DD, inclusive) and sort; the query to repeat in links; what was ignored, if any."""
+    args = request.args
+    wanted = history.filters(args.getlist("label"), oldest_first=args.get("sort") == "oldest")
+    query: dict = {"label": list(wanted.labels)} if wanted.labels else {}
+    days, problem = {}, None
+    for key in ("from", "to"):
+        value = args.get(key, "").strip()
+        try:
+            days[key] = date.fromisoformat(value) if value else None
+        except ValueError:
+            days[key], problem = None, f"Ignored the date {value!r}: use YYYY-MM-DD."
+        if days[key]:
+            query[key] = value
+    if wanted.oldest_first:
+        query["sort"] = "oldest"
+    return history.filters(wanted.labels, None, days["from"], days["to"], wanted.oldest_first), query, problem
+
+
+def _skipped_pages() -> int:
+    """`?page=N`, kept for old links: at most history.MAX_PAGE pages are skipped."""
+    return min(max(request.args.get("page", 1, type=int) or 1, 1), history.MAX_PAGE + 1) - 1
 
 
 @bp.route("/analyses", methods=["POST"])
@@ -80,7 +101,7 @@ def upload():
         status = 201 if result.accepted else 422
         return render_template(
             "analyses/_upload_result.html", analyses=result.accepted, rejected=result.rejected,
-            chips=services.label_counts(result.accepted),
+            chips=history.labels_of(result.accepted),
         ), status
     for item in result.rejected:
         flash(f"{item.filename}: {item.reason}", "error")
@@ -123,7 +144,7 @@ def card(public_id: str):
 
 def _card(analysis):
     return render_template(
-        "analyses/_card.html", analysis=analysis, chips=services.label_counts([analysis]),
+        "analyses/_card.html", analysis=analysis, chips=history.labels_of([analysis]),
     )
 
 

@@ -21,9 +21,9 @@ from flask import Response, abort, current_app, send_file
 from sqlalchemy.orm import selectinload
 
 from webapp import detection, jobs, storage
-from webapp.analyses import pipeline
+from webapp.analyses import history, pipeline
 from webapp.extensions import db
-from webapp.models import Analysis, AnalysisStatus, Detection, User
+from webapp.models import Analysis, AnalysisStatus, User
 from webapp.vision.images import ImageRejected, LoadedImage, load_image, stored_original, thumbnail
 
 VARIANTS = ("original", "annotated", "thumbnail")
@@ -109,6 +109,7 @@ def accept_upload(
         storage.save(analysis.original_path, original_bytes)
         storage.save(analysis.thumbnail_path, thumbnail(loaded.bgr_array(), config["THUMBNAIL_SIZE"]))
         db.session.add(analysis)
+        history.count_created(user.id)
         db.session.commit()
     except BaseException:
         db.session.rollback()
@@ -216,6 +217,8 @@ def delete_analysis(analysis: Analysis) -> None:
     """Delete the row (its detections go with it) and then its folder, with whatever a run still
     going on has written there (a run that finishes later finds no row and removes its file)."""
     folder = analysis.folder
+    history.forget_labels(analysis)
+    history.count_created(analysis.user_id, -1)
     db.session.delete(analysis)
     db.session.commit()
     storage.delete_folder(folder)
@@ -243,48 +246,3 @@ def send_image(analysis: Analysis, variant: str, download: bool = False) -> Resp
     response.cache_control.public = False
     response.cache_control.private = True
     return response
-
-
-def _shown(label: Optional[str] = None):
-    """Detections shown at their analysis's threshold (optionally of one label)."""
-    condition = sa.and_(Detection.analysis_id == Analysis.id, Detection.confidence >= Analysis.conf)
-    return sa.and_(condition, Detection.label == label) if label else condition
-
-
-def gallery_query(user: User, label: Optional[str] = None, status: Optional[str] = None):
-    stmt = sa.select(Analysis).where(Analysis.user_id == user.id)
-    if label:
-        stmt = stmt.where(sa.exists(sa.select(Detection.id).where(_shown(label))))
-    if status:
-        stmt = stmt.where(Analysis.status == status)
-    return stmt.order_by(Analysis.created_at.desc(), Analysis.id.desc())
-
-
-def label_counts(analyses: list[Analysis]) -> dict[int, list[tuple[str, int]]]:
-    """{analysis id: [(label, count), ...]} for a page of analyses, in one query."""
-    ids = [a.id for a in analyses]
-    if not ids:
-        return {}
-    rows = db.session.execute(
-        sa.select(Detection.analysis_id, Detection.label, sa.func.count())
-        .join(Analysis, Analysis.id == Detection.analysis_id)
-        .where(Detection.analysis_id.in_(ids), Detection.confidence >= Analysis.conf)
-        .group_by(Detection.analysis_id, Detection.label)
-    ).all()
-    counts: dict[int, list[tuple[str, int]]] = {i: [] for i in ids}
-    for analysis_id, label, count in rows:
-        counts[analysis_id].append((label, count))
-    for chips in counts.values():
-        chips.sort(key=lambda c: (-c[1], c[0]))
-    return counts
-
-
-def user_labels(user: User) -> list[tuple[str, int]]:
-    """Every label in the user's analyses with how many analyses show it, most common first."""
-    rows = db.session.execute(
-        sa.select(Detection.label, sa.func.count(sa.distinct(Detection.analysis_id)))
-        .join(Analysis, Analysis.id == Detection.analysis_id)
-        .where(Analysis.user_id == user.id, Detection.confidence >= Analysis.conf)
-        .group_by(Detection.label)
-    ).all()
-    return sorted(((label, n) for label, n in rows), key=lambda r: (-r[1], r[0]))

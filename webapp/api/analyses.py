@@ -6,7 +6,7 @@ from flask import Response, current_app, request, url_for
 from sqlalchemy.orm import selectinload
 
 from webapp import detection, jobs
-from webapp.analyses import exports, services
+from webapp.analyses import exports, history, services
 from webapp.api import bp
 from webapp.api.openapi import operation
 from webapp.api.schemas import (
@@ -155,16 +155,23 @@ def retry(public_id: str):
            responses={200: AnalysisPage, 401: None, 422: None})
 def list_analyses():
     q = query(ListQuery)
-    page = db.paginate(services.gallery_query(api_user(), label=q.label, status=q.status),
-                       page=q.page, per_page=q.per_page, error_out=False)
-    items = list(page.items)
-    chips = services.label_counts(items)
-    next_url = (url_for("api.list_analyses", page=q.page + 1, per_page=q.per_page, label=q.label,
-                        status=q.status) if page.has_next else None)
-    body = {"items": [AnalysisSummary.model_validate(summary(a, chips[a.id])) for a in items],
-            "total": page.total or 0, "page": q.page, "per_page": q.per_page,
-            "pages": page.pages, "next": next_url}
+    wanted = _filters(q, q.status)
+    try:
+        found = history.page(api_user(), wanted, cursor=q.cursor, per_page=q.per_page, skip_pages=q.page - 1)
+    except history.BadCursor as exc:
+        raise ProblemError(422, str(exc)) from None
+    chips = history.labels_of(found.items)
+    total = history.total(api_user(), wanted)
+    next_url = url_for("api.list_analyses", cursor=found.next_cursor, per_page=q.per_page, label=q.label,
+                       status=q.status, sort=q.sort, **{"from": q.from_, "to": q.to}) if found.next_cursor else None
+    body = {"items": [AnalysisSummary.model_validate(summary(a, chips[a.id])) for a in found.items],
+            "total": total, "page": q.page, "per_page": q.per_page,
+            "pages": -(-total // q.per_page) if total is not None else None, "next": next_url}
     return AnalysisPage.model_validate(body).model_dump(mode="json")
+
+
+def _filters(q, status) -> history.Filters:
+    return history.filters(q.label or (), status, q.from_, q.to, oldest_first=q.sort == "oldest")
 
 
 @bp.route("/analyses/<public_id>", methods=["GET"])
@@ -209,7 +216,7 @@ def export_one(public_id: str):
            responses={200: EXPORT_TYPES, 401: None, 422: None})
 def export_many():
     q = query(BulkExportQuery)
-    stmt = services.gallery_query(api_user(), label=q.label, status=q.status)
+    stmt = history.select_all(api_user(), _filters(q, q.status))
     analyses = list(db.session.scalars(stmt.options(selectinload(Analysis.detections))))
     return _send(exports.export(analyses, q.format, q.min_conf, "analyses"))
 

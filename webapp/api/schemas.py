@@ -1,13 +1,14 @@
 """The API's contracts: Pydantic models that validate requests and describe responses.
 The OpenAPI document (`/api/v1/openapi.json`) is generated from these same classes."""
-from datetime import datetime
-from typing import Literal, Optional
+from datetime import date, datetime
+from typing import Annotated, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
 from webapp.auth.services import (
     EMAIL_MAX_LENGTH, PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, normalize_email,
 )
+from webapp.analyses.history import MAX_PAGE
 from webapp.models import AnalysisStatus
 
 ExportFormat = Literal["json", "coco", "yolo", "csv"]
@@ -59,10 +60,18 @@ class UploadParams(Schema):
         return value
 
 
-class ListQuery(Schema):
-    page: int = Field(1, ge=1, le=100_000)
+class HistoryFilters(Schema):
+    label: Optional[list[Annotated[str, Field(max_length=100)]]] = Field(
+        None, max_length=10, description="Only analyses showing every one of these labels (repeat the field).")
+    from_: Optional[date] = Field(None, alias="from", description="Created on or after this day (UTC).")
+    to: Optional[date] = Field(None, description="Created on or before this day (UTC).")
+    sort: Literal["newest", "oldest"] = "newest"
+
+
+class ListQuery(HistoryFilters):
+    cursor: Optional[str] = Field(None, max_length=200, description="Where to go on: a page's `next` carries it.")
+    page: int = Field(1, ge=1, le=MAX_PAGE + 1, description="Compatibility alias; `cursor` pages any depth.")
     per_page: int = Field(20, ge=1, le=100)
-    label: Optional[str] = Field(None, max_length=100, description="Only analyses showing this label.")
     status: Optional[AnalysisStatus] = None
 
 
@@ -81,8 +90,7 @@ class ExportQuery(Schema):
     min_conf: Optional[float] = Field(None, ge=0, le=1)
 
 
-class BulkExportQuery(ExportQuery):
-    label: Optional[str] = Field(None, max_length=100)
+class BulkExportQuery(ExportQuery, HistoryFilters):
     status: AnalysisStatus = AnalysisStatus.DONE
 
 
@@ -161,11 +169,12 @@ class AnalysisOut(AnalysisSummary):
 
 class AnalysisPage(Schema):
     items: list[AnalysisSummary]
-    total: int
+    total: Optional[int] = Field(description="How many match; null where no kept count says so cheaply "
+                                             "(status, date or several-label filters).")
     page: int
     per_page: int
-    pages: int
-    next: Optional[str] = Field(description="URL of the next page, null on the last.")
+    pages: Optional[int] = Field(description="Pages of per_page, where `total` is known.")
+    next: Optional[str] = Field(description="URL of the next page (it carries a `cursor`), null on the last.")
 
 
 class RejectedFile(Schema):

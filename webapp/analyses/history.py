@@ -1,0 +1,246 @@
+"""A user's history, at any size: pages of analyses by keyset (an opaque cursor, never an
+OFFSET over the history), filtered by labels, status and dates on indexes, and the counts the
+pages show (photos per user, photos per label), kept in step when an analysis is created,
+finishes or is deleted instead of being recounted. `check_counts` recomputes them all.
+
+Like the services, functions that change counts run inside the caller's transaction, which
+commits them with the change they follow.
+"""
+import base64
+import binascii
+import json
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Optional
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import aliased
+
+from webapp.extensions import db
+from webapp.models import Analysis, AnalysisLabel, AnalysisStatus, Detection, User, UserLabel
+
+MAX_PAGE = 100  # `page` is a compatibility alias: it may skip at most this many pages
+
+
+class BadCursor(ValueError):
+    """The cursor is not one this app made."""
+
+
+@dataclass(frozen=True)
+class Filters:
+    labels: tuple[str, ...] = ()  # photos showing every one of these
+    status: Optional[AnalysisStatus] = None
+    since: Optional[datetime] = None  # created at or after
+    until: Optional[datetime] = None  # created before
+    oldest_first: bool = False
+
+    @property
+    def narrowed(self) -> bool:
+        return bool(self.labels or self.status or self.since or self.until)
+
+
+def filters(labels=(), status=None, first_day: Optional[date] = None, last_day: Optional[date] = None,
+            oldest_first: bool = False) -> Filters:
+    """Filters from what people type: label names, and a range of whole days (UTC, inclusive)."""
+    def midnight(day: date) -> datetime:
+        return datetime.combine(day, time.min, tzinfo=timezone.utc)
+
+    return Filters(
+        labels=tuple(dict.fromkeys(name.strip() for name in labels if name and name.strip())),
+        status=status,
+        since=midnight(first_day) if first_day else None,
+        until=midnight(last_day + timedelta(days=1)) if last_day else None,
+        oldest_first=oldest_first,
+    )
+
+
+@dataclass
+class Page:
+    items: list[Analysis] = field(default_factory=list)
+    next_cursor: Optional[str] = None
+
+
+def encode_cursor(analysis: Analysis) -> str:
+    raw = json.dumps([analysis.created_at.astimezone(timezone.utc).isoformat(), analysis.id])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(token: str) -> tuple[datetime, int]:
+    try:
+        created, ident = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        moment = datetime.fromisoformat(created)
+        if moment.tzinfo is None or not isinstance(ident, int):
+            raise ValueError(token)
+        return moment, ident
+    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadCursor("This cursor is not valid: use the `next` link of a page.") from exc
+
+
+def page(user: User, filters: Filters = Filters(), cursor: Optional[str] = None, per_page: int = 24,
+         skip_pages: int = 0) -> Page:
+    """One page of the user's analyses, newest (or oldest) first, after `cursor`. Raises BadCursor."""
+    stmt, created, ident = _ordered(user, filters)
+    if cursor:
+        stmt = stmt.where(_after(created, ident, *decode_cursor(cursor), filters.oldest_first))
+    if skip_pages:
+        stmt = stmt.offset(min(skip_pages, MAX_PAGE) * per_page)
+    rows = list(db.session.scalars(stmt.limit(per_page + 1)))
+    items = rows[:per_page]
+    return Page(items, encode_cursor(items[-1]) if len(rows) > per_page else None)
+
+
+def select_all(user: User, filters: Filters = Filters()):
+    """Every analysis that matches, in order (exports)."""
+    return _ordered(user, filters)[0]
+
+
+def _ordered(user: User, filters: Filters):
+    """The filtered select, ordered along the index that serves it, with its ordering columns."""
+    if filters.labels:
+        if filters.status not in (None, AnalysisStatus.DONE):
+            return sa.select(Analysis).where(sa.false()), Analysis.created_at, Analysis.id
+        driver = aliased(AnalysisLabel)
+        first, *others = sorted(filters.labels, key=lambda name: label_photos(user, name))
+        stmt = (sa.select(Analysis).join(driver, driver.analysis_id == Analysis.id)
+                .where(driver.user_id == user.id, driver.label == first))
+        for other in others:  # each a primary-key lookup of the driving row's analysis
+            stmt = stmt.where(sa.exists().where(AnalysisLabel.analysis_id == driver.analysis_id,
+                                                AnalysisLabel.label == other))
+        created, ident = driver.created_at, driver.analysis_id
+    else:
+        stmt = sa.select(Analysis).where(Analysis.user_id == user.id)
+        if filters.status:
+            stmt = stmt.where(Analysis.status == filters.status)
+        created, ident = Analysis.created_at, Analysis.id
+    if filters.since:
+        stmt = stmt.where(created >= filters.since)
+    if filters.until:
+        stmt = stmt.where(created < filters.until)
+    order = (created.asc(), ident.asc()) if filters.oldest_first else (created.desc(), ident.desc())
+    return stmt.order_by(*order), created, ident
+
+
+def _after(created, ident, at: datetime, last_id: int, ascending: bool):
+    """Rows after (at, last_id) in the page order, written so that the index range starts there."""
+    if ascending:
+        return sa.and_(created >= at, sa.or_(created > at, ident > last_id))
+    return sa.and_(created <= at, sa.or_(created < at, ident < last_id))
+
+
+# ---- counts shown on pages ----
+
+def label_photos(user: User, label: str) -> int:
+    return db.session.scalar(sa.select(UserLabel.photos).where(
+        UserLabel.user_id == user.id, UserLabel.label == label)) or 0
+
+
+def label_summary(user: User) -> list[tuple[str, int]]:
+    """Every label of the user's photos with how many show it, most common first."""
+    rows = db.session.execute(sa.select(UserLabel.label, UserLabel.photos).where(
+        UserLabel.user_id == user.id, UserLabel.photos > 0)).all()
+    return sorted(((label, n) for label, n in rows), key=lambda r: (-r[1], r[0]))
+
+
+def labels_of(analyses: list[Analysis]) -> dict[int, list[tuple[str, int]]]:
+    """{analysis id: [(label, count), ...]} for a page of analyses, most boxes first."""
+    chips: dict[int, list[tuple[str, int]]] = {a.id: [] for a in analyses}
+    if chips:
+        rows = db.session.execute(sa.select(AnalysisLabel.analysis_id, AnalysisLabel.label, AnalysisLabel.count)
+                                  .where(AnalysisLabel.analysis_id.in_(list(chips)))).all()
+        for analysis_id, label, count in rows:
+            chips[analysis_id].append((label, count))
+    for found in chips.values():
+        found.sort(key=lambda c: (-c[1], c[0]))
+    return chips
+
+
+def total(user: User, filters: Filters) -> Optional[int]:
+    """How many analyses match, where a kept count says so (none filter, or one label alone)."""
+    if not filters.narrowed:
+        return db.session.scalar(sa.select(User.photos).where(User.id == user.id)) or 0
+    if len(filters.labels) == 1 and not (filters.since or filters.until) and filters.status in (None, "done"):
+        return label_photos(user, filters.labels[0])
+    return None
+
+
+# ---- keeping the counts (inside the caller's transaction) ----
+
+def count_created(user_id: int, delta: int = 1) -> None:
+    db.session.execute(sa.update(User).where(User.id == user_id).values(photos=User.photos + delta))
+
+
+def record_labels(analysis: Analysis, labels: dict[str, int]) -> None:
+    """A finished analysis shows these labels (at its threshold): store them, count its photo."""
+    forget_labels(analysis)
+    if not labels:
+        return
+    db.session.execute(sa.insert(AnalysisLabel), [
+        {"analysis_id": analysis.id, "label": label, "user_id": analysis.user_id, "count": count,
+         "created_at": analysis.created_at} for label, count in labels.items()])
+    insert = (postgresql.insert if db.engine.dialect.name == "postgresql" else sqlite.insert)(UserLabel)
+    db.session.execute(
+        insert.values([{"user_id": analysis.user_id, "label": label, "photos": 1} for label in labels])
+        .on_conflict_do_update(index_elements=["user_id", "label"],
+                               set_={"photos": UserLabel.photos + insert.excluded.photos}))
+
+
+def forget_labels(analysis: Analysis) -> None:
+    """The analysis no longer shows its labels (deleted, or about to show others)."""
+    labels = list(db.session.scalars(sa.select(AnalysisLabel.label).where(AnalysisLabel.analysis_id == analysis.id)))
+    if not labels:
+        return
+    db.session.execute(sa.update(UserLabel).where(UserLabel.user_id == analysis.user_id, UserLabel.label.in_(labels))
+                       .values(photos=UserLabel.photos - 1))
+    db.session.execute(sa.delete(UserLabel).where(UserLabel.user_id == analysis.user_id, UserLabel.photos <= 0))
+    db.session.execute(sa.delete(AnalysisLabel).where(AnalysisLabel.analysis_id == analysis.id))
+
+
+# ---- the consistency check ----
+
+def _expected_labels():
+    """(analysis id, label, user id, count) for every done analysis, from its detections."""
+    return (sa.select(Analysis.id, Detection.label, Analysis.user_id, sa.func.count())
+            .join(Detection, Detection.analysis_id == Analysis.id)
+            .where(Analysis.status == AnalysisStatus.DONE, Detection.confidence >= Analysis.conf)
+            .group_by(Analysis.id, Detection.label, Analysis.user_id))
+
+
+def check_counts() -> list[str]:
+    """Recompute every kept count from the analyses and detections; one line per difference."""
+    problems = []
+    expected = {(a, label): (u, n) for a, label, u, n in db.session.execute(_expected_labels())}
+    kept = {(r.analysis_id, r.label): (r.user_id, r.count) for r in db.session.scalars(sa.select(AnalysisLabel))}
+    for key in sorted(set(expected) | set(kept)):
+        if expected.get(key) != kept.get(key):
+            problems.append(f"analysis {key[0]} label {key[1]!r}: kept {kept.get(key)}, "
+                            f"detections say {expected.get(key)}")
+    per_label: dict[tuple[int, str], int] = {}
+    for (_, label), (user_id, _) in expected.items():
+        per_label[(user_id, label)] = per_label.get((user_id, label), 0) + 1
+    kept_labels = {(r.user_id, r.label): r.photos for r in db.session.scalars(sa.select(UserLabel))}
+    for key in sorted(set(per_label) | set(kept_labels)):
+        if per_label.get(key, 0) != kept_labels.get(key, 0):
+            problems.append(f"user {key[0]} label {key[1]!r}: kept {kept_labels.get(key, 0)} photos, "
+                            f"analyses say {per_label.get(key, 0)}")
+    photos = dict(db.session.execute(sa.select(Analysis.user_id, sa.func.count()).group_by(Analysis.user_id)).all())
+    for user_id, kept_photos in db.session.execute(sa.select(User.id, User.photos)):
+        if kept_photos != photos.get(user_id, 0):
+            problems.append(f"user {user_id}: kept {kept_photos} photos, analyses say {photos.get(user_id, 0)}")
+    return problems
+
+
+def rebuild_counts() -> None:
+    """Recompute every kept count from the analyses and detections (commits)."""
+    db.session.execute(sa.delete(AnalysisLabel))
+    db.session.execute(sa.delete(UserLabel))
+    db.session.execute(sa.insert(AnalysisLabel).from_select(
+        ["analysis_id", "label", "user_id", "count", "created_at"],
+        _expected_labels().add_columns(Analysis.created_at).group_by(Analysis.created_at)))
+    db.session.execute(sa.insert(UserLabel).from_select(
+        ["user_id", "label", "photos"],
+        sa.select(AnalysisLabel.user_id, AnalysisLabel.label, sa.func.count())
+        .group_by(AnalysisLabel.user_id, AnalysisLabel.label)))
+    counted = sa.select(sa.func.count()).select_from(Analysis).where(Analysis.user_id == User.id).scalar_subquery()
+    db.session.execute(sa.update(User).values(photos=counted))
+    db.session.commit()
