@@ -89,7 +89,7 @@ def measure(database_url: str, n: int, tmp: Path) -> dict[str, float]:
         user = db.session.scalar(sa.select(User).where(User.email == EMAIL))
         middle = db.session.scalar(sa.select(Analysis).where(Analysis.user_id == user.id)
                                    .order_by(Analysis.created_at.desc(), Analysis.id.desc()).offset(n // 2))
-        deep = history.encode_cursor(middle)
+        deep = history.encode_cursor(middle, user, history.Filters(), n // 2 // 24)
     client = app.test_client()
     assert AuthActions(client).login(EMAIL, PASSWORD).status_code == 302
     token = client.post("/api/v1/auth/login", json={"email": EMAIL, "password": PASSWORD}).json["access_token"]

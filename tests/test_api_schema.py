@@ -62,3 +62,14 @@ def test_every_operation_holds_to_the_document(api_app, mode):
         except Exception as exc:  # report every operation's failure together
             failures.append(f"{operation.method.upper()} {operation.path}: {exc}")
     assert not failures, "\n\n".join(failures)
+
+
+def test_every_reference_in_the_document_resolves(api_app):
+    import json
+    import re
+
+    app, _, _ = api_app
+    document = app.test_client().get("/api/v1/openapi.json").json
+    refs = set(re.findall(r'"\$ref": "#/components/schemas/([^"]+)"', json.dumps(document)))
+    assert refs and refs <= set(document["components"]["schemas"])
+    assert "$defs" not in json.dumps(document)

@@ -223,3 +223,114 @@ def test_the_gallery_scroll_link_keeps_the_filters(client, auth, app):
     page = client.get("/analyses?label=dog&sort=oldest").get_data(as_text=True)
     assert 'hx-get="/analyses?cursor=' in page and "label=dog" in page and "sort=oldest" in page
     assert csrf_from(page)  # a full page
+
+
+def test_two_deletes_of_one_photo_at_once_count_it_out_once(app):
+    import threading
+
+    api = ApiActions(app.test_client()).user()
+    factories.add_analysis(app, labels=[("bus", 0.9)])
+    gone = factories.add_analysis(app, labels=[("bus", 0.9), ("person", 0.9)]).public_id
+    start, statuses = threading.Barrier(4), []
+
+    def delete():
+        client = app.test_client()
+        start.wait()
+        statuses.append(client.delete(f"/api/v1/analyses/{gone}", headers=api.headers).status_code)
+
+    threads = [threading.Thread(target=delete) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses) == [204, 404, 404, 404]
+    listed = api.get("/api/v1/analyses?label=bus").json
+    assert listed["total"] == 1 == len(listed["items"])
+    with app.app_context():
+        assert history.check_counts() == []
+
+
+def test_a_delete_waits_for_a_run_committing_its_labels(app):
+    """The run has written its labels but not committed when the photo is deleted: the delete
+    waits for the run, then counts the labels out (it does not miss them)."""
+    import threading
+
+    from webapp.analyses import services
+
+    photo = factories.add_analysis(app, status="running")
+    written, release, done = threading.Event(), threading.Event(), threading.Event()
+
+    def run():
+        with app.app_context():
+            history.record_labels(db.session.get(Analysis, photo.id), {"bus": 1})
+            written.set()
+            release.wait(10)
+            db.session.commit()
+
+    def delete():
+        with app.app_context():
+            services.delete_analysis(db.session.get(Analysis, photo.id))
+            done.set()
+
+    runner = threading.Thread(target=run)
+    runner.start()
+    written.wait(10)
+    deleter = threading.Thread(target=delete)
+    deleter.start()
+    assert not done.wait(1)  # held back by the run's uncommitted labels
+    release.set()
+    runner.join()
+    deleter.join()
+    with app.app_context():
+        assert history.check_counts() == []
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(UserLabel)) == 0
+
+
+def test_cursors_are_signed_and_only_good_for_their_own_listing(api, app):
+    import base64
+
+    api.user()
+    for _ in range(3):
+        factories.add_analysis(app)
+    next_url = api.get("/api/v1/analyses?per_page=1").json["next"]
+    cursor = next_url.split("cursor=")[1].split("&")[0]
+    forged = base64.urlsafe_b64encode(b'["2026-01-01T00:00:00+00:00", true]').decode()
+    assert api.get(f"/api/v1/analyses?cursor={forged}").status_code == 422
+    assert api.get(f"/api/v1/analyses?cursor={cursor}&sort=oldest").status_code == 422
+    eve = ApiActions(app.test_client()).user("eve@example.com")
+    assert eve.get(f"/api/v1/analyses?cursor={cursor}").status_code == 422
+    assert api.get(f"/api/v1/analyses?cursor={cursor}").status_code == 200
+
+
+def test_page_numbers_count_along_the_next_links(api, app):
+    api.user()
+    for _ in range(5):
+        factories.add_analysis(app)
+    numbers, url = [], "/api/v1/analyses?per_page=2"
+    while url:
+        page = api.get(url).json
+        numbers.append(page["page"])
+        url = page["next"]
+    assert numbers == [1, 2, 3]
+
+
+@pytest.mark.parametrize("query, status", [
+    ("to=9999-12-31", 200), ("from=0001-01-01", 200), ("label=%00", 200), ("from=0", 422),
+    ("to=86400", 422), ("from=20261127", 422), ("from=2026-03-02&to=2026-03-01", 422), ("to=2026-02-30", 422),
+])
+def test_odd_filters_are_answered_never_a_500(api, query, status):
+    api.user()
+    assert api.get(f"/api/v1/analyses?{query}").status_code == status
+    assert api.get(f"/api/v1/analyses/export?{query}").status_code == status
+
+
+def test_the_gallery_uses_ten_labels_at_most_and_says_so(client, auth):
+    auth.signup()
+    page = client.get("/analyses?" + "&".join(f"label=l{i}" for i in range(300)))
+    assert page.status_code == 200 and "Only the first 10 labels are used." in page.get_data(as_text=True)
+
+
+def test_the_gallery_says_when_dates_are_reversed(client, auth):
+    auth.signup()
+    page = client.get("/analyses?from=2026-03-02&to=2026-03-01").get_data(as_text=True)
+    assert "The first day is after the last" in page

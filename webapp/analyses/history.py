@@ -6,14 +6,14 @@ finishes or is deleted instead of being recounted. `check_counts` recomputes the
 Like the services, functions that change counts run inside the caller's transaction, which
 commits them with the change they follow.
 """
-import base64
-import binascii
-import json
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Optional
 
 import sqlalchemy as sa
+from flask import current_app
+from itsdangerous import BadData, URLSafeSerializer
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import aliased
 
@@ -21,6 +21,8 @@ from webapp.extensions import db
 from webapp.models import Analysis, AnalysisLabel, AnalysisStatus, Detection, User, UserLabel
 
 MAX_PAGE = 100  # `page` is a compatibility alias: it may skip at most this many pages
+MAX_LABELS = 10  # labels one listing may ask for at once
+DAY = re.compile(r"\d{4}-\d{2}-\d{2}")  # how a day is written in a query: YYYY-MM-DD
 
 
 class BadCursor(ValueError):
@@ -46,11 +48,12 @@ def filters(labels=(), status=None, first_day: Optional[date] = None, last_day: 
     def midnight(day: date) -> datetime:
         return datetime.combine(day, time.min, tzinfo=timezone.utc)
 
+    names = (name.replace("\x00", "").strip() for name in labels if name)
     return Filters(
-        labels=tuple(dict.fromkeys(name.strip() for name in labels if name and name.strip())),
+        labels=tuple(dict.fromkeys(name for name in names if name))[:MAX_LABELS],
         status=status,
         since=midnight(first_day) if first_day else None,
-        until=midnight(last_day + timedelta(days=1)) if last_day else None,
+        until=midnight(last_day + timedelta(days=1)) if last_day and last_day < date.max else None,
         oldest_first=oldest_first,
     )
 
@@ -59,35 +62,50 @@ def filters(labels=(), status=None, first_day: Optional[date] = None, last_day: 
 class Page:
     items: list[Analysis] = field(default_factory=list)
     next_cursor: Optional[str] = None
+    number: int = 1  # 1 for the first page, counted along the cursors
 
 
-def encode_cursor(analysis: Analysis) -> str:
-    raw = json.dumps([analysis.created_at.astimezone(timezone.utc).isoformat(), analysis.id])
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+def _signer() -> URLSafeSerializer:
+    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="history-cursor")
 
 
-def decode_cursor(token: str) -> tuple[datetime, int]:
+def encode_cursor(analysis: Analysis, user: User, filters: Filters, number: int) -> str:
+    """Where the page after `analysis` starts, signed: for this user and this order only."""
+    return _signer().dumps({"c": analysis.created_at.astimezone(timezone.utc).isoformat(), "i": analysis.id,
+                            "u": user.id, "o": filters.oldest_first, "p": number})
+
+
+def decode_cursor(token: str, user: User, filters: Filters) -> tuple[datetime, int, int]:
+    """(created_at, id, page number) of a cursor this app made for this user and order."""
     try:
-        created, ident = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        moment = datetime.fromisoformat(created)
-        if moment.tzinfo is None or not isinstance(ident, int):
+        data = _signer().loads(token)
+        moment = datetime.fromisoformat(data["c"]).astimezone(timezone.utc)
+        ident, number = data["i"], data["p"]
+        if type(ident) is not int or type(number) is not int:
             raise ValueError(token)
-        return moment, ident
-    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (BadData, ValueError, TypeError, KeyError, OverflowError) as exc:
         raise BadCursor("This cursor is not valid: use the `next` link of a page.") from exc
+    if data.get("u") != user.id or data.get("o") != filters.oldest_first:
+        raise BadCursor("This cursor belongs to another listing (another order or user): use the "
+                        "`next` link of this one.")
+    return moment, ident, number
 
 
 def page(user: User, filters: Filters = Filters(), cursor: Optional[str] = None, per_page: int = 24,
          skip_pages: int = 0) -> Page:
     """One page of the user's analyses, newest (or oldest) first, after `cursor`. Raises BadCursor."""
     stmt, created, ident = _ordered(user, filters)
+    number = 1
     if cursor:
-        stmt = stmt.where(_after(created, ident, *decode_cursor(cursor), filters.oldest_first))
+        at, last_id, number = decode_cursor(cursor, user, filters)
+        stmt = stmt.where(_after(created, ident, at, last_id, filters.oldest_first))
     if skip_pages:
-        stmt = stmt.offset(min(skip_pages, MAX_PAGE) * per_page)
+        skip_pages = min(skip_pages, MAX_PAGE)
+        stmt, number = stmt.offset(skip_pages * per_page), number + skip_pages
     rows = list(db.session.scalars(stmt.limit(per_page + 1)))
     items = rows[:per_page]
-    return Page(items, encode_cursor(items[-1]) if len(rows) > per_page else None)
+    following = encode_cursor(items[-1], user, filters, number + 1) if len(rows) > per_page else None
+    return Page(items, following, number)
 
 
 def select_all(user: User, filters: Filters = Filters()):
@@ -186,14 +204,15 @@ def record_labels(analysis: Analysis, labels: dict[str, int]) -> None:
 
 
 def forget_labels(analysis: Analysis) -> None:
-    """The analysis no longer shows its labels (deleted, or about to show others)."""
-    labels = list(db.session.scalars(sa.select(AnalysisLabel.label).where(AnalysisLabel.analysis_id == analysis.id)))
+    """The analysis no longer shows its labels (deleted, or about to show others). Its label
+    rows are deleted first, which waits for a run committing them and returns what it removed."""
+    labels = list(db.session.scalars(
+        sa.delete(AnalysisLabel).where(AnalysisLabel.analysis_id == analysis.id).returning(AnalysisLabel.label)))
     if not labels:
         return
     db.session.execute(sa.update(UserLabel).where(UserLabel.user_id == analysis.user_id, UserLabel.label.in_(labels))
                        .values(photos=UserLabel.photos - 1))
     db.session.execute(sa.delete(UserLabel).where(UserLabel.user_id == analysis.user_id, UserLabel.photos <= 0))
-    db.session.execute(sa.delete(AnalysisLabel).where(AnalysisLabel.analysis_id == analysis.id))
 
 
 # ---- the consistency check ----
@@ -207,10 +226,14 @@ def _expected_labels():
 
 
 def check_counts() -> list[str]:
-    """Recompute every kept count from the analyses and detections; one line per difference."""
+    """Recompute every kept count from the analyses and detections; one line per difference.
+    On PostgreSQL all of it is read from one snapshot, so work committed meanwhile is no
+    difference; on SQLite run it while nothing is being analysed."""
+    _one_snapshot()
     problems = []
     expected = {(a, label): (u, n) for a, label, u, n in db.session.execute(_expected_labels())}
-    kept = {(r.analysis_id, r.label): (r.user_id, r.count) for r in db.session.scalars(sa.select(AnalysisLabel))}
+    kept = {(a, label): (u, n) for a, label, u, n in db.session.execute(sa.select(
+        AnalysisLabel.analysis_id, AnalysisLabel.label, AnalysisLabel.user_id, AnalysisLabel.count))}
     for key in sorted(set(expected) | set(kept)):
         if expected.get(key) != kept.get(key):
             problems.append(f"analysis {key[0]} label {key[1]!r}: kept {kept.get(key)}, "
@@ -218,7 +241,8 @@ def check_counts() -> list[str]:
     per_label: dict[tuple[int, str], int] = {}
     for (_, label), (user_id, _) in expected.items():
         per_label[(user_id, label)] = per_label.get((user_id, label), 0) + 1
-    kept_labels = {(r.user_id, r.label): r.photos for r in db.session.scalars(sa.select(UserLabel))}
+    kept_labels = {(u, label): n for u, label, n in db.session.execute(
+        sa.select(UserLabel.user_id, UserLabel.label, UserLabel.photos))}
     for key in sorted(set(per_label) | set(kept_labels)):
         if per_label.get(key, 0) != kept_labels.get(key, 0):
             problems.append(f"user {key[0]} label {key[1]!r}: kept {kept_labels.get(key, 0)} photos, "
@@ -230,8 +254,18 @@ def check_counts() -> list[str]:
     return problems
 
 
+def _one_snapshot() -> None:
+    if db.engine.dialect.name == "postgresql":
+        db.session.rollback()
+        db.session.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+
+
 def rebuild_counts() -> None:
-    """Recompute every kept count from the analyses and detections (commits)."""
+    """Recompute every kept count from the analyses and detections (commits). Analyses that
+    finish or are deleted meanwhile wait for it (a table lock on PostgreSQL, SQLite's one writer)."""
+    db.session.rollback()
+    if db.engine.dialect.name == "postgresql":
+        db.session.execute(sa.text('LOCK TABLE analysis_label, user_label, "user" IN SHARE ROW EXCLUSIVE MODE'))
     db.session.execute(sa.delete(AnalysisLabel))
     db.session.execute(sa.delete(UserLabel))
     db.session.execute(sa.insert(AnalysisLabel).from_select(

@@ -52,6 +52,7 @@ def gallery():
         labels=history.label_summary(current_user),
         filters=filters,
         filter_problem=problem,
+        has_photos=current_user.photos > 0,
         unavailable=detection.availability(),
         detection_here=detection.runs_here(),
         failed_count=services.count_failed(current_user),
@@ -64,20 +65,32 @@ def _filters_from_request() -> tuple[history.Filters, dict, str | None]:
     """The gallery's filters from the query string: labels (all of them), from/to dates
     (YYYY-MM-DD, inclusive) and sort; the query to repeat in links; what was ignored, if any."""
     args = request.args
-    wanted = history.filters(args.getlist("label"), oldest_first=args.get("sort") == "oldest")
+    asked = [name for name in args.getlist("label") if name.strip()]
+    wanted = history.filters(asked, oldest_first=args.get("sort") == "oldest")
+    problem = (f"Only the first {history.MAX_LABELS} labels are used." if len(set(asked)) > history.MAX_LABELS
+               else None)
     query: dict = {"label": list(wanted.labels)} if wanted.labels else {}
-    days, problem = {}, None
+    days = {}
     for key in ("from", "to"):
         value = args.get(key, "").strip()
-        try:
-            days[key] = date.fromisoformat(value) if value else None
-        except ValueError:
-            days[key], problem = None, f"Ignored the date {value!r}: use YYYY-MM-DD."
-        if days[key]:
-            query[key] = value
+        days[key] = _day(value) if value else None
+        if value and days[key] is None:
+            problem = f"Ignored the date {value!r}: use YYYY-MM-DD."
+        elif days[key]:
+            query[key] = days[key].isoformat()
+    if days["from"] and days["to"] and days["from"] > days["to"]:
+        problem = "The first day is after the last: no photo can match. Swap them?"
     if wanted.oldest_first:
         query["sort"] = "oldest"
     return history.filters(wanted.labels, None, days["from"], days["to"], wanted.oldest_first), query, problem
+
+
+def _day(value: str) -> date | None:
+    """A YYYY-MM-DD day, or None."""
+    try:
+        return date.fromisoformat(value) if history.DAY.fullmatch(value) else None
+    except ValueError:
+        return None
 
 
 def _skipped_pages() -> int:

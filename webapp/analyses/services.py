@@ -215,11 +215,20 @@ def count_failed(user: User) -> int:
 
 def delete_analysis(analysis: Analysis) -> None:
     """Delete the row (its detections go with it) and then its folder, with whatever a run still
-    going on has written there (a run that finishes later finds no row and removes its file)."""
-    folder = analysis.folder
+    going on has written there (a run that finishes later finds no row and removes its file).
+    The row is locked first, so of two deletes at once the second finds nothing: 404, and the
+    kept counts go down once."""
+    folder, user_id = analysis.folder, analysis.user_id
+    db.session.expunge(analysis)
+    if db.session.scalar(sa.select(Analysis.id).where(Analysis.id == analysis.id).with_for_update()) is None:
+        db.session.rollback()
+        abort(404, description="This photo does not exist, or it was deleted.")
     history.forget_labels(analysis)
-    history.count_created(analysis.user_id, -1)
-    db.session.delete(analysis)
+    deleted = db.session.execute(sa.delete(Analysis).where(Analysis.id == analysis.id)).rowcount
+    if not deleted:  # SQLite: another delete won between the two statements
+        db.session.rollback()
+        abort(404, description="This photo does not exist, or it was deleted.")
+    history.count_created(user_id, -1)
     db.session.commit()
     storage.delete_folder(folder)
 

@@ -165,7 +165,7 @@ def list_analyses():
     next_url = url_for("api.list_analyses", cursor=found.next_cursor, per_page=q.per_page, label=q.label,
                        status=q.status, sort=q.sort, **{"from": q.from_, "to": q.to}) if found.next_cursor else None
     body = {"items": [AnalysisSummary.model_validate(summary(a, chips[a.id])) for a in found.items],
-            "total": total, "page": q.page, "per_page": q.per_page,
+            "total": total, "page": found.number, "per_page": q.per_page,
             "pages": -(-total // q.per_page) if total is not None else None, "next": next_url}
     return AnalysisPage.model_validate(body).model_dump(mode="json")
 

@@ -50,10 +50,12 @@ class _Components:
         return {"$ref": REF.format(model=model.__name__)}
 
 
-def _parameters(op: Operation) -> list[dict]:
+def _parameters(op: Operation, components: "_Components") -> list[dict]:
     params = []
     if op.query is not None:
-        schema = op.query.model_json_schema(mode="validation")
+        schema = op.query.model_json_schema(ref_template=REF, mode="validation")
+        for definition_name, definition in schema.pop("$defs", {}).items():  # enums: shared schemas
+            components.schemas.setdefault(definition_name, definition)
         for name, prop in schema.get("properties", {}).items():
             params.append({
                 "name": name, "in": "query", "required": name in schema.get("required", []),
@@ -106,7 +108,7 @@ def build_document(app: Flask, blueprint: str, title: str, version: str) -> dict
             entry: dict[str, Any] = {
                 "summary": op.summary, "tags": [op.tag],
                 "operationId": rule.endpoint.split(".", 1)[1],
-                "parameters": path_params + _parameters(op),
+                "parameters": path_params + _parameters(op, components),
                 "responses": _responses(op, components),
             }
             if op.description:

@@ -3,12 +3,12 @@ The OpenAPI document (`/api/v1/openapi.json`) is generated from these same class
 from datetime import date, datetime
 from typing import Annotated, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
 
 from webapp.auth.services import (
     EMAIL_MAX_LENGTH, PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, normalize_email,
 )
-from webapp.analyses.history import MAX_PAGE
+from webapp.analyses.history import DAY, MAX_LABELS, MAX_PAGE
 from webapp.models import AnalysisStatus
 
 ExportFormat = Literal["json", "coco", "yolo", "csv"]
@@ -62,10 +62,23 @@ class UploadParams(Schema):
 
 class HistoryFilters(Schema):
     label: Optional[list[Annotated[str, Field(max_length=100)]]] = Field(
-        None, max_length=10, description="Only analyses showing every one of these labels (repeat the field).")
-    from_: Optional[date] = Field(None, alias="from", description="Created on or after this day (UTC).")
-    to: Optional[date] = Field(None, description="Created on or before this day (UTC).")
+        None, max_length=MAX_LABELS, description="Only analyses showing every one of these labels (repeat the field).")
+    from_: Optional[date] = Field(None, alias="from", description="Created on or after this day (UTC), YYYY-MM-DD.")
+    to: Optional[date] = Field(None, description="Created on or before this day (UTC), YYYY-MM-DD.")
     sort: Literal["newest", "oldest"] = "newest"
+
+    @field_validator("from_", "to", mode="before")
+    @classmethod
+    def calendar_day(cls, value):
+        if value is not None and not (isinstance(value, str) and DAY.fullmatch(value)):
+            raise ValueError("use a day as YYYY-MM-DD")
+        return value
+
+    @model_validator(mode="after")
+    def range_in_order(self):
+        if self.from_ and self.to and self.from_ > self.to:
+            raise ValueError("`from` is after `to`")
+        return self
 
 
 class ListQuery(HistoryFilters):
