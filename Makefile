@@ -36,7 +36,7 @@ lint: $(VENV)/.dev-installed
 	$(BIN)/hadolint Dockerfile
 
 bench: $(VENV)/.dev-installed
-	$(OFFLINE) $(BIN)/python bench/pipeline.py
+	$(OFFLINE) $(BIN)/python bench/throughput.py --mode both
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)

@@ -11,8 +11,23 @@ control_socket_disable = True
 
 def post_worker_init(worker):
     """Each worker, once started, marks as failed the analyses left behind by dead processes
-    (a worker killed mid-analysis is replaced by one that cleans up after it)."""
+    (a worker killed mid-analysis is replaced by one that cleans up after it); where it detects
+    itself (the thread executor) it loads and warms a model already on disk, so the first photo
+    does not wait for it (a model still to be downloaded is left to the first photo)."""
+    from pathlib import Path
+
+    from webapp import detection
+    from webapp.analyses.batching import batch_size
     from webapp.analyses.pipeline import recover_interrupted
+    from webapp.vision.detector import ModelUnavailable
 
     with worker.wsgi.app_context():
         recover_interrupted()
+        if detection.runs_here():
+            detector = detection.get_detector()
+            if Path(detector.settings.model).exists():
+                try:
+                    detector.load()
+                    detector.warm_up(batch_size(worker.wsgi))
+                except ModelUnavailable as exc:
+                    worker.log.error("Detection is unavailable: %s", exc)

@@ -61,7 +61,7 @@ def measure(mode: str, model: str, tmp: Path) -> float:
     worker = None
     if mode == "celery":
         worker = subprocess.Popen([str(bin_dir / "celery"), "-A", "webapp.worker", "worker", "-Q", "detect",
-                                   "--concurrency", "1", "--loglevel", "WARNING"], cwd=ROOT, env=env)
+                                    "--loglevel", "WARNING"], cwd=ROOT, env=env)
     try:
         base = f"http://127.0.0.1:{port}"
         for _ in range(240):  # up, and (Celery) a worker answers

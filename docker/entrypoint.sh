@@ -13,8 +13,8 @@ case "${1:-web}" in
       --threads "${GUNICORN_THREADS:-4}" --access-logfile - wsgi:app
     ;;
   worker)
-    exec celery -A webapp.worker worker -Q detect --concurrency "${WORKER_CONCURRENCY:-1}" \
-      --hostname "worker@%h" --loglevel "${LOG_LEVEL:-INFO}"
+    # One process, one model; its tasks go through the batched stream (DETECT_BATCH, DETECT_THREADS).
+    exec celery -A webapp.worker worker -Q detect --hostname "worker@%h" --loglevel "${LOG_LEVEL:-INFO}"
     ;;
   migrate)
     exec flask --app wsgi db upgrade

@@ -87,6 +87,7 @@ def make_app(database_url, tmp_path):
         from webapp.jobs import get_runner
 
         get_runner(app).wait(timeout=60)
+        get_runner(app).close()
         with app.app_context():
             db.session.remove()
             db.engine.dispose()

@@ -63,7 +63,7 @@ class Workers:
     def start(self, **env):
         log = open(self.logs / f"worker-{len(self.processes)}.log", "wb")
         process = subprocess.Popen(
-            [str(CELERY), "-A", "webapp.worker", "worker", "-Q", "detect", "--concurrency", "1",
+            [str(CELERY), "-A", "webapp.worker", "worker", "-Q", "detect",
              "--hostname", f"test{len(self.processes)}@%h", "--loglevel", "INFO", "--without-gossip",
              "--without-mingle"],
             cwd=BASE_DIR, env=worker_env(self.app, **env), stdout=log, stderr=subprocess.STDOUT,
@@ -130,6 +130,19 @@ def test_an_upload_is_queued_with_its_id_only_and_a_worker_process_finishes_it(c
     [row] = analyses(celery_app)
     assert row.worker.startswith("celery:") and row.attempts == 1
     assert {p.name for p in stored_files(celery_app)} == {"original.png", "thumbnail.jpg", "annotated.jpg"}
+
+
+def test_a_worker_that_finds_several_analyses_waiting_detects_them_in_batches(celery_app, workers):
+    api = ApiActions(celery_app.test_client()).user()
+    photos = [(f"p{i}.png", encode(sample(90 + i, 64), "PNG")) for i in range(8)]
+    assert api.upload(*photos).status_code == 202  # queued on the broker before any worker runs
+    workers.start(DETECT_BATCH="4", DETECT_THREADS="2", DETECT_BATCH_WAIT_MS="3000", LOG_LEVEL="DEBUG")
+    for row in analyses(celery_app):
+        assert wait_for_status(celery_app, row.public_id, {AnalysisStatus.DONE}).status == AnalysisStatus.DONE
+    log = (workers.logs / "worker-0.log").read_text(errors="replace")
+    assert "concurrency: 10 (thread)" in log  # 2 batches in flight + the reading/drawing threads
+    assert log.count("Detected a batch of 4") == 2, log
+    assert {row.attempts for row in analyses(celery_app)} == {1}
 
 
 def test_a_queued_task_carries_the_analysis_id_and_nothing_else(celery_app, broker):

@@ -1,13 +1,17 @@
 """`flask` commands (the docstring is each command's help)."""
+import time
+from pathlib import Path
+
 import click
 import sqlalchemy as sa
 from flask import current_app
 from flask.cli import with_appcontext
 
 from webapp import detection
-from webapp.analyses import history, pipeline
+from webapp import jobs
+from webapp.analyses import history, importing, pipeline
 from webapp.extensions import db
-from webapp.models import Analysis, AnalysisStatus
+from webapp.models import Analysis, AnalysisStatus, User
 from webapp.vision.detector import ModelUnavailable
 
 
@@ -65,6 +69,61 @@ def check_counts(fix: bool):
     click.echo("The kept counts match the detections.")
 
 
+@click.command("import-photos")
+@click.option("--user", "email", required=True, help="The account the photos are added to (its email).")
+@click.option("--no-wait", is_flag=True, help="Return once every photo is queued, without waiting for detection.")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@with_appcontext
+def import_photos(email: str, no_wait: bool, paths: tuple[Path, ...]):
+    """Add every supported image under PATHS (files, and folders recursively) to a user's
+    library, analysed like uploads. Photos already in that library (same content) are skipped,
+    so an interrupted import can be run again. Refused files are listed with the reason."""
+    from tqdm import tqdm
+
+    user = db.session.scalar(sa.select(User).where(User.email == email.strip().lower()))
+    if user is None:
+        raise click.ClickException(f"No account with the email {email}: sign up first.")
+    try:
+        jobs.get_runner().check_broker()
+    except jobs.QueueUnavailable as exc:
+        raise click.ClickException(f"The detection queue cannot be reached: {exc}") from exc
+    if detection.runs_here():  # load the model now: its start-up is not the photos' time
+        try:
+            detection.get_detector().load()
+        except ModelUnavailable as exc:
+            click.echo(f"Warning: {exc} The photos are kept, marked failed, and can be retried.", err=True)
+    files, ignored = importing.library_files(paths)
+    started = time.perf_counter()
+    with tqdm(total=len(files), unit="photo", desc="Importing", disable=None) as bar:
+        try:
+            report = importing.import_photos(user, files, bar.update)
+        except jobs.QueueUnavailable as exc:
+            raise click.ClickException(f"The detection queue went down: {exc}. Run the same command "
+                                       "again to import the rest.") from exc
+    queued = len(report.imported)
+    counts = {}
+    if queued and not no_wait:
+        with tqdm(total=queued, unit="photo", desc="Detecting", disable=None) as bar:
+            counts = importing.wait_for(report.imported, bar.update)
+    seconds = time.perf_counter() - started
+    if not queued:
+        click.echo(f"Nothing to import: {report.already} of {report.found} photos are already in "
+                   f"{user.email}'s library" + (f", {len(report.refused)} refused" if report.refused else "") + ".")
+    elif no_wait:
+        click.echo(f"Queued {queued} photos for {user.email} ({report.already} already there); "
+                   "they are analysed in the background.")
+    else:
+        done, failed = counts.get(AnalysisStatus.DONE, 0), counts.get(AnalysisStatus.FAILED, 0)
+        click.echo(f"Imported {queued} photos for {user.email} in {seconds:.1f} s ({queued / seconds:.1f} photos/s): "
+                   f"{done} done, {failed} failed; {report.already} already there.")
+    if ignored:
+        click.echo(f"{ignored} files that are not images were ignored.")
+    if report.refused:
+        click.echo(f"{len(report.refused)} files were refused:")
+        for path, reason in report.refused:
+            click.echo(f"  {path}: {reason}")
+
+
 def init_app(app) -> None:
-    for command in (analyses_stats, check_model, check_counts, recover_interrupted):
+    for command in (analyses_stats, check_model, check_counts, import_photos, recover_interrupted):
         app.cli.add_command(command)

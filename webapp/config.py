@@ -63,7 +63,18 @@ class Config:
     # Running analyses: "thread" (in-process background worker), "sync" (inside the request) or
     # "celery" (Celery workers over the broker; the web processes then never load a model).
     ANALYSIS_EXECUTOR = os.environ.get("ANALYSIS_EXECUTOR") or "thread"
-    ANALYSIS_WORKERS = _env_int("ANALYSIS_WORKERS", 1)
+    # Detection in batches (see webapp/analyses/batching.py): up to DETECT_BATCH photos per
+    # prediction (0: 32 on CUDA; on the CPU as many as the model runs at once, 1 but for OpenVINO),
+    # waiting at most DETECT_BATCH_WAIT_MS for a batch to fill while more photos are being read;
+    # DETECT_THREADS threads read photos and draw results; DETECT_WINDOW uploads may hand their
+    # decoded photo over (the rest are read again from storage), which bounds memory.
+    DETECT_BATCH = _env_int("DETECT_BATCH", 0)
+    DETECT_BATCH_WAIT_MS = _env_float("DETECT_BATCH_WAIT_MS", 20)
+    DETECT_THREADS = _env_int("DETECT_THREADS", min(4, os.cpu_count() or 1))
+    DETECT_WINDOW = _env_int("DETECT_WINDOW", 8)
+    # OpenVINO models on the CPU: "throughput" (parallel streams, photos of a batch at once; the
+    # faster end to end here, see bench/RESULTS.md) or "latency" (Ultralytics' own set-up).
+    DETECT_OPENVINO_HINT = os.environ.get("DETECT_OPENVINO_HINT") or "throughput"
     ANALYSIS_MAX_ATTEMPTS = _env_int("ANALYSIS_MAX_ATTEMPTS", 3)  # starts before a photo is given up
     CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or "redis://127.0.0.1:6379/0"
     # Seconds a task may run unacknowledged before Redis hands it to another worker: longer than

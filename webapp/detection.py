@@ -38,7 +38,7 @@ MODEL_FOLDERS = ("_openvino_model", "_ncnn_model", "_saved_model")
 
 REPORT_KEY = "spotter:detection"  # the workers' report, in the broker's Redis
 NO_WORKER = "no detection worker is running"
-START_WORKER = ("Start one: `celery -A webapp.worker worker -Q detect --concurrency 1` (in the stack: "
+START_WORKER = ("Start one: `celery -A webapp.worker worker -Q detect` (in the stack: "
                 "`docker compose up -d worker`); a worker reports its model when it starts.")
 
 
@@ -110,7 +110,7 @@ def settings_for(config) -> DetectorSettings:
     return DetectorSettings(
         model=model, device=config["YOLO_DEVICE"], conf=config["YOLO_CONF"], iou=config["YOLO_IOU"],
         imgsz=config["YOLO_IMGSZ"], floor=min(config["YOLO_STORE_FLOOR"], config["YOLO_CONF"]),
-        download=download,
+        download=download, openvino_hint=config["DETECT_OPENVINO_HINT"],
     )
 
 

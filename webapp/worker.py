@@ -1,16 +1,21 @@
-"""The Celery worker: `celery -A webapp.worker worker -Q detect --concurrency 1`.
+"""The Celery worker: `celery -A webapp.worker worker -Q detect`.
 
 It builds the Flask app with the same configuration as the web tier (ANALYSIS_EXECUTOR=celery,
-CELERY_BROKER_URL, DATABASE_URL, UPLOAD_DIR shared with the web processes), and each worker
-process loads the detection model once, when it starts, then reports it to the web tier.
+CELERY_BROKER_URL, DATABASE_URL, UPLOAD_DIR shared with the web processes). A worker is one
+process with one model: it loads and warms the model when it starts, reports it to the web
+tier, and its pool threads hand their analyses to the process's batched stream
+(webapp/analyses/batching.py), which detects several at a time on the model.
 """
 import logging
 
-from celery.signals import worker_process_init, worker_process_shutdown, worker_ready
+from celery.signals import worker_init, worker_ready, worker_shutdown
 
 from webapp import create_app, detection
+from webapp.analyses.batching import batch_size
 from webapp.analyses.pipeline import requeue_lost
 from webapp.config import Config
+from webapp.jobs import get_runner
+from webapp.jobs.celery import concurrency
 from webapp.vision.detector import ModelUnavailable
 
 logger = logging.getLogger(__name__)
@@ -23,21 +28,26 @@ class WorkerConfig(Config):
 
 flask_app = create_app(WorkerConfig)
 celery = flask_app.extensions["celery"]
+# DETECT_BATCH=0 means "by device": 32 tasks to a batch on CUDA, 1 on the CPU.
+celery.conf.worker_concurrency = concurrency(batch_size(flask_app), flask_app.config["DETECT_THREADS"])
 
 
-@worker_process_init.connect
+@worker_init.connect
 def load_model(**_) -> None:
-    """Load the model in each worker process before its first task, and say how it went."""
+    """Load and warm the model before the first task, and say how it went."""
     with flask_app.app_context():
         try:
-            detection.get_detector().load()
+            detector = detection.get_detector()
+            detector.load()
+            detector.warm_up(batch_size(flask_app))
         except ModelUnavailable as exc:
             logger.error("Detection is unavailable: %s", exc)  # tasks fail with it, and retry later
         detection.report()
 
 
-@worker_process_shutdown.connect
+@worker_shutdown.connect
 def withdraw(**_) -> None:
+    get_runner(flask_app).close()
     detection.withdraw_report(flask_app)
 
 

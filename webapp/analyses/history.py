@@ -188,9 +188,11 @@ def count_created(user_id: int, delta: int = 1) -> None:
     db.session.execute(sa.update(User).where(User.id == user_id).values(photos=User.photos + delta))
 
 
-def record_labels(analysis: Analysis, labels: dict[str, int]) -> None:
-    """A finished analysis shows these labels (at its threshold): store them, count its photo."""
-    forget_labels(analysis)
+def record_labels(analysis: Analysis, labels: dict[str, int], replace: bool = True) -> None:
+    """A finished analysis shows these labels (at its threshold): store them, count its photo.
+    `replace=False` for a first run, which has no labels yet to take back."""
+    if replace:
+        forget_labels(analysis)
     if not labels:
         return
     db.session.execute(sa.insert(AnalysisLabel), [

@@ -27,7 +27,9 @@ from webapp.models import Analysis, AnalysisStatus, User
 from webapp.vision.images import ImageRejected, LoadedImage, load_image, stored_original, thumbnail
 
 VARIANTS = ("original", "annotated", "thumbnail")
-WAIT_POLL_SECONDS = 0.25  # how often `?wait=true` looks at rows that Celery workers finish
+# How often `?wait=true` looks at rows that Celery workers finish: soon at first (a photo takes
+# tens of milliseconds), then less and less often, up to the longest interval.
+WAIT_POLL_SECONDS = (0.01, 0.25)
 IMAGE_MAX_AGE = 3600  # seconds a browser may reuse an image without asking again
 
 
@@ -132,13 +134,15 @@ class UploadResult:
             return not not_done
         ids = [a.id for a in self.accepted]
         deadline = time.monotonic() + (timeout or 0)
+        interval, longest = WAIT_POLL_SECONDS
         while True:
             db.session.rollback()  # a new transaction, so the workers' commits are seen
             active = db.session.scalar(sa.select(sa.func.count()).select_from(Analysis).where(
                 Analysis.id.in_(ids), Analysis.status.in_(AnalysisStatus.active())))
             if not active or time.monotonic() >= deadline:
                 return not active
-            time.sleep(WAIT_POLL_SECONDS)
+            time.sleep(interval)
+            interval = min(interval * 1.5, longest)
 
 
 def upload_files(user: User, files, params: DetectionParams = DetectionParams()) -> UploadResult:

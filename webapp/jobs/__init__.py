@@ -35,11 +35,27 @@ class QueueUnavailable(RuntimeError):
     """The broker cannot be reached: nothing was queued."""
 
 
-def background(fn: Callable) -> Callable:
-    """Register a function as a background job. It runs in a thread or inline as it is, or as
-    the Celery task of the same name (on the `detect` queue, Celery's default here)."""
-    fn.celery_task = shared_task(name=f"{fn.__module__}.{fn.__name__}")(fn)
-    return fn
+def background(fn: Optional[Callable] = None, *, stream: Optional[Callable[[Flask], Any]] = None):
+    """Register a function as a background job. It runs inline as it is, or as the Celery task
+    of the same name (on the `detect` queue, Celery's default here).
+
+    `stream`, when given, builds (once per app and process) what runs this function's jobs
+    several at a time: an object with `submit(*args, redelivered=..., **local) -> Future` and
+    `close()`. The thread executor submits to it, and so does each Celery task, which then waits
+    for its job's Future (so the task is acknowledged once its work is done)."""
+    def register(fn: Callable) -> Callable:
+        name = f"{fn.__module__}.{fn.__name__}"
+        fn.stream_factory = stream
+        if stream is None:
+            fn.celery_task = shared_task(name=name)(fn)
+        else:
+            def through_stream(*args):
+                get_runner().stream(fn).submit(*args, redelivered=redelivered()).result()
+
+            fn.celery_task = shared_task(name=name)(through_stream)
+        return fn
+
+    return register(fn) if fn is not None else register
 
 
 def redelivered() -> bool:
@@ -87,6 +103,7 @@ class JobRunner:
 
             self.celery = celery_init_app(app)
         self._executor: Optional[ThreadPoolExecutor] = None
+        self._streams: dict[Callable, Any] = {}
         self._futures: set[Future] = set()
         self._lock = threading.Lock()
         self._ping_lock = threading.Lock()
@@ -115,15 +132,38 @@ class JobRunner:
         if self.mode == "sync":
             fn(*args, **kwargs)
             return None
+        if getattr(fn, "stream_factory", None) is not None:
+            future = self.stream(fn).submit(*args, **kwargs)
+            with self._lock:
+                self._futures.add(future)
+            future.add_done_callback(self._futures.discard)
+            return future
         with self._lock:
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(
-                    max_workers=self.app.config["ANALYSIS_WORKERS"], thread_name_prefix="analysis"
+                    max_workers=self.app.config["DETECT_THREADS"], thread_name_prefix="analysis"
                 )
             future = self._executor.submit(self._run, fn, args, kwargs)
             self._futures.add(future)
         future.add_done_callback(self._futures.discard)
         return future
+
+    def stream(self, fn: Callable[..., Any]):
+        """This process's stream for a function registered with `background(stream=...)`."""
+        with self._lock:
+            if fn not in self._streams:
+                self._streams[fn] = fn.stream_factory(self.app)
+            return self._streams[fn]
+
+    def close(self) -> None:
+        """Stop this process's streams and threads once their work is finished."""
+        with self._lock:
+            streams, self._streams = list(self._streams.values()), {}
+            executor, self._executor = self._executor, None
+        for stream in streams:
+            stream.close()
+        if executor is not None:
+            executor.shutdown(wait=True)
 
     def _publish(self, fn: Callable[..., Any], args: tuple) -> None:
         try:

@@ -19,10 +19,18 @@ def celery_init_app(app: Flask) -> Celery:
     return celery_app
 
 
+def concurrency(batch: int, threads: int) -> int:
+    """Tasks a worker holds at once: each waits for its analysis in the worker's stream, so the
+    stream can fill a batch while the previous one is detected, drawn and stored."""
+    return 2 * batch + threads
+
+
 def settings(config) -> dict:
-    """Nothing lost, nothing doubled: a task is acknowledged only once it has finished (so a
-    worker that dies hands it back), one at a time per worker process, and Redis gives an
-    unacknowledged task to another worker after CELERY_VISIBILITY_TIMEOUT seconds."""
+    """Nothing lost, nothing doubled: a task is acknowledged only once its analysis is stored (so
+    a worker that dies hands it back), and Redis gives an unacknowledged task to another worker
+    after CELERY_VISIBILITY_TIMEOUT seconds. A worker is one process whose pool threads hand
+    their analyses to the process's batched stream (webapp/analyses/batching.py), one model per
+    worker; `--concurrency` on the command line overrides how many tasks it holds."""
     return {
         "broker_url": config["CELERY_BROKER_URL"],
         "broker_transport_options": {"visibility_timeout": config["CELERY_VISIBILITY_TIMEOUT"]},
@@ -32,9 +40,8 @@ def settings(config) -> dict:
         "task_reject_on_worker_lost": True,
         "task_ignore_result": True,
         "worker_prefetch_multiplier": 1,
-        # A worker process loads the model before its first task; a replacement process (after a
-        # crash) may take that long without being killed as "not up" (Celery's default is 4 s).
-        "worker_proc_alive_timeout": 300,
+        "worker_pool": "threads",
+        "worker_concurrency": concurrency(config["DETECT_BATCH"] or 1, config["DETECT_THREADS"]),
         "worker_hijack_root_logger": False,
         "worker_send_task_events": False,
     }

@@ -2,6 +2,7 @@
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
@@ -37,6 +38,10 @@ class DetectorSettings:
     imgsz: int = 640
     floor: float = 0.05  # everything at or above this is returned, so pages can filter later
     download: bool = False  # fetch `model` from Ultralytics' releases when it is not on disk
+    # OpenVINO on the CPU: "throughput" compiles the model once for several parallel streams and
+    # runs the photos of a batch on them at once (one Ultralytics predictor per stream);
+    # "latency" is Ultralytics' own set-up, one photo after another on every core.
+    openvino_hint: str = "throughput"
 
     @property
     def model_name(self) -> str:
@@ -96,10 +101,18 @@ class Detector:
         self._lock = threading.RLock()  # one load, and one prediction, at a time
         self.error: Optional[ModelUnavailable] = None  # why the last load failed, until one works
         self._failed_at = 0.0  # when `error` happened (monotonic seconds)
+        self._lanes: list = []  # models predicting in parallel (OpenVINO streams); the first is _model
+        self._lane_pool: Optional[ThreadPoolExecutor] = None
+        self._single = self._batched = None  # lane 0's compiled models for one photo, and for a batch
 
     @property
     def loaded(self) -> bool:
         return self._model is not None
+
+    @property
+    def lanes(self) -> int:
+        """How many photos the loaded model predicts at once (1 before loading)."""
+        return max(1, len(self._lanes))
 
     @property
     def device(self) -> Optional[str]:
@@ -149,6 +162,8 @@ class Detector:
                           **self._precision())
             if not model.names:
                 raise ValueError("the model has no class names")
+            self._lanes = self._openvino_lanes(model)
+            self._quiet_torch(model)
         except Exception as exc:  # Ultralytics raises many types for missing/broken weights
             reason = " ".join(str(exc).split()) or type(exc).__name__
             raise ModelUnavailable("broken", self.settings.model, reason) from exc
@@ -157,6 +172,47 @@ class Detector:
             self.settings.model, self._device, time.perf_counter() - started,
         )
         return model
+
+    def _openvino_lanes(self, model) -> list:
+        """For an OpenVINO model on the CPU in "throughput" mode: the model compiled once more with
+        OpenVINO's THROUGHPUT hint, and one Ultralytics model per stream it chose, each running
+        its share of a batch on an inference request of its own. A photo alone still runs on
+        Ultralytics' LATENCY compilation (every core on one photo). Otherwise just `model`."""
+        backend = getattr(getattr(getattr(model, "predictor", None), "model", None), "backend", None)
+        if (self.settings.openvino_hint != "throughput" or type(backend).__name__ != "OpenVINOBackend"
+                or not self._device.startswith("cpu") or getattr(backend, "read_model", None) is not None):
+            return [model]
+        import openvino as ov
+        from ultralytics import YOLO
+
+        path = Path(self.settings.model)
+        xml = path if path.is_file() else next(path.glob("*.xml"))
+        core = ov.Core()
+        compiled = core.compile_model(core.read_model(xml), "CPU", {"PERFORMANCE_HINT": "THROUGHPUT"})
+        count = max(1, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
+        lanes = [model]
+        for _ in range(count - 1):
+            lane = YOLO(self.settings.model, task="detect")
+            lane.predict(np.zeros((32, 32, 3), dtype=np.uint8), device=self._device, verbose=False)
+            lanes.append(lane)
+        self._single = backend.ov_compiled_model  # Ultralytics' LATENCY compilation: one photo, every core
+        for lane in lanes:
+            lane.predictor.model.backend.ov_compiled_model = _InferLane(compiled)
+        self._batched = lanes[0].predictor.model.backend.ov_compiled_model
+        if count > 1:
+            self._lane_pool = ThreadPoolExecutor(max_workers=count, thread_name_prefix="openvino-lane")
+        logger.info("OpenVINO THROUGHPUT mode: %d photos at once", count)
+        return lanes
+
+    def _quiet_torch(self, model) -> None:
+        """With an exported model on the CPU, PyTorch only pre- and post-processes small tensors:
+        one thread does that as fast, without its idle threads spinning on the cores the model's
+        runtime (OpenVINO, ONNX Runtime) needs. Measured in bench/RESULTS.md."""
+        backend = getattr(getattr(getattr(model, "predictor", None), "model", None), "backend", None)
+        if self._device.startswith("cpu") and type(backend).__name__ in ("OpenVINOBackend", "ONNXBackend"):
+            import torch
+
+            torch.set_num_threads(1)
 
     def _download(self) -> None:
         target = Path(self.settings.model)
@@ -187,25 +243,62 @@ class Detector:
         """Detect objects in an upright BGR image; boxes are in that image's pixels. Returns every
         box at or above `floor` (default: the settings' floor), optionally of `classes` only
         (None: every class; an empty list is refused, since Ultralytics would read it as "every")."""
+        return self.detect_batch([image_bgr], floor=floor, iou=iou, imgsz=imgsz, classes=classes)[0]
+
+    def detect_batch(
+        self,
+        images_bgr: Sequence[np.ndarray],
+        *,
+        floor: Optional[float] = None,
+        iou: Optional[float] = None,
+        imgsz: Optional[int] = None,
+        classes: Optional[Sequence[int]] = None,
+    ) -> list[DetectionResult]:
+        """`detect` for several images in one batched prediction, one result per image, in order.
+
+        Every image is letterboxed to the full `imgsz` square, alone or in a batch, whatever the
+        mix of sizes (Ultralytics' `rect=False`; exported fixed-shape models always do this), so a
+        photo gets the same boxes whether it ran alone or beside others. Per-image timings are the
+        batch's divided by its size."""
         if classes is not None and not len(classes):
             raise DetectorError("No class to detect was given.")
+        if not images_bgr:
+            return []
+        options = {
+            "conf": self.settings.floor if floor is None else floor,
+            "iou": iou if iou is not None else self.settings.iou,
+            "imgsz": imgsz or self.settings.imgsz,
+            "classes": list(classes) if classes is not None else None,
+        }
         with self._lock:
-            model = self.load()
+            self.load()
             try:
-                result = model.predict(
-                    image_bgr,
-                    conf=self.settings.floor if floor is None else floor,
-                    iou=iou if iou is not None else self.settings.iou,
-                    imgsz=imgsz or self.settings.imgsz,
-                    device=self._device,
-                    classes=list(classes) if classes is not None else None,
-                    verbose=False,
-                    **self._precision(),
-                )[0]
+                if self._lane_pool is None:
+                    results = self._predict(self._lanes[0], list(images_bgr), options)
+                elif len(images_bgr) == 1:
+                    self._lanes[0].predictor.model.backend.ov_compiled_model = self._single
+                    results = self._predict(self._lanes[0], list(images_bgr), options)
+                else:  # contiguous shares, one per lane, predicted at once
+                    self._lanes[0].predictor.model.backend.ov_compiled_model = self._batched
+                    share = -(-len(images_bgr) // len(self._lanes))
+                    parts = [list(images_bgr[i:i + share]) for i in range(0, len(images_bgr), share)]
+                    futures = [self._lane_pool.submit(self._predict, lane, part, options)
+                               for lane, part in zip(self._lanes, parts, strict=False)]
+                    results = [result for future in futures for result in future.result()]
             except Exception as exc:
                 logger.exception("Prediction failed with %s", self.settings.model)
                 raise DetectorError("Detection failed on this photo; the server's log has the details.") from exc
-        return _to_result(result, self._device)
+        return [_to_result(result, self._device) for result in results]
+
+    def _predict(self, model, images: list[np.ndarray], options: dict) -> list:
+        return model.predict(images, device=self._device, batch=len(images), rect=False, verbose=False,
+                             **options, **self._precision())
+
+    def warm_up(self, batch: int = 1) -> None:
+        """One prediction at the batch size to come, so the first photos do not pay for kernel
+        selection, memory allocation and (OpenVINO) compilation."""
+        size = self.settings.imgsz
+        self.detect_batch([np.zeros((size, size, 3), dtype=np.uint8)] * max(batch, 1))
 
     def _precision(self) -> dict:
         """Half precision on CUDA (Ultralytics' `quantize=16`); the runtime's default elsewhere."""
@@ -213,6 +306,21 @@ class Detector:
 
     def names(self) -> dict[int, str]:
         return dict(self.load().names)
+
+
+class _InferLane:
+    """Stands in for the compiled model of one Ultralytics OpenVINO backend: the shared
+    THROUGHPUT-compiled model, through an inference request of this lane's own (outputs copied)."""
+
+    def __init__(self, compiled):
+        self.compiled = compiled
+        self.request = compiled.create_infer_request()
+
+    def __call__(self, inputs):
+        return self.request.infer(inputs)
+
+    def input(self, *args):
+        return self.compiled.input(*args)
 
 
 def _to_result(result, device: str) -> DetectionResult:

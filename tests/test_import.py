@@ -1,0 +1,108 @@
+"""`flask import-photos`: a library folder added for one user through the upload path, skipping
+what is already there, listing what was refused and why."""
+import shutil
+
+import pytest
+
+from tests import factories
+from tests.conftest import COCO128
+from tests.helpers import analyses, stored_files
+from tests.images import encode, sample
+from webapp.models import AnalysisStatus
+
+
+@pytest.fixture
+def library(tmp_path):
+    root = tmp_path / "library"
+    (root / "2025" / "summer").mkdir(parents=True)
+    (root / "a.png").write_bytes(encode(sample(96, 64), "PNG"))
+    (root / "2025" / "b.JPG").write_bytes(encode(sample(80, 60), "JPEG"))
+    (root / "2025" / "summer" / "c.webp").write_bytes(encode(sample(70, 50), "WEBP"))
+    (root / "zz-copies").mkdir()
+    (root / "zz-copies" / "copy-of-a.png").write_bytes((root / "a.png").read_bytes())
+    (root / "2025" / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    (root / "notes.txt").write_text("not a photo")
+    (root / ".thumbnails").mkdir()
+    (root / ".thumbnails" / "hidden.png").write_bytes(encode(sample(10, 10), "PNG"))
+    return root
+
+
+@pytest.fixture
+def importer(make_app):
+    app = make_app(ANALYSIS_EXECUTOR="thread")
+    with app.app_context():
+        factories.user("ada@example.com")
+    runner = app.test_cli_runner()
+    return app, lambda *args: runner.invoke(args=["import-photos", "--user", "ada@example.com", *map(str, args)])
+
+
+def test_import_adds_every_supported_photo_under_a_folder_and_waits_for_them(importer, library):
+    app, run = importer
+    result = run(library)
+    assert result.exit_code == 0, result.output
+    assert "Imported 3 photos for ada@example.com" in result.output
+    assert "3 done, 0 failed; 1 already there" in result.output  # the copy of a.png: same content
+    rows = analyses(app)
+    assert sorted(a.original_filename for a in rows) == ["a.png", "b.JPG", "c.webp"]
+    assert {a.status for a in rows} == {AnalysisStatus.DONE}
+    assert len([p for p in stored_files(app) if p.name == "annotated.jpg"]) == 3
+
+
+def test_import_lists_refused_files_with_the_reason_and_ignores_other_files(importer, library):
+    _, run = importer
+    result = run(library)
+    assert "1 files were refused:" in result.output
+    assert f"{library / '2025' / 'broken.jpg'}: This file is not an image we can read" in result.output
+    assert "1 files that are not images were ignored." in result.output
+    assert "hidden.png" not in result.output
+
+
+def test_a_second_import_of_the_same_folder_imports_nothing_and_says_so(importer, library):
+    app, run = importer
+    run(library)
+    again = run(library)
+    assert again.exit_code == 0, again.output
+    assert "Nothing to import: 4 of 5 photos are already in ada@example.com's library, 1 refused." in again.output
+    assert len(analyses(app)) == 3
+
+
+def test_an_interrupted_import_goes_on_where_it_stopped(importer, library):
+    app, run = importer
+    run(library / "a.png")
+    result = run(library)
+    assert "Imported 2 photos" in result.output and "2 already there" in result.output
+    assert len(analyses(app)) == 3
+
+
+def test_import_without_waiting_queues_and_returns(importer, library):
+    _, run = importer
+    result = run("--no-wait", library / "a.png")
+    assert result.exit_code == 0, result.output
+    assert "Queued 1 photos for ada@example.com" in result.output
+
+
+def test_import_for_an_unknown_account_says_so(importer, library):
+    app, run = importer
+    result = app.test_cli_runner().invoke(args=["import-photos", "--user", "nobody@example.com", str(library)])
+    assert result.exit_code == 1
+    assert "No account with the email nobody@example.com" in result.output
+    assert analyses(app) == [] and stored_files(app) == []
+
+
+@pytest.mark.real_model
+def test_importing_coco128_twice_imports_every_photo_once(make_app, coco_model, tmp_path):
+    folder = COCO128 / "images" / "train2017"
+    if not folder.is_dir():
+        pytest.skip(f"COCO128 not found at {COCO128}")
+    app = make_app(ANALYSIS_EXECUTOR="thread", YOLO_MODEL=coco_model)
+    with app.app_context():
+        factories.user("ada@example.com")
+    runner = app.test_cli_runner()
+    first = runner.invoke(args=["import-photos", "--user", "ada@example.com", str(folder)])
+    assert first.exit_code == 0, first.output
+    assert "Imported 128 photos" in first.output and "128 done, 0 failed" in first.output
+    second = runner.invoke(args=["import-photos", "--user", "ada@example.com", str(folder)])
+    assert "Nothing to import: 128 of 128 photos are already in ada@example.com's library." in second.output
+    rows = analyses(app)
+    assert len(rows) == 128 and sum(len(a.detections) for a in rows) > 500
+    shutil.rmtree(app.config["UPLOAD_DIR"], ignore_errors=True)
