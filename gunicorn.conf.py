@@ -13,7 +13,8 @@ def post_worker_init(worker):
     """Each worker, once started, marks as failed the analyses left behind by dead processes
     (a worker killed mid-analysis is replaced by one that cleans up after it); where it detects
     itself (the thread executor) it loads and warms a model already on disk, so the first photo
-    does not wait for it (a model still to be downloaded is left to the first photo)."""
+    does not wait for it (a model still to be downloaded is fetched by the detection thread when
+    the first photo comes)."""
     from pathlib import Path
 
     from webapp import detection
@@ -28,6 +29,16 @@ def post_worker_init(worker):
             if Path(detector.settings.model).exists():
                 try:
                     detector.load()
-                    detector.warm_up(batch_size(worker.wsgi))
+                    detector.warm_up(batch_size(worker.wsgi, load=True))
                 except ModelUnavailable as exc:
                     worker.log.error("Detection is unavailable: %s", exc)
+
+
+def worker_exit(server, worker):
+    """A worker that stops finishes the analyses it is detecting and leaves the queued ones
+    pending (the next worker's start-up marks them interrupted, retryable), rather than being
+    torn down mid-prediction."""
+    from webapp.jobs import get_runner
+
+    if getattr(worker, "wsgi", None) is not None:
+        get_runner(worker.wsgi).close(finish=False, timeout=20)

@@ -102,13 +102,20 @@ def token_for(base: str, email: str) -> dict:
 # ---- memory ----
 
 class RssSampler(threading.Thread):
-    """Peak RSS of each process of the given trees, sampled every 50 ms."""
+    """Peak RSS of each process of the given trees, sampled every 50 ms. Processes seen fewer
+    than 5 times are left out: a fork about to exec something else (Ultralytics and torch run a
+    few commands at start-up) briefly shows its parent's shared pages as its own."""
 
     def __init__(self):
         super().__init__(daemon=True)
         self.roots: dict[str, psutil.Process] = {}
-        self.peaks: dict[str, float] = {}
+        self._peaks: dict[str, float] = {}
+        self._seen: dict[str, int] = {}
         self.stopped = threading.Event()
+
+    @property
+    def peaks(self) -> dict[str, float]:
+        return {name: mb for name, mb in self._peaks.items() if self._seen[name] >= 5}
 
     def watch(self, role: str, pid: int) -> None:
         self.roots[role] = psutil.Process(pid)
@@ -123,10 +130,12 @@ class RssSampler(threading.Thread):
                 for i, proc in enumerate(procs):
                     try:
                         rss = proc.memory_info().rss / 2**20
+                        what = " ".join(Path(part).name for part in proc.cmdline()[1:3])
                     except psutil.Error:
                         continue
-                    name = role if i == 0 else f"{role} child {i}"
-                    self.peaks[name] = max(self.peaks.get(name, 0), rss)
+                    name = role if i == 0 else f"{role}'s child {proc.pid} ({what})"
+                    self._peaks[name] = max(self._peaks.get(name, 0), rss)
+                    self._seen[name] = self._seen.get(name, 0) + 1
 
 
 # ---- (b)-(d) the app ----

@@ -4,6 +4,7 @@ import io
 import re
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from webapp.config import TestConfig
@@ -143,3 +144,15 @@ def break_function(monkeypatch, target: str) -> None:
         raise RuntimeError("boom")
 
     monkeypatch.setattr(target, explode)
+
+
+def fresh_redis(url: str):
+    """A client of the Redis database at `url`, emptied; the test is skipped without Redis."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        client.flushdb()
+    except redis.exceptions.ConnectionError:
+        pytest.skip("Redis is not running on 127.0.0.1:6379 (CI starts it)")
+    return client

@@ -7,7 +7,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.factories import add_analysis
-from tests.helpers import PASSWORD, ApiActions
+from tests.helpers import PASSWORD, ApiActions, fresh_redis
 from webapp.extensions import db
 from webapp.models import RefreshToken, User
 from webapp.auth.services import PASSWORD_MIN_LENGTH
@@ -240,18 +240,14 @@ def test_auth_endpoints_are_rate_limited(make_app, url, body):
 
 
 def test_rate_limits_can_live_in_redis(make_app):
-    redis = pytest.importorskip("redis")
     url = "redis://127.0.0.1:6379/15"
-    try:
-        redis.Redis.from_url(url).flushdb()
-    except redis.exceptions.ConnectionError:
-        pytest.skip("Redis is not running on 127.0.0.1:6379")
+    limits = fresh_redis(url)
     app = make_app(RATELIMIT_AUTH="2 per minute", RATELIMIT_STORAGE_URI=url)
     client = app.test_client()
     body = {"email": "ada@example.com", "password": "wrong password"}
     statuses = [client.post("/api/v1/auth/login", json=body).status_code for _ in range(3)]
     assert statuses == [401, 401, 429]
-    assert redis.Redis.from_url(url).keys("LIMITS*")
+    assert limits.keys("LIMITS*")
 
 
 def test_api_login_normalises_the_email_as_the_form_does(api):

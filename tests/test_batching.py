@@ -182,3 +182,46 @@ def test_a_photo_read_again_from_storage_has_the_pixels_the_upload_decoded(make_
             analysis, loaded = accept_upload(owner, name, data)
             again = _read_original(analysis.original_path)
             assert again.shape == loaded.bgr_array().shape and (again == loaded.bgr_array()).all(), name
+
+
+def test_the_first_upload_does_not_wait_for_the_model_to_load(make_app, monkeypatch):
+    app = make_app(ANALYSIS_EXECUTOR="thread")
+    detector = get_detector(app)
+    loading, release = threading.Event(), threading.Event()
+    real_load = detector.load
+
+    def slow_load():
+        loading.set()
+        assert release.wait(60)
+        return real_load()
+
+    monkeypatch.setattr(detector, "load", slow_load)
+    api = ApiActions(app.test_client()).user()
+    answered = []
+    request = threading.Thread(target=lambda: answered.append(api.upload(*photos_png(1)).status_code))
+    request.start()
+    request.join(30)
+    assert answered == [202]  # queued while the detection thread is still loading the model
+    assert loading.wait(30)
+    release.set()
+    assert get_runner(app).wait(timeout=120)
+    assert [a.status for a in analyses(app)] == [AnalysisStatus.DONE]
+
+
+def test_closing_without_finishing_leaves_the_queued_analyses_pending(make_app, monkeypatch):
+    app = make_app(ANALYSIS_EXECUTOR="thread", DETECT_BATCH=1, DETECT_WINDOW=2)
+    gate = Gate(monkeypatch, app)
+    api = ApiActions(app.test_client()).user()
+    api.upload(*photos_png(6))
+    assert gate.entered.wait(60)
+    closing = threading.Thread(target=lambda: get_runner(app).close(finish=False))
+    closing.start()
+    gate.open()
+    closing.join(60)
+    assert not closing.is_alive()
+    statuses = [a.status for a in analyses(app)]
+    assert AnalysisStatus.DONE in statuses and AnalysisStatus.PENDING in statuses
+    assert set(statuses) <= {AnalysisStatus.DONE, AnalysisStatus.PENDING}
+    assert not [p for p in stored_files(app) if p.name.startswith(".tmp")]
+    with app.app_context():
+        assert history.check_counts() == []

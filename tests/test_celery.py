@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from tests.factories import add_analysis
-from tests.helpers import ApiActions, analyses, stored_files, upload
+from tests.helpers import ApiActions, analyses, fresh_redis, stored_files, upload
 from tests.images import encode, sample
 from webapp.analyses.pipeline import GAVE_UP, recover_interrupted, run_analysis
 from webapp.config import BASE_DIR
@@ -26,11 +26,7 @@ CELERY = Path(sys.executable).parent / "celery"
 
 @pytest.fixture
 def broker():
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.flushdb()
-    except redis.exceptions.ConnectionError:
-        pytest.skip("Redis is not running on 127.0.0.1:6379 (CI starts it)")
+    client = fresh_redis(REDIS_URL)
     yield REDIS_URL
     client.flushdb()
 

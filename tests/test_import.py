@@ -1,14 +1,19 @@
 """`flask import-photos`: a library folder added for one user through the upload path, skipping
 what is already there, listing what was refused and why."""
+import os
 import shutil
+import socket
 
 import pytest
+import sqlalchemy as sa
 
 from tests import factories
 from tests.conftest import COCO128
-from tests.helpers import analyses, stored_files
+from tests.helpers import analyses, fresh_redis, stored_files
 from tests.images import encode, sample
-from webapp.models import AnalysisStatus
+from webapp.analyses import history
+from webapp.extensions import db
+from webapp.models import Analysis, AnalysisStatus
 
 
 @pytest.fixture
@@ -74,11 +79,72 @@ def test_an_interrupted_import_goes_on_where_it_stopped(importer, library):
     assert len(analyses(app)) == 3
 
 
-def test_import_without_waiting_queues_and_returns(importer, library):
-    _, run = importer
+def test_import_without_waiting_needs_the_celery_workers(importer, library):
+    app, run = importer
     result = run("--no-wait", library / "a.png")
+    assert result.exit_code == 1
+    assert "--no-wait needs ANALYSIS_EXECUTOR=celery" in result.output
+    assert analyses(app) == []
+
+
+def test_an_interrupted_import_run_again_finishes_what_it_left_running(importer, library):
+    app, run = importer
+    run(library)
+    with app.app_context():  # as a killed import leaves it: running, its process gone
+        row = db.session.scalar(sa.select(Analysis).where(Analysis.original_filename == "b.JPG"))
+        row.status, row.worker = AnalysisStatus.RUNNING, f"{socket.gethostname()}:999999999:1"
+        db.session.commit()
+    again = run(library)
+    assert "1 that had failed or were interrupted run again" in again.output, again.output
+    rows = analyses(app)
+    assert len(rows) == 3 and {a.status for a in rows} == {AnalysisStatus.DONE}
+    with app.app_context():
+        assert history.check_counts() == []
+
+
+def test_a_file_over_the_upload_limit_is_refused_without_being_read(make_app, tmp_path):
+    app = make_app(ANALYSIS_EXECUTOR="thread", MAX_CONTENT_LENGTH=1000)
+    with app.app_context():
+        factories.user("ada@example.com")
+    big = tmp_path / "big.png"
+    big.write_bytes(encode(sample(400, 300), "PNG"))
+    result = app.test_cli_runner().invoke(args=["import-photos", "--user", "ada@example.com", str(big)])
+    assert f"{big}: larger than the upload limit" in result.output
+    assert analyses(app) == []
+
+
+def test_a_file_named_on_the_command_line_is_taken_whatever_its_extension(importer, tmp_path):
+    app, run = importer
+    photo = tmp_path / "IMG_0001"
+    photo.write_bytes(encode(sample(), "JPEG"))
+    assert "Imported 1 photos" in run(photo).output
+    assert [a.original_filename for a in analyses(app)] == ["IMG_0001"]
+
+
+def test_broken_links_and_pipes_in_a_folder_are_counted_as_ignored(importer, tmp_path):
+    _, run = importer
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    (folder / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    os.mkfifo(folder / "pipe.jpg")
+    result = run(folder)
+    assert "No photos found under" in result.output and "2 files that are not images were ignored." in result.output
+
+
+def test_import_with_celery_and_no_worker_says_so_and_leaves_the_photos_queued(make_app, tmp_path):
+    url = "redis://127.0.0.1:6379/12"
+    broker = fresh_redis(url)
+    app = make_app(ANALYSIS_EXECUTOR="celery", CELERY_BROKER_URL=url)
+    with app.app_context():
+        factories.user("ada@example.com")
+    photo = tmp_path / "a.png"
+    photo.write_bytes(encode(sample(), "PNG"))
+    result = app.test_cli_runner().invoke(args=["import-photos", "--user", "ada@example.com", str(photo)])
     assert result.exit_code == 0, result.output
-    assert "Queued 1 photos for ada@example.com" in result.output
+    assert "no detection worker is running" in result.output and "Queued 1 photos" in result.output
+    assert [a.status for a in analyses(app)] == [AnalysisStatus.PENDING]
+    assert broker.llen("detect") == 1
+    broker.flushdb()
 
 
 def test_import_for_an_unknown_account_says_so(importer, library):

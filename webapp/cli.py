@@ -71,27 +71,49 @@ def check_counts(fix: bool):
 
 @click.command("import-photos")
 @click.option("--user", "email", required=True, help="The account the photos are added to (its email).")
-@click.option("--no-wait", is_flag=True, help="Return once every photo is queued, without waiting for detection.")
+@click.option("--no-wait", is_flag=True,
+              help="Return once every photo is queued on the Celery workers, without waiting for detection.")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @with_appcontext
 def import_photos(email: str, no_wait: bool, paths: tuple[Path, ...]):
     """Add every supported image under PATHS (files, and folders recursively) to a user's
     library, analysed like uploads. Photos already in that library (same content) are skipped,
-    so an interrupted import can be run again. Refused files are listed with the reason."""
-    from tqdm import tqdm
-
+    and those whose analysis failed or was interrupted are run again, so an interrupted import
+    is simply run again. Refused files are listed with the reason."""
     user = db.session.scalar(sa.select(User).where(User.email == email.strip().lower()))
     if user is None:
         raise click.ClickException(f"No account with the email {email}: sign up first.")
+    runner = jobs.get_runner()
+    if no_wait and runner.in_process:
+        raise click.ClickException("--no-wait needs ANALYSIS_EXECUTOR=celery: detection in this process would "
+                                   "stop when the command returns.")
     try:
-        jobs.get_runner().check_broker()
+        runner.check_broker()
     except jobs.QueueUnavailable as exc:
         raise click.ClickException(f"The detection queue cannot be reached: {exc}") from exc
     if detection.runs_here():  # load the model now: its start-up is not the photos' time
+        pipeline.recover_interrupted()  # what an interrupted import left behind is retried below
         try:
             detection.get_detector().load()
         except ModelUnavailable as exc:
             click.echo(f"Warning: {exc} The photos are kept, marked failed, and can be retried.", err=True)
+    elif not no_wait and not runner.workers_answering():
+        click.echo(f"Warning: {detection.NO_WORKER}, so the photos wait on the queue. {detection.START_WORKER}",
+                   err=True)
+        no_wait = True
+    try:
+        _import(user, paths, no_wait)
+    except KeyboardInterrupt:
+        runner.close(finish=False)  # what is being detected finishes; the rest is retried next time
+        click.echo("\nInterrupted. Run the same command again: it skips what is done and runs the rest.", err=True)
+        raise SystemExit(130) from None
+    finally:
+        runner.close(finish=False)
+
+
+def _import(user: User, paths: tuple[Path, ...], no_wait: bool) -> None:
+    from tqdm import tqdm
+
     files, ignored = importing.library_files(paths)
     started = time.perf_counter()
     with tqdm(total=len(files), unit="photo", desc="Importing", disable=None) as bar:
@@ -100,22 +122,26 @@ def import_photos(email: str, no_wait: bool, paths: tuple[Path, ...]):
         except jobs.QueueUnavailable as exc:
             raise click.ClickException(f"The detection queue went down: {exc}. Run the same command "
                                        "again to import the rest.") from exc
-    queued = len(report.imported)
+    queued, retried = len(report.imported), len(report.retried)
     counts = {}
-    if queued and not no_wait:
-        with tqdm(total=queued, unit="photo", desc="Detecting", disable=None) as bar:
-            counts = importing.wait_for(report.imported, bar.update)
+    if queued + retried and not no_wait:
+        with tqdm(total=queued + retried, unit="photo", desc="Detecting", disable=None) as bar:
+            counts = importing.wait_for(report.imported + report.retried, bar.update)
     seconds = time.perf_counter() - started
-    if not queued:
+    again = f"; {retried} that had failed or were interrupted run again" if retried else ""
+    if not files:
+        click.echo(f"No photos found under {', '.join(map(str, paths))}.")
+    elif not queued:
         click.echo(f"Nothing to import: {report.already} of {report.found} photos are already in "
-                   f"{user.email}'s library" + (f", {len(report.refused)} refused" if report.refused else "") + ".")
+                   f"{user.email}'s library" + (f", {len(report.refused)} refused" if report.refused else "")
+                   + again + ".")
     elif no_wait:
-        click.echo(f"Queued {queued} photos for {user.email} ({report.already} already there); "
+        click.echo(f"Queued {queued} photos for {user.email} ({report.already} already there{again}); "
                    "they are analysed in the background.")
     else:
         done, failed = counts.get(AnalysisStatus.DONE, 0), counts.get(AnalysisStatus.FAILED, 0)
         click.echo(f"Imported {queued} photos for {user.email} in {seconds:.1f} s ({queued / seconds:.1f} photos/s): "
-                   f"{done} done, {failed} failed; {report.already} already there.")
+                   f"{done} done, {failed} failed; {report.already} already there{again}.")
     if ignored:
         click.echo(f"{ignored} files that are not images were ignored.")
     if report.refused:

@@ -28,7 +28,8 @@ class WorkerConfig(Config):
 
 flask_app = create_app(WorkerConfig)
 celery = flask_app.extensions["celery"]
-# DETECT_BATCH=0 means "by device": 32 tasks to a batch on CUDA, 1 on the CPU.
+# DETECT_BATCH=0 means "by device": 32 photos to a batch on CUDA; on the CPU what the model runs
+# at once, known once loaded, so the most it can be (without loading the model on import).
 celery.conf.worker_concurrency = concurrency(batch_size(flask_app), flask_app.config["DETECT_THREADS"])
 
 
@@ -39,7 +40,7 @@ def load_model(**_) -> None:
         try:
             detector = detection.get_detector()
             detector.load()
-            detector.warm_up(batch_size(flask_app))
+            detector.warm_up(batch_size(flask_app, load=True))
         except ModelUnavailable as exc:
             logger.error("Detection is unavailable: %s", exc)  # tasks fail with it, and retry later
         detection.report()
@@ -47,7 +48,7 @@ def load_model(**_) -> None:
 
 @worker_shutdown.connect
 def withdraw(**_) -> None:
-    get_runner(flask_app).close()
+    get_runner(flask_app).close()  # the tasks it holds finish first (a warm shutdown)
     detection.withdraw_report(flask_app)
 
 

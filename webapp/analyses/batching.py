@@ -14,6 +14,7 @@ so a single photo on an idle system starts at once. The store stage writes each 
 batch in one transaction (one INSERT of detections, one commit) once all of it is drawn.
 """
 import logging
+import os
 import queue
 import threading
 import time
@@ -31,10 +32,11 @@ logger = logging.getLogger(__name__)
 _STOP = object()
 
 
-def batch_size(app: Flask) -> int:
+def batch_size(app: Flask, load: bool = False) -> int:
     """DETECT_BATCH, or when it is 0: 32 on a CUDA device; on the CPU, as many photos as the
     model predicts at once (its OpenVINO streams; else 1: a larger batch is no faster there, see
-    bench/RESULTS.md). Loads the model to know."""
+    bench/RESULTS.md). That is known once the model is loaded (`load` loads it; 1 when it cannot
+    be); before, the most it can be: min(4, CPUs)."""
     if app.config["DETECT_BATCH"] > 0:
         return app.config["DETECT_BATCH"]
     from webapp.detection import get_detector
@@ -43,18 +45,20 @@ def batch_size(app: Flask) -> int:
     detector = get_detector(app)
     if resolve_device(detector.settings.device).startswith("cuda"):
         return 32
-    try:
-        detector.load()
-    except ModelUnavailable:
-        return 1
-    return detector.lanes
+    if load and not detector.loaded:
+        try:
+            detector.load()
+        except ModelUnavailable:
+            return 1
+    return detector.lanes if detector.loaded else max(1, min(4, os.cpu_count() or 1))
 
 
 class Stream:
     def __init__(self, app: Flask):
         config = app.config
         self.app = app
-        self.batch = batch_size(app)
+        self.batch = max(1, config["DETECT_BATCH"])  # until the detect thread knows (see _resolve_batch)
+        self._batch_known = config["DETECT_BATCH"] > 0
         self.wait = max(0.0, config["DETECT_BATCH_WAIT_MS"] / 1000)
         self.threads = max(1, config["DETECT_THREADS"])
         self._window = threading.BoundedSemaphore(max(0, config["DETECT_WINDOW"]) or 1)
@@ -68,6 +72,7 @@ class Stream:
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._started = False
+        self._closed = False
         self.batches: list[int] = []  # sizes of the last predictions (for tests and benchmarks)
 
     # ---- what callers see ----
@@ -75,6 +80,8 @@ class Stream:
     def submit(self, analysis_id: int, image_bgr: Optional[np.ndarray] = None, redelivered: bool = False) -> Future:
         """Queue the analysis; the Future is resolved once it is stored (done or failed). A decoded
         photo is kept only while the window has room; otherwise it is read again later."""
+        if self._closed:
+            raise RuntimeError("this stream is closed")
         self._start()
         future: Future = Future()
         windowed = image_bgr is not None and self._window_size > 0 and self._window.acquire(blocking=False)
@@ -92,10 +99,23 @@ class Stream:
         queues = self._ready.maxsize + self._drawn.maxsize
         return self._window_size + queues + 2 * self.threads + self.batch
 
-    def close(self, timeout: float = 10) -> None:
-        """Stop the threads once what was submitted is finished."""
+    def close(self, timeout: Optional[float] = None, finish: bool = True) -> None:
+        """Stop the threads once what was submitted is finished (`finish`), or once what they
+        hold is: analyses still queued then stay `pending` (start-up recovery marks them
+        interrupted, retryable) and their Futures are resolved."""
+        self._closed = True
         if not self._started:
             return
+        if not finish:
+            while True:
+                try:
+                    item = self._ids.get_nowait()
+                except queue.Empty:
+                    break
+                if item[2]:  # its photo had a place in the window
+                    self._window.release()
+                    self._hold(-1)
+                item[-1].set_result(None)
         for _ in range(self.threads):
             self._ids.put(_STOP)
         for thread in self._threads:
@@ -172,12 +192,25 @@ class Stream:
     def _upstream_busy(self) -> bool:
         return self._preparing > 0 or not self._ids.empty()
 
+    def _resolve_batch(self) -> None:
+        """DETECT_BATCH=0 depends on the loaded model: load it here, in this stage's thread, not
+        in the request that submitted the first photo; again later while it cannot be loaded."""
+        if self._batch_known:
+            return
+        self.batch = batch_size(self.app, load=True)
+        for stage_queue in (self._ready, self._drawn, self._done):
+            stage_queue.maxsize = 2 * self.batch
+        from webapp.detection import get_detector
+
+        self._batch_known = get_detector(self.app).loaded
+
     def _detect(self) -> None:
         number = 0
         while True:
             first = self._ready.get()
             if first is _STOP:
                 break
+            self._resolve_batch()
             batch, stop = [first], False
             deadline = time.monotonic() + self.wait
             while len(batch) < self.batch:

@@ -28,43 +28,55 @@ class ImportReport:
     already: int = 0  # same content already in the user's library (or twice in this import)
     refused: list[tuple[Path, str]] = field(default_factory=list)
     ignored: int = 0  # files of other kinds
+    retried: list[int] = field(default_factory=list)  # already there, failed or interrupted: run again
 
 
 def library_files(paths: Iterable[Path]) -> tuple[list[Path], int]:
-    """Supported image files under `paths` (files, and folders recursively; hidden ones skipped),
-    in a stable order, and how many other files were ignored."""
+    """The image files under `paths`, in a stable order, and how many other entries were
+    ignored. A folder is searched recursively for supported extensions (hidden files and folders
+    skipped; links to folders not followed, so a link loop is harmless); a file named itself is
+    taken whatever its extension (its content decides)."""
     found, ignored = [], 0
     for path in paths:
-        candidates = [path] if path.is_file() else sorted(
-            p for p in path.rglob("*")
-            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts))
-        for candidate in candidates:
-            if candidate.suffix.lower() in SUFFIXES:
+        if not path.is_dir():
+            found.append(path)
+            continue
+        for candidate in sorted(path.rglob("*")):
+            if any(part.startswith(".") for part in candidate.relative_to(path).parts) or candidate.is_dir():
+                continue
+            if candidate.suffix.lower() in SUFFIXES and candidate.is_file():
                 found.append(candidate)
             else:
-                ignored += 1
+                ignored += 1  # other kinds of files, broken links, pipes, sockets
     return list(dict.fromkeys(found)), ignored
 
 
 def import_photos(user: User, files: list[Path], progress: Callable[[int], None] = lambda n: None) -> ImportReport:
-    """Queue every file not already in the user's library (same sha256). In-process detection
-    is fed no faster than it runs (a few photos ahead), so decoded photos are handed to it
-    rather than read twice, and memory stays flat however large the library."""
+    """Queue every file not already in the user's library (same sha256); a photo already there
+    whose analysis failed (or was interrupted) is run again. In-process detection is fed no
+    faster than it runs (a few photos ahead), so decoded photos are handed to it rather than
+    read twice, and memory stays flat however large the library. Raises jobs.QueueUnavailable
+    (nothing half-imported) when the broker goes down, KeyboardInterrupt as it comes."""
     report = ImportReport(found=len(files))
-    known = set(db.session.scalars(sa.select(Analysis.sha256).where(Analysis.user_id == user.id)))
+    config = current_app.config
+    existing = dict(db.session.execute(
+        sa.select(Analysis.sha256, Analysis.status).where(Analysis.user_id == user.id)).tuples().all())
+    known = set(existing)
     runner = jobs.get_runner()
-    ahead = current_app.config["DETECT_WINDOW"] + 2
+    ahead = config["DETECT_WINDOW"] + 2
     outstanding: set[Future] = set()
+    to_retry: set[str] = set()
     for path in files:
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            report.refused.append((path, f"cannot be read: {exc.strerror or exc}"))
+        problem, data = _read(path, config["MAX_CONTENT_LENGTH"])
+        if problem:
+            report.refused.append((path, problem))
             progress(1)
             continue
         digest = hashlib.sha256(data).hexdigest()
         if digest in known:
             report.already += 1
+            if existing.get(digest) == AnalysisStatus.FAILED:
+                to_retry.add(digest)
             progress(1)
             continue
         try:
@@ -87,7 +99,29 @@ def import_photos(user: User, files: list[Path], progress: Callable[[int], None]
             if len(outstanding) > ahead:
                 _, outstanding = wait(outstanding, return_when=FIRST_COMPLETED)
         progress(1)
+    if to_retry:
+        failed = list(db.session.scalars(sa.select(Analysis).where(
+            Analysis.user_id == user.id, Analysis.sha256.in_(to_retry), Analysis.status == AnalysisStatus.FAILED)))
+        retried = services.retry(failed)
+        report.retried = [a.id for a in retried.accepted]
     return report
+
+
+def _read(path: Path, limit: int) -> tuple[Optional[str], bytes]:
+    """(why the file is refused, or None; its bytes). Never reads more than `limit` bytes."""
+    try:
+        if not path.is_file():
+            return "not a regular file (a folder link, a pipe, a device or a broken link)", b""
+        size = path.stat().st_size
+        if size > limit:
+            return f"larger than the upload limit ({size / 2**20:.1f} MB, the limit is {limit / 2**20:g} MB)", b""
+        with path.open("rb") as f:
+            data = f.read(limit + 1)
+    except OSError as exc:
+        return f"cannot be read: {exc.strerror or exc}", b""
+    if len(data) > limit:
+        return f"larger than the upload limit ({limit / 2**20:g} MB)", b""
+    return None, data
 
 
 def wait_for(ids: list[int], progress: Callable[[int], None] = lambda n: None,

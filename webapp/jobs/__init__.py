@@ -155,13 +155,14 @@ class JobRunner:
                 self._streams[fn] = fn.stream_factory(self.app)
             return self._streams[fn]
 
-    def close(self) -> None:
-        """Stop this process's streams and threads once their work is finished."""
+    def close(self, finish: bool = True, timeout: Optional[float] = None) -> None:
+        """Stop this process's streams and threads once their work is finished (`finish`), or
+        once what they are doing now is (queued work then stays pending: see Stream.close)."""
         with self._lock:
             streams, self._streams = list(self._streams.values()), {}
             executor, self._executor = self._executor, None
         for stream in streams:
-            stream.close()
+            stream.close(timeout=timeout, finish=finish)
         if executor is not None:
             executor.shutdown(wait=True)
 
