@@ -103,6 +103,8 @@ class Stream:
         """Stop the threads once what was submitted is finished (`finish`), or once what they
         hold is: analyses still queued then stay `pending` (start-up recovery marks them
         interrupted, retryable) and their Futures are resolved."""
+        if self._closed:
+            return
         self._closed = True
         if not self._started:
             return
