@@ -262,3 +262,26 @@ def test_one_password_policy_for_the_form_and_the_api(make_app, auth_factory, le
     by_form = auth.signup(email="form@example.com", password="p" * length)
     by_api = ApiActions(app.test_client()).signup(email="api@example.com", password="p" * length)
     assert (by_form.status_code == 302, by_api.status_code == 201) == (accepted, accepted)
+
+
+@pytest.mark.parametrize("scheme", ["bearer", "BEARER", "Bearer"])
+def test_the_bearer_scheme_is_case_insensitive(api, app, scheme):
+    api.user()
+    token = jwt.encode(forged(app), app.config["JWT_SECRET_KEY"], algorithm="HS256")
+    assert api.client.get("/api/v1/me", headers={"Authorization": f"{scheme} {token}"}).status_code == 200
+
+
+def test_an_access_token_without_an_expiry_is_401(api, app):
+    api.user()
+    claims = forged(app)
+    del claims["exp"]
+    token = jwt.encode(claims, app.config["JWT_SECRET_KEY"], algorithm="HS256")
+    response = api.client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401 and "invalid_token" in response.headers["WWW-Authenticate"]
+
+
+@pytest.mark.parametrize("token", ["not.a.jwt", "a" * 40, "eyJhbGciOiJIUzI1NiJ9.e30.x"])
+def test_a_401_does_not_echo_the_decoder_s_exception(api, token):
+    api.user()
+    detail = api.client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).json["detail"]
+    assert detail == "Invalid access token: log in again (POST /api/v1/auth/login)."

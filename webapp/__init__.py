@@ -25,11 +25,13 @@ def create_app(config: object | None = None) -> Flask:
 
 
 def register_extensions(app: Flask) -> None:
+    from webapp import bodies
     from webapp.extensions import csrf, db, jwt, limiter, login_manager, migrate
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"), render_as_batch=True)
     login_manager.init_app(app)
+    bodies.init_app(app)  # before the CSRF check, which parses the form
     csrf.init_app(app)
     jwt.init_app(app)
     limiter.init_app(app)

@@ -46,7 +46,8 @@ class Config:
     INSTANCE_PATH = os.environ.get("INSTANCE_PATH")
     SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL")
     UPLOAD_DIR = os.environ.get("UPLOAD_DIR")
-    MAX_CONTENT_LENGTH = _env_int("MAX_CONTENT_LENGTH", 20 * 1024 * 1024)
+    MAX_CONTENT_LENGTH = _env_int("MAX_CONTENT_LENGTH", 20 * 1024 * 1024)  # an upload request
+    MAX_BODY_SIZE = _env_int("MAX_BODY_SIZE", 64 * 1024)  # any other request (forms, JSON)
     MAX_IMAGE_PIXELS = _env_int("MAX_IMAGE_PIXELS", 40_000_000)
 
     # Detection. YOLO_MODEL empty: the first model in MODELS_DIR, else yolo11n.pt downloaded there.

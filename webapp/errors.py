@@ -3,11 +3,13 @@ for people, an HTML fragment for HTMX requests."""
 import logging
 from typing import Optional
 
-from flask import current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask import current_app, flash, g, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from webapp import bodies
 from webapp.extensions import db, login_manager
 from webapp.htmx import wants_partial
 
@@ -63,6 +65,9 @@ def _too_large():
     """413: too many bytes, or (within the size limit) too many files in one request."""
     config = current_app.config
     length = request.content_length
+    if not bodies.is_upload():
+        return _respond(413, "Request too large", f"This request is too large: the limit is "
+                        f"{human_size(config['MAX_BODY_SIZE'])} for anything but an upload.")
     if length is not None and length <= (config.get("MAX_CONTENT_LENGTH") or length):
         message = f"Too many files in one upload: send at most {config['MAX_FORM_PARTS'] - 2} per request."
     else:
@@ -117,6 +122,21 @@ def handle_csrf(exc: CSRFError):
                     "Reload the page and try again.")
 
 
+DATABASE_DOWN = "The database cannot be reached right now. Please try again in a minute."
+
+
+def handle_database_down(exc: OperationalError):
+    """503 with the app's own page or problem document. The page is rendered as for a visitor:
+    loading the signed-in user would need the database again."""
+    try:
+        db.session.rollback()
+    except SQLAlchemyError:
+        pass
+    logger.error("Database unreachable on %s %s: %s", request.method, request.path, exc.orig or exc)
+    g._login_user = login_manager.anonymous_user()
+    return _respond(503, "Service Unavailable", DATABASE_DOWN, {"Retry-After": "30"})
+
+
 def handle_unexpected(exc: Exception):
     db.session.rollback()
     logger.exception("Unhandled error on %s %s", request.method, request.path)
@@ -128,4 +148,5 @@ def init_app(app) -> None:
     app.register_error_handler(ProblemError, handle_problem)
     app.register_error_handler(CSRFError, handle_csrf)
     app.register_error_handler(HTTPException, handle_http)
+    app.register_error_handler(OperationalError, handle_database_down)
     app.register_error_handler(Exception, handle_unexpected)

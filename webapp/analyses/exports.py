@@ -63,6 +63,15 @@ def yolo_lines(analysis: Analysis, min_conf: Optional[float]) -> str:
     return "\n".join(lines) + ("\n" if lines else "")
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _text_cell(text: str) -> str:
+    """A text cell a spreadsheet shows as text: one that would start a formula (a filename such as
+    `=HYPERLINK(...)`) gets a leading apostrophe (OWASP's advice against CSV injection)."""
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
 def as_csv(analyses: list[Analysis], min_conf: Optional[float]) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
@@ -70,8 +79,9 @@ def as_csv(analyses: list[Analysis], min_conf: Optional[float]) -> str:
                      "confidence", "x1", "y1", "x2", "y2"])
     for a in analyses:
         for d in a.visible_detections(min_conf):
-            writer.writerow([a.public_id, a.original_filename, a.width, a.height, d.label, d.class_id,
-                             f"{d.confidence:.4f}", f"{d.x1:.2f}", f"{d.y1:.2f}", f"{d.x2:.2f}", f"{d.y2:.2f}"])
+            writer.writerow([a.public_id, _text_cell(a.original_filename), a.width, a.height,
+                             _text_cell(d.label), d.class_id, f"{d.confidence:.4f}",
+                             f"{d.x1:.2f}", f"{d.y1:.2f}", f"{d.x2:.2f}", f"{d.y2:.2f}"])
     return out.getvalue()
 
 

@@ -9,6 +9,7 @@ JSON 4xx.
 """
 import hashlib
 import os
+import re
 import time
 import unicodedata
 import uuid
@@ -27,10 +28,11 @@ from webapp.models import Analysis, AnalysisStatus, User
 from webapp.vision.images import ImageRejected, LoadedImage, load_image, stored_original, thumbnail
 
 VARIANTS = ("original", "annotated", "thumbnail")
+PUBLIC_ID = re.compile(r"[0-9a-f]{32}")  # uuid4().hex, as accept_upload makes them
+NOT_FOUND = "This photo does not exist, or it was deleted."
 # How often `?wait=true` looks at rows that Celery workers finish: soon at first (a photo takes
 # tens of milliseconds), then less and less often, up to the longest interval.
 WAIT_POLL_SECONDS = (0.01, 0.25)
-IMAGE_MAX_AGE = 3600  # seconds a browser may reuse an image without asking again
 
 
 @dataclass
@@ -226,12 +228,12 @@ def delete_analysis(analysis: Analysis) -> None:
     db.session.expunge(analysis)
     if db.session.scalar(sa.select(Analysis.id).where(Analysis.id == analysis.id).with_for_update()) is None:
         db.session.rollback()
-        abort(404, description="This photo does not exist, or it was deleted.")
+        abort(404, description=NOT_FOUND)
     history.forget_labels(analysis)
     deleted = db.session.execute(sa.delete(Analysis).where(Analysis.id == analysis.id)).rowcount
     if not deleted:  # SQLite: another delete won between the two statements
         db.session.rollback()
-        abort(404, description="This photo does not exist, or it was deleted.")
+        abort(404, description=NOT_FOUND)
     history.count_created(user_id, -1)
     db.session.commit()
     storage.delete_folder(folder)
@@ -239,23 +241,30 @@ def delete_analysis(analysis: Analysis) -> None:
 
 def get_owned_analysis(user: User, public_id: str, with_detections: bool = False) -> Analysis:
     """The user's analysis with this public id. Anyone else's, or none, answers 404 (a page or a
-    problem document, by who asks), exactly alike."""
+    problem document, by who asks), exactly alike; so does anything not shaped like a public id
+    (32 lower-case hex digits), which never reaches the database (PostgreSQL refuses NUL)."""
+    if not PUBLIC_ID.fullmatch(public_id):
+        abort(404, description=NOT_FOUND)
     stmt = sa.select(Analysis).where(Analysis.public_id == public_id, Analysis.user_id == user.id)
     if with_detections:
         stmt = stmt.options(selectinload(Analysis.detections))
-    return db.first_or_404(stmt, description="This photo does not exist, or it was deleted.")
+    return db.first_or_404(stmt, description=NOT_FOUND)
 
 
 def send_image(analysis: Analysis, variant: str, download: bool = False) -> Response:
-    """One of the analysis's images, privately cacheable (never `public`: it is someone's photo).
-    404 for an unknown variant or one not made (yet)."""
+    """One of the analysis's images: `private, no-cache` with an ETag, so a browser keeps it but
+    asks again each time (a 304 while it is unchanged; a 404 once it is deleted, or a redirect
+    to the login page after logging out), and no shared cache ever keeps it. 404 for an unknown
+    variant or one not made (yet)."""
     relative = getattr(analysis, f"{variant}_path", None) if variant in VARIANTS else None
     path = storage.absolute(relative) if relative else None
     if path is None or not path.is_file():
         abort(404, description=f"This analysis has no {variant} image (yet).")
     name = f"{analysis.original_filename.rsplit('.', 1)[0]}-{variant}{path.suffix}"
     response = send_file(path, as_attachment=download, download_name=name,
-                         conditional=True, etag=True, max_age=IMAGE_MAX_AGE)
+                         conditional=True, etag=True, max_age=None)
     response.cache_control.public = False
+    response.cache_control.max_age = None
     response.cache_control.private = True
+    response.cache_control.no_cache = True
     return response

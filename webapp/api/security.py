@@ -4,7 +4,7 @@ from typing import Optional
 
 import jwt as pyjwt
 from flask import current_app, g, request
-from flask_jwt_extended import get_jwt_identity, verify_jwt_in_request
+from flask_jwt_extended import get_jwt, get_jwt_identity, verify_jwt_in_request
 from flask_jwt_extended.exceptions import JWTExtendedException
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
@@ -22,12 +22,25 @@ def unauthorized(detail: str, invalid_token: bool = False) -> ProblemError:
     return ProblemError(401, detail, headers={"WWW-Authenticate": challenge})
 
 
+INVALID_TOKEN = "Invalid access token: log in again (POST /api/v1/auth/login)."
+EXPIRED_TOKEN = "The access token has expired: get a new one (POST /api/v1/auth/refresh, or log in again)."
+
+
 def _user_from_bearer() -> User:
+    """The user of a valid access token. The scheme is case-insensitive (RFC 6750); the token
+    must carry an expiry; the answer never echoes what the decoder said."""
+    scheme, _, credentials = request.headers.get("Authorization", "").strip().partition(" ")
+    if scheme.lower() == "bearer":
+        request.environ["HTTP_AUTHORIZATION"] = f"Bearer {credentials.strip()}"
     try:
         verify_jwt_in_request(locations=["headers"])
+        if get_jwt().get("exp") is None:
+            raise ValueError("no expiry")
         user_id = int(get_jwt_identity())
-    except (JWTExtendedException, pyjwt.PyJWTError, ValueError, TypeError) as exc:
-        raise unauthorized(f"Invalid access token: {exc}", invalid_token=True) from None
+    except pyjwt.ExpiredSignatureError:
+        raise unauthorized(EXPIRED_TOKEN, invalid_token=True) from None
+    except (JWTExtendedException, pyjwt.PyJWTError, ValueError, TypeError):
+        raise unauthorized(INVALID_TOKEN, invalid_token=True) from None
     user = db.session.get(User, user_id)
     if user is None:
         raise unauthorized("The token's user no longer exists.", invalid_token=True)

@@ -34,7 +34,10 @@ def form(model: type[M]) -> M:
 
 
 def json_body(model: type[M]) -> M:
-    data = request.get_json(silent=True)
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:  # the body is capped (MAX_BODY_SIZE), its nesting is not
+        raise ProblemError(400, "The JSON body is nested too deeply.") from None
     if data is None:
         if request.mimetype != "application/json":
             raise ProblemError(415, "Send a JSON body with Content-Type: application/json.")

@@ -1,5 +1,6 @@
 """Accounts, shared by the pages and the API: the email and password rules, sign-up and
 credential checks. Services commit their own work (see `analyses/services.py`)."""
+import re
 from typing import Optional
 
 import sqlalchemy as sa
@@ -14,6 +15,7 @@ PASSWORD_MIN_LENGTH = 8
 PASSWORD_MAX_LENGTH = 1024
 EMAIL_MAX_LENGTH = 254
 PASSWORD_TOO_SHORT = f"Use at least {PASSWORD_MIN_LENGTH} characters."
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 
 # Checked against when the email is unknown, so both failures take the same time.
 _DUMMY_HASH = generate_password_hash("not-a-real-password", method="scrypt")
@@ -30,6 +32,10 @@ def normalize_email(email):
 
 
 def find_user(email: str) -> Optional[User]:
+    """The user with this email; None for none, and for text no email can hold (control
+    characters such as NUL, which PostgreSQL refuses), without asking the database."""
+    if CONTROL_CHARACTERS.search(email):
+        return None
     return db.session.scalar(sa.select(User).where(User.email == normalize_email(email)))
 
 

@@ -1,0 +1,25 @@
+"""How much a request may send before anything reads it: an upload up to MAX_CONTENT_LENGTH,
+every other request up to MAX_BODY_SIZE (a log-in form, a JSON body: a few hundred bytes).
+Runs before the CSRF check, which would otherwise parse a form of any size first."""
+from flask import Flask, current_app, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+UPLOAD_ENDPOINTS = {"analyses.upload", "api.upload"}
+
+
+def init_app(app: Flask) -> None:
+    """Register before the CSRF protection (before-request functions run in order)."""
+    app.before_request(limit_body)
+
+
+def is_upload() -> bool:
+    return request.endpoint in UPLOAD_ENDPOINTS
+
+
+def limit_body() -> None:
+    """A declared length over the limit is refused at once (413), without reading the body; one
+    sent without a length is cut off at the limit while it is read."""
+    limit = current_app.config["MAX_CONTENT_LENGTH"] if is_upload() else current_app.config["MAX_BODY_SIZE"]
+    request.max_content_length = limit
+    if limit is not None and (request.content_length or 0) > limit:
+        raise RequestEntityTooLarge()
