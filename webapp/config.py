@@ -3,6 +3,7 @@ then fills in what depends on the app (instance-folder defaults, development sec
 cookie security, trusted proxies)."""
 import logging
 import os
+from datetime import timedelta
 import secrets
 import sys
 from pathlib import Path
@@ -105,6 +106,7 @@ class Config:
     SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
+    REMEMBER_COOKIE_DURATION = timedelta(days=30)  # "keep me signed in"; a log-out ends it sooner
     REMEMBER_COOKIE_HTTPONLY = True
     REMEMBER_COOKIE_SAMESITE = "Lax"
     WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session

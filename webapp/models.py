@@ -43,6 +43,9 @@ class User(UserMixin, db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # How many analyses the user has, kept in step by the services (not recounted per page).
     photos: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Part of every login's id (session and remember-me cookies) and of every access token:
+    # raising it (log out, log out everywhere, a new password) ends all of them at once.
+    session_version: Mapped[int] = mapped_column(default=0, server_default="0")
 
     analyses: Mapped[list["Analysis"]] = relationship(
         back_populates="owner", cascade="all, delete-orphan", passive_deletes=True
@@ -53,6 +56,14 @@ class User(UserMixin, db.Model):
 
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password, method="scrypt")
+
+    def get_id(self) -> str:
+        """Flask-Login's alternative id: "<id>:<session version>", so a login ends with its version."""
+        return f"{self.id}:{self.session_version}"
+
+    def end_sessions(self) -> None:
+        """Every login of this user issued so far stops working (the caller commits)."""
+        self.session_version = (self.session_version or 0) + 1
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)

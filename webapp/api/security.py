@@ -34,9 +34,10 @@ def _user_from_bearer() -> User:
         request.environ["HTTP_AUTHORIZATION"] = f"Bearer {credentials.strip()}"
     try:
         verify_jwt_in_request(locations=["headers"])
-        if get_jwt().get("exp") is None:
+        claims = get_jwt()
+        if claims.get("exp") is None:
             raise ValueError("no expiry")
-        user_id = int(get_jwt_identity())
+        user_id, version = int(get_jwt_identity()), claims.get("sv", 0)
     except pyjwt.ExpiredSignatureError:
         raise unauthorized(EXPIRED_TOKEN, invalid_token=True) from None
     except (JWTExtendedException, pyjwt.PyJWTError, ValueError, TypeError):
@@ -44,6 +45,9 @@ def _user_from_bearer() -> User:
     user = db.session.get(User, user_id)
     if user is None:
         raise unauthorized("The token's user no longer exists.", invalid_token=True)
+    if version != user.session_version:
+        raise unauthorized("This access token was ended by a log-out everywhere or a new password: "
+                           "log in again (POST /api/v1/auth/login).", invalid_token=True)
     return user
 
 

@@ -7,20 +7,23 @@ from webapp.auth.services import (
 )
 
 
+def new_password_field(label: str) -> PasswordField:
+    """A password being chosen: the one policy (auth/services.py), for sign-up and a change."""
+    return PasswordField(label, validators=[
+        DataRequired(), Length(min=PASSWORD_MIN_LENGTH, max=PASSWORD_MAX_LENGTH, message=PASSWORD_TOO_SHORT)])
+
+
+def confirm_field(label: str) -> PasswordField:
+    return PasswordField(label, validators=[DataRequired(), EqualTo("password", message="The passwords do not match.")])
+
+
 class SignupForm(FlaskForm):
     email = EmailField(
         "Email", filters=[normalize_email],
         validators=[DataRequired(), Email(check_deliverability=False), Length(max=EMAIL_MAX_LENGTH)],
     )
-    password = PasswordField(
-        "Password",
-        validators=[DataRequired(), Length(min=PASSWORD_MIN_LENGTH, max=PASSWORD_MAX_LENGTH,
-                                           message=PASSWORD_TOO_SHORT)],
-    )
-    confirm = PasswordField(
-        "Confirm password",
-        validators=[DataRequired(), EqualTo("password", message="The passwords do not match.")],
-    )
+    password = new_password_field("Password")
+    confirm = confirm_field("Confirm password")
     submit = SubmitField("Create account")
 
 
@@ -30,3 +33,14 @@ class LoginForm(FlaskForm):
     password = PasswordField("Password", validators=[DataRequired(), Length(max=PASSWORD_MAX_LENGTH)])
     remember = BooleanField("Keep me signed in")
     submit = SubmitField("Log in")
+
+
+class PasswordChangeForm(FlaskForm):
+    current = PasswordField("Current password", validators=[DataRequired(), Length(max=PASSWORD_MAX_LENGTH)])
+    password = new_password_field("New password")
+    confirm = confirm_field("Confirm the new password")
+    submit = SubmitField("Change password")
+
+
+class LogoutEverywhereForm(FlaskForm):
+    submit = SubmitField("Log out of all devices")

@@ -4,7 +4,7 @@ from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
 from webapp.auth import auth_rate_limit, bp, services
-from webapp.auth.forms import LoginForm, SignupForm
+from webapp.auth.forms import LoginForm, LogoutEverywhereForm, PasswordChangeForm, SignupForm
 from webapp.extensions import db, login_manager
 from webapp.htmx import wants_partial
 from webapp.models import User
@@ -13,8 +13,13 @@ BAD_CREDENTIALS = "Invalid email or password."
 
 
 @login_manager.user_loader
-def load_user(user_id: str):
-    return db.session.get(User, int(user_id)) if user_id.isdigit() else None
+def load_user(login_id: str):
+    """The user of a session or remember-me cookie, while its session version is current."""
+    user_id, _, version = login_id.partition(":")
+    if not (user_id.isdigit() and version.isdigit()):
+        return None  # a cookie from before session versions, or forged
+    user = db.session.get(User, int(user_id))
+    return user if user is not None and user.session_version == int(version) else None
 
 
 @login_manager.unauthorized_handler
@@ -82,6 +87,53 @@ def login():
 @bp.route("/logout", methods=["POST"])
 @login_required
 def logout():
+    services.end_sessions(current_user._get_current_object())
     logout_user()
     flash("You are logged out.", "info")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/account", methods=["GET"])
+@login_required
+def account():
+    return _account_page(PasswordChangeForm(formdata=None))
+
+
+def _account_page(password_form: PasswordChangeForm, status: int = 200):
+    return render_template("auth/account.html", password_form=password_form,
+                           everywhere_form=LogoutEverywhereForm(formdata=None)), status
+
+
+@bp.route("/account/password", methods=["POST"])
+@login_required
+@auth_rate_limit
+def change_password():
+    """A new password (the current one required): every other browser session and API token
+    ends; this browser stays signed in."""
+    form = PasswordChangeForm()
+    user = current_user._get_current_object()
+    if form.validate_on_submit():
+        if not user.check_password(form.current.data):
+            form.current.errors.append("Your current password is not right.")
+        else:
+            services.change_password(user, form.password.data)
+            login_user(user)  # this browser, with the new session version
+            flash("Your password is changed. Your other devices and API tokens are logged out.", "success")
+            return redirect(url_for("auth.account"))
+    return _account_page(form, 422)
+
+
+@bp.route("/account/logout-everywhere", methods=["POST"])
+@login_required
+def logout_everywhere():
+    form = LogoutEverywhereForm()
+    if not form.validate_on_submit():
+        return _account_page(PasswordChangeForm(formdata=None), 400)
+    user = current_user._get_current_object()
+    services.end_sessions(user)
+    from webapp.auth import tokens
+
+    tokens.revoke_all(user)
+    logout_user()
+    flash("You are logged out on every device, and every API token is revoked.", "info")
     return redirect(url_for("auth.login"))

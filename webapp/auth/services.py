@@ -62,3 +62,20 @@ def authenticate(email: str, password: str) -> Optional[User]:
         check_password_hash(_DUMMY_HASH, password)
         return None
     return user if user.check_password(password) else None
+
+
+def end_sessions(user: User) -> None:
+    """Log the user out everywhere in the browser: every session and remember-me cookie issued so
+    far stops working, and so do access tokens (they carry the version). Commits."""
+    user.end_sessions()
+    db.session.commit()
+
+
+def change_password(user: User, new_password: str) -> None:
+    """Set a new password and end every other login: browser sessions (by version) and the API's
+    refresh tokens. The caller logs the current browser in again. Commits."""
+    from webapp.auth import tokens
+
+    user.set_password(new_password)
+    user.end_sessions()
+    tokens.revoke_all(user)  # commits

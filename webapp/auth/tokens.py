@@ -43,7 +43,9 @@ def hash_token(raw: str) -> str:
 
 def access_token_for(user: User) -> tuple[str, int]:
     ttl = int(current_app.config["ACCESS_TOKEN_TTL"])
-    token = create_access_token(identity=str(user.id), expires_delta=timedelta(seconds=ttl))
+    # "sv": the user's session version; logging out everywhere (or a new password) ends the token.
+    token = create_access_token(identity=str(user.id), expires_delta=timedelta(seconds=ttl),
+                                additional_claims={"sv": user.session_version})
     return token, ttl
 
 
@@ -93,6 +95,11 @@ def revoke(raw: str) -> None:
 def revoke_family(family: str) -> None:
     """Revoke every token of a login (a re-used token's family). Commits."""
     _revoke_where(RefreshToken.family == family)
+
+
+def revoke_all(user: User) -> None:
+    """Revoke every refresh token of the user (log out everywhere, a new password). Commits."""
+    _revoke_where(RefreshToken.user_id == user.id)
 
 
 def _revoke_where(condition) -> None:
