@@ -1,9 +1,12 @@
 """Logging out ends sessions for real: every cookie issued before a logout (session or remember
 me, on any device) is dead afterwards; "log out of all devices" and a password change also end
 the API's refresh tokens and access tokens."""
+import io
 import re
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
+
+import pytest
 
 from tests.helpers import PASSWORD, ApiActions, AuthActions, csrf_from
 
@@ -116,3 +119,35 @@ def test_a_new_password_follows_the_sign_up_rules(client, auth):
     auth.signup()
     response = change_password(client, PASSWORD, "short")
     assert response.status_code == 422 and "Use at least 8 characters." in response.get_data(as_text=True)
+
+
+def test_a_password_change_keeps_this_browser_s_keep_me_signed_in(app, client, auth):
+    auth.signup()
+    auth.logout()
+    auth.login(remember=True)
+    change_password(client, PASSWORD, NEW_PASSWORD)
+    later = app.test_client()
+    copy_cookies(client, later, "remember_token")
+    assert later.get("/analyses").status_code == 200
+
+
+@pytest.mark.parametrize("login_id", ["1:²", "²:0", "1:٠", "1:-1", " 1:0", "1", "1:0:0", "9" * 30 + ":0"])
+def test_a_login_id_that_is_not_ascii_id_and_version_signs_no_one_in(client, auth, login_id):
+    auth.signup()
+    with client.session_transaction() as session:
+        session["_user_id"] = login_id
+    assert client.get("/analyses").status_code == 302
+
+
+def test_an_upload_from_someone_not_signed_in_is_refused_before_its_body_is_read(client, monkeypatch):
+    from flask_wtf import csrf as flask_wtf_csrf
+
+    parsed = []
+    monkeypatch.setattr(flask_wtf_csrf.CSRFProtect, "protect", lambda *a, **k: parsed.append(True))
+    body = {"images": (io.BytesIO(b"x" * 5_000_000), "big.jpg")}
+    page = client.post("/analyses", data=body, content_type="multipart/form-data")
+    assert page.status_code == 302 and "/login" in page.headers["Location"] and parsed == []
+    body = {"images": (io.BytesIO(b"x" * 5_000_000), "big.jpg")}
+    api = client.post("/api/v1/analyses", data=body, content_type="multipart/form-data",
+                      headers={"Authorization": "Bearer not-a-token"})
+    assert api.status_code == 401 and parsed == []

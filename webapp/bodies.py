@@ -12,13 +12,32 @@ def init_app(app: Flask) -> None:
     app.before_request(limit_body)
 
 
+def _signed_in() -> bool:
+    from flask_login import current_user
+
+    if request.endpoint == "api.upload" and request.headers.get("Authorization"):
+        from webapp.api.security import has_valid_bearer
+
+        return has_valid_bearer()
+    return current_user.is_authenticated
+
+
 def is_upload() -> bool:
     return request.endpoint in UPLOAD_ENDPOINTS
 
 
-def limit_body() -> None:
+def limit_body():
     """A declared length over the limit is refused at once (413), without reading the body; one
-    sent without a length is cut off at the limit while it is read."""
+    sent without a length is cut off at the limit while it is read. An upload from someone not
+    signed in is refused before its body is read (the log-in page, or a 401 problem)."""
+    if is_upload() and not _signed_in():
+        if request.endpoint == "api.upload":
+            from webapp.api.security import unauthorized
+
+            raise unauthorized("Authentication required: send Authorization: Bearer <access token>.")
+        from webapp.extensions import login_manager
+
+        return login_manager.unauthorized()
     limit = current_app.config["MAX_CONTENT_LENGTH"] if is_upload() else current_app.config["MAX_BODY_SIZE"]
     request.max_content_length = limit
     if limit is not None and (request.content_length or 0) > limit:

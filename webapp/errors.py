@@ -127,7 +127,10 @@ DATABASE_DOWN = "The database cannot be reached right now. Please try again in a
 
 def handle_database_down(exc: OperationalError):
     """503 with the app's own page or problem document. The page is rendered as for a visitor:
-    loading the signed-in user would need the database again."""
+    loading the signed-in user would need the database again. A missing table or column (a
+    migration not applied) is not an outage: a 500, logged as such."""
+    if "no such table" in str(exc.orig) or "no such column" in str(exc.orig):
+        return handle_unexpected(exc)
     try:
         db.session.rollback()
     except SQLAlchemyError:
@@ -139,6 +142,7 @@ def handle_database_down(exc: OperationalError):
 
 def handle_unexpected(exc: Exception):
     db.session.rollback()
+    g._login_user = login_manager.anonymous_user()  # the error may have come from loading the user
     logger.exception("Unhandled error on %s %s", request.method, request.path)
     return _respond(500, "Internal Server Error", "Something went wrong on our side. Please try again.")
 

@@ -44,7 +44,8 @@ class User(UserMixin, db.Model):
     # How many analyses the user has, kept in step by the services (not recounted per page).
     photos: Mapped[int] = mapped_column(default=0, server_default="0")
     # Part of every login's id (session and remember-me cookies) and of every access token:
-    # raising it (log out, log out everywhere, a new password) ends all of them at once.
+    # raising it (a log-out, a log-out of all devices, a new password) ends all of them at once.
+    # Refresh tokens are ended separately, by a log-out of all devices or a new password.
     session_version: Mapped[int] = mapped_column(default=0, server_default="0")
 
     analyses: Mapped[list["Analysis"]] = relationship(

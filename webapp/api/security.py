@@ -26,12 +26,27 @@ INVALID_TOKEN = "Invalid access token: log in again (POST /api/v1/auth/login)."
 EXPIRED_TOKEN = "The access token has expired: get a new one (POST /api/v1/auth/refresh, or log in again)."
 
 
-def _user_from_bearer() -> User:
-    """The user of a valid access token. The scheme is case-insensitive (RFC 6750); the token
-    must carry an expiry; the answer never echoes what the decoder said."""
+def normalize_bearer() -> None:
+    """`Authorization: bearer <token>` in any case (RFC 6750), as Flask-JWT-Extended expects it."""
     scheme, _, credentials = request.headers.get("Authorization", "").strip().partition(" ")
     if scheme.lower() == "bearer":
         request.environ["HTTP_AUTHORIZATION"] = f"Bearer {credentials.strip()}"
+
+
+def has_valid_bearer() -> bool:
+    """Whether the request carries a valid access token (signature and expiry; cheap, no query)."""
+    normalize_bearer()
+    try:
+        verify_jwt_in_request(locations=["headers"])
+        return get_jwt().get("exp") is not None
+    except (JWTExtendedException, pyjwt.PyJWTError, ValueError, TypeError):
+        return False
+
+
+def _user_from_bearer() -> User:
+    """The user of a valid access token. The scheme is case-insensitive (RFC 6750); the token
+    must carry an expiry; the answer never echoes what the decoder said."""
+    normalize_bearer()
     try:
         verify_jwt_in_request(locations=["headers"])
         claims = get_jwt()
@@ -46,8 +61,8 @@ def _user_from_bearer() -> User:
     if user is None:
         raise unauthorized("The token's user no longer exists.", invalid_token=True)
     if version != user.session_version:
-        raise unauthorized("This access token was ended by a log-out everywhere or a new password: "
-                           "log in again (POST /api/v1/auth/login).", invalid_token=True)
+        raise unauthorized("This access token was ended by a log-out, a log-out of all devices or a new "
+                           "password: refresh it (POST /api/v1/auth/refresh) or log in again.", invalid_token=True)
     return user
 
 

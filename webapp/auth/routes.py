@@ -1,6 +1,7 @@
+import re
 from urllib.parse import urlsplit
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
 from webapp.auth import auth_rate_limit, bp, services
@@ -10,14 +11,15 @@ from webapp.htmx import wants_partial
 from webapp.models import User
 
 BAD_CREDENTIALS = "Invalid email or password."
+LOGIN_ID = re.compile(r"[0-9]{1,18}:[0-9]{1,18}")  # User.get_id(): ASCII digits only
 
 
 @login_manager.user_loader
 def load_user(login_id: str):
     """The user of a session or remember-me cookie, while its session version is current."""
+    if not LOGIN_ID.fullmatch(login_id):
+        return None  # a cookie from before session versions, or not one of ours
     user_id, _, version = login_id.partition(":")
-    if not (user_id.isdigit() and version.isdigit()):
-        return None  # a cookie from before session versions, or forged
     user = db.session.get(User, int(user_id))
     return user if user is not None and user.session_version == int(version) else None
 
@@ -116,8 +118,9 @@ def change_password():
         if not user.check_password(form.current.data):
             form.current.errors.append("Your current password is not right.")
         else:
-            services.change_password(user, form.password.data)
-            login_user(user)  # this browser, with the new session version
+            services.end_everything(user, new_password=form.password.data)
+            remembered = current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token") in request.cookies
+            login_user(user, remember=remembered)  # this browser, with the new session version
             flash("Your password is changed. Your other devices and API tokens are logged out.", "success")
             return redirect(url_for("auth.account"))
     return _account_page(form, 422)
@@ -129,11 +132,7 @@ def logout_everywhere():
     form = LogoutEverywhereForm()
     if not form.validate_on_submit():
         return _account_page(PasswordChangeForm(formdata=None), 400)
-    user = current_user._get_current_object()
-    services.end_sessions(user)
-    from webapp.auth import tokens
-
-    tokens.revoke_all(user)
+    services.end_everything(current_user._get_current_object())
     logout_user()
     flash("You are logged out on every device, and every API token is revoked.", "info")
     return redirect(url_for("auth.login"))

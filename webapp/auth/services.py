@@ -65,17 +65,21 @@ def authenticate(email: str, password: str) -> Optional[User]:
 
 
 def end_sessions(user: User) -> None:
-    """Log the user out everywhere in the browser: every session and remember-me cookie issued so
-    far stops working, and so do access tokens (they carry the version). Commits."""
+    """A log-out: every browser session and remember-me cookie of the user issued so far stops
+    working, and so do access tokens (they carry the version; a script refreshes its own).
+    Refresh tokens, an API client's long-lived login, are left to `end_everything`. Commits."""
     user.end_sessions()
     db.session.commit()
 
 
-def change_password(user: User, new_password: str) -> None:
-    """Set a new password and end every other login: browser sessions (by version) and the API's
-    refresh tokens. The caller logs the current browser in again. Commits."""
+def end_everything(user: User, new_password: Optional[str] = None) -> None:
+    """Log out of all devices (optionally setting a new password): browser sessions, access tokens
+    and every refresh token, in one transaction that locks the user's row first (see
+    tokens.rotate). The caller logs the current browser in again after a new password. Commits."""
     from webapp.auth import tokens
 
-    user.set_password(new_password)
+    db.session.execute(sa.select(User.id).where(User.id == user.id).with_for_update())
+    if new_password is not None:
+        user.set_password(new_password)
     user.end_sessions()
     tokens.revoke_all(user)  # commits

@@ -67,9 +67,15 @@ def issue(user: User) -> TokenPair:
 
 def rotate(raw: str) -> tuple[User, TokenPair]:
     """Exchange a refresh token for a new pair; commits. Raises RefreshRefused, or RefreshReused
-    after committing the revocation of the token's whole family."""
+    after committing the revocation of the token's whole family. The user's row is locked first,
+    as a password change or a log-out everywhere locks it, so a refresh racing one of them
+    either ends before it (and its new token is revoked with the rest) or sees its token revoked."""
+    owner = db.session.scalar(sa.select(RefreshToken.user_id).where(RefreshToken.token_hash == hash_token(raw)))
+    if owner is not None:
+        db.session.execute(sa.select(User.id).where(User.id == owner).with_for_update())
     row = db.session.scalar(
         sa.select(RefreshToken).where(RefreshToken.token_hash == hash_token(raw)).with_for_update()
+        .execution_options(populate_existing=True)
     )
     if row is None:
         db.session.rollback()
