@@ -61,7 +61,7 @@ class Stream:
         self._batch_known = config["DETECT_BATCH"] > 0
         self.wait = max(0.0, config["DETECT_BATCH_WAIT_MS"] / 1000)
         self.threads = max(1, config["DETECT_THREADS"])
-        self._window = threading.BoundedSemaphore(max(0, config["DETECT_WINDOW"]) or 1)
+        self._window = threading.BoundedSemaphore(max(1, config["DETECT_WINDOW"]))
         self._window_size = max(0, config["DETECT_WINDOW"])
         self._ids: queue.Queue = queue.Queue()  # (id, image or None, redelivered, future): ids only past the window
         self._ready: queue.Queue = queue.Queue(maxsize=2 * self.batch)

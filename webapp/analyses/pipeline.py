@@ -47,11 +47,9 @@ class Job:
     render (draw and store the annotated image), store (rows, one commit per batch). Only plain
     values: each stage runs in its own thread, with its own database session."""
     analysis_id: int
-    redelivered: bool = False
     image: Optional[np.ndarray] = None  # the upright BGR photo, from prepare until render
     key: tuple = ()  # what a batched prediction must share: floor, iou, imgsz, class ids
     conf: float = 0.0
-    attempts: int = 0
     annotated_path: str = ""
     original_path: str = ""
     started: float = 0.0
@@ -90,7 +88,7 @@ def run_analysis(analysis_id: int, image_bgr: Optional[np.ndarray] = None, redel
 
 def prepare(analysis_id: int, image_bgr: Optional[np.ndarray] = None, redelivered: bool = False) -> Job:
     """Claim the analysis and read its photo (unless given). A job that is not ours is `skipped`."""
-    job = Job(analysis_id, redelivered=redelivered, started=time.perf_counter())
+    job = Job(analysis_id, started=time.perf_counter())
     analysis = _claim(analysis_id, redelivered)
     if analysis is None:
         job.skipped = True  # deleted meanwhile, already taken, or already finished
@@ -100,7 +98,7 @@ def prepare(analysis_id: int, image_bgr: Optional[np.ndarray] = None, redelivere
         db.session.commit()
         job.skipped = True
         return job
-    job.conf, job.attempts = analysis.conf, analysis.attempts
+    job.conf = analysis.conf
     job.annotated_path, job.original_path = f"{analysis.folder}/annotated.jpg", analysis.original_path
     wanted = analysis.classes
     floor, iou, imgsz = analysis.conf, analysis.iou, analysis.imgsz

@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from webapp.auth import tokens
 from webapp.extensions import db
 from webapp.models import User
 
@@ -76,8 +77,6 @@ def end_everything(user: User, new_password: Optional[str] = None) -> None:
     """Log out of all devices (optionally setting a new password): browser sessions, access tokens
     and every refresh token, in one transaction that locks the user's row first (see
     tokens.rotate). The caller logs the current browser in again after a new password. Commits."""
-    from webapp.auth import tokens
-
     db.session.execute(sa.select(User.id).where(User.id == user.id).with_for_update())
     if new_password is not None:
         user.set_password(new_password)
