@@ -108,7 +108,15 @@
   // ---- Detail: redraw boxes from the stored detections; no new inference. ----
   const SVG = "http://www.w3.org/2000/svg";
 
+  // Colours come as data attributes (the Content-Security-Policy allows no inline style).
+  function paintSwatches(root) {
+    root.querySelectorAll(".swatch[data-color]").forEach(function (swatch) {
+      swatch.style.background = swatch.dataset.color;
+    });
+  }
+
   function setUpViewer(root) {
+    paintSwatches(root);
     const stage = root.querySelector("#stage");
     const overlay = root.querySelector("#overlay");
     const dataNode = root.querySelector("#detections-data");

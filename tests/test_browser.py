@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 from werkzeug.serving import make_server
 
 from tests.helpers import ApiActions, analyses
@@ -56,8 +57,13 @@ def page(request):
         context = browser.new_context(viewport={"width": 1280, "height": 900})
         page = context.new_page()
         page.set_default_timeout(30_000)
+        violations = []
+        page.on("console", lambda message: violations.append(message.text)
+                if "Content Security Policy" in message.text else None)
         yield page
         browser.close()
+    # The pages run under the app's Content-Security-Policy: any violation fails the test.
+    assert not violations, f"Content-Security-Policy violations: {violations}"
 
 
 def shot(page, request, name):
@@ -83,7 +89,7 @@ def test_upload_filter_inspect_and_delete(live_server, page, assets, request):
     sign_up(page, live_server, "browser@example.com")
 
     page.set_input_files("#images", [str(assets / "bus.jpg"), str(assets / "zidane.jpg")])
-    page.wait_for_function("document.querySelectorAll('.tile.status-done').length === 2", timeout=120_000)
+    expect(page.locator(".tile.status-done")).to_have_count(2, timeout=120_000)  # no eval: the CSP forbids it
     page.reload()
     shot(page, request, "gallery")
 
@@ -179,7 +185,7 @@ def test_htmx_delete_sends_the_csrf_header_and_a_forged_one_is_refused(serve, pa
     base, app = serve()
     sign_up(page, base, "htmx@example.com")
     upload_pngs(page, tmp_path, "one.png", "two.png")
-    page.wait_for_function("document.querySelectorAll('.tile.status-done').length === 2", timeout=60_000)
+    expect(page.locator(".tile.status-done")).to_have_count(2, timeout=60_000)
     page.on("dialog", lambda dialog: dialog.accept())  # hx-confirm asks first
     card = page.locator(".tile", has_text="one.png")
 

@@ -25,7 +25,7 @@ def create_app(config: object | None = None) -> Flask:
 
 
 def register_extensions(app: Flask) -> None:
-    from webapp import bodies
+    from webapp import bodies, headers
     from webapp.extensions import csrf, db, jwt, limiter, login_manager, migrate
 
     db.init_app(app)
@@ -35,6 +35,7 @@ def register_extensions(app: Flask) -> None:
     csrf.init_app(app)
     jwt.init_app(app)
     limiter.init_app(app)
+    headers.init_app(app)
 
 
 def register_subsystems(app: Flask) -> None:
