@@ -72,7 +72,10 @@ def signup():
            tag="auth", body=LoginIn, public=True, responses={200: TokenOut, 401: None, 429: None})
 def login():
     data = json_body(LoginIn)
-    user = services.authenticate(data.email, data.password)
+    try:
+        user = services.authenticate(data.email, data.password)
+    except services.TooManyFailures as exc:
+        raise ProblemError(429, str(exc), headers={"Retry-After": str(exc.seconds)}) from None
     if user is None:
         raise ProblemError(401, "Invalid email or password.")
     return _token_response(tokens.issue(user))

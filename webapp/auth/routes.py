@@ -75,14 +75,20 @@ def login():
     if current_user.is_authenticated:
         return redirect(next_url or url_for("analyses.gallery"))
     form = LoginForm()
+    status = None
     if form.validate_on_submit():
-        user = services.authenticate(form.email.data, form.password.data)
-        if user is not None:
-            login_user(user, remember=form.remember.data)
-            flash("You are logged in.", "success")
-            return redirect(next_url or url_for("analyses.gallery"))
-        form.form_errors.append(BAD_CREDENTIALS)
-    status = 401 if form.form_errors else (422 if form.errors else 200)
+        try:
+            user = services.authenticate(form.email.data, form.password.data)
+        except services.TooManyFailures as exc:
+            form.form_errors.append(str(exc))
+            status = 429
+        else:
+            if user is not None:
+                login_user(user, remember=form.remember.data)
+                flash("You are logged in.", "success")
+                return redirect(next_url or url_for("analyses.gallery"))
+            form.form_errors.append(BAD_CREDENTIALS)
+    status = status or (401 if form.form_errors else (422 if form.errors else 200))
     return render_template("auth/login.html", form=form, next_url=next_url), status
 
 
@@ -115,7 +121,12 @@ def change_password():
     form = PasswordChangeForm()
     user = current_user._get_current_object()
     if form.validate_on_submit():
-        if not user.check_password(form.current.data):
+        try:
+            right = services.check_current_password(user, form.current.data)
+        except services.TooManyFailures as exc:
+            form.current.errors.append(str(exc))
+            return _account_page(form, 429)
+        if not right:
             form.current.errors.append("Your current password is not right.")
         else:
             services.end_everything(user, new_password=form.password.data)

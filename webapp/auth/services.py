@@ -1,15 +1,23 @@
 """Accounts, shared by the pages and the API: the email and password rules, sign-up and
 credential checks. Services commit their own work (see `analyses/services.py`)."""
+import hashlib
+import logging
+import math
 import re
+import time
 from typing import Optional
 
 import sqlalchemy as sa
+from flask import current_app
+from limits import parse
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from webapp.auth import tokens
-from webapp.extensions import db
+from webapp.extensions import db, limiter
 from webapp.models import User
+
+logger = logging.getLogger(__name__)
 
 # The one password and email policy; the sign-up form and the API schema both use it.
 PASSWORD_MIN_LENGTH = 8
@@ -24,6 +32,17 @@ _DUMMY_HASH = generate_password_hash("not-a-real-password", method="scrypt")
 
 class EmailTaken(ValueError):
     """An account with this email already exists."""
+
+
+class TooManyFailures(Exception):
+    """The account had LOGIN_FAILURE_LIMIT failed sign-ins: refused, even with the right password,
+    until `seconds` from now."""
+
+    def __init__(self, seconds: int):
+        self.seconds = max(1, seconds)
+        minutes = math.ceil(self.seconds / 60)
+        super().__init__(f"Too many failed sign-ins for this account: try again in {minutes} "
+                         f"minute{'' if minutes == 1 else 's'}.")
 
 
 def normalize_email(email):
@@ -57,12 +76,64 @@ def create_user(email: str, password: str) -> User:
 
 
 def authenticate(email: str, password: str) -> Optional[User]:
-    """The user for these credentials, or None; unknown email and wrong password look the same."""
+    """The user for these credentials, or None; unknown email and wrong password look the same.
+    Raises TooManyFailures while the email is locked out (see `_FailedSignIns`)."""
+    failures = _FailedSignIns(email)
+    failures.check()
     user = find_user(email)
     if user is None:
         check_password_hash(_DUMMY_HASH, password)
-        return None
-    return user if user.check_password(password) else None
+    elif user.check_password(password):
+        failures.forget()
+        return user
+    failures.count()
+    return None
+
+
+def check_current_password(user: User, password: str) -> bool:
+    """Whether this is the user's password (a password change asks for it); failures count
+    towards the same lock-out as sign-ins. Raises TooManyFailures while it is locked out."""
+    failures = _FailedSignIns(user.email)
+    failures.check()
+    if user.check_password(password):
+        return True
+    failures.count()
+    return False
+
+
+class _FailedSignIns:
+    """Failed sign-ins of one email (as stored: trimmed, lower-case; known or not, so a lock-out
+    tells nothing about which accounts exist), from any address, in the rate limiter's storage:
+    Redis when RATELIMIT_STORAGE_URI names it, shared by every worker. LOGIN_FAILURE_LIMIT (e.g.
+    "10 per 15 minutes") failures lock sign-in until that window ends; a success forgets them.
+    If the storage cannot be reached, sign-ins go on unlimited (the per-address limit may too)."""
+
+    NAMESPACE = "login-failures"
+
+    def __init__(self, email):
+        normalized = normalize_email(email) if isinstance(email, str) else ""
+        self.key = hashlib.sha256(normalized.encode("utf-8", "replace")).hexdigest()[:32]
+        self.limit = parse(current_app.config["LOGIN_FAILURE_LIMIT"])
+
+    def _call(self, method: str):
+        if not limiter.enabled:
+            return None
+        try:
+            return getattr(limiter.limiter, method)(self.limit, self.NAMESPACE, self.key)
+        except Exception:  # noqa: BLE001 - the storage is down: log it, never lock everyone out
+            logger.warning("Cannot reach the rate limit storage for failed sign-ins", exc_info=True)
+            return None
+
+    def check(self) -> None:
+        if self._call("test") is False:
+            stats = self._call("get_window_stats")
+            raise TooManyFailures(int(stats.reset_time - time.time()) if stats else self.limit.get_expiry())
+
+    def count(self) -> None:
+        self._call("hit")
+
+    def forget(self) -> None:
+        self._call("clear")
 
 
 def end_sessions(user: User) -> None:
