@@ -22,7 +22,8 @@ def refresh_rows(app):
 def test_signup_answers_201_with_the_user_and_no_hash(api):
     response = api.signup(email=" Ada@Example.com ")
     assert response.status_code == 201
-    assert set(response.json) == {"id", "email", "created_at"}
+    assert set(response.json) == {"id", "email", "created_at", "usage"}
+    assert response.json["usage"]["photos"] == 0
     assert response.json["email"] == "ada@example.com"
 
 

@@ -55,3 +55,26 @@ def test_migrating_leaves_foreign_keys_enforced_on_sqlite(make_app):
         if db.engine.dialect.name == "sqlite":
             with db.engine.connect() as conn:
                 assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def test_upgrading_to_0006_measures_the_stored_files_of_existing_photos(make_app):
+    from pathlib import Path
+
+    from tests.helpers import ApiActions
+    from tests.images import encode, sample
+    from webapp.models import Analysis, User
+
+    app = make_app(create_schema=False)
+    with app.app_context():
+        upgrade()
+    ApiActions(app.test_client()).user().upload(("one.png", encode(sample(), "PNG")))
+    with app.app_context():
+        analysis = db.session.scalar(sa.select(Analysis))
+        root = Path(app.config["UPLOAD_DIR"])
+        expected = sum((root / p).stat().st_size for p in (analysis.original_path, analysis.thumbnail_path))
+        assert analysis.stored_bytes == expected
+        db.session.remove()
+        downgrade(revision="0005")
+        upgrade()
+        assert db.session.scalar(sa.select(Analysis.stored_bytes)) == expected
+        assert db.session.scalar(sa.select(User.stored_bytes)) == expected

@@ -48,6 +48,10 @@ class Config:
     SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL")
     UPLOAD_DIR = os.environ.get("UPLOAD_DIR")
     MAX_CONTENT_LENGTH = _env_int("MAX_CONTENT_LENGTH", 20 * 1024 * 1024)  # an upload request
+    MAX_FILES_PER_UPLOAD = _env_int("MAX_FILES_PER_UPLOAD", 100)  # files in one upload request
+    # Per user: photos kept and the bytes they take on disk (originals and thumbnails); 0: no limit.
+    QUOTA_PHOTOS = _env_int("QUOTA_PHOTOS", 20_000)
+    QUOTA_BYTES = _env_int("QUOTA_BYTES", 10 * 1000**3)
     MAX_BODY_SIZE = _env_int("MAX_BODY_SIZE", 64 * 1024)  # any other request (forms, JSON)
     MAX_IMAGE_PIXELS = _env_int("MAX_IMAGE_PIXELS", 40_000_000)
 

@@ -43,6 +43,8 @@ class User(UserMixin, db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # How many analyses the user has, kept in step by the services (not recounted per page).
     photos: Mapped[int] = mapped_column(default=0, server_default="0")
+    # The bytes its analyses keep on disk (originals and thumbnails), kept in step alike.
+    stored_bytes: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
     # Part of every login's id (session and remember-me cookies) and of every access token:
     # raising it (a log-out, a log-out of all devices, a new password) ends all of them at once.
     # Refresh tokens are ended separately, by a log-out of all devices or a new password.
@@ -122,6 +124,8 @@ class Analysis(db.Model):
     thumbnail_path: Mapped[Optional[str]] = mapped_column(sa.String(500))
     width: Mapped[int]
     height: Mapped[int]
+    # Bytes of the stored original and thumbnail (what counts towards QUOTA_BYTES).
+    stored_bytes: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
     sha256: Mapped[str] = mapped_column(sa.String(64), index=True)
     status: Mapped[AnalysisStatus] = mapped_column(
         StatusType, default=AnalysisStatus.PENDING, index=True

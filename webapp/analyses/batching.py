@@ -5,6 +5,7 @@ in threads, for the embedded thread executor and for each Celery worker process 
                                                                                      │
                                                  futures resolved ◀─ store ×1 ◀─ [done ≤ 2B]
 
+[ids] is taken by priority (then first come): see services.fair_priority.
 B is DETECT_BATCH, T is DETECT_THREADS. Only ids queue without bound. Pixels are held by a
 bounded number of jobs: the stage queues and threads, plus a small window of photos an upload
 hands over already decoded (DETECT_WINDOW); past that window an upload passes its id only and
@@ -13,6 +14,7 @@ ready, up to B; it waits up to DETECT_BATCH_WAIT_MS for more only while more is 
 so a single photo on an idle system starts at once. The store stage writes each prediction's
 batch in one transaction (one INSERT of detections, one commit) once all of it is drawn.
 """
+import itertools
 import logging
 import os
 import queue
@@ -30,6 +32,7 @@ from webapp.extensions import db
 logger = logging.getLogger(__name__)
 
 _STOP = object()
+_LAST = float("inf")  # the priority of a stop: after every job queued before it
 
 
 def batch_size(app: Flask, load: bool = False) -> int:
@@ -63,7 +66,10 @@ class Stream:
         self.threads = max(1, config["DETECT_THREADS"])
         self._window = threading.BoundedSemaphore(max(1, config["DETECT_WINDOW"]))
         self._window_size = max(0, config["DETECT_WINDOW"])
-        self._ids: queue.Queue = queue.Queue()  # (id, image or None, redelivered, future): ids only past the window
+        # (priority, order, (id, image or None, windowed, redelivered, future)): lowest priority
+        # first, then first come; images only within the window
+        self._ids: queue.PriorityQueue = queue.PriorityQueue()
+        self._order = itertools.count()
         self._ready: queue.Queue = queue.Queue(maxsize=2 * self.batch)
         self._drawn: queue.Queue = queue.Queue(maxsize=2 * self.batch)
         self._done: queue.Queue = queue.Queue(maxsize=2 * self.batch)
@@ -77,9 +83,11 @@ class Stream:
 
     # ---- what callers see ----
 
-    def submit(self, analysis_id: int, image_bgr: Optional[np.ndarray] = None, redelivered: bool = False) -> Future:
+    def submit(self, analysis_id: int, image_bgr: Optional[np.ndarray] = None, redelivered: bool = False,
+               priority: int = 0) -> Future:
         """Queue the analysis; the Future is resolved once it is stored (done or failed). A decoded
-        photo is kept only while the window has room; otherwise it is read again later."""
+        photo is kept only while the window has room; otherwise it is read again later. Lower
+        `priority` values are taken first (see services.fair_priority), each in the order queued."""
         if self._closed:
             raise RuntimeError("this stream is closed")
         self._start()
@@ -87,7 +95,8 @@ class Stream:
         windowed = image_bgr is not None and self._window_size > 0 and self._window.acquire(blocking=False)
         if windowed:
             self._hold(+1)
-        self._ids.put((analysis_id, image_bgr if windowed else None, windowed, redelivered, future))
+        self._ids.put((priority, next(self._order),
+                       (analysis_id, image_bgr if windowed else None, windowed, redelivered, future)))
         return future
 
     def held_images(self) -> int:
@@ -111,15 +120,17 @@ class Stream:
         if not finish:
             while True:
                 try:
-                    item = self._ids.get_nowait()
+                    item = self._ids.get_nowait()[2]
                 except queue.Empty:
                     break
+                if item is _STOP:
+                    continue
                 if item[2]:  # its photo had a place in the window
                     self._window.release()
                     self._hold(-1)
                 item[-1].set_result(None)
         for _ in range(self.threads):
-            self._ids.put(_STOP)
+            self._ids.put((_LAST, next(self._order), _STOP))
         for thread in self._threads:
             thread.join(timeout)
 
@@ -152,7 +163,7 @@ class Stream:
 
     def _prepare(self) -> None:
         while True:
-            item = self._ids.get()
+            item = self._ids.get()[2]
             if item is _STOP:
                 break
             analysis_id, image, windowed, redelivered, future = item

@@ -184,8 +184,14 @@ def total(user: User, filters: Filters) -> Optional[int]:
 
 # ---- keeping the counts (inside the caller's transaction) ----
 
-def count_created(user_id: int, delta: int = 1) -> None:
-    db.session.execute(sa.update(User).where(User.id == user_id).values(photos=User.photos + delta))
+def count_created(user_id: int, delta: int = 1, stored_bytes: int = 0) -> tuple[int, int]:
+    """Count photos (and the bytes they keep on disk) in or out of the user's totals; the totals
+    after the change. The UPDATE locks the user's row until the commit, so uploads at once are
+    counted one after the other (the quota check in `accept_upload` relies on it)."""
+    return tuple(db.session.execute(
+        sa.update(User).where(User.id == user_id)
+        .values(photos=User.photos + delta, stored_bytes=User.stored_bytes + stored_bytes)
+        .returning(User.photos, User.stored_bytes)).one())
 
 
 def record_labels(analysis: Analysis, labels: dict[str, int], replace: bool = True) -> None:
@@ -249,10 +255,14 @@ def check_counts() -> list[str]:
         if per_label.get(key, 0) != kept_labels.get(key, 0):
             problems.append(f"user {key[0]} label {key[1]!r}: kept {kept_labels.get(key, 0)} photos, "
                             f"analyses say {per_label.get(key, 0)}")
-    photos = dict(db.session.execute(sa.select(Analysis.user_id, sa.func.count()).group_by(Analysis.user_id)).all())
-    for user_id, kept_photos in db.session.execute(sa.select(User.id, User.photos)):
-        if kept_photos != photos.get(user_id, 0):
-            problems.append(f"user {user_id}: kept {kept_photos} photos, analyses say {photos.get(user_id, 0)}")
+    totals = {u: (n, b) for u, n, b in db.session.execute(sa.select(
+        Analysis.user_id, sa.func.count(), sa.func.sum(Analysis.stored_bytes)).group_by(Analysis.user_id))}
+    for user_id, kept_photos, kept_bytes in db.session.execute(sa.select(User.id, User.photos, User.stored_bytes)):
+        photos, stored = totals.get(user_id, (0, 0))
+        if kept_photos != photos:
+            problems.append(f"user {user_id}: kept {kept_photos} photos, analyses say {photos}")
+        if kept_bytes != (stored or 0):
+            problems.append(f"user {user_id}: kept {kept_bytes} bytes, analyses say {stored or 0}")
     return problems
 
 
@@ -278,5 +288,7 @@ def rebuild_counts() -> None:
         sa.select(AnalysisLabel.user_id, AnalysisLabel.label, sa.func.count())
         .group_by(AnalysisLabel.user_id, AnalysisLabel.label)))
     counted = sa.select(sa.func.count()).select_from(Analysis).where(Analysis.user_id == User.id).scalar_subquery()
-    db.session.execute(sa.update(User).values(photos=counted))
+    stored = (sa.select(sa.func.coalesce(sa.func.sum(Analysis.stored_bytes), 0)).where(Analysis.user_id == User.id)
+              .scalar_subquery())
+    db.session.execute(sa.update(User).values(photos=counted, stored_bytes=stored))
     db.session.commit()

@@ -66,6 +66,7 @@ def import_photos(user: User, files: list[Path], progress: Callable[[int], None]
     ahead = config["DETECT_WINDOW"] + 2
     outstanding: set[Future] = set()
     to_retry: set[str] = set()
+    queued = services.queued_count(user)
     for path in files:
         problem, data = _read(path, config["MAX_CONTENT_LENGTH"])
         if problem:
@@ -81,18 +82,20 @@ def import_photos(user: User, files: list[Path], progress: Callable[[int], None]
             continue
         try:
             analysis, loaded = services.accept_upload(user, path.name, data)
-        except ImageRejected as exc:
+        except (ImageRejected, services.QuotaExceeded) as exc:
             report.refused.append((path, str(exc)))
             progress(1)
             continue
         known.add(digest)
         try:
             future = runner.submit(services.pipeline.run_analysis, analysis.id,
-                                   local={"image_bgr": loaded.bgr_array()} if runner.in_process else None)
+                                   local={"image_bgr": loaded.bgr_array()} if runner.in_process else None,
+                                   priority=services.fair_priority(queued))
         except jobs.QueueUnavailable:
             services.delete_analysis(analysis)  # nothing half-imported: re-running picks it up
             raise
         del loaded
+        queued += 1
         report.imported.append(analysis.id)
         if future is not None:
             outstanding.add(future)

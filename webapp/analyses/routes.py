@@ -110,6 +110,9 @@ def upload():
     except jobs.QueueUnavailable:
         form.images.errors.append(services.QUEUE_DOWN)
         return _upload_invalid(form)
+    except services.TooManyFiles as exc:
+        form.images.errors.append(str(exc))
+        return _upload_invalid(form, 413)
     if wants_partial():
         status = 201 if result.accepted else 422
         return render_template(
@@ -126,11 +129,11 @@ def upload():
     return redirect(url_for("analyses.gallery"))
 
 
-def _upload_invalid(form: UploadForm):
+def _upload_invalid(form: UploadForm, status: int = 422):
     messages = [m for errors in form.errors.values() for m in errors]
     if wants_partial():
         refused = [services.Rejected("Upload refused", " ".join(messages))]
-        return render_template("analyses/_upload_result.html", analyses=[], rejected=refused), 422
+        return render_template("analyses/_upload_result.html", analyses=[], rejected=refused), status
     for message in messages:
         flash(message, "error")
     return redirect(url_for("analyses.gallery"))

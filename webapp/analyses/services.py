@@ -61,6 +61,79 @@ class UnknownClasses(ValueError):
 
 QUEUE_DOWN = "The detection queue cannot be reached right now, so nothing was stored. Please try again later."
 NOT_REQUEUED = "The detection queue could not be reached to retry it. Please try again later."
+# A user's photos are queued at a lower priority the more of theirs are queued already: the first
+# few at the top (0), then 3, 6, 9 (jobs.PRIORITIES). Another user's first photos therefore go
+# ahead of the rest of a long backlog, in the thread executor's stream and on the Celery broker
+# alike, and nothing is held back while no one else is waiting.
+FAIR_SHARE_STEPS = ((8, 0), (32, 3), (128, 6))  # (queued below this many, priority)
+
+
+class TooManyFiles(ValueError):
+    """More files in one upload than MAX_FILES_PER_UPLOAD: nothing was stored."""
+
+    def __init__(self, count: int, limit: int):
+        super().__init__(f"Send at most {limit} files per upload (this one had {count}); "
+                         f"upload the rest in another request.")
+
+
+class QuotaExceeded(ValueError):
+    """The photo would take the user past QUOTA_PHOTOS or QUOTA_BYTES: nothing was stored."""
+
+
+def fair_priority(queued: int) -> int:
+    """The priority of a user's next photo when `queued` of theirs are pending or running."""
+    for below, priority in FAIR_SHARE_STEPS:
+        if queued < below:
+            return priority
+    return jobs.PRIORITIES[-1]
+
+
+def queued_count(user: User) -> int:
+    return db.session.scalar(sa.select(sa.func.count()).select_from(Analysis).where(
+        Analysis.user_id == user.id, Analysis.status.in_(AnalysisStatus.active()))) or 0
+
+
+def quota_message(config, photos: int, stored: int) -> Optional[str]:
+    """Why a user with these totals is over a quota, or None."""
+    most_photos, most_bytes = config["QUOTA_PHOTOS"], config["QUOTA_BYTES"]
+    if most_photos and photos > most_photos:
+        return (f"Your library is full: it may hold {most_photos:,} photos. "
+                "Delete some to make room for new ones.")
+    if most_bytes and stored > most_bytes:
+        return (f"Your storage is full: your photos may take {human_bytes(most_bytes)}. "
+                "Delete some to make room for new ones.")
+    return None
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What a user keeps, against the quotas (0: no limit)."""
+
+    photos: int
+    stored_bytes: int
+    quota_photos: int
+    quota_bytes: int
+    files_per_upload: int
+
+    def share(self, used: int, most: int) -> Optional[float]:
+        return min(1.0, used / most) if most else None
+
+
+def usage(user: User) -> Usage:
+    config = current_app.config
+    photos, stored = db.session.execute(sa.select(User.photos, User.stored_bytes).where(User.id == user.id)).one()
+    return Usage(photos, stored, config["QUOTA_PHOTOS"], config["QUOTA_BYTES"], config["MAX_FILES_PER_UPLOAD"])
+
+
+def human_bytes(size: float) -> str:
+    """1,234,567 → "1.2 MB" (decimal units, as disks are sold)."""
+    if size < 1000:
+        return f"{size:,.0f} bytes"
+    for unit in ("KB", "MB", "GB"):
+        size /= 1000
+        if size < 1000 or unit == "GB":
+            break
+    return f"{size:,.1f} {unit}".replace(".0 ", " ")
 
 
 def check_classes(names: Optional[tuple[str, ...]]) -> None:
@@ -86,13 +159,18 @@ def accept_upload(
 ) -> tuple[Analysis, LoadedImage]:
     """Validate an uploaded image, store it with a thumbnail and commit a `pending` Analysis.
 
-    Raises ImageRejected (nothing stored). If storing fails, no file or row is left behind.
+    Raises ImageRejected or QuotaExceeded (nothing stored). If storing fails, no file or row is
+    left behind.
     """
     config = current_app.config
+    usage = db.session.execute(sa.select(User.photos, User.stored_bytes).where(User.id == user.id)).one()
+    if message := quota_message(config, usage.photos + 1, usage.stored_bytes):
+        raise QuotaExceeded(message)  # already full: before any work (the exact check is below)
     loaded = load_image(data, config["MAX_IMAGE_PIXELS"])
     public_id = uuid.uuid4().hex
     folder = f"{user.id}/{public_id}"
     original_bytes, ext = stored_original(loaded, data)
+    thumbnail_bytes = thumbnail(loaded.bgr_array(), config["THUMBNAIL_SIZE"])
     analysis = Analysis(
         public_id=public_id,
         owner=user,
@@ -108,12 +186,15 @@ def accept_upload(
         imgsz=params.imgsz or config["YOLO_IMGSZ"],
         classes=list(params.classes) if params.classes else None,
         worker=jobs.get_runner().queued_by(),
+        stored_bytes=len(original_bytes) + len(thumbnail_bytes),
     )
     try:
-        storage.save(analysis.original_path, original_bytes)
-        storage.save(analysis.thumbnail_path, thumbnail(loaded.bgr_array(), config["THUMBNAIL_SIZE"]))
         db.session.add(analysis)
-        history.count_created(user.id)
+        photos, stored = history.count_created(user.id, stored_bytes=analysis.stored_bytes)  # locks the user
+        if message := quota_message(config, photos, stored):
+            raise QuotaExceeded(message)
+        storage.save(analysis.original_path, original_bytes)
+        storage.save(analysis.thumbnail_path, thumbnail_bytes)
         db.session.commit()
     except BaseException:
         db.session.rollback()
@@ -151,31 +232,39 @@ def upload_files(user: User, files, params: DetectionParams = DetectionParams())
     """Accept each uploaded file on its own and queue the accepted ones for detection.
     Before storing anything, raises UnknownClasses (or detection.NotAvailable) when
     `params.classes` names classes the model does not have, and jobs.QueueUnavailable when the
-    broker cannot be reached. A file that cannot be queued is rejected, its row and files removed."""
+    broker cannot be reached, and TooManyFiles for more than MAX_FILES_PER_UPLOAD files. A file
+    that cannot be queued is rejected, its row and files removed; so is every file past the
+    user's quota."""
+    limit = current_app.config["MAX_FILES_PER_UPLOAD"]
+    if limit and len(files) > limit:
+        raise TooManyFiles(len(files), limit)
     check_classes(params.classes)
     jobs.get_runner().check_broker()
     result = UploadResult()
+    queued = queued_count(user)
     for file in files:
         name = display_filename(file.filename)
         try:
             analysis, loaded = accept_upload(user, name, file.read(), params)
-        except ImageRejected as exc:
+        except (ImageRejected, QuotaExceeded) as exc:
             result.rejected.append(Rejected(name, str(exc)))
             continue
         try:  # an in-process run gets the decoded photo; a Celery task only the id
-            _queue(analysis, loaded.bgr_array() if jobs.get_runner().in_process else None, result.futures)
+            _queue(analysis, loaded.bgr_array() if jobs.get_runner().in_process else None, result.futures,
+                   fair_priority(queued))
         except jobs.QueueUnavailable:
             delete_analysis(analysis)
             result.rejected.append(Rejected(name, QUEUE_DOWN))
             continue
+        queued += 1
         result.accepted.append(analysis)
     return result
 
 
-def _queue(analysis: Analysis, image_bgr, futures: list[Future]) -> None:
+def _queue(analysis: Analysis, image_bgr, futures: list[Future], priority: int = 0) -> None:
     """Queue the analysis: only its id travels; an in-process run also gets the decoded image."""
     local = {"image_bgr": image_bgr} if image_bgr is not None else None
-    future = jobs.get_runner().submit(pipeline.run_analysis, analysis.id, local=local)
+    future = jobs.get_runner().submit(pipeline.run_analysis, analysis.id, local=local, priority=priority)
     if future is not None:
         futures.append(future)
 
@@ -197,13 +286,18 @@ def retry(analyses: list[Analysis]) -> UploadResult:
     )) if ids else set()
     db.session.commit()
     result = UploadResult()
+    queued: dict[int, int] = {}  # per owner: pending or running, for the fair share
     for analysis in (a for a in analyses if a.id in claimed):
+        if analysis.user_id not in queued:
+            queued[analysis.user_id] = queued_count(analysis.owner) - sum(
+                1 for a in analyses if a.id in claimed and a.user_id == analysis.user_id)
         try:
-            _queue(analysis, None, result.futures)
+            _queue(analysis, None, result.futures, fair_priority(queued[analysis.user_id]))
         except jobs.QueueUnavailable:
             analysis.fail(NOT_REQUEUED)
             db.session.commit()
             continue
+        queued[analysis.user_id] += 1
         result.accepted.append(analysis)
     return result
 
@@ -230,11 +324,11 @@ def delete_analysis(analysis: Analysis) -> None:
         db.session.rollback()
         abort(404, description=NOT_FOUND)
     history.forget_labels(analysis)
-    deleted = db.session.execute(sa.delete(Analysis).where(Analysis.id == analysis.id)).rowcount
-    if not deleted:  # SQLite: another delete won between the two statements
+    stored = db.session.scalar(sa.delete(Analysis).where(Analysis.id == analysis.id).returning(Analysis.stored_bytes))
+    if stored is None:  # SQLite: another delete won between the two statements
         db.session.rollback()
         abort(404, description=NOT_FOUND)
-    history.count_created(user_id, -1)
+    history.count_created(user_id, -1, -stored)
     db.session.commit()
     storage.delete_folder(folder)
 

@@ -90,6 +90,8 @@ def upload():
                                       tuple(params.classes) if params.classes else None)
     try:
         result = services.upload_files(api_user(), files, wanted)
+    except services.TooManyFiles as exc:
+        raise ProblemError(413, str(exc)) from None
     except services.UnknownClasses as exc:
         raise ProblemError(422, str(exc)) from None
     except detection.NotAvailable as exc:

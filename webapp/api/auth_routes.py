@@ -5,9 +5,10 @@ from flask import current_app, request
 
 from webapp.api import bp
 from webapp.api.openapi import operation
-from webapp.api.schemas import LoginIn, SignupIn, TokenOut, UserOut
+from webapp.api.schemas import LoginIn, SignupIn, TokenOut, UsageOut, UserOut
 from webapp.api.security import REFRESH_HEADER, api_user, login_required, require_same_site_script, unauthorized
 from webapp.api.validation import json_body
+from webapp.analyses import services as analyses_services
 from webapp.auth import auth_rate_limit, services, tokens
 from webapp.errors import ProblemError
 
@@ -20,7 +21,9 @@ CSRF_NOTE = (f"Cookie-authenticated: send the `{COOKIE}` cookie from login and t
 
 
 def user_out(user) -> dict:
-    return UserOut(id=user.id, email=user.email, created_at=user.created_at).model_dump(mode="json")
+    usage = analyses_services.usage(user)
+    return UserOut(id=user.id, email=user.email, created_at=user.created_at,
+                   usage=UsageOut(**vars(usage))).model_dump(mode="json")
 
 
 def _token_response(pair: tokens.TokenPair, status: int = 200):

@@ -109,10 +109,19 @@ class BulkExportQuery(ExportQuery, HistoryFilters):
 
 # ---- responses ----
 
+class UsageOut(Schema):
+    photos: int = Field(description="Photos kept")
+    stored_bytes: int = Field(description="Bytes they take on disk (originals and thumbnails)")
+    quota_photos: int = Field(description="The most photos this account may keep (0: no limit)")
+    quota_bytes: int = Field(description="The most bytes they may take (0: no limit)")
+    files_per_upload: int = Field(description="The most files one upload may send (0: no limit)")
+
+
 class UserOut(Schema):
     id: int
     email: str
     created_at: datetime
+    usage: UsageOut
 
 
 class TokenOut(Schema):

@@ -108,8 +108,12 @@ def account():
 
 
 def _account_page(password_form: PasswordChangeForm, status: int = 200):
+    from webapp.analyses import services as analyses_services
+
     return render_template("auth/account.html", password_form=password_form,
-                           everywhere_form=LogoutEverywhereForm(formdata=None)), status
+                           everywhere_form=LogoutEverywhereForm(formdata=None),
+                           usage=analyses_services.usage(current_user),
+                           human_bytes=analyses_services.human_bytes), status
 
 
 @bp.route("/account/password", methods=["POST"])

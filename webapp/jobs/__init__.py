@@ -27,6 +27,7 @@ EXTENSION_KEY = "jobs"
 EXECUTORS = ("thread", "sync", "celery")
 CELERY_OWNER = "celery"  # the `worker` of an analysis queued on the broker
 PING_CACHE_SECONDS = 5.0
+PRIORITIES = (0, 3, 6, 9)  # 0 first, as Celery's Redis transport orders them
 # Publishing to an unreachable broker fails after about a second instead of hanging the upload.
 PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.3, "interval_max": 0.5}
 
@@ -107,7 +108,7 @@ class JobRunner:
         self._futures: set[Future] = set()
         self._lock = threading.Lock()
         self._ping_lock = threading.Lock()
-        self._pinged_at, self._answering = float("-inf"), 0
+        self._pinged_at, self._answering, self._pinging = float("-inf"), 0, False
 
     @property
     def in_process(self) -> bool:
@@ -121,19 +122,22 @@ class JobRunner:
         """Who runs work started now, in this process."""
         return worker_id() if self.in_process else f"{CELERY_OWNER}:{worker_id()}"
 
-    def submit(self, fn: Callable[..., Any], *args, local: Optional[dict] = None) -> Optional[Future]:
+    def submit(self, fn: Callable[..., Any], *args, local: Optional[dict] = None,
+               priority: int = 0) -> Optional[Future]:
         """Run `fn(*args)` in an app context: now ("sync", returns None), on a worker thread
         (returns its Future), or as its Celery task (returns None; raises QueueUnavailable when
         the broker cannot be reached). `local` keyword arguments (a decoded image, say) are only
-        passed to runs in this process, never over the broker."""
+        passed to runs in this process, never over the broker. `priority` (0, the default, is
+        the highest; then 3, 6, 9: see PRIORITIES) orders the jobs of a stream and the tasks on
+        the broker: what waits longest within a priority runs first."""
         if self.mode == "celery":
-            return self._publish(fn, args)
+            return self._publish(fn, args, priority)
         kwargs = local or {}
         if self.mode == "sync":
             fn(*args, **kwargs)
             return None
         if getattr(fn, "stream_factory", None) is not None:
-            future = self.stream(fn).submit(*args, **kwargs)
+            future = self.stream(fn).submit(*args, priority=priority, **kwargs)
             with self._lock:
                 self._futures.add(future)
             future.add_done_callback(self._futures.discard)
@@ -166,9 +170,9 @@ class JobRunner:
         if executor is not None:
             executor.shutdown(wait=True)
 
-    def _publish(self, fn: Callable[..., Any], args: tuple) -> None:
+    def _publish(self, fn: Callable[..., Any], args: tuple, priority: int = 0) -> None:
         try:
-            fn.celery_task.apply_async(args=args, retry=True, retry_policy=PUBLISH_RETRY)
+            fn.celery_task.apply_async(args=args, retry=True, retry_policy=PUBLISH_RETRY, priority=priority)
         except (OperationalError, ConnectionError, OSError) as exc:
             logger.error("Could not queue %s: %s", fn.__name__, exc)
             raise QueueUnavailable(str(exc)) from exc
@@ -185,24 +189,38 @@ class JobRunner:
 
     def workers_answering(self, timeout: float = 1.0) -> int:
         """How many Celery workers answered a ping within `timeout` seconds. One ping at a time per
-        process, its answer reused for PING_CACHE_SECONDS, so callers cannot pile pings up."""
+        process, its answer reused for PING_CACHE_SECONDS, so callers cannot pile pings up. A
+        ping waits its whole timeout for answers, so only the first one is waited for here; later
+        ones are sent from a thread while callers get the last answer (/healthz stays fast)."""
         if self.celery is None:
             return 0
         with self._ping_lock:
-            if time.monotonic() - self._pinged_at > PING_CACHE_SECONDS:
-                self._answering = len(self.celery.control.ping(timeout=timeout) or [])
-                self._pinged_at = time.monotonic()
+            if time.monotonic() - self._pinged_at <= PING_CACHE_SECONDS:
+                return self._answering
+            if self._pinged_at == float("-inf"):
+                self._ping(timeout)
+            elif not self._pinging:
+                self._pinging = True
+                threading.Thread(target=self._ping, args=(timeout,), daemon=True, name="worker-ping").start()
             return self._answering
+
+    def _ping(self, timeout: float) -> None:
+        try:
+            answering = len(self.celery.control.ping(timeout=timeout) or [])
+        except Exception:  # noqa: BLE001 - the broker went away: no worker can be reached
+            logger.warning("Could not ping the workers", exc_info=True)
+            answering = 0
+        self._answering, self._pinged_at, self._pinging = answering, time.monotonic(), False
 
     def queued_count(self) -> Optional[int]:
         """Tasks the broker holds: waiting in the queue or delivered and not yet acknowledged."""
         if self.celery is None:
             return None
-        from webapp.jobs.celery import QUEUE
+        from webapp.jobs.celery import queue_keys
 
         with self.celery.connection_for_write() as connection:
             client = connection.default_channel.client
-            return int(client.llen(QUEUE)) + int(client.hlen("unacked"))
+            return sum(int(client.llen(key)) for key in queue_keys()) + int(client.hlen("unacked"))
 
     def _run(self, fn: Callable[..., Any], args: tuple, kwargs: dict) -> None:
         with self.app.app_context():

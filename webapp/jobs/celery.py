@@ -3,7 +3,16 @@ an app context (Flask's "Background Tasks with Celery" pattern)."""
 from celery import Celery, Task
 from flask import Flask
 
+from webapp.jobs import PRIORITIES
+
 QUEUE = "detect"
+PRIORITY_SEPARATOR = ":"
+
+
+def queue_keys() -> list[str]:
+    """The Redis lists of the detect queue, one per priority (Redis has no priority queue: kombu
+    keeps a list per step and takes from the lowest-numbered non-empty one first)."""
+    return [QUEUE if p == 0 else f"{QUEUE}{PRIORITY_SEPARATOR}{p}" for p in PRIORITIES]
 
 
 def celery_init_app(app: Flask) -> Celery:
@@ -33,7 +42,12 @@ def settings(config) -> dict:
     worker; `--concurrency` on the command line overrides how many tasks it holds."""
     return {
         "broker_url": config["CELERY_BROKER_URL"],
-        "broker_transport_options": {"visibility_timeout": config["CELERY_VISIBILITY_TIMEOUT"]},
+        "broker_transport_options": {
+            "visibility_timeout": config["CELERY_VISIBILITY_TIMEOUT"],
+            "priority_steps": list(PRIORITIES),  # see services.fair_priority
+            "sep": PRIORITY_SEPARATOR,
+            "queue_order_strategy": "priority",
+        },
         "broker_connection_retry_on_startup": True,
         "task_default_queue": QUEUE,
         "task_acks_late": True,
