@@ -1,11 +1,17 @@
 """The production stack without a Docker engine: the compose files validate, and the stack's
-processes, started exactly as compose starts them (docker/entrypoint.sh migrate, web, worker),
-take a real photo from sign-up to `done` over HTTP on PostgreSQL (or SQLite) and Redis."""
+processes, started exactly as compose starts them (docker/entrypoint.sh migrate, web, worker,
+and Debian's nginx with the compose file's template), take a real photo from sign-up to `done`
+over HTTP through nginx on PostgreSQL (or SQLite) and Redis. Through nginx, 100 stalled
+connections and a flood of oversized forms leave /healthz and sign-in answering in under a second."""
+from http.client import HTTPConnection
 import json
 import os
+import re
 import shutil
+import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -19,6 +25,9 @@ import yaml
 from webapp.config import BASE_DIR
 
 ENTRYPOINT = BASE_DIR / "docker" / "entrypoint.sh"
+NGINX_TEMPLATE = BASE_DIR / "docker" / "nginx" / "spotter.conf.template"
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", BASE_DIR / "test-artifacts"))
 SAMPLE_ENV = "SECRET_KEY=s\nJWT_SECRET_KEY=j\nPOSTGRES_PASSWORD=p\nMODEL_DIR=/srv/spotter/models\n"
 COMPOSE = shutil.which("docker-compose")
 
@@ -41,7 +50,7 @@ def test_the_compose_files_validate(tmp_path, files):
     result = compose(tmp_path, *files)
     assert result.returncode == 0, result.stderr
     stack = yaml.safe_load(result.stdout)
-    assert set(stack["services"]) == {"migrate", "web", "worker", "db", "redis"}
+    assert set(stack["services"]) == {"migrate", "web", "worker", "db", "redis", "proxy"}
     assert all("healthcheck" in service for service in stack["services"].values())
     assert stack["services"]["web"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     model_volume = stack["services"]["worker"]["volumes"][1]  # compose 1.29 prints the short form
@@ -66,6 +75,24 @@ def test_settings_in_env_reach_the_app_but_not_over_the_stacks_own(tmp_path):
 def test_compose_refuses_to_start_without_the_secrets(tmp_path):
     result = compose(tmp_path, "docker-compose.yml", env_text="POSTGRES_PASSWORD=p\nMODEL_DIR=/m\n")
     assert result.returncode != 0 and "Set SECRET_KEY in .env" in result.stderr
+
+
+def test_the_proxy_publishes_the_port_and_web_is_reached_through_it_only(tmp_path):
+    stack = yaml.safe_load(compose(tmp_path, "docker-compose.yml").stdout)
+    proxy, web = stack["services"]["proxy"], stack["services"]["web"]
+    assert "ports" not in web and proxy["ports"]
+    assert proxy["environment"]["SPOTTER_UPSTREAM"] == "web:8000"
+    assert web["environment"]["TRUSTED_PROXIES"] == "1"
+    mounts = [v if isinstance(v, str) else f"{v['source']}:{v['target']}" for v in proxy["volumes"]]
+    assert any(m.endswith(":/etc/nginx/templates/default.conf.template:ro") or
+               "/etc/nginx/templates/default.conf.template" in m for m in mounts)
+
+
+def test_the_proxy_limits_bodies_as_the_app_does(tmp_path):
+    env_text = SAMPLE_ENV + "MAX_CONTENT_LENGTH=5000000\nMAX_BODY_SIZE=4096\n"
+    proxy = yaml.safe_load(compose(tmp_path, "docker-compose.yml", env_text=env_text).stdout)["services"]["proxy"]
+    assert proxy["environment"]["MAX_CONTENT_LENGTH"] == "5000000"
+    assert proxy["environment"]["MAX_BODY_SIZE"] == "4096"
 
 
 def http(method: str, url: str, body: bytes = b"", headers: dict | None = None):
@@ -99,53 +126,282 @@ def wait_until(check, seconds: float, what: str, processes):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-@pytest.mark.real_model
-def test_the_stack_processes_take_a_photo_from_sign_up_to_done(database_url, coco_model, assets, tmp_path):
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def render_nginx_template(values: dict[str, str]) -> str:
+    """What the nginx image's envsubst step makes of the template: each ${VAR} that is set is
+    replaced; nginx's own $variables are left alone."""
+    text = NGINX_TEMPLATE.read_text()
+    rendered = re.sub(r"\$\{(\w+)\}", lambda m: values.get(m.group(1), m.group(0)), text)
+    assert "${" not in rendered, "the template uses a variable the stack does not set"
+    return rendered
+
+
+class Stack:
+    """The compose stack's processes on this machine: docker/entrypoint.sh's roles on PostgreSQL
+    (or SQLite) and Redis, with Debian's nginx in front, configured from the compose template."""
+
+    def __init__(self, database_url: str, tmp_path: Path, broker: str):
+        self.tmp = tmp_path
+        self.web_port, self.port = free_port(), free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.processes: list[subprocess.Popen] = []
+        self.logs: list = []
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "YOLO_MODEL"))}
+        self.env.update(  # the compose file's environment, with this machine's services
+            SECRET_KEY="s" * 64, JWT_SECRET_KEY="j" * 64, DATABASE_URL=database_url, ANALYSIS_EXECUTOR="celery",
+            CELERY_BROKER_URL=broker, RATELIMIT_STORAGE_URI=broker, UPLOAD_DIR=str(tmp_path / "data" / "uploads"),
+            INSTANCE_PATH=str(tmp_path / "data" / "instance"), YOLO_OFFLINE="1", MIGRATE="0",
+            PORT=str(self.web_port), WEB_CONCURRENCY="1", SESSION_COOKIE_SECURE="0", TRUSTED_PROXIES="1",
+            PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        )
+
+    def migrate(self) -> None:
+        result = subprocess.run(["sh", str(ENTRYPOINT), "migrate"], cwd=BASE_DIR, env=self.env,
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+    def _spawn(self, name: str, args: list[str], env: dict) -> subprocess.Popen:
+        log = open(self.tmp / f"{name}.log", "wb")
+        self.logs.append(log)
+        process = subprocess.Popen(args, cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+        self.processes.append(process)
+        return process
+
+    def start(self, *roles: str, **env) -> None:
+        for role in roles:
+            self._spawn(role, ["sh", str(ENTRYPOINT), role], {**self.env, **env})
+
+    def start_proxy(self) -> None:
+        if not Path(NGINX).exists():
+            pytest.skip("nginx is not installed (apt-get install nginx; CI does)")
+        folder = self.tmp / "nginx"
+        folder.mkdir()
+        (folder / "spotter.conf").write_text(render_nginx_template({
+            "SPOTTER_UPSTREAM": f"127.0.0.1:{self.web_port}", "NGINX_PORT": f"127.0.0.1:{self.port}",
+            "STATIC_ROOT": str(BASE_DIR / "static"), "MAX_CONTENT_LENGTH": "20971520", "MAX_BODY_SIZE": "65536",
+        }))
+        user = "user root root;" if os.geteuid() == 0 else ""  # its workers write the body buffers here
+        temp_paths = "\n".join(f"    {kind}_temp_path {folder / kind};" for kind in
+                                ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+        (folder / "nginx.conf").write_text(f"""{user}
+worker_processes 1;
+pid {folder / "nginx.pid"};
+error_log {folder / "error.log"} warn;
+events {{ worker_connections 4096; }}
+http {{
+    include /etc/nginx/mime.types;
+    default_type application/octet-stream;
+    access_log {folder / "access.log"};
+{temp_paths}
+    include {folder / "spotter.conf"};
+}}
+""")
+        test = subprocess.run([NGINX, "-t", "-p", str(folder), "-c", str(folder / "nginx.conf"), "-e",
+                               str(folder / "error.log")], capture_output=True, text=True, timeout=30)
+        assert test.returncode == 0, test.stderr
+        self._spawn("nginx", [NGINX, "-p", str(folder), "-c", str(folder / "nginx.conf"), "-e",
+                              str(folder / "error.log"), "-g", "daemon off;"], self.env)
+
+    def wait_healthy(self, workers: bool = False) -> dict:
+        health = wait_until(lambda: http("GET", f"{self.base}/healthz")[1], 120, "the web process", self.processes)
+        if workers:
+            health = wait_until(lambda: (h := http("GET", f"{self.base}/healthz")[1])["workers"] and h, 120,
+                                "a worker", self.processes)
+        return health
+
+    def log(self, name: str) -> str:
+        return (self.tmp / f"{name}.log").read_text(errors="replace")
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                os.killpg(process.pid, 15)
+        for process in self.processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, 9)
+        for log in self.logs:
+            log.close()
+
+
+@pytest.fixture
+def stack(database_url, tmp_path):
     broker = "redis://127.0.0.1:6379/12"
     try:
         redis.Redis.from_url(broker).flushdb()
     except redis.exceptions.ConnectionError:
         pytest.skip("Redis is not running on 127.0.0.1:6379 (CI starts it)")
+    running = Stack(database_url, tmp_path, broker)
+    running.migrate()
+    yield running
+    running.stop()
+
+
+@pytest.mark.real_model
+def test_the_stack_processes_take_a_photo_from_sign_up_to_done(stack, coco_model, assets, tmp_path):
     models = tmp_path / "models"  # what compose mounts read-only from MODEL_DIR
     shutil.copytree(coco_model, models / Path(coco_model).name)
-    port = 18000 + os.getpid() % 1000
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "YOLO_MODEL"))}
-    env.update(  # the compose file's environment, with this machine's services
-        SECRET_KEY="s" * 64, JWT_SECRET_KEY="j" * 64, DATABASE_URL=database_url, ANALYSIS_EXECUTOR="celery",
-        CELERY_BROKER_URL=broker, UPLOAD_DIR=str(tmp_path / "data" / "uploads"),
-        INSTANCE_PATH=str(tmp_path / "data" / "instance"), MODELS_DIR=str(models), YOLO_OFFLINE="1",
-        MIGRATE="0", PORT=str(port), WEB_CONCURRENCY="1", SESSION_COOKIE_SECURE="0",
-        PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-    )
-    migrate = subprocess.run(["sh", str(ENTRYPOINT), "migrate"], cwd=BASE_DIR, env=env, capture_output=True,
-                             text=True, timeout=120)
-    assert migrate.returncode == 0, migrate.stdout + migrate.stderr
-    logs = {role: open(tmp_path / f"{role}.log", "wb") for role in ("web", "worker")}
-    processes = [subprocess.Popen(["sh", str(ENTRYPOINT), role], cwd=BASE_DIR, env=env, stdout=logs[role],
-                                  stderr=subprocess.STDOUT, start_new_session=True) for role in ("web", "worker")]
-    base = f"http://127.0.0.1:{port}"
+    stack.start("web")
+    stack.start("worker", MODELS_DIR=str(models))
+    stack.start_proxy()
+    base = stack.base  # nginx: the only published port
+    health = stack.wait_healthy(workers=True)
+    assert health["broker"] == "ok" and health["database"] == "ok"
+    creds = json.dumps({"email": "stack@example.com", "password": "a long passphrase"}).encode()
+    json_headers = {"Content-Type": "application/json"}
+    assert http("POST", f"{base}/api/v1/auth/signup", creds, json_headers)[0] == 201
+    token = http("POST", f"{base}/api/v1/auth/login", creds, json_headers)[1]["access_token"]
+    bearer = {"Authorization": f"Bearer {token}"}
+    body, content_type = multipart("images", "bus.jpg", (assets / "bus.jpg").read_bytes())
+    status, queued = http("POST", f"{base}/api/v1/analyses", body, {**bearer, "Content-Type": content_type})
+    assert status == 202, queued
+    assert queued["analyses"][0]["urls"]["self"].startswith("/api/v1/analyses/")
+    url = base + queued["analyses"][0]["urls"]["self"]
+    done = wait_until(lambda: (a := http("GET", url, headers=bearer)[1])["status"] in ("done", "failed") and a,
+                      120, "the analysis", stack.processes)
+    assert done["status"] == "done", done["error"]
+    assert done["labels"]["bus"] == 1 and done["labels"]["person"] >= 4
+    assert done["model"]["name"] == Path(coco_model).name
+    with urllib.request.urlopen(f"{base}/static/app.css", timeout=10) as response:  # nginx serves static/
+        assert "public" in response.headers["Cache-Control"]
+        assert response.read() == (BASE_DIR / "static" / "app.css").read_bytes()
+    assert "/static/app.css" not in stack.log("web")  # gunicorn never saw it
+    assert "/api/v1/analyses" in stack.log("web")
+
+
+def test_a_body_over_the_limit_is_refused_by_nginx_with_a_readable_413(stack):
+    stack.start("web")
+    stack.start_proxy()
+    stack.wait_healthy()
+    status, problem = http("POST", f"{stack.base}/logout", b"x" * 100_000,
+                           {"Content-Type": "application/x-www-form-urlencoded"})
+    assert status == 413 and "larger than this server accepts" in problem["detail"]
+    assert "POST /logout" not in stack.log("web")
+
+
+def stall(port: int, kind: str) -> socket.socket:
+    """A client that starts a request and then sends nothing more: its headers half sent, or
+    its headers whole and 10 of 100,000 body bytes."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    if kind == "headers":
+        sock.sendall(b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n")
+    else:
+        sock.sendall(b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                     b"Content-Length: 60000\r\n\r\ncsrf_token=")
+    return sock
+
+
+def timed(method: str, url: str, body: bytes = b"", headers: dict | None = None) -> tuple[float, int]:
+    started = time.perf_counter()
+    status, _ = http(method, url, body, headers)
+    return time.perf_counter() - started, status
+
+
+def p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, int(len(ordered) * 0.95) - 1)]
+
+
+def record(name: str, figures: dict) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / f"{name}.json").write_text(json.dumps(figures, indent=2))
+    print(name, figures)
+
+
+def test_100_stalled_connections_leave_healthz_and_sign_in_answering_within_a_second(stack, database_url):
+    stack.start("web")  # 1 gunicorn worker × 4 threads: 8 stalled clients froze it before nginx
+    stack.start_proxy()
+    stack.wait_healthy()
+    creds = json.dumps({"email": "slow@example.com", "password": "a long passphrase"}).encode()
+    json_headers = {"Content-Type": "application/json"}
+    assert http("POST", f"{stack.base}/api/v1/auth/signup", creds, json_headers)[0] == 201
+    stalled = [stall(stack.port, "headers" if i % 2 else "body") for i in range(100)]
     try:
-        health = wait_until(lambda: http("GET", f"{base}/healthz")[1], 120, "the web process", processes)
-        health = wait_until(lambda: (h := http("GET", f"{base}/healthz")[1])["workers"] and h, 120,
-                            "a worker", processes)
-        assert health["broker"] == "ok" and health["database"] == "ok"
-        creds = json.dumps({"email": "stack@example.com", "password": "a long passphrase"}).encode()
-        json_headers = {"Content-Type": "application/json"}
-        assert http("POST", f"{base}/api/v1/auth/signup", creds, json_headers)[0] == 201
-        token = http("POST", f"{base}/api/v1/auth/login", creds, json_headers)[1]["access_token"]
-        bearer = {"Authorization": f"Bearer {token}"}
-        body, content_type = multipart("images", "bus.jpg", (assets / "bus.jpg").read_bytes())
-        status, queued = http("POST", f"{base}/api/v1/analyses", body, {**bearer, "Content-Type": content_type})
-        assert status == 202, queued
-        url = base + queued["analyses"][0]["urls"]["self"]
-        done = wait_until(lambda: (a := http("GET", url, headers=bearer)[1])["status"] in ("done", "failed") and a,
-                          120, "the analysis", processes)
-        assert done["status"] == "done", done["error"]
-        assert done["labels"]["bus"] == 1 and done["labels"]["person"] >= 4
-        assert done["model"]["name"] == Path(coco_model).name
+        time.sleep(1)  # they are all held open now
+        health = [timed("GET", f"{stack.base}/healthz") for _ in range(20)]
+        sign_in = [timed("POST", f"{stack.base}/api/v1/auth/login", creds, json_headers) for _ in range(3)]
     finally:
-        for process in processes:
-            os.killpg(process.pid, 15)
-            process.wait(timeout=30)
-        for log in logs.values():
-            log.close()
+        for sock in stalled:
+            sock.close()
+    assert {status for _, status in health} == {200} and {status for _, status in sign_in} == {200}
+    worst_health, worst_sign_in = max(t for t, _ in health), max(t for t, _ in sign_in)
+    record(f"stalled-connections-{database_url.split(':')[0]}",
+           {"stalled": 100, "healthz_max_s": round(worst_health, 3), "sign_in_max_s": round(worst_sign_in, 3)})
+    assert worst_health < 1.0 and worst_sign_in < 1.0
+
+
+def test_a_flood_of_oversized_forms_leaves_healthz_answering(stack, database_url):
+    stack.start("web")
+    stack.start_proxy()
+    stack.wait_healthy()
+    body = b"&".join(b"f%d=%d" % (i, i) for i in range(20_000))  # 200 KB, 20,000 fields
+    sent, refused, stop = [0], [0], threading.Event()
+    lock = threading.Lock()
+
+    def flood(count: int) -> None:
+        for i in range(count):
+            connection = HTTPConnection("127.0.0.1", stack.port, timeout=30)
+            try:
+                if i % 2:  # its length declared: refused from the headers
+                    connection.request("POST", "/logout", body, {"Content-Type": "application/x-www-form-urlencoded"})
+                else:  # chunked, no length: cut off once the limit is read
+                    connection.request("POST", "/logout", (body[k:k + 16384] for k in range(0, len(body), 16384)),
+                                       {"Content-Type": "application/x-www-form-urlencoded"}, encode_chunked=True)
+                status = connection.getresponse().status
+            except (ConnectionError, OSError):
+                status = 413  # nginx answered and closed before the body was all sent
+            finally:
+                connection.close()
+            with lock:
+                sent[0] += 1
+                refused[0] += status == 413
+
+    health: list[tuple[float, int]] = []
+
+    def probe() -> None:
+        while not stop.is_set():
+            health.append(timed("GET", f"{stack.base}/healthz"))
+            time.sleep(0.05)
+
+    prober = threading.Thread(target=probe)
+    prober.start()
+    started = time.perf_counter()
+    floods = [threading.Thread(target=flood, args=(100,)) for _ in range(20)]  # 2,000 requests, 20 at a time
+    for thread in floods:
+        thread.start()
+    for thread in floods:
+        thread.join()
+    seconds = time.perf_counter() - started
+    stop.set()
+    prober.join()
+    times = [t for t, _ in health]
+    figures = {"requests": sent[0], "refused_413": refused[0], "seconds": round(seconds, 2),
+               "healthz_probes": len(times), "healthz_p95_s": round(p95(times), 3),
+               "healthz_max_s": round(max(times), 3)}
+    record(f"flood-{database_url.split(':')[0]}", figures)
+    assert sent[0] == 2000 and refused[0] == 2000
+    assert {status for _, status in health} == {200}
+    assert p95(times) < 1.0, figures
+    assert "POST /logout" not in stack.log("web")  # none of it reached gunicorn
+
+
+def test_bare_gunicorn_is_frozen_by_a_few_stalled_clients_which_is_why_nginx_is_in_front(stack):
+    """The README's warning, kept true: without nginx, one stalled client per gunicorn thread
+    (1 worker × 4 threads here) and /healthz no longer answers."""
+    stack.start("web")
+    wait_until(lambda: http("GET", f"http://127.0.0.1:{stack.web_port}/healthz")[1], 120, "gunicorn", stack.processes)
+    stalled = [stall(stack.web_port, "body") for _ in range(8)]
+    try:
+        time.sleep(0.5)
+        with pytest.raises(OSError):  # a timeout: every thread waits for a body that never comes
+            urllib.request.urlopen(f"http://127.0.0.1:{stack.web_port}/healthz", timeout=3)
+    finally:
+        for sock in stalled:
+            sock.close()
