@@ -1,13 +1,22 @@
 """What tests do as a client: sign up and log in through the pages or the API, upload, look at
 what was stored. Shared by the test modules (which import from here, never from each other)."""
 import io
+import os
 import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import redis
 import sqlalchemy as sa
 
-from webapp.config import TestConfig
+from webapp.config import BASE_DIR, TestConfig
 from webapp.extensions import db
 from webapp.models import Analysis
 
@@ -156,3 +165,118 @@ def fresh_redis(url: str):
     except redis.exceptions.ConnectionError:
         pytest.skip("Redis is not running on 127.0.0.1:6379 (CI starts it)")
     return client
+
+
+# ---- servers as separate processes ----
+
+GUNICORN = Path(sys.executable).parent / "gunicorn"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def production_env(tmp_path, **extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "SECRET", "JWT_"))}
+    env.update(
+        SECRET_KEY="s" * 64, JWT_SECRET_KEY="j" * 64,
+        DATABASE_URL=f"sqlite:///{tmp_path / 'prod.sqlite3'}",
+        UPLOAD_DIR=str(tmp_path / "uploads"), INSTANCE_PATH=str(tmp_path / "instance"),
+        YOLO_MODEL="yolo11n.yaml",
+    )
+    env.update(extra)
+    return env
+
+
+def wait_for(url: str, process, seconds: float = 60) -> bytes:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()[0]
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return response.read()
+        except OSError:
+            time.sleep(0.3)
+    raise AssertionError(f"{url} did not answer in {seconds}s")
+
+
+@contextmanager
+def serving(command: list[str], env: dict, port: int):
+    """Run `command` (a server on `port`) until its /healthz answers; yield that answer; stop it."""
+    process = subprocess.Popen(command, cwd=BASE_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        yield wait_for(f"http://127.0.0.1:{port}/healthz", process)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def gunicorn(port: int) -> list[str]:
+    return [str(GUNICORN), "--bind", f"127.0.0.1:{port}", "--workers", "1", "wsgi:app"]
+
+
+CELERY = Path(sys.executable).parent / "celery"
+
+
+def worker_env(app, **extra) -> dict:
+    """The worker's environment: the same database, folders and broker as the web app."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "YOLO_MODEL"))}
+    config = app.config
+    env.update(
+        SECRET_KEY="s" * 32, JWT_SECRET_KEY="j" * 32, DATABASE_URL=config["SQLALCHEMY_DATABASE_URI"],
+        UPLOAD_DIR=config["UPLOAD_DIR"], INSTANCE_PATH=app.instance_path, MODELS_DIR=config["MODELS_DIR"],
+        CELERY_BROKER_URL=config["CELERY_BROKER_URL"], YOLO_MODEL=config["YOLO_MODEL"], YOLO_DEVICE="cpu",
+        CELERY_VISIBILITY_TIMEOUT=str(config["CELERY_VISIBILITY_TIMEOUT"]), YOLO_OFFLINE="1", **extra,
+    )
+    return env
+
+
+class Workers:
+    """Real `celery -A webapp.worker worker` processes, each in its own process group."""
+
+    def __init__(self, app, tmp_path):
+        self.app, self.logs, self.processes = app, tmp_path, []
+
+    def start(self, **env):
+        log = open(self.logs / f"worker-{len(self.processes)}.log", "wb")
+        process = subprocess.Popen(
+            [str(CELERY), "-A", "webapp.worker", "worker", "-Q", "detect",
+             "--hostname", f"test{len(self.processes)}@%h", "--loglevel", "INFO", "--without-gossip",
+             "--without-mingle"],
+            cwd=BASE_DIR, env=worker_env(self.app, **env), stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.processes.append(process)
+        self.wait_until_answering()
+        return process
+
+    def wait_until_answering(self, seconds=90):
+        """Until a worker answers a ping and its process has reported its model (loaded at start)."""
+        from webapp.detection import REPORT_KEY
+        from webapp.jobs import get_runner
+
+        broker = redis.Redis.from_url(self.app.config["CELERY_BROKER_URL"])
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            assert self.processes[-1].poll() is None, self.log()
+            if get_runner(self.app).workers_answering(timeout=0.5) and broker.hlen(REPORT_KEY):
+                return
+        raise AssertionError("the worker did not answer a ping:\n" + self.log())
+
+    def kill(self, process):
+        os.killpg(process.pid, signal.SIGKILL)  # the whole worker, as a crash or `kill -9` would
+        process.wait(timeout=30)
+
+    def log(self) -> str:
+        return "\n".join(p.read_text(errors="replace")[-3000:] for p in sorted(self.logs.glob("worker-*.log")))
+
+    def stop(self):
+        for process in self.processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)

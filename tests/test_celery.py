@@ -2,8 +2,6 @@
 Nothing lost (a killed worker's analysis is finished by the next one), nothing doubled, nothing
 stored when the broker is down, and a web tier that never imports torch."""
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -13,7 +11,7 @@ import pytest
 import redis
 
 from tests.factories import add_analysis
-from tests.helpers import ApiActions, analyses, fresh_redis, stored_files, upload
+from tests.helpers import ApiActions, Workers, analyses, fresh_redis, stored_files, upload, worker_env
 from tests.images import encode, sample
 from webapp.analyses.pipeline import GAVE_UP, recover_interrupted, run_analysis
 from webapp.config import BASE_DIR
@@ -21,7 +19,6 @@ from webapp.extensions import db
 from webapp.models import AnalysisStatus
 
 REDIS_URL = "redis://127.0.0.1:6379/13"  # a database of its own, flushed by each test
-CELERY = Path(sys.executable).parent / "celery"
 
 
 @pytest.fixture
@@ -35,68 +32,6 @@ def broker():
 def celery_app(make_app, broker):
     """The web tier in Celery mode (random-weight model configured, never loaded here)."""
     return make_app(ANALYSIS_EXECUTOR="celery", CELERY_BROKER_URL=broker, CELERY_VISIBILITY_TIMEOUT=4)
-
-
-def worker_env(app, **extra) -> dict:
-    """The worker's environment: the same database, folders and broker as the web app."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "YOLO_MODEL"))}
-    config = app.config
-    env.update(
-        SECRET_KEY="s" * 32, JWT_SECRET_KEY="j" * 32, DATABASE_URL=config["SQLALCHEMY_DATABASE_URI"],
-        UPLOAD_DIR=config["UPLOAD_DIR"], INSTANCE_PATH=app.instance_path, MODELS_DIR=config["MODELS_DIR"],
-        CELERY_BROKER_URL=config["CELERY_BROKER_URL"], YOLO_MODEL=config["YOLO_MODEL"], YOLO_DEVICE="cpu",
-        CELERY_VISIBILITY_TIMEOUT=str(config["CELERY_VISIBILITY_TIMEOUT"]), YOLO_OFFLINE="1", **extra,
-    )
-    return env
-
-
-class Workers:
-    """Real `celery -A webapp.worker worker` processes, each in its own process group."""
-
-    def __init__(self, app, tmp_path):
-        self.app, self.logs, self.processes = app, tmp_path, []
-
-    def start(self, **env):
-        log = open(self.logs / f"worker-{len(self.processes)}.log", "wb")
-        process = subprocess.Popen(
-            [str(CELERY), "-A", "webapp.worker", "worker", "-Q", "detect",
-             "--hostname", f"test{len(self.processes)}@%h", "--loglevel", "INFO", "--without-gossip",
-             "--without-mingle"],
-            cwd=BASE_DIR, env=worker_env(self.app, **env), stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.processes.append(process)
-        self.wait_until_answering()
-        return process
-
-    def wait_until_answering(self, seconds=90):
-        """Until a worker answers a ping and its process has reported its model (loaded at start)."""
-        from webapp.detection import REPORT_KEY
-        from webapp.jobs import get_runner
-
-        broker = redis.Redis.from_url(self.app.config["CELERY_BROKER_URL"])
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            assert self.processes[-1].poll() is None, self.log()
-            if get_runner(self.app).workers_answering(timeout=0.5) and broker.hlen(REPORT_KEY):
-                return
-        raise AssertionError("the worker did not answer a ping:\n" + self.log())
-
-    def kill(self, process):
-        os.killpg(process.pid, signal.SIGKILL)  # the whole worker, as a crash or `kill -9` would
-        process.wait(timeout=30)
-
-    def log(self) -> str:
-        return "\n".join(p.read_text(errors="replace")[-3000:] for p in sorted(self.logs.glob("worker-*.log")))
-
-    def stop(self):
-        for process in self.processes:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
 
 
 @pytest.fixture

@@ -7,9 +7,8 @@ import time
 
 import pytest
 
-from tests.helpers import ApiActions, analyses, fresh_redis
+from tests.helpers import ApiActions, Workers, analyses, fresh_redis
 from tests.images import encode, sample
-from tests.test_celery import Workers
 from webapp import jobs
 from webapp.analyses import pipeline, services
 from webapp.models import AnalysisStatus

@@ -4,58 +4,10 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import time
-import urllib.request
-from contextlib import contextmanager
 from pathlib import Path
 
+from tests.helpers import GUNICORN, free_port, gunicorn, production_env, serving
 from webapp.config import BASE_DIR
-
-GUNICORN = Path(sys.executable).parent / "gunicorn"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def production_env(tmp_path, **extra):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "SECRET", "JWT_"))}
-    env.update(
-        SECRET_KEY="s" * 64, JWT_SECRET_KEY="j" * 64,
-        DATABASE_URL=f"sqlite:///{tmp_path / 'prod.sqlite3'}",
-        UPLOAD_DIR=str(tmp_path / "uploads"), INSTANCE_PATH=str(tmp_path / "instance"),
-        YOLO_MODEL="yolo11n.yaml", **extra,
-    )
-    return env
-
-
-def wait_for(url: str, process, seconds: float = 60) -> bytes:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.communicate()[0]
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                return response.read()
-        except OSError:
-            time.sleep(0.3)
-    raise AssertionError(f"{url} did not answer in {seconds}s")
-
-
-@contextmanager
-def serving(command: list[str], env: dict, port: int):
-    """Run `command` (a server on `port`) until its /healthz answers; yield that answer; stop it."""
-    process = subprocess.Popen(command, cwd=BASE_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        yield wait_for(f"http://127.0.0.1:{port}/healthz", process)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
-def gunicorn(port: int) -> list[str]:
-    return [str(GUNICORN), "--bind", f"127.0.0.1:{port}", "--workers", "1", "wsgi:app"]
 
 
 def test_gunicorn_serves_healthz(tmp_path):
