@@ -43,7 +43,7 @@ def test_readme_curl_session_works_as_written(live, assets, tmp_path):
     assert "analysis_id,filename" in result.stdout  # CSV header
     assert lines[-1] == "204"  # logout
     coco = json.loads((tmp_path / "coco.json").read_text())
-    assert coco["annotations"] and coco["images"][0]["file_name"] == "bus.jpg"
+    assert coco["annotations"] and coco["images"][0]["original_filename"] == "bus.jpg"
 
 
 def test_readme_stands_on_its_own():

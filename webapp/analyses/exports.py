@@ -1,12 +1,49 @@
-"""Detections of one or many analyses as JSON, COCO, YOLO txt or CSV."""
+"""Detections of one or many analyses as JSON, COCO, a YOLO dataset or CSV, in the shapes the
+tools that read them expect (pycocotools, Ultralytics' dataset loader, spreadsheets).
+
+- **Which detections**: those at or above `min_conf`; when it is not given, each analysis's own
+  threshold (its `conf`, 0.25 by default), i.e. the boxes its page shows. `min_conf=0` exports
+  everything stored (down to YOLO_STORE_FLOOR), as an evaluation wants.
+- **COCO**: image ids are the analyses' numeric row ids (stable across exports), `file_name`s are
+  unique and are the names the images have in a YOLO zip. Category ids are the official COCO ids
+  (1-90, with gaps) when the model's classes are the 80 COCO classes, else the model's class ids;
+  `info.category_ids` says which. `categories` lists every class of the model.
+- **YOLO**: one analysis is its label file; several are a zip that Ultralytics loads as it is
+  (`images/`, `labels/` with matching stems, `data.yaml` naming every class id, `classes.txt`
+  with one name per line in id order).
+"""
 import csv
 import io
 import json
 import zipfile
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import Optional
 
+import yaml
+
+from webapp import detection, storage
 from webapp.models import Analysis, utcnow
+
+# The 80 COCO classes in the order COCO-trained YOLO models number them (Ultralytics' coco.yaml),
+# and the official COCO category id of each (Ultralytics' coco80_to_coco91_class); a test checks
+# both against Ultralytics, which the torch-free web tier does not import.
+COCO80 = (
+    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic light",
+    "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog", "horse", "sheep", "cow",
+    "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella", "handbag", "tie", "suitcase", "frisbee",
+    "skis", "snowboard", "sports ball", "kite", "baseball bat", "baseball glove", "skateboard", "surfboard",
+    "tennis racket", "bottle", "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple",
+    "sandwich", "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch",
+    "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard",
+    "cell phone", "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors",
+    "teddy bear", "hair drier", "toothbrush",
+)
+COCO_CATEGORY_IDS = (
+    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 27, 28, 31, 32, 33,
+    34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61,
+    62, 63, 64, 65, 67, 70, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 84, 85, 86, 87, 88, 89, 90,
+)
 
 
 @dataclass
@@ -16,10 +53,49 @@ class Export:
     filename: str
 
 
+def _safe(name: str) -> str:
+    base = name.rsplit(".", 1)[0]
+    return "".join(ch if ch.isascii() and (ch.isalnum() or ch in "-_") else "_" for ch in base)[:80] or "photo"
+
+
 def stem(analysis: Analysis) -> str:
-    base = analysis.original_filename.rsplit(".", 1)[0]
-    safe = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "-_") else "_" for ch in base)
-    return f"{safe or 'photo'}-{analysis.public_id[:8]}"
+    """A download's name: the photo's name and the start of its id."""
+    return f"{_safe(analysis.original_filename)}-{analysis.public_id[:8]}"
+
+
+def dataset_stem(analysis: Analysis) -> str:
+    """A photo's name in a dataset: unique (its whole public id), so files never clash."""
+    return f"{_safe(analysis.original_filename)}-{analysis.public_id}"
+
+
+def dataset_file_name(analysis: Analysis) -> str:
+    """The image's file name in COCO's `file_name` and in a YOLO zip's images/."""
+    return dataset_stem(analysis) + PurePosixPath(analysis.original_path).suffix
+
+
+@dataclass(frozen=True)
+class Classes:
+    """The model's classes by id, and the COCO category id of each."""
+
+    names: dict[int, str]
+    official_coco: bool
+
+    def category_id(self, class_id: int) -> int:
+        return COCO_CATEGORY_IDS[class_id] if self.official_coco else class_id
+
+
+def model_classes(analyses: list[Analysis]) -> Classes:
+    """Every class of the model (as it reports them; while it is unavailable, those the stored
+    detections name), plus any class id a stored detection has that the model does not."""
+    try:
+        names = dict(detection.class_names())
+    except detection.NotAvailable:
+        names = {}
+    for analysis in analyses:
+        for d in analysis.detections:
+            names.setdefault(d.class_id, d.label)
+    names = dict(sorted(names.items()))
+    return Classes(names, official_coco=tuple(names.get(i) for i in range(len(names))) == COCO80)
 
 
 def as_json(analyses: list[Analysis], min_conf: Optional[float]) -> dict:
@@ -30,26 +106,36 @@ def as_json(analyses: list[Analysis], min_conf: Optional[float]) -> dict:
     } for a in analyses]}
 
 
-def as_coco(analyses: list[Analysis], min_conf: Optional[float]) -> dict:
-    """COCO detection format. Category ids are the model's class ids + 1 (COCO keeps 0 free)."""
-    images, annotations, categories = [], [], {}
-    for image_id, analysis in enumerate(analyses, start=1):
-        images.append({"id": image_id, "file_name": analysis.original_filename,
+def as_coco(analyses: list[Analysis], min_conf: Optional[float], classes: Optional[Classes] = None) -> dict:
+    """COCO detection results: images (id = the analysis's row id), annotations with `score`, and
+    every category of the model (see the module's docstring for the ids)."""
+    classes = classes or model_classes(analyses)
+    images, annotations = [], []
+    for analysis in analyses:
+        images.append({"id": analysis.id, "file_name": dataset_file_name(analysis),
                        "width": analysis.width, "height": analysis.height,
-                       "analysis_id": analysis.public_id})
+                       "analysis_id": analysis.public_id, "original_filename": analysis.original_filename})
         for d in analysis.visible_detections(min_conf):
-            categories[d.class_id + 1] = d.label
-            w, h = d.x2 - d.x1, d.y2 - d.y1
+            w, h = d.x2 - d.x1, d.y2 - d.y1  # from the unrounded corners; rounded once, below
             annotations.append({
-                "id": len(annotations) + 1, "image_id": image_id, "category_id": d.class_id + 1,
-                "bbox": [round(d.x1, 2), round(d.y1, 2), round(w, 2), round(h, 2)],
-                "area": round(w * h, 2), "iscrowd": 0, "score": round(d.confidence, 4),
+                "id": len(annotations) + 1, "image_id": analysis.id, "category_id": classes.category_id(d.class_id),
+                "bbox": [round(d.x1, 3), round(d.y1, 3), round(w, 3), round(h, 3)],
+                "area": round(w * h, 3), "iscrowd": 0, "score": round(d.confidence, 5),
             })
     return {
-        "info": {"description": "Detections exported by Spotter", "date_created": utcnow().isoformat()},
+        "info": {
+            "description": "Detections exported by Spotter",
+            "date_created": utcnow().isoformat(),
+            "image_ids": "each image's id is its analysis's numeric id: the same in every export",
+            "category_ids": "coco" if classes.official_coco else "model",
+            "category_ids_note": ("official COCO category ids (1-90): the model's classes are the 80 COCO classes"
+                                  if classes.official_coco else "the model's own class ids"),
+            "min_conf": min_conf if min_conf is not None else "each analysis's own threshold",
+        },
         "images": images,
         "annotations": annotations,
-        "categories": [{"id": i, "name": n, "supercategory": "object"} for i, n in sorted(categories.items())],
+        "categories": [{"id": classes.category_id(i), "name": n, "supercategory": "object"}
+                       for i, n in classes.names.items()],
     }
 
 
@@ -86,7 +172,8 @@ def as_csv(analyses: list[Analysis], min_conf: Optional[float]) -> str:
 
 
 def export(analyses: list[Analysis], fmt: str, min_conf: Optional[float], name: str) -> Export:
-    """`fmt` is json, coco, yolo or csv. YOLO of several analyses is a zip of .txt files."""
+    """`fmt` is json, coco, yolo or csv. YOLO of one analysis is its label file; of several, a
+    zip that is a ready Ultralytics dataset."""
     if fmt == "json":
         return Export(json.dumps(as_json(analyses, min_conf), indent=2).encode(), "application/json", f"{name}.json")
     if fmt == "coco":
@@ -95,11 +182,27 @@ def export(analyses: list[Analysis], fmt: str, min_conf: Optional[float], name: 
         return Export(as_csv(analyses, min_conf).encode(), "text/csv", f"{name}.csv")
     if len(analyses) == 1:
         return Export(yolo_lines(analyses[0], min_conf).encode(), "text/plain", f"{name}.txt")
+    return Export(yolo_dataset(analyses, min_conf), "application/zip", f"{name}-yolo.zip")
+
+
+def yolo_dataset(analyses: list[Analysis], min_conf: Optional[float]) -> bytes:
+    """A zip Ultralytics loads as a dataset: images/<stem>.<ext> (the stored upright originals),
+    labels/<stem>.txt, data.yaml (train and val both images/, names for every class id) and
+    classes.txt (one name per line, line n is class n)."""
+    classes = model_classes(analyses)
+    count = max(classes.names, default=-1) + 1
+    names = [classes.names.get(i, f"class_{i}") for i in range(count)]
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        classes: dict[int, str] = {}
         for a in analyses:
-            archive.writestr(f"labels/{stem(a)}.txt", yolo_lines(a, min_conf))
-            classes.update({d.class_id: d.label for d in a.detections})
-        archive.writestr("classes.txt", "".join(f"{i} {n}\n" for i, n in sorted(classes.items())))
-    return Export(buffer.getvalue(), "application/zip", f"{name}-yolo.zip")
+            try:
+                archive.write(storage.absolute(a.original_path), f"images/{dataset_file_name(a)}",
+                              compress_type=zipfile.ZIP_STORED)  # already compressed
+            except FileNotFoundError:  # deleted while the export was being written: its labels only
+                pass
+            archive.writestr(f"labels/{dataset_stem(a)}.txt", yolo_lines(a, min_conf))
+        archive.writestr("data.yaml", yaml.safe_dump(
+            {"train": "images", "val": "images", "nc": count, "names": dict(enumerate(names))},
+            sort_keys=False, allow_unicode=True))
+        archive.writestr("classes.txt", "".join(f"{n}\n" for n in names))
+    return buffer.getvalue()
