@@ -1,5 +1,7 @@
 """Property-based run of the OpenAPI document against the app (schemathesis), authenticated:
 no 5xx anywhere, and every response matches the status codes and schemas the document gives."""
+import re
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -30,7 +32,7 @@ def test_openapi_document_lists_every_api_route(api_app):
     document = app.test_client().get("/api/v1/openapi.json").json
     documented = {(path, method.upper()) for path, ops in document["paths"].items() for method in ops}
     routes = {
-        (rule.rule.replace("<public_id>", "{public_id}"), method)
+        (re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule), method)
         for rule in app.url_map.iter_rules() if rule.endpoint.startswith("api.") and rule.endpoint != "api.openapi_json"
         for method in rule.methods - {"HEAD", "OPTIONS"}
     }

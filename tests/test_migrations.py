@@ -5,7 +5,7 @@ from flask_migrate import downgrade, upgrade
 
 from webapp.extensions import db
 
-TABLES = {"user", "analysis", "detection", "refresh_token", "analysis_label", "user_label"}
+TABLES = {"user", "analysis", "detection", "refresh_token", "analysis_label", "user_label", "api_key"}
 
 
 def table_names():

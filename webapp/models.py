@@ -245,6 +245,37 @@ class UserLabel(db.Model):
     photos: Mapped[int]
 
 
+class ApiKeyScope(StrEnum):
+    """What an API key may call: everything the owner may, or only detection."""
+
+    FULL = "full"
+    DETECT_ONLY = "detect-only"
+
+
+class ApiKey(db.Model):
+    """A long-lived credential for scripts and devices (`Authorization: Bearer spt_…` or
+    `X-API-Key`). Only its SHA-256 is stored; revoking deletes the row."""
+
+    __tablename__ = "api_key"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(sa.String(100))
+    prefix: Mapped[str] = mapped_column(sa.String(16))  # shown in lists: "spt_" and 8 characters
+    secret_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    scope: Mapped[str] = mapped_column(sa.String(16), default=ApiKeyScope.FULL.value)
+    # The DeepStack endpoint keeps each call as an analysis in the owner's gallery.
+    save_to_gallery: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship()
+
+    @property
+    def detect_only(self) -> bool:
+        return self.scope == ApiKeyScope.DETECT_ONLY
+
+
 class RefreshToken(db.Model):
     __tablename__ = "refresh_token"
 

@@ -75,7 +75,7 @@ def detail(a: Analysis, min_conf: Optional[float] = None) -> dict:
 
 
 @bp.route("/analyses", methods=["POST"])
-@login_required
+@login_required(detection=True)
 @operation(summary="Upload photos for detection", tag=TAG, query=UploadQuery, multipart=UPLOAD_BODY,
            description="202 with the queued analyses; with `wait=true`, 201 once they are finished. "
                        "Refused files are listed in `rejected` with the reason; nothing is stored for them.",

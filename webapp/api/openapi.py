@@ -88,9 +88,11 @@ def _responses(op: Operation, components: _Components) -> dict:
 
 
 def _path(rule: str) -> tuple[str, list[dict]]:
-    names = re.findall(r"<(?:[^:<>]+:)?([^<>]+)>", rule)
+    found = re.findall(r"<(?:([^:<>]+):)?([^<>]+)>", rule)
     path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule)
-    params = [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}} for n in names]
+    params = [{"name": name, "in": "path", "required": True,
+               "schema": {"type": "integer", "minimum": 0} if converter == "int" else {"type": "string"}}
+              for converter, name in found]
     return path, params
 
 
@@ -125,14 +127,20 @@ def build_document(app: Flask, blueprint: str, title: str, version: str) -> dict
         "openapi": "3.1.0",
         "info": {"title": title, "version": version,
                  "description": "Photo object detection. Authenticate with `Authorization: Bearer "
-                                "<access token>` from `POST /api/v1/auth/login` (or the browser session)."},
+                                "<access token>` from `POST /api/v1/auth/login` (or the browser session), "
+                                "or with an API key (`X-API-Key: spt_…`, or `Authorization: Bearer spt_…`): "
+                                "create one on the API keys page or with `POST /api/v1/keys`. A `detect-only` "
+                                "key may only upload for detection."},
         "servers": [{"url": "/"}],
         "paths": paths,
         "components": {
             "schemas": components.schemas,
-            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT or spt_ API key"},
+                "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            },
         },
-        "security": [{"bearerAuth": []}],
+        "security": [{"bearerAuth": []}, {"apiKey": []}],
     }
 
 

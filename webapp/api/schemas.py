@@ -100,7 +100,10 @@ class ImageQuery(Schema):
 
 class ExportQuery(Schema):
     format: ExportFormat = "json"
-    min_conf: Optional[float] = Field(None, ge=0, le=1)
+    min_conf: Optional[float] = Field(None, ge=0, le=1, description=(
+        "Export the detections at or above this confidence. Not given: each analysis's own threshold "
+        "(its `conf`, 0.25 unless set at upload), i.e. the boxes its page shows. `min_conf=0`: everything "
+        "stored (down to the server's YOLO_STORE_FLOOR), as an evaluation (mAP) needs."))
 
 
 class BulkExportQuery(ExportQuery, HistoryFilters):
@@ -115,6 +118,40 @@ class UsageOut(Schema):
     quota_photos: int = Field(description="The most photos this account may keep (0: no limit)")
     quota_bytes: int = Field(description="The most bytes they may take (0: no limit)")
     files_per_upload: int = Field(description="The most files one upload may send (0: no limit)")
+
+
+KeyScope = Literal["full", "detect-only"]
+
+
+class KeyIn(Schema):
+    name: str = Field(min_length=1, max_length=100, description="What the key is for, e.g. \"garage camera\"")
+    scope: KeyScope = Field("full", description="`full`: anything you may do; `detect-only`: only detection")
+    save_to_gallery: bool = Field(False, description="The DeepStack endpoint keeps each call in your gallery")
+
+    @field_validator("name")
+    @classmethod
+    def printable_name(cls, value: str) -> str:
+        if not value.strip() or any(not ch.isprintable() for ch in value):
+            raise ValueError("Give the key a name of printable characters.")
+        return value.strip()
+
+
+class KeyOut(Schema):
+    id: int
+    name: str
+    prefix: str = Field(description="The key's first characters, to tell it apart")
+    scope: KeyScope
+    save_to_gallery: bool
+    created_at: datetime
+    last_used_at: Optional[datetime] = Field(None, description="Updated at most once a minute")
+
+
+class NewKeyOut(KeyOut):
+    key: str = Field(description="The secret: shown this once, never again")
+
+
+class KeyList(Schema):
+    keys: list[KeyOut]
 
 
 class UserOut(Schema):

@@ -1,4 +1,5 @@
-"""Who is calling: a bearer access token, or else the browser session (with CSRF for changes)."""
+"""Who is calling: an API key (`X-API-Key`, or `Authorization: Bearer spt_…`), a bearer access
+token, or else the browser session (with CSRF for changes)."""
 from functools import wraps
 from typing import Optional
 
@@ -9,6 +10,7 @@ from flask_jwt_extended.exceptions import JWTExtendedException
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 
+from webapp.auth import keys
 from webapp.errors import ProblemError
 from webapp.extensions import csrf, db
 from webapp.models import User
@@ -78,22 +80,64 @@ def _user_from_session() -> Optional[User]:
     return current_user._get_current_object()
 
 
+def api_key_secret() -> Optional[str]:
+    """The API key the request carries, if any: `X-API-Key`, or a bearer credential shaped like one."""
+    header = request.headers.get("X-API-Key", "").strip()
+    if header:
+        return header
+    scheme, _, credentials = request.headers.get("Authorization", "").strip().partition(" ")
+    credentials = credentials.strip()
+    return credentials if scheme.lower() == "bearer" and keys.looks_like_key(credentials) else None
+
+
+DETECT_ONLY = ("This API key may only call detection (POST /api/v1/analyses, POST /v1/vision/detection): "
+               "its scope is detect-only.")
+
+
+def user_from_key(raw: str, detection: bool) -> User:
+    """The owner of a valid key, within its scope and its rate limit; 401/403/429 otherwise."""
+    key = keys.find(raw)
+    if key is None:
+        raise unauthorized("Invalid API key: it does not exist or it was revoked.", invalid_token=True)
+    if key.detect_only and not detection:
+        raise ProblemError(403, DETECT_ONLY)
+    wait = keys.within_rate(key)
+    if wait is not None:
+        raise ProblemError(429, f"Too many requests with this API key: try again in {wait} seconds.",
+                           headers={"Retry-After": str(wait)})
+    keys.touch(key)
+    g.api_key = key
+    return key.user
+
+
 def api_user() -> User:
     return g.api_user
 
 
-def login_required(view):
-    """Authenticate the request (bearer token first, then session) or answer 401."""
-    @wraps(view)
-    def wrapper(*args, **kwargs):
-        if request.headers.get("Authorization"):
-            g.api_user = _user_from_bearer()
-        else:
-            g.api_user = _user_from_session()
-            if g.api_user is None:
-                raise unauthorized("Authentication required: send Authorization: Bearer <access token>.")
-        return view(*args, **kwargs)
-    return wrapper
+def login_required(view=None, *, detection: bool = False, api_keys: bool = True):
+    """Authenticate the request (an API key, a bearer token, then the session) or answer 401.
+    `detection`: a detect-only key may call it too; `api_keys=False`: no key may (managing keys
+    takes a login)."""
+    def decorate(view):
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            raw = api_key_secret()
+            if raw is not None:
+                if not api_keys:
+                    raise ProblemError(403, "API keys cannot manage API keys: log in (POST /api/v1/auth/login) "
+                                            "and use the access token, or use the API keys page.")
+                g.api_user = user_from_key(raw, detection)
+            elif request.headers.get("Authorization"):
+                g.api_user = _user_from_bearer()
+            else:
+                g.api_user = _user_from_session()
+                if g.api_user is None:
+                    raise unauthorized("Authentication required: send Authorization: Bearer <access token> "
+                                       "or an API key.")
+            return view(*args, **kwargs)
+        return wrapper
+
+    return decorate(view) if view is not None else decorate
 
 
 def require_same_site_script() -> None:

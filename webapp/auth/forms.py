@@ -1,6 +1,7 @@
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, PasswordField, SubmitField
-from wtforms.validators import DataRequired, Email, EqualTo, Length
+from wtforms import BooleanField, EmailField, PasswordField, RadioField, StringField, SubmitField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, Email, EqualTo, Length, Regexp
 
 from webapp.auth.services import (
     EMAIL_MAX_LENGTH, PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, PASSWORD_TOO_SHORT, normalize_email,
@@ -44,3 +45,18 @@ class PasswordChangeForm(FlaskForm):
 
 class LogoutEverywhereForm(FlaskForm):
     submit = SubmitField("Log out of all devices")
+
+
+class ApiKeyForm(FlaskForm):
+    name = StringField("Name", filters=[lambda v: v.strip() if isinstance(v, str) else v], validators=[
+        DataRequired(), Length(max=100), Regexp(r"^[^\x00-\x1f\x7f]+$", message="Use printable characters.")],
+        description="What it is for, e.g. \"garage camera\" or \"backup script\".")
+    scope = RadioField("Scope", default="full", choices=[
+        SelectChoice("full", "Full: anything you can do in the API"),
+        SelectChoice("detect-only", "Detect only: uploads for detection and the DeepStack endpoint, nothing else")])
+    save_to_gallery = BooleanField("Keep DeepStack-endpoint detections in my gallery")
+    submit = SubmitField("Create key")
+
+
+class RevokeKeyForm(FlaskForm):
+    submit = SubmitField("Revoke")

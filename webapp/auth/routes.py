@@ -4,8 +4,10 @@ from urllib.parse import urlsplit
 from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
-from webapp.auth import auth_rate_limit, bp, services
-from webapp.auth.forms import LoginForm, LogoutEverywhereForm, PasswordChangeForm, SignupForm
+from webapp.auth import auth_rate_limit, bp, keys, services
+from webapp.auth.forms import (
+    ApiKeyForm, LoginForm, LogoutEverywhereForm, PasswordChangeForm, RevokeKeyForm, SignupForm,
+)
 from webapp.extensions import db, login_manager
 from webapp.htmx import wants_partial
 from webapp.models import User
@@ -151,3 +153,36 @@ def logout_everywhere():
     logout_user()
     flash("You are logged out on every device, and every API token is revoked.", "info")
     return redirect(url_for("auth.login"))
+
+
+@bp.route("/account/keys", methods=["GET", "POST"])
+@login_required
+def api_keys():
+    """The API keys page: create one (its secret shown this once), list and revoke them."""
+    form = ApiKeyForm()
+    user = current_user._get_current_object()
+    created, status = None, 200
+    if request.method == "POST":
+        if form.validate_on_submit():
+            try:
+                key, raw = keys.create(user, form.name.data, form.scope.data, form.save_to_gallery.data)
+            except keys.TooManyKeys as exc:
+                form.name.errors.append(str(exc))
+                status = 409
+            else:
+                created = (key, raw)
+                form = ApiKeyForm(formdata=None)
+        else:
+            status = 422
+    return render_template("auth/keys.html", form=form, created=created, keys=keys.list_keys(user),
+                           revoke_form=RevokeKeyForm(formdata=None)), status
+
+
+@bp.route("/account/keys/<int:key_id>/revoke", methods=["POST"])
+@login_required
+def revoke_api_key(key_id: int):
+    if RevokeKeyForm().validate_on_submit() and keys.revoke(current_user._get_current_object(), key_id):
+        flash("The API key is revoked: it stopped working at once.", "info")
+    else:
+        flash("That API key does not exist (it may have been revoked already).", "error")
+    return redirect(url_for("auth.api_keys"))

@@ -1,0 +1,85 @@
+"""API keys: created signed in, shown once, stored as the SHA-256 of a high-entropy secret
+(`spt_` + 32 random bytes, URL-safe), listed by name and prefix, revoked by deleting them. A key
+authenticates API requests like an access token (webapp/api/security.py), within its scope, at
+most API_KEY_RATE_LIMIT requests per key, and its last use is written at most once a minute."""
+import hashlib
+import secrets
+from datetime import timedelta
+from typing import Optional
+
+import sqlalchemy as sa
+from flask import current_app
+from limits import parse
+
+from webapp.extensions import db, limiter
+from webapp.models import ApiKey, ApiKeyScope, User, utcnow
+
+PREFIX = "spt_"
+NAME_MAX_LENGTH = 100
+MAX_KEYS_PER_USER = 50
+LAST_USED_EVERY = timedelta(minutes=1)
+
+
+class TooManyKeys(ValueError):
+    """The user already has MAX_KEYS_PER_USER keys."""
+
+
+def looks_like_key(text: Optional[str]) -> bool:
+    return bool(text) and text.startswith(PREFIX)
+
+
+def _digest(raw: str) -> str:
+    return hashlib.sha256(raw.encode("utf-8", "replace")).hexdigest()
+
+
+def create(user: User, name: str, scope: str = ApiKeyScope.FULL, save_to_gallery: bool = False) -> tuple[ApiKey, str]:
+    """A new key and its secret, which is never shown again. Commits."""
+    if db.session.scalar(sa.select(sa.func.count()).select_from(ApiKey).where(ApiKey.user_id == user.id)) \
+            >= MAX_KEYS_PER_USER:
+        raise TooManyKeys(f"You already have {MAX_KEYS_PER_USER} API keys: revoke one you no longer use first.")
+    raw = PREFIX + secrets.token_urlsafe(32)
+    key = ApiKey(user_id=user.id, name=name.strip()[:NAME_MAX_LENGTH], prefix=raw[:len(PREFIX) + 8],
+                 secret_hash=_digest(raw), scope=ApiKeyScope(scope).value, save_to_gallery=save_to_gallery)
+    db.session.add(key)
+    db.session.commit()
+    return key, raw
+
+
+def find(raw: str) -> Optional[ApiKey]:
+    """The key with this secret, or None (unknown, revoked, or not shaped like a key)."""
+    if not looks_like_key(raw) or len(raw) > 200:
+        return None
+    return db.session.scalar(sa.select(ApiKey).where(ApiKey.secret_hash == _digest(raw)))
+
+
+def within_rate(key: ApiKey) -> Optional[int]:
+    """None while the key is within API_KEY_RATE_LIMIT; else the seconds until it may go on."""
+    limit = parse(current_app.config["API_KEY_RATE_LIMIT"])
+    if not limiter.enabled or limiter.limiter.hit(limit, "api-key", str(key.id)):
+        return None
+    stats = limiter.limiter.get_window_stats(limit, "api-key", str(key.id))
+    return max(1, int(stats.reset_time - utcnow().timestamp()))
+
+
+def touch(key: ApiKey) -> None:
+    """Record a use: at most one write a minute per key, whoever calls. Commits."""
+    now = utcnow()
+    if key.last_used_at is not None and now - key.last_used_at < LAST_USED_EVERY:
+        return
+    db.session.execute(sa.update(ApiKey).where(
+        ApiKey.id == key.id,
+        sa.or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < now - LAST_USED_EVERY),
+    ).values(last_used_at=now).execution_options(synchronize_session=False))
+    db.session.commit()
+
+
+def list_keys(user: User) -> list[ApiKey]:
+    return list(db.session.scalars(sa.select(ApiKey).where(ApiKey.user_id == user.id)
+                                   .order_by(ApiKey.created_at.desc(), ApiKey.id.desc())))
+
+
+def revoke(user: User, key_id: int) -> bool:
+    """Delete the user's key; False when there is none (anyone else's included). Commits."""
+    deleted = db.session.execute(sa.delete(ApiKey).where(ApiKey.id == key_id, ApiKey.user_id == user.id)).rowcount
+    db.session.commit()
+    return bool(deleted)
