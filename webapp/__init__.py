@@ -47,8 +47,9 @@ def register_subsystems(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from webapp import api
+    from webapp import api, deepstack
     from webapp.analyses import bp as analyses_bp
+    from webapp.extensions import csrf
     from webapp.auth import bp as auth_bp
     from webapp.health import bp as health_bp
 
@@ -56,6 +57,8 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(auth_bp)
     app.register_blueprint(analyses_bp)
     api.init_app(app)
+    app.register_blueprint(deepstack.bp)
+    csrf.exempt(deepstack.bp)  # no cookie authenticates it: an API key does
 
 
 def register_errorhandlers(app: Flask) -> None:

@@ -4,7 +4,7 @@ Runs before the CSRF check, which would otherwise parse a form of any size first
 from flask import Flask, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-UPLOAD_ENDPOINTS = {"analyses.upload", "api.upload"}
+UPLOAD_ENDPOINTS = {"analyses.upload", "api.upload", "deepstack.detection_endpoint"}
 
 
 def init_app(app: Flask) -> None:
@@ -15,10 +15,21 @@ def init_app(app: Flask) -> None:
 def _signed_in() -> bool:
     from flask_login import current_user
 
-    if request.endpoint == "api.upload" and request.headers.get("Authorization"):
-        from webapp.api.security import has_valid_bearer
+    if request.endpoint == "deepstack.detection_endpoint":
+        from webapp.api.security import api_key_secret
+        from webapp.auth import keys
 
-        return has_valid_bearer()
+        raw = api_key_secret()  # else in the form (as DeepStack clients send it): checked once read
+        return raw is None or keys.find(raw) is not None
+    if request.endpoint == "api.upload":
+        from webapp.api.security import api_key_secret, has_valid_bearer
+        from webapp.auth import keys
+
+        raw = api_key_secret()
+        if raw is not None:
+            return keys.find(raw) is not None
+        if request.headers.get("Authorization"):
+            return has_valid_bearer()
     return current_user.is_authenticated
 
 
@@ -31,6 +42,10 @@ def limit_body():
     sent without a length is cut off at the limit while it is read. An upload from someone not
     signed in is refused before its body is read (the log-in page, or a 401 problem)."""
     if is_upload() and not _signed_in():
+        if request.endpoint == "deepstack.detection_endpoint":
+            from webapp.deepstack import _answer_error
+
+            return _answer_error(401, "Invalid API key: it does not exist or it was revoked.")
         if request.endpoint == "api.upload":
             from webapp.api.security import unauthorized
 

@@ -4,7 +4,7 @@ from flask import Blueprint
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 docs_bp = Blueprint("docs", __name__)
 
-from webapp.api import analyses, auth_routes, docs  # noqa: E402,F401
+from webapp.api import analyses, auth_routes, docs, keys_routes  # noqa: E402,F401
 
 
 def init_app(app) -> None:

@@ -52,7 +52,9 @@ def settings(config) -> dict:
         "task_default_queue": QUEUE,
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
-        "task_ignore_result": True,
+        "task_ignore_result": True,  # but the DeepStack endpoint's task (webapp/deepstack.py) answers
+        "result_backend": config["CELERY_BROKER_URL"],
+        "result_expires": 600,
         "worker_prefetch_multiplier": 1,
         "worker_pool": "threads",
         "worker_concurrency": concurrency(config["DETECT_BATCH"] or 1, config["DETECT_THREADS"]),

@@ -1,0 +1,152 @@
+"""The DeepStack-compatible endpoint, `POST /v1/vision/detection`: the real `deepstack-python`
+client against gunicorn, DeepStack's answer and error shapes, API keys of either scope, nothing
+stored unless the key keeps detections, and in scale-out mode the detection runs on a worker."""
+import io
+import json
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+from tests.helpers import (
+    GUNICORN, ApiActions, Workers, analyses, free_port, fresh_redis, gunicorn, production_env, serving, stored_files,
+)
+from tests.images import encode, sample
+from webapp.config import BASE_DIR
+
+URL = "/v1/vision/detection"
+
+
+def key_for(client, api, **body) -> str:
+    response = client.post("/api/v1/keys", json={"name": "camera", **body}, headers=api.headers)
+    assert response.status_code == 201
+    return response.get_json()["key"]
+
+
+def detect(client, data: bytes, **form):
+    return client.post(URL, data={"image": (io.BytesIO(data), "image"), **form}, content_type="multipart/form-data")
+
+
+@pytest.mark.real_model
+def test_the_deepstack_python_client_finds_the_bus_through_gunicorn(tmp_path, coco_model, assets):
+    from deepstack.core import DeepstackObject
+
+    port = free_port()
+    env = production_env(tmp_path, YOLO_MODEL=coco_model, ANALYSIS_EXECUTOR="thread")
+    migrated = subprocess.run([str(GUNICORN.parent / "flask"), "--app", "wsgi", "db", "upgrade"], cwd=BASE_DIR,
+                              env=env, capture_output=True, text=True, timeout=120)
+    assert migrated.returncode == 0, migrated.stderr
+    with serving(gunicorn(port), env, port):
+        base = f"http://127.0.0.1:{port}"
+        creds = json.dumps({"email": "cam@example.com", "password": "a long passphrase"}).encode()
+        for path in ("/api/v1/auth/signup", "/api/v1/auth/login"):
+            request = urllib.request.Request(base + path, data=creds, headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=30) as response:
+                answer = json.loads(response.read())
+        request = urllib.request.Request(base + "/api/v1/keys", data=json.dumps({"name": "ha", "scope": "detect-only"})
+                                         .encode(), headers={"Content-Type": "application/json",
+                                                             "Authorization": f"Bearer {answer['access_token']}"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            key = json.loads(response.read())["key"]
+        client = DeepstackObject(ip="127.0.0.1", port=port, api_key=key, timeout=60, min_confidence=0.4)
+        predictions = client.detect((assets / "bus.jpg").read_bytes())
+    labels = [p["label"] for p in predictions]
+    assert labels.count("bus") == 1 and labels.count("person") >= 4
+    assert all(isinstance(p[k], int) for p in predictions for k in ("x_min", "y_min", "x_max", "y_max"))
+    assert all(p["confidence"] >= 0.4 for p in predictions)
+
+
+@pytest.mark.real_model
+def test_the_answer_has_deepstacks_shape_and_stores_nothing(app, client, assets):
+    key = key_for(client, ApiActions(client).user())
+    response = detect(app.test_client(), (assets / "bus.jpg").read_bytes(), api_key=key, min_confidence="0.5")
+    body = response.get_json()
+    assert response.status_code == 200 and body["success"] is True and isinstance(body["duration"], int)
+    assert {"label", "confidence", "x_min", "y_min", "x_max", "y_max"} == set(body["predictions"][0])
+    assert min(p["confidence"] for p in body["predictions"]) >= 0.5
+    assert analyses(app) == [] and stored_files(app) == []
+
+
+@pytest.mark.real_model
+def test_a_key_that_keeps_detections_stores_each_call_as_an_analysis(app, client, assets):
+    key = key_for(client, ApiActions(client).user(), save_to_gallery=True)
+    body = detect(app.test_client(), (assets / "bus.jpg").read_bytes(), api_key=key).get_json()
+    assert body["success"] is True and "bus" in {p["label"] for p in body["predictions"]}
+    [row] = analyses(app)
+    assert row.status == "done" and row.conf == 0.4
+    assert sorted(p["label"] for p in body["predictions"]) == sorted(d.label for d in row.visible_detections())
+
+
+@pytest.mark.parametrize("form, status, words", [
+    ({}, 401, "API key is required"),
+    ({"api_key": "spt_wrong"}, 401, "Invalid API key"),
+])
+def test_without_a_valid_key_the_answer_is_a_deepstack_error(client, form, status, words):
+    response = detect(client, encode(sample(), "PNG"), **form)
+    assert response.status_code == status
+    assert response.get_json()["success"] is False and words in response.get_json()["error"]
+
+
+@pytest.mark.parametrize("data, form, words", [
+    (b"not an image", {}, "not"),
+    (None, {"min_confidence": "lots"}, "min_confidence"),
+    (None, {"min_confidence": "1.5"}, "min_confidence"),
+])
+def test_bad_input_is_a_400_in_deepstacks_shape(app, client, data, form, words):
+    key = key_for(client, ApiActions(client).user())
+    response = detect(app.test_client(), data or encode(sample(), "PNG"), api_key=key, **form)
+    assert response.status_code == 400 and response.get_json()["success"] is False
+    assert words in response.get_json()["error"].lower() or words in response.get_json()["error"]
+    assert analyses(app) == []
+
+
+def test_a_photo_field_is_required(app, client):
+    key = key_for(client, ApiActions(client).user())
+    response = app.test_client().post(URL, data={"api_key": key}, content_type="multipart/form-data")
+    assert response.status_code == 400 and "image" in response.get_json()["error"]
+
+
+def test_the_key_may_come_in_the_header(app, client):
+    key = key_for(client, ApiActions(client).user(), scope="detect-only")
+    response = app.test_client().post(URL, data={"image": (io.BytesIO(encode(sample(), "PNG")), "image")},
+                                      headers={"X-API-Key": key}, content_type="multipart/form-data")
+    assert response.status_code == 200 and response.get_json()["success"] is True
+
+
+def test_a_revoked_key_is_refused(app, client):
+    api = ApiActions(client).user()
+    created = client.post("/api/v1/keys", json={"name": "cam"}, headers=api.headers).get_json()
+    client.delete(f"/api/v1/keys/{created['id']}", headers=api.headers)
+    response = detect(app.test_client(), encode(sample(), "PNG"), api_key=created["key"])
+    assert response.status_code == 401 and response.get_json()["success"] is False
+
+
+def test_in_scale_out_mode_a_worker_detects_and_the_web_process_removes_the_photo(make_app, tmp_path):
+    broker = "redis://127.0.0.1:6379/10"
+    fresh_redis(broker)
+    app = make_app(ANALYSIS_EXECUTOR="celery", CELERY_BROKER_URL=broker, DEEPSTACK_TIMEOUT=60)
+    client = app.test_client()
+    key = key_for(client, ApiActions(client).user())
+    workers = Workers(app, tmp_path)
+    try:
+        workers.start()
+        started = time.monotonic()
+        response = detect(app.test_client(), encode(sample(), "PNG"), api_key=key, min_confidence="0")
+        assert response.status_code == 200, response.get_json()
+        assert response.get_json()["success"] is True and time.monotonic() - started < 60
+        assert isinstance(response.get_json()["predictions"], list)
+    finally:
+        workers.stop()
+    assert stored_files(app) == [] and analyses(app) == []
+
+
+def test_in_scale_out_mode_without_a_worker_the_answer_is_a_503_in_time(make_app):
+    broker = "redis://127.0.0.1:6379/10"
+    fresh_redis(broker)
+    app = make_app(ANALYSIS_EXECUTOR="celery", CELERY_BROKER_URL=broker, DEEPSTACK_TIMEOUT=2)
+    client = app.test_client()
+    key = key_for(client, ApiActions(client).user())
+    response = detect(app.test_client(), encode(sample(), "PNG"), api_key=key)
+    assert response.status_code == 503 and "No detection worker answered" in response.get_json()["error"]
+    assert stored_files(app) == []
