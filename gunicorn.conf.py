@@ -5,6 +5,8 @@ Command-line options given as well win over these."""
 # fragmented is given back (the jitter keeps workers from restarting together).
 max_requests = 2000
 max_requests_jitter = 200
+# Request lines up to gunicorn's most (nginx in front refuses longer ones with a 414 of its own).
+limit_request_line = 8190
 # No control socket: several gunicorns on one host would share ~/.gunicorn/gunicorn.ctl.
 control_socket_disable = True
 
