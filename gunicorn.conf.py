@@ -5,13 +5,16 @@ Command-line options given as well win over these."""
 # fragmented is given back (the jitter keeps workers from restarting together).
 max_requests = 2000
 max_requests_jitter = 200
+# Request lines up to gunicorn's most (nginx in front refuses longer ones with a 414 of its own).
+limit_request_line = 8190
 # No control socket: several gunicorns on one host would share ~/.gunicorn/gunicorn.ctl.
 control_socket_disable = True
 
 
 def post_worker_init(worker):
-    """Each worker, once started, marks as failed the analyses left behind by dead processes
-    (a worker killed mid-analysis is replaced by one that cleans up after it); where it detects
+    """Each worker, once started, queues again the analyses left unfinished by dead processes
+    of this host (a worker killed mid-analysis, or replaced after `max_requests`, is replaced by
+    one that takes over its queue; see pipeline.recover_interrupted); where it detects
     itself (the thread executor) it loads and warms a model already on disk, so the first photo
     does not wait for it (a model still to be downloaded is fetched by the detection thread when
     the first photo comes)."""
@@ -23,7 +26,7 @@ def post_worker_init(worker):
     from webapp.vision.detector import ModelUnavailable
 
     with worker.wsgi.app_context():
-        recover_interrupted()
+        recover_interrupted(requeue=True)
         if detection.runs_here():
             detector = detection.get_detector()
             if Path(detector.settings.model).exists():
@@ -36,8 +39,8 @@ def post_worker_init(worker):
 
 def worker_exit(server, worker):
     """A worker that stops finishes the analyses it is detecting and leaves the queued ones
-    pending (the next worker's start-up marks them interrupted, retryable), rather than being
-    torn down mid-prediction."""
+    pending (the next worker's start-up queues them again), rather than being torn down
+    mid-prediction."""
     from webapp.jobs import get_runner
 
     if getattr(worker, "wsgi", None) is not None:

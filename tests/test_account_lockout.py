@@ -122,3 +122,52 @@ def test_the_counter_is_kept_in_redis_when_the_rate_limiter_uses_it(make_app, au
     second = make_app(create_schema=False, RATELIMIT_STORAGE_URI=url, LOGIN_FAILURE_LIMIT=LIMIT)
     assert api_login(second.test_client(), PASSWORD, "10.0.7.2").status_code == 429
     assert json.loads(api_login(second.test_client(), PASSWORD, "10.0.7.2").data)["status"] == 429
+
+
+def test_a_browser_that_signed_in_before_still_signs_in_while_others_lock_the_account(app, auth, client):
+    """The device cookie (OWASP): failures from elsewhere cannot lock the owner out of a browser
+    they have used, nor keep an intruder's session safe from "log out of all devices"."""
+    auth.signup()  # this browser gets a device cookie
+    auth.logout()
+    for attempt in range(6):
+        api_login(app.test_client(), "wrong password", f"10.0.8.{attempt}")
+    assert page_login(app.test_client(), PASSWORD, "10.0.8.50").status_code == 429  # a new browser
+    response = page_login(client, PASSWORD, "10.0.8.51")  # the owner's
+    assert response.status_code == 302 and response.location == "/analyses"
+
+
+def test_a_browsers_own_failures_lock_that_browser(app, auth, client):
+    auth.signup()
+    auth.logout()
+    for _ in range(5):
+        assert page_login(client, "wrong password", "10.0.9.1").status_code == 401
+    assert page_login(client, PASSWORD, "10.0.9.1").status_code == 429
+
+
+def test_a_forged_or_foreign_device_cookie_gives_no_way_around_the_lock(app, auth, client):
+    auth.signup(email="grace@example.com")  # a device cookie, but for another account
+    auth.logout()
+    app.test_client().post("/api/v1/auth/signup", json={"email": "ada@example.com", "password": PASSWORD})
+    for attempt in range(5):
+        api_login(app.test_client(), "wrong password", f"10.0.10.{attempt}")
+    assert page_login(client, PASSWORD, "10.0.10.9").status_code == 429
+    forged = app.test_client()
+    forged.set_cookie("spotter_device", "eyJ1IjoxLCJuIjoiMDAwMCJ9.forged")
+    assert page_login(forged, PASSWORD, "10.0.10.8").status_code == 429
+
+
+def test_attempts_at_once_cannot_slip_past_the_limit(app, auth):
+    import threading
+
+    auth.signup()
+    statuses = []
+
+    def attempt(i):
+        statuses.append(api_login(app.test_client(), "wrong password", f"10.0.11.{i}").status_code)
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses.count(401) == 5 and statuses.count(429) == 15

@@ -110,3 +110,20 @@ def test_an_upload_may_still_be_large(client, auth):
     big = encode(Image.frombytes("RGB", (400, 300), os.urandom(400 * 300 * 3)), "PNG")  # noise: ~360 KB
     assert len(big) > 64 * 1024
     assert upload(client, ("big.png", big)).status_code in (200, 201, 302)
+
+
+@pytest.mark.parametrize("label", ["%00", "a%00b", "%1b[31m"])
+def test_a_control_character_in_a_label_filter_is_a_422_not_a_silent_no_filter(client, label):
+    api = ApiActions(client).user()
+    for path in ("/api/v1/analyses", "/api/v1/analyses/export"):
+        response = client.get(f"{path}?label={label}", headers=api.headers)
+        assert response.status_code == 422, path
+
+
+def test_an_oversized_json_body_sent_chunked_is_a_413_not_invalid_json(client):
+    import io as _io
+
+    body = b'{"email": "' + b"a" * 100_000 + b'", "password": "x"}'
+    response = client.post("/api/v1/auth/login", input_stream=_io.BytesIO(body), content_type="application/json",
+                           headers={"Transfer-Encoding": "chunked"}, environ_overrides={"wsgi.input_terminated": True})
+    assert response.status_code == 413

@@ -215,3 +215,24 @@ def test_restart_marks_analyses_of_dead_workers_failed(app):
     assert by_id[dead.id].status == AnalysisStatus.FAILED and by_id[dead.id].error == INTERRUPTED
     assert by_id[live.id].status == AnalysisStatus.RUNNING
 
+
+
+def test_a_start_with_requeue_runs_again_what_dead_processes_left_and_spares_live_ones(make_app):
+    from tests.images import encode, sample
+    from webapp import storage
+    from webapp.jobs import get_runner, worker_id
+
+    app = make_app(ANALYSIS_EXECUTOR="thread")
+    host = worker_id().rsplit(":", 2)[0]
+    live = add_analysis(app, status=AnalysisStatus.RUNNING, worker=worker_id())
+    orphans = [add_analysis(app, status=status, worker=f"{host}:999999:1")
+               for status in (AnalysisStatus.RUNNING, AnalysisStatus.PENDING)]
+    with app.app_context():
+        for orphan in orphans:
+            storage.save(orphan.original_path, encode(sample(), "PNG"))
+        assert recover_interrupted(requeue=True) == 2
+        assert recover_interrupted(requeue=True) == 0  # taken once
+    assert get_runner(app).wait(timeout=60)
+    by_id = {a.id: a for a in analyses(app)}
+    assert {by_id[o.id].status for o in orphans} == {AnalysisStatus.DONE}
+    assert by_id[live.id].status == AnalysisStatus.RUNNING

@@ -180,6 +180,7 @@ class Stack:
         (folder / "spotter.conf").write_text(render_nginx_template({
             "SPOTTER_UPSTREAM": f"127.0.0.1:{self.web_port}", "NGINX_PORT": f"127.0.0.1:{self.port}",
             "STATIC_ROOT": str(BASE_DIR / "static"), "MAX_CONTENT_LENGTH": "20971520", "MAX_BODY_SIZE": "65536",
+            "NGINX_REAL_IP_FROM": "127.0.0.1",
         }))
         user = "user root root;" if os.geteuid() == 0 else ""  # its workers write the body buffers here
         temp_paths = "\n".join(f"    {kind}_temp_path {folder / kind};" for kind in
@@ -188,7 +189,7 @@ class Stack:
 worker_processes 1;
 pid {folder / "nginx.pid"};
 error_log {folder / "error.log"} warn;
-events {{ worker_connections 4096; }}
+events {{ worker_connections 16384; }}
 http {{
     include /etc/nginx/mime.types;
     default_type application/octet-stream;
@@ -281,10 +282,10 @@ def test_a_body_over_the_limit_is_refused_by_nginx_with_a_readable_413(stack):
     assert "POST /logout" not in stack.log("web")
 
 
-def stall(port: int, kind: str) -> socket.socket:
-    """A client that starts a request and then sends nothing more: its headers half sent, or
-    its headers whole and 10 of 100,000 body bytes."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+def stall(port: int, kind: str, source: str = "127.0.0.1") -> socket.socket:
+    """A client (from `source`, any loopback address) that starts a request and then sends
+    nothing more: its headers half sent, or its headers whole and 11 of 60,000 body bytes."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(source, 0))
     if kind == "headers":
         sock.sendall(b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n")
     else:
@@ -317,7 +318,8 @@ def test_100_stalled_connections_leave_healthz_and_sign_in_answering_within_a_se
     creds = json.dumps({"email": "slow@example.com", "password": "a long passphrase"}).encode()
     json_headers = {"Content-Type": "application/json"}
     assert http("POST", f"{stack.base}/api/v1/auth/signup", creds, json_headers)[0] == 201
-    stalled = [stall(stack.port, "headers" if i % 2 else "body") for i in range(100)]
+    # from four addresses (nginx lets each hold 64 connections), none of them the one measuring
+    stalled = [stall(stack.port, "headers" if i % 2 else "body", f"127.0.0.{2 + i % 4}") for i in range(100)]
     try:
         time.sleep(1)  # they are all held open now
         health = [timed("GET", f"{stack.base}/healthz") for _ in range(20)]
@@ -385,6 +387,61 @@ def test_a_flood_of_oversized_forms_leaves_healthz_answering(stack, database_url
     assert {status for _, status in health} == {200}
     assert p95(times) < 1.0, figures
     assert "POST /logout" not in stack.log("web")  # none of it reached gunicorn
+
+
+def test_one_client_cannot_hold_more_than_its_share_of_connections(stack):
+    stack.start("web")
+    stack.start_proxy()
+    stack.wait_healthy()
+    held = [stall(stack.port, "body", "127.0.0.9") for _ in range(100)]
+    try:
+        time.sleep(1)
+        refused = 0
+        for sock in held:
+            sock.settimeout(0.05)
+            try:
+                refused += sock.recv(64).startswith(b"HTTP/1.1 429")
+            except OSError:
+                pass
+        health = [timed("GET", f"{stack.base}/healthz") for _ in range(5)]
+    finally:
+        for sock in held:
+            sock.close()
+    assert refused == 100 - 64  # past 64 from one address: 429 at once
+    assert {status for _, status in health} == {200} and max(t for t, _ in health) < 1.0
+
+
+def test_an_upload_without_any_credential_is_refused_by_nginx_before_its_body(stack):
+    stack.start("web")
+    stack.start_proxy()
+    stack.wait_healthy()
+    body, content_type = multipart("images", "big.jpg", b"x" * 1_000_000)
+    status, problem = http("POST", f"{stack.base}/api/v1/analyses", body, {"Content-Type": content_type})
+    assert status == 401 and "Authentication required" in problem["detail"]
+    assert "POST /api/v1/analyses" not in stack.log("web")
+
+
+def test_a_very_long_address_is_refused_by_nginx_with_a_414(stack):
+    stack.start("web")
+    stack.start_proxy()
+    stack.wait_healthy()
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"{stack.base}/api/v1/analyses?label={'a' * 9000}", timeout=10)
+    assert refused.value.code == 414
+    assert "label=aaaa" not in stack.log("web")
+
+
+@pytest.mark.parametrize("proxies, hsts", [("2", True), ("1", False)])
+def test_https_from_a_proxy_in_front_of_nginx_reaches_the_app_only_when_trusted(stack, proxies, hsts):
+    """nginx appends to X-Forwarded-Proto: with TRUSTED_PROXIES=2 (a TLS proxy, then nginx) the app
+    sees https and sends HSTS; with 1 a client's own X-Forwarded-Proto is not believed."""
+    stack.start("web", TRUSTED_PROXIES=proxies)
+    stack.start_proxy()
+    stack.wait_healthy()
+    request = urllib.request.Request(f"{stack.base}/login", headers={"X-Forwarded-Proto": "https",
+                                                                     "X-Forwarded-For": "203.0.113.9"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert ("Strict-Transport-Security" in response.headers) is hsts
 
 
 def test_bare_gunicorn_is_frozen_by_a_few_stalled_clients_which_is_why_nginx_is_in_front(stack):

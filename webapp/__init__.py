@@ -21,6 +21,7 @@ def create_app(config: object | None = None) -> Flask:
     register_blueprints(app)
     register_errorhandlers(app)
     register_cli(app)
+    register_static_versions(app)
     return app
 
 
@@ -71,3 +72,27 @@ def register_cli(app: Flask) -> None:
     from webapp import cli
 
     cli.init_app(app)
+
+
+def register_static_versions(app: Flask) -> None:
+    """Every `url_for('static', ...)` carries `?v=<the file's hash>`: nginx (or a browser) may keep
+    a static file an hour, and an upgrade's new app.js or app.css is still fetched at once."""
+    import hashlib
+    from pathlib import Path
+
+    versions: dict[str, tuple[float, str]] = {}
+
+    def add_version(endpoint, values) -> None:
+        if endpoint != "static" or "v" in values or "filename" not in values:
+            return
+        path = Path(app.static_folder) / values["filename"]
+        try:
+            mtime = path.stat().st_mtime
+        except OSError:
+            return
+        known = versions.get(values["filename"])
+        if known is None or known[0] != mtime:
+            known = versions[values["filename"]] = (mtime, hashlib.sha256(path.read_bytes()).hexdigest()[:12])
+        values["v"] = known[1]
+
+    app.url_defaults(add_version)

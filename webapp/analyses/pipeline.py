@@ -305,28 +305,55 @@ def _read_original(original_path: str) -> np.ndarray:
     return load_image(data, current_app.config["MAX_IMAGE_PIXELS"]).bgr_array()
 
 
-def recover_interrupted() -> int:
-    """Mark as failed the pending/running analyses whose process on this host is gone. Run at a
-    process's start (`flask recover-interrupted`, gunicorn's worker start), never implicitly.
+def recover_interrupted(requeue: bool = False) -> int:
+    """The pending/running analyses whose process on this host is gone: queued again in this
+    process (`requeue`: a gunicorn worker starting with the thread executor, so neither a restart
+    nor gunicorn replacing a worker after `max_requests` loses queued work), or marked failed,
+    retryable (`flask recover-interrupted`). Each is taken with one conditional UPDATE, so of
+    several processes starting at once one takes it. A photo that keeps killing its process is
+    given up after ANALYSIS_MAX_ATTEMPTS runs. Run at a process's start, never implicitly.
     Analyses on the Celery broker are not a process's: Celery hands them to another worker."""
     try:
         active = db.session.scalars(
             sa.select(Analysis).where(
                 Analysis.status.in_(AnalysisStatus.active()),
                 sa.or_(Analysis.worker.is_(None), ~Analysis.worker.startswith(jobs.CELERY_OWNER)),
-            )
+            ).order_by(Analysis.id)
         ).all()
     except (OperationalError, ProgrammingError):
         db.session.rollback()
         logger.warning("No analyses table yet: run `flask db upgrade`")
         return 0
     orphans = [a for a in active if not a.worker or not jobs.is_alive(a.worker)]
+    if not requeue:
+        for analysis in orphans:
+            analysis.fail(INTERRUPTED)
+        db.session.commit()
+        if orphans:
+            logger.warning("Marked %d interrupted analyses as failed", len(orphans))
+        return len(orphans)
+    from webapp.analyses.services import fair_priority
+
+    runner = jobs.get_runner()
+    taken: list[tuple[int, int]] = []
     for analysis in orphans:
-        analysis.fail(INTERRUPTED)
+        previous = analysis.worker
+        claimed = db.session.execute(
+            sa.update(Analysis).where(
+                Analysis.id == analysis.id, Analysis.status.in_(AnalysisStatus.active()),
+                Analysis.worker.is_(None) if previous is None else Analysis.worker == previous)
+            .values(status=AnalysisStatus.PENDING, worker=runner.queued_by(), started_at=None)
+            .execution_options(synchronize_session=False)).rowcount
+        if claimed:
+            taken.append((analysis.id, analysis.user_id))
     db.session.commit()
-    if orphans:
-        logger.warning("Marked %d interrupted analyses as failed", len(orphans))
-    return len(orphans)
+    per_user: dict[int, int] = {}
+    for analysis_id, user_id in taken:  # oldest first, each user's at a lower priority the more they have
+        runner.submit(run_analysis, analysis_id, priority=fair_priority(per_user.get(user_id, 0)))
+        per_user[user_id] = per_user.get(user_id, 0) + 1
+    if taken:
+        logger.warning("Queued again %d analyses a stopped process left unfinished", len(taken))
+    return len(taken)
 
 
 def requeue_lost() -> int:

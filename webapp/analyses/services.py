@@ -256,7 +256,9 @@ def upload_files(user: User, files, params: DetectionParams = DetectionParams())
             delete_analysis(analysis)
             result.rejected.append(Rejected(name, QUEUE_DOWN))
             continue
-        queued += 1
+        # counted again (not just one more) while it still decides the priority, so uploads at
+        # once from one user see each other's photos
+        queued = queued_count(user) if queued < FAIR_SHARE_STEPS[-1][0] else queued + 1
         result.accepted.append(analysis)
     return result
 

@@ -61,7 +61,7 @@ class UploadParams(Schema):
 
 
 class HistoryFilters(Schema):
-    label: Optional[list[Annotated[str, Field(max_length=100)]]] = Field(
+    label: Optional[list[Annotated[str, Field(max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$")]]] = Field(
         None, max_length=MAX_LABELS, description="Only analyses showing every one of these labels (repeat the field).")
     from_: Optional[date] = Field(None, alias="from", description="Created on or after this day (UTC), YYYY-MM-DD.")
     to: Optional[date] = Field(None, description="Created on or before this day (UTC), YYYY-MM-DD.")

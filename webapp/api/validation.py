@@ -3,6 +3,7 @@ from typing import Any, TypeVar
 
 from flask import request
 from pydantic import BaseModel, ValidationError
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from webapp.errors import ProblemError
 
@@ -34,6 +35,9 @@ def form(model: type[M]) -> M:
 
 
 def json_body(model: type[M]) -> M:
+    body, limit = request.get_data(cache=True), request.max_content_length
+    if request.content_length is None and limit is not None and len(body) >= limit:
+        raise RequestEntityTooLarge()  # sent without a length (chunked) and cut at the limit: not "invalid JSON"
     try:
         data = request.get_json(silent=True)
     except RecursionError:  # the body is capped (MAX_BODY_SIZE), its nesting is not

@@ -66,7 +66,7 @@ def signup():
         else:
             login_user(user)
             flash("Welcome! Your account is ready: drop a photo to analyse it.", "success")
-            return redirect(url_for("analyses.gallery"))
+            return remember_device(redirect(url_for("analyses.gallery")), user)
     return render_template("auth/signup.html", form=form), 200 if not form.errors else 422
 
 
@@ -80,7 +80,8 @@ def login():
     status = None
     if form.validate_on_submit():
         try:
-            user = services.authenticate(form.email.data, form.password.data)
+            user = services.authenticate(form.email.data, form.password.data,
+                                         request.cookies.get(services.DEVICE_COOKIE))
         except services.TooManyFailures as exc:
             form.form_errors.append(str(exc))
             status = 429
@@ -88,10 +89,20 @@ def login():
             if user is not None:
                 login_user(user, remember=form.remember.data)
                 flash("You are logged in.", "success")
-                return redirect(next_url or url_for("analyses.gallery"))
+                return remember_device(redirect(next_url or url_for("analyses.gallery")), user)
             form.form_errors.append(BAD_CREDENTIALS)
     status = status or (401 if form.form_errors else (422 if form.errors else 200))
     return render_template("auth/login.html", form=form, next_url=next_url), status
+
+
+def remember_device(response, user: User):
+    """This browser signed in to the account: give it a device cookie (see services), unless it
+    has a genuine one for this account already."""
+    if services.device_nonce(request.cookies.get(services.DEVICE_COOKIE), user) is None:
+        response.set_cookie(services.DEVICE_COOKIE, services.new_device_token(user),
+                            max_age=services.DEVICE_COOKIE_DAYS * 86400, httponly=True, samesite="Lax",
+                            secure=current_app.config["SESSION_COOKIE_SECURE"])
+    return response
 
 
 @bp.route("/logout", methods=["POST"])
@@ -128,7 +139,8 @@ def change_password():
     user = current_user._get_current_object()
     if form.validate_on_submit():
         try:
-            right = services.check_current_password(user, form.current.data)
+            right = services.check_current_password(user, form.current.data,
+                                                    request.cookies.get(services.DEVICE_COOKIE))
         except services.TooManyFailures as exc:
             form.current.errors.append(str(exc))
             return _account_page(form, 429)

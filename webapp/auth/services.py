@@ -4,11 +4,13 @@ import hashlib
 import logging
 import math
 import re
+import secrets
 import time
 from typing import Optional
 
 import sqlalchemy as sa
 from flask import current_app
+from itsdangerous import BadData, URLSafeSerializer
 from limits import parse
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -75,62 +77,96 @@ def create_user(email: str, password: str) -> User:
     return user
 
 
-def authenticate(email: str, password: str) -> Optional[User]:
+def authenticate(email: str, password: str, device: Optional[str] = None) -> Optional[User]:
     """The user for these credentials, or None; unknown email and wrong password look the same.
-    Raises TooManyFailures while the email is locked out (see `_FailedSignIns`)."""
-    failures = _FailedSignIns(email)
-    failures.check()
+    Raises TooManyFailures while the email (or, from a browser that signed in to this account
+    before, that browser: `device`, its device cookie) is locked out (see `_FailedSignIns`)."""
     user = find_user(email)
+    failures = _FailedSignIns(email, device_nonce(device, user))
+    if not failures.reserve():
+        raise TooManyFailures(failures.seconds_left())
     if user is None:
         check_password_hash(_DUMMY_HASH, password)
     elif user.check_password(password):
         failures.forget()
         return user
-    failures.count()
     return None
 
 
-def check_current_password(user: User, password: str) -> bool:
+def check_current_password(user: User, password: str, device: Optional[str] = None) -> bool:
     """Whether this is the user's password (a password change asks for it); failures count
     towards the same lock-out as sign-ins. Raises TooManyFailures while it is locked out."""
-    failures = _FailedSignIns(user.email)
-    failures.check()
+    failures = _FailedSignIns(user.email, device_nonce(device, user))
+    if not failures.reserve():
+        raise TooManyFailures(failures.seconds_left())
     if user.check_password(password):
+        failures.forget()
         return True
-    failures.count()
     return False
+
+
+# A browser that signed in to an account gets a device cookie (OWASP's defence against lock-out
+# abuse): its own failed attempts are counted on it alone, so failures from elsewhere that lock
+# the account do not lock out its owner on a browser they have used before.
+DEVICE_COOKIE = "spotter_device"
+DEVICE_COOKIE_DAYS = 365
+
+
+def _devices() -> URLSafeSerializer:
+    return URLSafeSerializer(current_app.secret_key, salt="device-cookie")
+
+
+def new_device_token(user: User) -> str:
+    return _devices().dumps({"u": user.id, "n": secrets.token_hex(12)})
+
+
+def device_nonce(token: Optional[str], user: Optional[User]) -> Optional[str]:
+    """The device cookie's id when it is genuine and was issued to this user; else None."""
+    if not token or user is None or len(token) > 200:
+        return None
+    try:
+        data = _devices().loads(token)
+    except BadData:
+        return None
+    if not isinstance(data, dict) or data.get("u") != user.id or not isinstance(data.get("n"), str):
+        return None
+    return data["n"]
 
 
 class _FailedSignIns:
     """Failed sign-ins of one email (as stored: trimmed, lower-case; known or not, so a lock-out
     tells nothing about which accounts exist), from any address, in the rate limiter's storage:
-    Redis when RATELIMIT_STORAGE_URI names it, shared by every worker. LOGIN_FAILURE_LIMIT (e.g.
-    "10 per 15 minutes") failures lock sign-in until that window ends; a success forgets them.
-    If the storage cannot be reached, sign-ins go on unlimited (the per-address limit may too)."""
+    Redis when RATELIMIT_STORAGE_URI names it, shared by every worker; or, for a browser with a
+    device cookie of the account, of that browser alone. LOGIN_FAILURE_LIMIT (e.g. "10 per 15
+    minutes") attempts lock sign-in until that window ends. Every attempt is counted before the
+    password is checked (so attempts at once cannot slip past the limit) and a success forgets
+    them. If the storage cannot be reached, sign-ins go on unlimited (the per-address limit may too)."""
 
-    NAMESPACE = "login-failures"
-
-    def __init__(self, email):
-        normalized = normalize_email(email) if isinstance(email, str) else ""
-        self.key = hashlib.sha256(normalized.encode("utf-8", "replace")).hexdigest()[:32]
+    def __init__(self, email, device: Optional[str] = None):
+        if device is not None:
+            self.namespace, self.key = "login-failures-device", device
+        else:
+            normalized = normalize_email(email) if isinstance(email, str) else ""
+            self.namespace = "login-failures"
+            self.key = hashlib.sha256(normalized.encode("utf-8", "replace")).hexdigest()[:32]
         self.limit = parse(current_app.config["LOGIN_FAILURE_LIMIT"])
 
     def _call(self, method: str):
         if not limiter.enabled:
             return None
         try:
-            return getattr(limiter.limiter, method)(self.limit, self.NAMESPACE, self.key)
+            return getattr(limiter.limiter, method)(self.limit, self.namespace, self.key)
         except Exception:  # noqa: BLE001 - the storage is down: log it, never lock everyone out
             logger.warning("Cannot reach the rate limit storage for failed sign-ins", exc_info=True)
             return None
 
-    def check(self) -> None:
-        if self._call("test") is False:
-            stats = self._call("get_window_stats")
-            raise TooManyFailures(int(stats.reset_time - time.time()) if stats else self.limit.get_expiry())
+    def reserve(self) -> bool:
+        """Count this attempt; False when it is past the limit (locked)."""
+        return self._call("hit") is not False
 
-    def count(self) -> None:
-        self._call("hit")
+    def seconds_left(self) -> int:
+        stats = self._call("get_window_stats")
+        return int(stats.reset_time - time.time()) if stats else self.limit.get_expiry()
 
     def forget(self) -> None:
         self._call("clear")
