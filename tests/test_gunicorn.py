@@ -4,6 +4,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from tests.helpers import GUNICORN, free_port, gunicorn, production_env, serving
