@@ -102,7 +102,7 @@ class Config:
     # Seconds the DeepStack endpoint waits for a Celery worker's answer.
     DEEPSTACK_TIMEOUT = _env_int("DEEPSTACK_TIMEOUT", 30)
     # Requests per API key (every request it authenticates, from any address).
-    API_KEY_RATE_LIMIT = os.environ.get("API_KEY_RATE_LIMIT") or "120 per minute"
+    API_KEY_RATE_LIMIT = os.environ.get("API_KEY_RATE_LIMIT") or "600 per minute"
     # Failed sign-ins per account, from any address, before its sign-in is refused for the window.
     LOGIN_FAILURE_LIMIT = os.environ.get("LOGIN_FAILURE_LIMIT") or "10 per 15 minutes"
     RATELIMIT_HEADERS_ENABLED = True
