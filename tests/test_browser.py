@@ -259,3 +259,23 @@ def test_an_upload_after_the_session_ended_goes_to_log_in(serve, page, tmp_path,
     upload_pngs(page, tmp_path, "late.png")
     page.wait_for_url(re.compile(r"/login\?next=/analyses$"))
     assert page.locator("h1").inner_text() == "Log in" and rows(app) == 0
+
+
+def test_api_keys_page_creates_shows_once_and_revokes(serve, page, request):
+    base, _ = serve()
+    sign_up(page, base, "keys@example.com")
+    page.click("a.who")
+    page.wait_for_url("**/account")
+    page.click("main a:has-text('API keys')")
+    page.wait_for_url("**/account/keys")
+    page.fill("#name", "garage camera")
+    page.check("input[name=scope][value=detect-only]")
+    page.click("button:has-text('Create key')")
+    secret = page.locator("#new-key").input_value()
+    assert secret.startswith("spt_") and "shown this once" in page.content()
+    shot(page, request, "api-keys")
+    assert "garage camera" in page.locator("table.keys").inner_text()
+    page.goto(f"{base}/account/keys")
+    assert secret not in page.content() and page.locator("table.keys tbody tr").count() == 1
+    page.click("button[aria-label='Revoke garage camera']")
+    page.wait_for_selector("text=No keys yet")
