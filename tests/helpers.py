@@ -2,6 +2,7 @@
 what was stored. Shared by the test modules (which import from here, never from each other)."""
 import io
 import re
+import socket
 from pathlib import Path
 
 import pytest
@@ -156,3 +157,23 @@ def fresh_redis(url: str):
     except redis.exceptions.ConnectionError:
         pytest.skip("Redis is not running on 127.0.0.1:6379 (CI starts it)")
     return client
+
+
+def free_port() -> int:
+    """A port free now and outside the kernel's ephemeral range, so no outgoing connection (the
+    stalled-client and flood tests make thousands) takes it before the server binds it."""
+    import random
+
+    try:
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    candidates = range(10000, low) if low > 11000 else range(high + 1, 65536)
+    for port in random.sample(candidates, 200):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port outside the ephemeral range")

@@ -9,15 +9,10 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests.helpers import free_port
 from webapp.config import BASE_DIR
 
 GUNICORN = Path(sys.executable).parent / "gunicorn"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def production_env(tmp_path, **extra):

@@ -22,6 +22,7 @@ import pytest
 import redis
 import yaml
 
+from tests.helpers import free_port
 from webapp.config import BASE_DIR
 
 ENTRYPOINT = BASE_DIR / "docker" / "entrypoint.sh"
@@ -124,12 +125,6 @@ def wait_until(check, seconds: float, what: str, processes):
             return result
         time.sleep(0.5)
     raise AssertionError(f"timed out waiting for {what}")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def render_nginx_template(values: dict[str, str]) -> str:
