@@ -172,12 +172,6 @@ def fresh_redis(url: str):
 GUNICORN = Path(sys.executable).parent / "gunicorn"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def production_env(tmp_path, **extra):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "SECRET", "JWT_"))}
     env.update(
@@ -280,3 +274,23 @@ class Workers:
                     process.wait(timeout=30)
                 except subprocess.TimeoutExpired:
                     os.killpg(process.pid, signal.SIGKILL)
+
+
+def free_port() -> int:
+    """A port free now and outside the kernel's ephemeral range, so no outgoing connection (the
+    stalled-client and flood tests make thousands) takes it before the server binds it."""
+    import random
+
+    try:
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    candidates = range(10000, low) if low > 11000 else range(high + 1, 65536)
+    for port in random.sample(candidates, 200):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port outside the ephemeral range")

@@ -2,6 +2,7 @@
 Nothing lost (a killed worker's analysis is finished by the next one), nothing doubled, nothing
 stored when the broker is down, and a web tier that never imports torch."""
 import json
+import re
 import subprocess
 import sys
 import time
@@ -72,7 +73,8 @@ def test_a_worker_that_finds_several_analyses_waiting_detects_them_in_batches(ce
         assert wait_for_status(celery_app, row.public_id, {AnalysisStatus.DONE}).status == AnalysisStatus.DONE
     log = (workers.logs / "worker-0.log").read_text(errors="replace")
     assert "concurrency: 10 (thread)" in log  # 2 batches in flight + the reading/drawing threads
-    assert log.count("Detected a batch of 4") == 2, log
+    sizes = [int(n) for n in re.findall(r"Detected a batch of (\d+)", log)]
+    assert sum(sizes) == 8 and max(sizes) == 4, sizes  # batched (how the 8 split depends on delivery timing)
     assert {row.attempts for row in analyses(celery_app)} == {1}
 
 

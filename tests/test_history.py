@@ -315,7 +315,7 @@ def test_page_numbers_count_along_the_next_links(api, app):
 
 
 @pytest.mark.parametrize("query, status", [
-    ("to=9999-12-31", 200), ("from=0001-01-01", 200), ("label=%00", 200), ("from=0", 422),
+    ("to=9999-12-31", 200), ("from=0001-01-01", 200), ("label=%00", 422), ("from=0", 422),
     ("to=86400", 422), ("from=20261127", 422), ("from=2026-03-02&to=2026-03-01", 422), ("to=2026-02-30", 422),
 ])
 def test_odd_filters_are_answered_never_a_500(api, query, status):
