@@ -25,8 +25,11 @@ def post_worker_init(worker):
     from webapp.analyses.pipeline import recover_interrupted
     from webapp.vision.detector import ModelUnavailable
 
+    from webapp.deepstack import sweep_temp
+
     with worker.wsgi.app_context():
         recover_interrupted(requeue=True)
+        sweep_temp()
         if detection.runs_here():
             detector = detection.get_detector()
             if Path(detector.settings.model).exists():

@@ -154,8 +154,9 @@ def test_swagger_ui_lists_every_endpoint_and_try_it_out_works_with_a_token(serve
     assert {p.replace("\u200b", "") for p in shown} == set(document["paths"])
 
     page.click("button.authorize")
-    page.fill(".auth-container input", api.token)
-    page.click(".auth-btn-wrapper button.authorize")
+    bearer = page.locator(".auth-container", has_text="bearerAuth")  # beside the apiKey (X-API-Key) one
+    bearer.locator("input").fill(api.token)
+    bearer.locator(".auth-btn-wrapper button.authorize").click()
     page.click("button.btn-done")
     me = page.locator(".opblock-get", has=page.locator(".opblock-summary-path", has_text="/api/v1/me"))
     me.locator(".opblock-summary").click()

@@ -150,3 +150,32 @@ def test_in_scale_out_mode_without_a_worker_the_answer_is_a_503_in_time(make_app
     response = detect(app.test_client(), encode(sample(), "PNG"), api_key=key)
     assert response.status_code == 503 and "No detection worker answered" in response.get_json()["error"]
     assert stored_files(app) == []
+
+
+def test_errors_outside_the_view_keep_deepstacks_shape(make_app):
+    app = make_app(MAX_CONTENT_LENGTH=10_000)
+    client = app.test_client()
+    wrong_method = client.get(URL)
+    assert wrong_method.status_code == 405 and wrong_method.get_json()["success"] is False
+    too_large = client.post(URL, data={"image": (io.BytesIO(b"x" * 20_000), "image")},
+                            content_type="multipart/form-data")
+    assert too_large.status_code == 413 and too_large.get_json()["success"] is False
+
+
+def test_a_new_keys_secret_is_never_cached(app, client, auth):
+    api = ApiActions(client).user()
+    assert client.post("/api/v1/keys", json={"name": "x"}, headers=api.headers).headers["Cache-Control"] == "no-store"
+
+
+def test_photos_a_dead_web_process_left_behind_are_swept(app):
+    import os
+
+    from webapp import deepstack, storage
+
+    with app.app_context():
+        storage.save(f"{deepstack.TEMP_FOLDER}/old.jpg", b"x")
+        storage.save(f"{deepstack.TEMP_FOLDER}/new.jpg", b"x")
+        old = storage.absolute(f"{deepstack.TEMP_FOLDER}/old.jpg")
+        os.utime(old, (time.time() - 7200, time.time() - 7200))
+        assert deepstack.sweep_temp() == 1
+        assert not old.exists() and storage.absolute(f"{deepstack.TEMP_FOLDER}/new.jpg").exists()

@@ -186,3 +186,34 @@ def test_a_yolo_export_is_a_dataset_ultralytics_loads_and_validates_on(make_app,
                                                   device="cpu", plots=False, project=str(tmp_path / "runs"),
                                                   verbose=False)
     assert metrics.box.map50 > 0.9  # its own predictions at its own threshold as the labels
+
+
+def test_the_id_scheme_comes_from_the_stored_detections_not_from_a_worker_being_up(make_app):
+    """Celery mode with no worker reporting its model: still official COCO ids and 80 classes."""
+    from tests.factories import add_analysis
+
+    app = make_app(ANALYSIS_EXECUTOR="celery", CELERY_BROKER_URL="redis://127.0.0.1:1/0")
+    client = app.test_client()
+    api = ApiActions(client).user()
+    add_analysis(app, labels=[("person", 0.9), ("bicycle", 0.8), ("car", 0.7)])
+    coco = export(client, api, "coco").get_json()
+    assert coco["info"]["category_ids"] == "coco" and len(coco["categories"]) == 80
+    assert sorted(a["category_id"] for a in coco["annotations"]) == [1, 2, 3]
+    archive = zipfile.ZipFile(io.BytesIO(export(client, api, "yolo").data))
+    assert yaml.safe_load(archive.read("data.yaml"))["names"][79] == "toothbrush"
+
+
+def test_the_bulk_yolo_export_is_always_a_dataset_of_finished_analyses(app, client):
+    from tests.factories import add_analysis
+    from webapp.models import AnalysisStatus
+
+    api = ApiActions(client).user()
+    add_analysis(app, labels=[("class1", 0.9)])
+    add_analysis(app, status=AnalysisStatus.PENDING)
+    one = export(client, api, "yolo", label="class1")
+    assert one.mimetype == "application/zip"
+    names = zipfile.ZipFile(io.BytesIO(one.data)).namelist()
+    assert len([n for n in names if n.startswith("labels/")]) == 1 and "data.yaml" in names
+    pending = zipfile.ZipFile(io.BytesIO(export(client, api, "yolo", status="pending").data)).namelist()
+    assert not [n for n in pending if n.startswith(("labels/", "images/"))]
+    assert export(client, api, "coco", status="pending").get_json()["images"] == []

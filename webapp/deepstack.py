@@ -12,8 +12,10 @@ detections in my gallery": then each call is an ordinary analysis (and counts to
 Where detection runs in this process (the thread executor), the photo goes straight to the
 model. With Celery workers it goes to them: the photo is written to the shared uploads folder,
 a `detect_stored` task (priority 0) runs it and answers through the result backend (Redis), the
-web process waits up to DEEPSTACK_TIMEOUT seconds and removes the file. The web process never
-imports torch.
+web process waits up to DEEPSTACK_TIMEOUT seconds and removes the file (so does the worker once it
+has read it; a task not started within the timeout expires; gunicorn workers sweep what a killed
+process left). The tasks have a queue of their own, `deepstack`, which every worker also consumes.
+The web process never imports torch.
 """
 import io
 import logging
@@ -37,6 +39,8 @@ bp = Blueprint("deepstack", __name__)
 
 DEFAULT_MIN_CONFIDENCE = 0.4
 TEMP_FOLDER = "deepstack-tmp"
+QUEUE = "deepstack"  # its own queue: never counted as analyses (pipeline.requeue_lost), never stale
+TEMP_MAX_AGE_SECONDS = 3600
 
 
 class Failed(Exception):
@@ -132,7 +136,8 @@ def _detect_on_a_worker(loaded, data: bytes, min_conf: float) -> list[dict]:
     relative = f"{TEMP_FOLDER}/{uuid.uuid4().hex}.{ext}"
     storage.save(relative, body)
     try:
-        pending = detect_stored.apply_async(args=[relative, min_conf], priority=0, retry=True,
+        timeout = current_app.config["DEEPSTACK_TIMEOUT"]
+        pending = detect_stored.apply_async(args=[relative, min_conf], queue=QUEUE, expires=timeout, retry=True,
                                             retry_policy=jobs.PUBLISH_RETRY)
     except Exception:  # noqa: BLE001 - the broker cannot be reached
         storage.delete([relative])
@@ -162,6 +167,8 @@ def detect_stored(relative: str, min_conf: float) -> dict:
         image = cv2.imdecode(np.frombuffer(path.read_bytes(), np.uint8), cv2.IMREAD_COLOR)
     except OSError:
         return {"success": False, "error": "The photo did not reach the worker (is the uploads folder shared?)."}
+    finally:
+        storage.delete([relative])  # read once: gone, even if the web process that wrote it is not
     if image is None:
         return {"success": False, "error": "The photo could not be read on the worker."}
     try:
@@ -171,6 +178,21 @@ def detect_stored(relative: str, min_conf: float) -> dict:
     except DetectorError as exc:
         return {"success": False, "error": str(exc)}
     return {"success": True, "predictions": [prediction(b) for b in result.boxes if b.confidence >= min_conf]}
+
+
+def sweep_temp(max_age: float = TEMP_MAX_AGE_SECONDS) -> int:
+    """Remove photos left in the temporary folder by a web process that died while it waited
+    (at a gunicorn worker's start). How many were removed."""
+    folder = storage.root() / TEMP_FOLDER
+    now, removed = time.time(), 0
+    for path in folder.glob("*") if folder.is_dir() else ():
+        try:
+            if now - path.stat().st_mtime > max_age:
+                path.unlink()
+                removed += 1
+        except OSError:
+            continue
+    return removed
 
 
 def _detect_and_keep(user, filename: str, data: bytes, min_conf: float) -> list[dict]:

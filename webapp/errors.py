@@ -84,7 +84,15 @@ def _cookie_dropped_over_http(exc: CSRFError) -> bool:
             and "session token is missing" in (exc.description or ""))
 
 
+DEEPSTACK_PATHS = "/v1/vision/"
+
+
 def _respond(status: int, title: str, message: str, headers: Optional[dict] = None):
+    if request.path.startswith(DEEPSTACK_PATHS):  # DeepStack's clients read `success` and `error`
+        response = jsonify({"success": False, "error": message or title})
+        response.status_code = status
+        response.headers.update(headers or {})
+        return response
     if wants_json():
         return problem(status, message, title=title, headers=headers)
     if wants_partial():

@@ -158,7 +158,7 @@ class Analysis(db.Model):
         back_populates="analysis",
         cascade="all, delete-orphan",
         passive_deletes=True,
-        order_by="desc(Detection.confidence)",
+        order_by="(desc(Detection.confidence), Detection.id)",  # ties in the order they were found
     )
 
     @property

@@ -8,7 +8,7 @@ tier, and its pool threads hand their analyses to the process's batched stream
 """
 import logging
 
-from celery.signals import worker_init, worker_ready, worker_shutdown
+from celery.signals import celeryd_after_setup, worker_init, worker_ready, worker_shutdown
 
 from webapp import create_app, detection
 from webapp.analyses.batching import batch_size
@@ -31,6 +31,14 @@ celery = flask_app.extensions["celery"]
 # DETECT_BATCH=0 means "by device": 32 photos to a batch on CUDA; on the CPU what the model runs
 # at once, known once loaded, so the most it can be (without loading the model on import).
 celery.conf.worker_concurrency = concurrency(batch_size(flask_app), flask_app.config["DETECT_THREADS"])
+
+
+@celeryd_after_setup.connect
+def also_answer_deepstack(sender, instance, **_) -> None:
+    """Every worker also takes the DeepStack endpoint's tasks, whatever `-Q` names."""
+    from webapp.deepstack import QUEUE
+
+    instance.app.amqp.queues.select_add(QUEUE)
 
 
 @worker_init.connect

@@ -15,10 +15,11 @@ tools that read them expect (pycocotools, Ultralytics' dataset loader, spreadshe
 import csv
 import io
 import json
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import Optional
+from typing import IO, Optional, Union
 
 import yaml
 
@@ -48,7 +49,7 @@ COCO_CATEGORY_IDS = (
 
 @dataclass
 class Export:
-    body: bytes
+    body: Union[bytes, IO[bytes]]  # a large zip comes as a temporary file
     mimetype: str
     filename: str
 
@@ -85,17 +86,22 @@ class Classes:
 
 
 def model_classes(analyses: list[Analysis]) -> Classes:
-    """Every class of the model (as it reports them; while it is unavailable, those the stored
-    detections name), plus any class id a stored detection has that the model does not."""
+    """Every class of the model. Its names come from the model when it can say (loaded here, or
+    as a worker reported them); the ids' scheme does not depend on that: the detections stored
+    with the analyses decide. When every stored (class id, label) pair is a COCO class at its
+    place, the export uses the 80 COCO classes and their official ids, whether or not a worker is
+    reporting right now; otherwise the model's ids, with the names the model or the detections give."""
     try:
         names = dict(detection.class_names())
     except detection.NotAvailable:
         names = {}
-    for analysis in analyses:
-        for d in analysis.detections:
-            names.setdefault(d.class_id, d.label)
-    names = dict(sorted(names.items()))
-    return Classes(names, official_coco=tuple(names.get(i) for i in range(len(names))) == COCO80)
+    stored = {d.class_id: d.label for analysis in analyses for d in analysis.detections}
+    coco_like = all(0 <= i < len(COCO80) and COCO80[i] == label for i, label in stored.items())
+    if coco_like and (not names or tuple(names.get(i) for i in range(len(names))) == COCO80):
+        return Classes(dict(enumerate(COCO80)), official_coco=True)
+    for class_id, label in stored.items():
+        names.setdefault(class_id, label)
+    return Classes(dict(sorted(names.items())), official_coco=False)
 
 
 def as_json(analyses: list[Analysis], min_conf: Optional[float]) -> dict:
@@ -109,6 +115,7 @@ def as_json(analyses: list[Analysis], min_conf: Optional[float]) -> dict:
 def as_coco(analyses: list[Analysis], min_conf: Optional[float], classes: Optional[Classes] = None) -> dict:
     """COCO detection results: images (id = the analysis's row id), annotations with `score`, and
     every category of the model (see the module's docstring for the ids)."""
+    analyses = [a for a in analyses if a.is_done]  # not yet analysed is not "nothing in it"
     classes = classes or model_classes(analyses)
     images, annotations = [], []
     for analysis in analyses:
@@ -171,29 +178,33 @@ def as_csv(analyses: list[Analysis], min_conf: Optional[float]) -> str:
     return out.getvalue()
 
 
-def export(analyses: list[Analysis], fmt: str, min_conf: Optional[float], name: str) -> Export:
-    """`fmt` is json, coco, yolo or csv. YOLO of one analysis is its label file; of several, a
-    zip that is a ready Ultralytics dataset."""
+def export(analyses: list[Analysis], fmt: str, min_conf: Optional[float], name: str,
+           dataset: bool = False) -> Export:
+    """`fmt` is json, coco, yolo or csv. YOLO of one analysis is its label file; with `dataset`
+    (the bulk export, however many match), a zip that is a ready Ultralytics dataset."""
     if fmt == "json":
         return Export(json.dumps(as_json(analyses, min_conf), indent=2).encode(), "application/json", f"{name}.json")
     if fmt == "coco":
         return Export(json.dumps(as_coco(analyses, min_conf)).encode(), "application/json", f"{name}-coco.json")
     if fmt == "csv":
         return Export(as_csv(analyses, min_conf).encode(), "text/csv", f"{name}.csv")
-    if len(analyses) == 1:
+    if not dataset:
         return Export(yolo_lines(analyses[0], min_conf).encode(), "text/plain", f"{name}.txt")
     return Export(yolo_dataset(analyses, min_conf), "application/zip", f"{name}-yolo.zip")
 
 
-def yolo_dataset(analyses: list[Analysis], min_conf: Optional[float]) -> bytes:
+def yolo_dataset(analyses: list[Analysis], min_conf: Optional[float]) -> IO[bytes]:
     """A zip Ultralytics loads as a dataset: images/<stem>.<ext> (the stored upright originals),
     labels/<stem>.txt, data.yaml (train and val both images/, names for every class id) and
-    classes.txt (one name per line, line n is class n)."""
+    classes.txt (one name per line, line n is class n). Only finished analyses (a photo not yet
+    analysed is not a photo with nothing in it). Written to a temporary file, not memory: a whole
+    library can be exported (the file is gone once sent)."""
+    analyses = [a for a in analyses if a.is_done]
     classes = model_classes(analyses)
     count = max(classes.names, default=-1) + 1
     names = [classes.names.get(i, f"class_{i}") for i in range(count)]
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+    spool = tempfile.TemporaryFile()
+    with zipfile.ZipFile(spool, "w", zipfile.ZIP_DEFLATED) as archive:
         for a in analyses:
             try:
                 archive.write(storage.absolute(a.original_path), f"images/{dataset_file_name(a)}",
@@ -205,4 +216,5 @@ def yolo_dataset(analyses: list[Analysis], min_conf: Optional[float]) -> bytes:
             {"train": "images", "val": "images", "nc": count, "names": dict(enumerate(names))},
             sort_keys=False, allow_unicode=True))
         archive.writestr("classes.txt", "".join(f"{n}\n" for n in names))
-    return buffer.getvalue()
+    spool.seek(0)
+    return spool

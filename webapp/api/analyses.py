@@ -2,7 +2,7 @@
 import threading
 from typing import Optional
 
-from flask import Response, current_app, request, url_for
+from flask import Response, current_app, request, send_file, url_for
 from sqlalchemy.orm import selectinload
 
 from webapp import detection, jobs
@@ -220,9 +220,11 @@ def export_many():
     q = query(BulkExportQuery)
     stmt = history.select_all(api_user(), _filters(q, q.status))
     analyses = list(db.session.scalars(stmt.options(selectinload(Analysis.detections))))
-    return _send(exports.export(analyses, q.format, q.min_conf, "analyses"))
+    return _send(exports.export(analyses, q.format, q.min_conf, "analyses", dataset=True))
 
 
 def _send(result: exports.Export) -> Response:
+    if not isinstance(result.body, bytes):  # a temporary file, streamed and closed
+        return send_file(result.body, mimetype=result.mimetype, as_attachment=True, download_name=result.filename)
     return Response(result.body, mimetype=result.mimetype, headers={
         "Content-Disposition": f'attachment; filename="{result.filename}"'})

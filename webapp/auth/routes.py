@@ -186,8 +186,9 @@ def api_keys():
                 form = ApiKeyForm(formdata=None)
         else:
             status = 422
-    return render_template("auth/keys.html", form=form, created=created, keys=keys.list_keys(user),
-                           revoke_form=RevokeKeyForm(formdata=None)), status
+    page = render_template("auth/keys.html", form=form, created=created, keys=keys.list_keys(user),
+                           revoke_form=RevokeKeyForm(formdata=None))
+    return page, status, {"Cache-Control": "no-store"}  # it may hold a new key's secret
 
 
 @bp.route("/account/keys/<int:key_id>/revoke", methods=["POST"])
