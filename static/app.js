@@ -108,6 +108,19 @@
   // ---- Detail: redraw boxes from the stored detections; no new inference. ----
   const SVG = "http://www.w3.org/2000/svg";
 
+  // Times are written in UTC by the server; shown in the viewer's own time zone.
+  const localTime = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+  function localTimes(root) {
+    root.querySelectorAll("time[datetime][data-local]").forEach(function (node) {
+      const when = new Date(node.getAttribute("datetime"));
+      if (!isNaN(when)) {
+        node.title = node.textContent;
+        node.textContent = localTime.format(when);
+      }
+      node.removeAttribute("data-local");
+    });
+  }
+
   // Colours come as data attributes (the Content-Security-Policy allows no inline style).
   function paintSwatches(root) {
     root.querySelectorAll(".swatch[data-color]").forEach(function (swatch) {
@@ -199,8 +212,12 @@
   document.addEventListener("DOMContentLoaded", function () {
     setUpUpload();
     setUpViewer(document);
+    localTimes(document);
   });
-  document.addEventListener("htmx:load", function (event) { setUpViewer(event.target.closest("#detail") || document); });
+  document.addEventListener("htmx:load", function (event) {
+    setUpViewer(event.target.closest("#detail") || document);
+    localTimes(event.target);
+  });
   document.addEventListener("htmx:responseError", showError);
   document.addEventListener("htmx:sendError", showError);
   document.addEventListener("htmx:beforeRequest", function () {

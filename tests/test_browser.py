@@ -280,3 +280,25 @@ def test_api_keys_page_creates_shows_once_and_revokes(serve, page, request):
     assert secret not in page.content() and page.locator("table.keys tbody tr").count() == 1
     page.click("button[aria-label='Revoke garage camera']")
     page.wait_for_selector("text=No keys yet")
+
+
+def test_gallery_tiles_show_box_badges_and_local_times_in_light_dark_and_phone_screens(live_server, page, assets,
+                                                                                       request):
+    sign_up(page, live_server, "tiles@example.com")
+    page.set_input_files("#images", [str(assets / "bus.jpg"), str(assets / "zidane.jpg")])
+    expect(page.locator(".tile.status-done")).to_have_count(2, timeout=120_000)
+    page.reload()
+    badges = page.locator(".tile .badge").all_inner_texts()
+    assert len(badges) == 2 and all(int(b) > 0 for b in badges)
+    assert "UTC" not in page.locator(".tile time").first.inner_text()  # the viewer's time zone
+    assert page.locator(".tile .status:not(.visually-hidden)").count() == 0  # status only while not done
+    for scheme in ("light", "dark"):
+        page.emulate_media(color_scheme=scheme)
+        for width, height in ((1280, 800), (390, 844)):
+            page.set_viewport_size({"width": width, "height": height})
+            shot(page, request, f"gallery-{scheme}-{width}")
+            page.locator(".tile .name", has_text="bus.jpg").click()
+            page.wait_for_selector("#overlay g.box")
+            shot(page, request, f"detail-{scheme}-{width}")
+            page.go_back()
+            page.wait_for_selector(".tile")
