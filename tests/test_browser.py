@@ -302,3 +302,28 @@ def test_gallery_tiles_show_box_badges_and_local_times_in_light_dark_and_phone_s
             shot(page, request, f"detail-{scheme}-{width}")
             page.go_back()
             page.wait_for_selector(".tile")
+
+
+def test_swagger_ui_puts_auth_first_and_uploads_with_try_it_out_as_it_opens(serve, page, tmp_path):
+    base, app = serve()
+    api = ApiActions(app.test_client()).user("swagger@example.com")
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(encode(sample(), "PNG"))
+    page.goto(f"{base}/docs")
+    page.wait_for_selector(".opblock")
+    assert page.locator(".opblock-tag").first.inner_text().strip().startswith("auth")
+    page.click("button.authorize")
+    bearer = page.locator(".auth-container", has_text="bearerAuth")
+    bearer.locator("input").fill(api.token)
+    bearer.locator(".auth-btn-wrapper button.authorize").click()
+    page.click("button.btn-done")
+    upload = page.locator(".opblock-post", has=page.locator(".opblock-summary-path", has_text="/api/v1/analyses"))
+    upload = upload.filter(has_not=page.locator(".opblock-summary-path", has_text="retry")).first
+    upload.locator(".opblock-summary").click()
+    upload.locator("button.try-out__btn").click()
+    assert "null" not in [field.input_value() for field in upload.locator("input[type=text]").all()]
+    upload.locator("input[type=file]").first.set_input_files(str(photo))
+    upload.locator("button.execute").click()
+    status = upload.locator(".live-responses-table tbody .response-col_status").first
+    status.wait_for()
+    assert status.inner_text().strip() == "202", upload.locator(".live-responses-table").inner_text()

@@ -28,12 +28,29 @@ EXPORT_TYPES = {"application/json": {"schema": {"type": "object"}},
                 "text/csv": {"schema": {"type": "string"}},
                 "text/plain": {"schema": {"type": "string"}},
                 "application/zip": {"schema": {"type": "string", "format": "binary"}}}
+def _optional_fields(model) -> dict:
+    """The model's optional form fields as plain optional properties: `anyOf [x, null]` with a
+    `null` default would make Swagger UI send the text "null" for a field left empty."""
+    fields = {}
+    for name, prop in model.model_json_schema()["properties"].items():
+        prop = dict(prop)
+        choices = [c for c in prop.pop("anyOf", []) if c.get("type") != "null"]
+        if len(choices) == 1:
+            prop = {**choices[0], **prop}
+        if prop.get("default", 0) is None:
+            del prop["default"]
+        if prop.get("type") == "array":
+            prop["example"] = []  # not one "string" item, which would be sent as a class name
+        fields[name] = prop
+    return fields
+
+
 UPLOAD_BODY = {"schema": {
     "type": "object", "required": ["images"],
     "properties": {
         "images": {"type": "array", "items": {"type": "string", "format": "binary"},
                    "description": "One or more photos (JPEG, PNG, WebP, BMP, TIFF, HEIC)."},
-        **{k: v for k, v in UploadParams.model_json_schema()["properties"].items()},
+        **_optional_fields(UploadParams),
     },
 }, "encoding": {"images": {"contentType": "application/octet-stream"}}}
 
