@@ -210,6 +210,8 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () {
+    const firstBad = document.querySelector("form [aria-invalid=true]");  // a form sent back with errors
+    if (firstBad) firstBad.focus();
     setUpUpload();
     setUpViewer(document);
     localTimes(document);

@@ -327,3 +327,16 @@ def test_swagger_ui_puts_auth_first_and_uploads_with_try_it_out_as_it_opens(serv
     status = upload.locator(".live-responses-table tbody .response-col_status").first
     status.wait_for()
     assert status.inner_text().strip() == "202", upload.locator(".live-responses-table").inner_text()
+
+
+def test_a_form_sent_back_with_errors_focuses_its_first_bad_field_and_shows_the_rule_first(serve, page):
+    base, _ = serve()
+    page.goto(f"{base}/signup")
+    assert "At least 8 characters" in page.locator("#password-hint").inner_text()  # before any attempt
+    page.fill("#email", "rule@example.com")
+    page.fill("#password", "short")
+    page.fill("#confirm", "short")
+    page.click("button[type=submit]")
+    page.wait_for_selector(".has-error")
+    assert page.evaluate("document.activeElement.id") == "password"
+    assert page.locator("#password").get_attribute("aria-describedby") == "password-hint password-error"
