@@ -11,7 +11,7 @@ detections in my gallery": then each call is an ordinary analysis (and counts to
 
 Where detection runs in this process (the thread executor), the photo goes straight to the
 model. With Celery workers it goes to them: the photo is written to the shared uploads folder,
-a `detect_stored` task (priority 0) runs it and answers through the result backend (Redis), the
+a `detect_stored` task runs it and answers through the result backend (Redis), the
 web process waits up to DEEPSTACK_TIMEOUT seconds and removes the file (so does the worker once it
 has read it; a task not started within the timeout expires; gunicorn workers sweep what a killed
 process left). The tasks have a queue of their own, `deepstack`, which every worker also consumes.
