@@ -43,9 +43,9 @@ def limit_body():
     signed in is refused before its body is read (the log-in page, or a 401 problem)."""
     if is_upload() and not _signed_in():
         if request.endpoint == "deepstack.detection_endpoint":
-            from webapp.deepstack import _answer_error
+            from webapp.errors import deepstack_error
 
-            return _answer_error(401, "Invalid API key: it does not exist or it was revoked.")
+            return deepstack_error(401, "Invalid API key: it does not exist or it was revoked.")
         if request.endpoint == "api.upload":
             from webapp.api.security import unauthorized
 

@@ -31,7 +31,7 @@ from flask import Blueprint, current_app, g, jsonify, request
 from werkzeug.datastructures import FileStorage
 
 from webapp import detection, jobs, storage
-from webapp.errors import ProblemError
+from webapp.errors import ProblemError, deepstack_error
 from webapp.vision.images import ImageRejected, load_image, stored_original
 
 logger = logging.getLogger(__name__)
@@ -49,13 +49,6 @@ class Failed(Exception):
         self.status, self.error, self.headers = status, error, headers or {}
 
 
-def _answer_error(status: int, error: str, headers: Optional[dict] = None):
-    response = jsonify({"success": False, "error": error})
-    response.status_code = status
-    response.headers.update(headers or {})
-    return response
-
-
 @bp.route("/v1/vision/detection", methods=["POST"])
 def detection_endpoint():
     started = time.perf_counter()
@@ -71,7 +64,7 @@ def detection_endpoint():
         else:
             predictions = _detect(data, min_conf)
     except Failed as exc:
-        return _answer_error(exc.status, exc.error, exc.headers)
+        return deepstack_error(exc.status, exc.error, exc.headers)
     return jsonify({"success": True, "predictions": predictions,
                     "duration": round((time.perf_counter() - started) * 1000)})
 

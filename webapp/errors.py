@@ -87,12 +87,17 @@ def _cookie_dropped_over_http(exc: CSRFError) -> bool:
 DEEPSTACK_PATHS = "/v1/vision/"
 
 
+def deepstack_error(status: int, error: str, headers: Optional[dict] = None):
+    """DeepStack's error shape, which its clients read: {"success": false, "error": ...}."""
+    response = jsonify({"success": False, "error": error})
+    response.status_code = status
+    response.headers.update(headers or {})
+    return response
+
+
 def _respond(status: int, title: str, message: str, headers: Optional[dict] = None):
-    if request.path.startswith(DEEPSTACK_PATHS):  # DeepStack's clients read `success` and `error`
-        response = jsonify({"success": False, "error": message or title})
-        response.status_code = status
-        response.headers.update(headers or {})
-        return response
+    if request.path.startswith(DEEPSTACK_PATHS):
+        return deepstack_error(status, message or title, headers)
     if wants_json():
         return problem(status, message, title=title, headers=headers)
     if wants_partial():
