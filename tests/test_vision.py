@@ -1,6 +1,7 @@
 import io
 import re
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -85,6 +86,15 @@ def test_drawing_keeps_size_and_marks_the_box():
 
 def test_each_class_keeps_one_colour():
     assert class_color_hex(0) == class_color_hex(0) != class_color_hex(1)
+
+
+def test_the_80_coco_classes_get_visibly_distinct_colours():
+    rgb = np.array([[[int(class_color_hex(i)[k:k + 2], 16) / 255 for k in (1, 3, 5)] for i in range(80)]],
+                   np.float32)
+    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2Lab)[0]
+    distances = np.linalg.norm(lab[:, None, :] - lab[None, :, :], axis=-1) + np.eye(80) * 1000
+    assert distances.min() >= 19.5  # CIE76 ΔE: far past "just noticeable" (about 2.3)
+    assert class_color_hex(27) != class_color_hex(67)  # tie, cell phone: one colour in a 20-colour cycle
 
 
 def test_rejection_does_not_go_through_ultralytics_pil_patch():

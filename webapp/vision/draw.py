@@ -4,11 +4,19 @@ import numpy as np
 
 from webapp.vision.detector import Box
 
-# The Ultralytics palette (hex, RGB), so our colours match what its own tools draw.
+# 80 colours, one per COCO class, picked greedily so that each is as far as it can be (CIELAB)
+# from those before it, lightness 30-88 so labels stay legible: any two differ by at least
+# ΔE 20 (a 20-colour cycle made tie and cell phone, person and a dozen others, the same colour).
+# A model with more classes cycles through them.
 PALETTE = (
-    "FF3838", "FF9D97", "FF701F", "FFB21D", "CFD231", "48F90A", "92CC17", "3DDB86", "1A9334",
-    "00D4BB", "2C99A8", "00C2FF", "344593", "6473FF", "0018EC", "8438FF", "520085", "CB38FF",
-    "FF95C8", "FF37C7",
+    "FF3838", "00FF00", "0000FF", "00D2FF", "5A6900", "782D78", "FFC3B4", "3CF0A5", "FF0FF0", "FFD200",
+    "0069FF", "2D5A5A", "873C2D", "FF2D96", "D2B4FF", "96D22D", "D2780F", "0069B4", "96C3A5", "7800B4",
+    "E1D278", "FF87FF", "00874B", "FF7887", "967887", "A50F4B", "00D24B", "3CF0E1", "A5875A", "C30FA5",
+    "B400FF", "E178B4", "8769D2", "960000", "87C369", "B49600", "C3D2F0", "008700", "69B4FF", "00A5A5",
+    "F09669", "875A00", "F0005A", "2D3CF0", "5A4B2D", "5A4B78", "B469FF", "5A96B4", "F05A00", "5A784B",
+    "873C5A", "D2D23C", "0087FF", "87F000", "E1A5C3", "4BC396", "D25A3C", "0F5A00", "004BB4", "FFB43C",
+    "A578B4", "00B45A", "789600", "C37878", "E1D2A5", "5A2D96", "969687", "B40F78", "87F078", "B45AB4",
+    "005A3C", "87D2E1", "1E4B69", "FF0000", "C32DE1", "8796F0", "D296FF", "FF00B4", "87964B", "3C3CC3",
 )
 
 
