@@ -17,6 +17,7 @@ os.environ.setdefault("YOLO_CONFIG_DIR", tempfile.mkdtemp(prefix="yolo-config-")
 import pytest  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
+from tests.browser import live_server, page, serve  # noqa: E402,F401  (fixtures of the browser tests)
 from tests.helpers import ApiActions, AuthActions, make_config  # noqa: E402
 from webapp import create_app  # noqa: E402
 from webapp.config import BASE_DIR  # noqa: E402

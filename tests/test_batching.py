@@ -169,7 +169,7 @@ def test_a_photo_that_breaks_a_batched_prediction_fails_alone(make_app, monkeypa
 def test_a_photo_read_again_from_storage_has_the_pixels_the_upload_decoded(make_app):
     """Past the window an analysis reads its stored original again (with OpenCV): it must see
     exactly what the upload decoded (with Pillow), or its boxes would depend on the queue."""
-    from webapp.analyses.pipeline import _read_original
+    from webapp.analyses.pipeline import read_original
     from webapp.analyses.services import accept_upload
     from tests import factories
 
@@ -180,7 +180,7 @@ def test_a_photo_read_again_from_storage_has_the_pixels_the_upload_decoded(make_
         owner = factories.user()
         for name, data in files:
             analysis, loaded = accept_upload(owner, name, data)
-            again = _read_original(analysis.original_path)
+            again = read_original(analysis.original_path)
             assert again.shape == loaded.bgr_array().shape and (again == loaded.bgr_array()).all(), name
 
 

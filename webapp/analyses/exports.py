@@ -218,3 +218,25 @@ def yolo_dataset(analyses: list[Analysis], min_conf: Optional[float]) -> IO[byte
         archive.writestr("classes.txt", "".join(f"{n}\n" for n in names))
     spool.seek(0)
     return spool
+
+
+def bulk_zip(analyses: list[Analysis]) -> IO[bytes]:
+    """The gallery's "download as zip" of selected photos: originals/ (the stored upright
+    originals), annotated/ (the annotated images of finished ones), detections-coco.json and
+    detections.csv (the boxes each photo's page shows, at its own threshold). File names are the
+    unique names of the COCO export, so the three agree. Spooled to a temporary file."""
+    spool = tempfile.TemporaryFile()
+    with zipfile.ZipFile(spool, "w", zipfile.ZIP_DEFLATED) as archive:
+        for a in analyses:
+            files = [("originals", a.original_path, dataset_file_name(a))]
+            if a.is_done and a.annotated_path:
+                files.append(("annotated", a.annotated_path, f"{dataset_stem(a)}.jpg"))
+            for folder, relative, name in files:
+                try:
+                    archive.write(storage.absolute(relative), f"{folder}/{name}", compress_type=zipfile.ZIP_STORED)
+                except FileNotFoundError:  # deleted while the zip was being written
+                    pass
+        archive.writestr("detections-coco.json", json.dumps(as_coco(analyses, None), indent=1))
+        archive.writestr("detections.csv", as_csv([a for a in analyses if a.is_done], None))
+    spool.seek(0)
+    return spool

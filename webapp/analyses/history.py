@@ -108,6 +108,29 @@ def page(user: User, filters: Filters = Filters(), cursor: Optional[str] = None,
     return Page(items, following, number)
 
 
+def neighbours(user: User, filters: Filters, analysis: Analysis) -> tuple[Optional[Analysis], Optional[Analysis]]:
+    """The analyses just before and just after `analysis` in the listing `filters` gives (as the
+    gallery shows it, same order), or None at either end: the detail page's previous and next.
+    Each is one row read along the listing's index, from where `analysis` sits in it (whether
+    or not it matches the filter itself)."""
+    def first_after(wanted: Filters) -> Optional[Analysis]:
+        stmt, created, ident = _ordered(user, wanted)
+        return db.session.scalars(stmt.where(
+            _after(created, ident, analysis.created_at, analysis.id, wanted.oldest_first)).limit(1)).first()
+
+    backwards = Filters(filters.labels, filters.status, filters.since, filters.until, not filters.oldest_first)
+    return first_after(backwards), first_after(filters)
+
+
+def count(user: User, filters: Filters) -> int:
+    """How many analyses match: a kept count where there is one, else counted."""
+    kept = total(user, filters)
+    if kept is not None:
+        return kept
+    stmt = _ordered(user, filters)[0].order_by(None)
+    return db.session.scalar(sa.select(sa.func.count()).select_from(stmt.subquery())) or 0
+
+
 def select_all(user: User, filters: Filters = Filters()):
     """Every analysis that matches, in order (exports)."""
     return _ordered(user, filters)[0]

@@ -107,7 +107,7 @@ def prepare(analysis_id: int, image_bgr: Optional[np.ndarray] = None, redelivere
         detector = get_detector()
         classes = class_ids(detector, wanted)
         job.key = (min(detector.settings.floor, floor), iou, imgsz, tuple(classes) if classes is not None else None)
-        job.image = image_bgr if image_bgr is not None else _read_original(job.original_path)
+        job.image = image_bgr if image_bgr is not None else read_original(job.original_path)
     except BaseException as exc:  # noqa: BLE001 - every failure is the analysis's, said in words
         _failed(job, exc)
     return job
@@ -294,7 +294,7 @@ def _give_up(analysis_id: int, annotated_path: str, message: str) -> bool:
     return True
 
 
-def _read_original(original_path: str) -> np.ndarray:
+def read_original(original_path: str) -> np.ndarray:
     """The stored original's pixels. It was validated when it was uploaded and is stored upright
     as JPEG, PNG or WebP, so OpenCV decodes it straight to BGR (twice as fast as Pillow plus a
     conversion); anything OpenCV cannot read goes through the upload's own checks."""

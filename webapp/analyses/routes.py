@@ -1,17 +1,24 @@
 import json
+import re
+from collections import Counter
 from datetime import date
 
-from flask import Response, current_app, flash, redirect, render_template, request, url_for
+from flask import Response, abort, current_app, flash, jsonify, redirect, render_template, request, send_file, url_for
 from flask_login import current_user, login_required
 
 from webapp import detection, jobs
 from webapp.analyses import bp, exports, history, services
 from webapp.analyses.forms import UploadForm
 from webapp.errors import too_large_message
+from webapp.extensions import db
 from webapp.htmx import triggered_by, wants_partial
 from webapp.models import AnalysisStatus
 from webapp.vision.draw import class_color_hex
+from webapp.vision.images import NOT_AN_IMAGE
 
+SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+TOP_LABELS = 8  # labels the filter bar shows as chips; the others are behind "more…"
+BULK_LIMIT = 1000  # photos one bulk action may take (a zip of them is written before it is sent)
 STATUS_LABELS = {
     AnalysisStatus.PENDING: "Queued",
     AnalysisStatus.RUNNING: "Detecting…",
@@ -46,10 +53,17 @@ def gallery():
                    selected=list(filters.labels), query=query)
     if wants_partial() and (request.args.get("cursor") or request.args.get("page")):
         return render_template("analyses/_cards.html", **context)
+    labels = history.label_summary(current_user)
+    top = list(labels[:TOP_LABELS])
+    top += [item for item in labels[TOP_LABELS:] if item[0] in filters.labels]  # a chosen one stays in view
     return render_template(
         "analyses/gallery.html",
         form=UploadForm(),
-        labels=history.label_summary(current_user),
+        labels=labels,
+        top_labels=top,
+        more_labels=[item for item in labels if item not in top],
+        matching=history.count(current_user, filters),
+        bulk_limit=BULK_LIMIT,
         filters=filters,
         filter_problem=problem,
         has_photos=current_user.photos > 0,
@@ -57,14 +71,15 @@ def gallery():
         detection_here=detection.runs_here(),
         failed_count=services.count_failed(current_user),
         too_large=too_large_message(),
+        not_an_image=NOT_AN_IMAGE,
         **context,
     )
 
 
-def _filters_from_request() -> tuple[history.Filters, dict, str | None]:
-    """The gallery's filters from the query string: labels (all of them), from/to dates
-    (YYYY-MM-DD, inclusive) and sort; the query to repeat in links; what was ignored, if any."""
-    args = request.args
+def _filters_from_request(args=None) -> tuple[history.Filters, dict, str | None]:
+    """The gallery's filters from the query string (or a form): labels (all of them), from/to
+    dates (YYYY-MM-DD, inclusive) and sort; the query to repeat in links; what was ignored."""
+    args = request.args if args is None else args
     asked = [name for name in args.getlist("label") if name.strip()]
     wanted = history.filters(asked, oldest_first=args.get("sort") == "oldest")
     problem = (f"Only the first {history.MAX_LABELS} labels are used." if len(set(asked)) > history.MAX_LABELS
@@ -142,33 +157,66 @@ def _upload_invalid(form: UploadForm, status: int = 422):
 @bp.route("/analyses/<public_id>", methods=["GET"])
 @login_required
 def detail(public_id: str):
+    """One photo. The gallery's query (labels, dates, order) comes along, so previous and next
+    step through the same listing the user came from, and "All photos" goes back to it."""
     analysis = services.get_owned_analysis(current_user, public_id, with_detections=True)
-    detections = [d.as_dict() for d in analysis.detections]
+    filters, query, _ = _filters_from_request()
+    before, after = history.neighbours(current_user, filters, analysis)
+    # the exact confidence (not the 4 decimals of as_dict), so the page's slider counts the boxes
+    # exactly as the server draws them
+    detections = [{**d.as_dict(), "confidence": d.confidence, "index": i} for i, d in enumerate(analysis.detections)]
+    shown = Counter(d.label for d in analysis.visible_detections())
     labels = sorted({d.label for d in analysis.detections})
     colors = {d.label: class_color_hex(d.class_id) for d in analysis.detections}
     return render_template(
         "analyses/detail.html", analysis=analysis, detections=detections, labels=labels, colors=colors,
+        shown=shown, query=query, before=before, after=after,
     )
 
 
 @bp.route("/analyses/<public_id>/card", methods=["GET"])
 @login_required
 def card(public_id: str):
+    """A gallery card, polled while its analysis runs; once it has ended, the page's filter bar
+    is told to refresh (its labels and counts changed)."""
     analysis = services.get_owned_analysis(current_user, public_id)
-    return _card(analysis)
+    headers = {} if analysis.is_active else {"HX-Trigger": "labelsChanged"}
+    return _card(analysis, _filters_from_request()[1]), 200, headers
 
 
-def _card(analysis):
+def _card(analysis, query: dict | None = None):
     return render_template(
-        "analyses/_card.html", analysis=analysis, chips=history.labels_of([analysis]),
+        "analyses/_card.html", analysis=analysis, chips=history.labels_of([analysis]), query=query or {},
     )
 
 
 @bp.route("/analyses/<public_id>/image/<variant>", methods=["GET"])
 @login_required
 def image(public_id: str, variant: str):
+    """A stored image. The annotated one with `conf` (0-1) and/or `classes` (comma-separated
+    names; empty: none) is drawn for what the detail page shows: its slider and class toggles."""
+    download = request.args.get("download") == "1"
+    if variant == "annotated" and ("conf" in request.args or "classes" in request.args):
+        analysis = services.get_owned_analysis(current_user, public_id, with_detections=True)
+        min_conf, classes = _view_params(analysis)
+        return services.send_annotated_view(analysis, min_conf, classes, download=download)
     analysis = services.get_owned_analysis(current_user, public_id)
-    return services.send_image(analysis, variant, download=request.args.get("download") == "1")
+    return services.send_image(analysis, variant, download=download)
+
+
+def _view_params(analysis) -> tuple[float, frozenset[str] | None]:
+    """`conf` and `classes` of an annotated view; 400 when they are not what the page sends."""
+    raw = request.args.get("conf")
+    try:
+        min_conf = analysis.conf if raw is None else float(raw)
+    except ValueError:
+        min_conf = -1.0
+    if not 0.0 <= min_conf <= 1.0:  # NaN fails too
+        abort(400, description="`conf` must be a number from 0 to 1.")
+    names = request.args.get("classes")
+    if names is not None and len(names) > 4000:
+        abort(400, description="`classes` is too long.")
+    return min_conf, (None if names is None else frozenset(n.strip() for n in names.split(",") if n.strip()))
 
 
 @bp.route("/analyses/<public_id>/detections.json", methods=["GET"])
@@ -183,6 +231,58 @@ def detections_json(public_id: str):
     )
 
 
+@bp.route("/analyses/sha256/<digest>", methods=["GET"])
+@login_required
+def duplicate(digest: str):
+    """Is a file with this SHA-256 already in the user's library? The upload queue asks before
+    sending a photo: 200 with where it is, or 404."""
+    if not SHA256.fullmatch(digest):
+        abort(400, description="Not a SHA-256 digest (64 hexadecimal digits).")
+    found = services.find_duplicate(current_user, digest)
+    if found is None:
+        return jsonify(found=False), 404
+    return jsonify(found=True, id=found.public_id, filename=found.original_filename,
+                   url=url_for("analyses.detail", public_id=found.public_id))
+
+
+@bp.route("/analyses/bulk", methods=["POST"])
+@login_required
+def bulk():
+    """The gallery's selection: `ids` (public ids), or `all=1` with the gallery's filter
+    (labels, dates); `action` is `zip` (originals, annotated images, COCO JSON and CSV) or
+    `delete`, which asks first (a page naming the count) unless `confirm=1` comes with it."""
+    form = request.form
+    filters, query, _ = _filters_from_request(form)
+    back = url_for("analyses.gallery", **query)
+    action = form.get("action")
+    if action not in ("zip", "delete"):
+        flash("Choose what to do with the selected photos: download them or delete them.", "error")
+        return redirect(back)
+    everything, ids = form.get("all") == "1", form.getlist("ids")
+    if len(ids) > BULK_LIMIT:
+        chosen = []
+    elif everything:
+        chosen = list(db.session.scalars(history.select_all(current_user, filters).limit(BULK_LIMIT + 1)))
+    else:
+        chosen = services.owned_analyses(current_user, ids)
+    if len(ids) > BULK_LIMIT or len(chosen) > BULK_LIMIT:
+        flash(f"Select at most {BULK_LIMIT} photos at once.", "error")
+        return redirect(back)
+    if not chosen:
+        flash("Select at least one photo first.", "error")
+        return redirect(back)
+    if action == "zip":
+        analyses = services.owned_analyses(current_user, [a.public_id for a in chosen], with_detections=True)
+        day = date.today().isoformat()
+        return send_file(exports.bulk_zip(analyses), mimetype="application/zip", as_attachment=True,
+                         download_name=f"spotter-{len(analyses)}-photos-{day}.zip")
+    if form.get("confirm") != "1":
+        return render_template("analyses/confirm_delete.html", analyses=chosen, query=query)
+    deleted = services.delete_analyses(chosen)
+    flash(f"Deleted {deleted} photo{'' if deleted == 1 else 's'}.", "info")
+    return redirect(back)
+
+
 @bp.route("/analyses/<public_id>/delete", methods=["POST"])
 @login_required
 def delete(public_id: str):
@@ -192,7 +292,7 @@ def delete(public_id: str):
     name = analysis.original_filename
     services.delete_analysis(analysis)
     if wants_partial() and not triggered_by("detail-delete"):
-        return "", 200
+        return "", 200, {"HX-Trigger": "labelsChanged"}
     flash(f"Deleted {name}.", "info")
     return _go_to(url_for("analyses.gallery"))
 

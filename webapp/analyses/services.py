@@ -18,13 +18,16 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import sqlalchemy as sa
-from flask import Response, abort, current_app, send_file
+from flask import Response, abort, current_app, request, send_file
 from sqlalchemy.orm import selectinload
+from werkzeug.exceptions import NotFound
 
 from webapp import detection, jobs, storage
 from webapp.analyses import history, pipeline
 from webapp.extensions import db
 from webapp.models import Analysis, AnalysisStatus, User
+from webapp.vision.detector import Box
+from webapp.vision.draw import draw_boxes, encode_jpeg
 from webapp.vision.images import ImageRejected, LoadedImage, load_image, stored_original, thumbnail
 
 VARIANTS = ("original", "annotated", "thumbnail")
@@ -347,6 +350,37 @@ def get_owned_analysis(user: User, public_id: str, with_detections: bool = False
     return db.first_or_404(stmt, description=NOT_FOUND)
 
 
+def _private(response: Response) -> Response:
+    """`private, no-cache`: a browser keeps it but asks again each time; no shared cache keeps it."""
+    response.cache_control.public = False
+    response.cache_control.max_age = None
+    response.cache_control.private = True
+    response.cache_control.no_cache = True
+    return response
+
+
+def send_annotated_view(analysis: Analysis, min_conf: float, classes: Optional[frozenset[str]],
+                        download: bool = False) -> Response:
+    """The annotated image as the detail page shows it: the stored boxes at `min_conf` and above,
+    of `classes` only (None: every class), drawn on the upright original, exactly as the stored
+    annotated image is drawn. 404 until the analysis is done."""
+    if not analysis.is_done or not storage.absolute(analysis.original_path).is_file():
+        abort(404, description="This analysis has no annotated image (yet).")
+    tag = hashlib.sha256(repr((analysis.public_id, analysis.finished_at, min_conf,
+                               sorted(classes) if classes is not None else None)).encode()).hexdigest()[:32]
+    if tag in request.if_none_match:
+        return _private(Response(status=304, headers={"ETag": f'"{tag}"'}))
+    boxes = [Box(d.class_id, d.label, d.confidence, d.x1, d.y1, d.x2, d.y2)
+             for d in analysis.visible_detections(min_conf) if classes is None or d.label in classes]
+    body = encode_jpeg(draw_boxes(pipeline.read_original(analysis.original_path), boxes))
+    response = Response(body, mimetype="image/jpeg")
+    response.set_etag(tag)
+    if download:
+        name = f"{analysis.original_filename.rsplit('.', 1)[0]}-annotated-{min_conf:.2f}.jpg"
+        response.headers.set("Content-Disposition", "attachment", filename=name)
+    return _private(response)
+
+
 def send_image(analysis: Analysis, variant: str, download: bool = False) -> Response:
     """One of the analysis's images: `private, no-cache` with an ETag, so a browser keeps it but
     asks again each time (a 304 while it is unchanged; a 404 once it is deleted, or a redirect
@@ -357,10 +391,37 @@ def send_image(analysis: Analysis, variant: str, download: bool = False) -> Resp
     if path is None or not path.is_file():
         abort(404, description=f"This analysis has no {variant} image (yet).")
     name = f"{analysis.original_filename.rsplit('.', 1)[0]}-{variant}{path.suffix}"
-    response = send_file(path, as_attachment=download, download_name=name,
-                         conditional=True, etag=True, max_age=None)
-    response.cache_control.public = False
-    response.cache_control.max_age = None
-    response.cache_control.private = True
-    response.cache_control.no_cache = True
-    return response
+    return _private(send_file(path, as_attachment=download, download_name=name,
+                              conditional=True, etag=True, max_age=None))
+
+
+def owned_analyses(user: User, public_ids: list[str], with_detections: bool = False) -> list[Analysis]:
+    """The user's analyses among these public ids (anything else, and anyone else's, left out),
+    newest first."""
+    wanted = {pid for pid in public_ids if PUBLIC_ID.fullmatch(pid)}
+    if not wanted:
+        return []
+    stmt = sa.select(Analysis).where(Analysis.user_id == user.id, Analysis.public_id.in_(wanted)).order_by(
+        Analysis.created_at.desc(), Analysis.id.desc())
+    if with_detections:
+        stmt = stmt.options(selectinload(Analysis.detections))
+    return list(db.session.scalars(stmt))
+
+
+def delete_analyses(analyses: list[Analysis]) -> int:
+    """Delete each (as delete_analysis); how many were deleted (one deleted meanwhile is skipped)."""
+    deleted = 0
+    for analysis in analyses:
+        try:
+            delete_analysis(analysis)
+        except NotFound:
+            continue
+        deleted += 1
+    return deleted
+
+
+def find_duplicate(user: User, sha256: str) -> Optional[Analysis]:
+    """The user's newest analysis of a file with these exact bytes, if any."""
+    return db.session.scalars(sa.select(Analysis).where(
+        Analysis.user_id == user.id, Analysis.sha256 == sha256.lower()).order_by(
+        Analysis.created_at.desc(), Analysis.id.desc()).limit(1)).first()

@@ -27,6 +27,7 @@ _pil_open = _unpatched_open()
 # Pillow plugin names tried when opening; anything else is never parsed at all.
 OPEN_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "HEIF")
 SUPPORTED_TEXT = "JPEG, PNG, WebP, BMP, TIFF or HEIC/HEIF"
+NOT_AN_IMAGE = f"This file is not an image we can read. Upload a {SUPPORTED_TEXT} image."
 # Formats a browser shows as they are: an upright file in one of these is stored unchanged.
 WEB_FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
 LOSSLESS_FORMATS = {"PNG", "BMP", "TIFF"}
@@ -93,9 +94,7 @@ def _open(data: bytes) -> Image.Image:
     except Image.DecompressionBombError as exc:
         raise ImageRejected("The image declares far too many pixels to be decoded.") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ImageRejected(
-            f"This file is not an image we can read. Upload a {SUPPORTED_TEXT} image."
-        ) from exc
+        raise ImageRejected(NOT_AN_IMAGE) from exc
 
 
 def _orientation(image: Image.Image) -> int:

@@ -1,0 +1,75 @@
+"""Browser tests' fixtures (a live server, a headless Chromium page under the app's CSP) and
+helpers, for every browser test module (conftest.py makes the fixtures available)."""
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import make_server
+
+from webapp.config import BASE_DIR
+
+CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", BASE_DIR / "test-artifacts"))
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+@pytest.fixture
+def serve(make_app):
+    """Build an app with these settings (background worker on) and serve it on a free port."""
+    servers = []
+
+    def start(**settings):
+        app = make_app(**{"ANALYSIS_EXECUTOR": "thread", **settings})
+        server = make_server("127.0.0.1", 0, app, threaded=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_port}", app
+
+    yield start
+    for server in servers:
+        server.shutdown()
+
+
+@pytest.fixture
+def live_server(serve, coco_model):
+    return serve(YOLO_MODEL=coco_model)[0]
+
+
+@pytest.fixture
+def page(request):
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        violations = []
+        page.on("console", lambda message: violations.append(message.text)
+                if "Content Security Policy" in message.text else None)
+        yield page
+        browser.close()
+    # The pages run under the app's Content-Security-Policy: any violation fails the test.
+    assert not violations, f"Content-Security-Policy violations: {violations}"
+
+
+def shot(page, request, name):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    backend = request.node.callspec.params.get("database_url", "db")
+    page.screenshot(path=str(ARTIFACTS / f"{name}-{backend}.png"), full_page=True)
+
+
+def sign_up(page, base: str, email: str) -> None:
+    page.goto(f"{base}/signup")
+    page.fill("#email", email)
+    page.fill("#password", "correct horse battery")
+    page.fill("#confirm", "correct horse battery")
+    page.click("button[type=submit]")
+    page.wait_for_url("**/analyses")

@@ -1,0 +1,65 @@
+"""axe-core (the engine browsers' accessibility tools use) on the app's pages, in Chromium:
+no serious or critical violation, on a desktop screen and a phone's."""
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import expect
+
+from tests.browser import sign_up
+
+pytestmark = pytest.mark.browser
+
+SERIOUS = {"serious", "critical"}
+SCREENS = {"desktop": (1280, 800), "phone": (390, 844)}
+
+
+def serious_violations(page) -> list[str]:
+    results = Axe().run(page)
+    return [f"{v['id']} ({v['impact']}): {v['help']} — " + "; ".join(n["target"][0] for n in v["nodes"][:5])
+            for v in results.response["violations"] if v["impact"] in SERIOUS]
+
+
+@pytest.fixture
+def audit(page):
+    """Check the page as it is now on both screens; collect what axe finds, fail at the end."""
+    found = {}
+
+    def check(name: str) -> None:
+        for screen, (width, height) in SCREENS.items():
+            page.set_viewport_size({"width": width, "height": height})
+            for scheme in ("light", "dark"):
+                page.emulate_media(color_scheme=scheme)
+                if problems := serious_violations(page):
+                    found[f"{name} ({screen}, {scheme})"] = problems
+        page.set_viewport_size({"width": 1280, "height": 800})
+        page.emulate_media(color_scheme="light")
+
+    yield check
+    assert not found, "\n".join(f"{where}: {problems}" for where, problems in found.items())
+
+
+def test_public_pages_have_no_serious_accessibility_violations(serve, page, audit):
+    base, _ = serve()
+    for path in ("/", "/signup", "/login"):
+        page.goto(base + path)
+        audit(path)
+    page.fill("#email", "not-an-email")
+    page.click("button[type=submit]")
+    page.wait_for_selector(".has-error")
+    audit("/login with errors")
+
+
+def test_gallery_and_detail_have_no_serious_accessibility_violations(serve, coco_model, page, audit, assets):
+    base, _ = serve(YOLO_MODEL=coco_model)
+    sign_up(page, base, "axe@example.com")
+    audit("empty gallery")
+    page.set_input_files("#images", [str(assets / "bus.jpg"), str(assets / "zidane.jpg")])
+    expect(page.locator(".tile.status-done")).to_have_count(2, timeout=120_000)
+    page.reload()
+    audit("gallery")
+    page.locator(".tile .name", has_text="bus.jpg").click()
+    page.wait_for_selector("#overlay g.box")
+    audit("detail")
+    page.goto(base + "/account")
+    audit("account")
+    page.goto(base + "/account/keys")
+    audit("API keys")

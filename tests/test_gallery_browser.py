@@ -1,0 +1,244 @@
+"""Browsing the gallery in Chromium: previous/next and Esc, months, the filter bar, selection
+with bulk zip and delete, the upload queue (browser checks, cancel, duplicates), and the detail
+page's download matching its slider, box/row linking and zoom."""
+import io
+import re
+import zipfile
+from datetime import datetime, timedelta, timezone
+from urllib.parse import unquote
+
+import cv2
+import numpy as np
+import pytest
+from playwright.sync_api import expect
+
+from tests.factories import add_analysis
+from tests.helpers import PASSWORD, analyses
+from tests.images import encode, sample
+from tests.browser import shot, sign_up
+from webapp.vision.detector import Box
+from webapp.vision.draw import draw_boxes
+from webapp.vision.images import NOT_AN_IMAGE
+
+pytestmark = pytest.mark.browser
+
+START = datetime(2026, 9, 20, 12, tzinfo=timezone.utc)
+
+
+def log_in(page, base: str, email: str = "ada@example.com") -> None:
+    page.goto(f"{base}/login")
+    page.fill("#email", email)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/analyses")
+
+
+def pngs(tmp_path, count: int) -> list[str]:
+    paths = []
+    for i in range(count):
+        path = tmp_path / f"photo{i}.png"
+        path.write_bytes(encode(sample(200 + i, 150), "PNG"))
+        paths.append(str(path))
+    return paths
+
+
+def test_arrow_keys_step_through_the_label_filter_and_escape_returns_to_that_photo(serve, page):
+    base, app = serve(GALLERY_PER_PAGE=4)
+    made = [add_analysis(app, original_filename=f"p{i:02d}.jpg", created_at=START + timedelta(days=5 * i),
+                         labels=[("cat", 0.9)] if i % 2 else [("dog", 0.9)]) for i in range(12)]
+    cats = [a.original_filename for a in reversed(made) if int(a.original_filename[1:3]) % 2]  # newest first
+    log_in(page, base)
+    page.goto(f"{base}/analyses?label=cat")
+    assert page.locator(".grid > h2.month").all_inner_texts()[:2] == ["November 2026", "October 2026"]
+    page.locator(".tile .name").first.click()
+    expect(page.locator("h1")).to_have_text(cats[0])
+    for name in cats[1:6]:  # past the first page of the listing (4 photos)
+        page.keyboard.press("ArrowRight")
+        expect(page.locator("h1")).to_have_text(name)
+    assert "label=cat" in page.url
+    page.keyboard.press("ArrowRight")  # the last one: nowhere to go
+    expect(page.locator("h1")).to_have_text(cats[5])
+    page.keyboard.press("ArrowLeft")
+    expect(page.locator("h1")).to_have_text(cats[4])
+    page.keyboard.press("Escape")
+    page.wait_for_url("**/analyses?label=cat#analysis-*")
+    card = page.locator(".tile", has_text=cats[4])
+    expect(card).to_be_in_viewport()  # on the second page, loaded for it
+    expect(page.locator(".tile .name", has_text=cats[4])).to_be_focused()
+
+
+def test_the_filter_bar_shows_top_labels_and_finds_the_others_by_typing(serve, page):
+    base, app = serve()
+    for i in range(11):
+        add_analysis(app, labels=[(f"thing{i:02d}", 0.9)] * (11 - i))
+    log_in(page, base)
+    bar = page.locator("nav.filter")
+    assert bar.locator(":scope > a.chip").count() == 1 + 8  # All + the 8 most common
+    page.click("summary:has-text('more…')")
+    page.fill("#label-search", "thing1")
+    expect(page.locator(".more-list .chip:visible")).to_have_count(1)  # thing10 (thing08, thing09 hidden)
+    page.locator(".more-list .chip:visible").click()
+    page.wait_for_url("**/analyses?label=thing10")
+    assert page.locator(".tile").count() == 1
+    # photo counts in the bar are not box counts on the cards
+    assert bar.locator("a.chip.active .photos").inner_text().strip().startswith("1")
+    assert page.locator(".tile .chips .count").first.inner_text() == "×1"
+
+
+def test_shift_click_selects_a_range_and_downloads_it_as_a_zip(serve, page, tmp_path):
+    base, app = serve()
+    sign_up(page, base, "zip@example.com")
+    page.set_input_files("#images", pngs(tmp_path, 4))
+    expect(page.locator(".tile.status-done")).to_have_count(4, timeout=60_000)
+    page.reload()
+    picks = page.locator(".tile .pick")
+    picks.nth(0).click()
+    picks.nth(2).click(modifiers=["Shift"])
+    expect(page.locator("#bulk-count")).to_have_text("3 photos selected")
+    chosen = [picks.nth(i).get_attribute("value") for i in range(3)]
+    with page.expect_download() as download:
+        page.click("#bulk button[value=zip]")
+    archive = zipfile.ZipFile(io.BytesIO(open(download.value.path(), "rb").read()))
+    names = archive.namelist()
+    assert sorted(n.rsplit("-", 1)[1].split(".")[0] for n in names if n.startswith("originals/")) == sorted(chosen)
+    assert len([n for n in names if n.startswith("annotated/")]) == 3
+    assert {"detections-coco.json", "detections.csv"} <= set(names)
+
+
+def test_bulk_delete_asks_with_the_count_then_deletes_only_those(serve, page, tmp_path, request):
+    base, app = serve()
+    sign_up(page, base, "bulk@example.com")
+    page.set_input_files("#images", pngs(tmp_path, 3))
+    expect(page.locator(".tile.status-done")).to_have_count(3, timeout=60_000)
+    page.reload()
+    page.locator(".tile .pick").nth(0).check()
+    page.locator(".tile .pick").nth(1).focus()
+    page.keyboard.press("Space")  # the keyboard selects too
+    expect(page.locator("#bulk-count")).to_have_text("2 photos selected")
+    shot(page, request, "gallery-selection")
+    asked = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
+    page.click("#bulk button[value=delete]")
+    page.wait_for_selector("text=Deleted 2 photos.")
+    assert "Delete 2 photos" in asked[0]
+    assert page.locator(".tile").count() == 1 and len(analyses(app)) == 1
+
+
+def test_select_all_in_this_filter_then_dismissing_the_question_keeps_everything(serve, page):
+    base, app = serve(GALLERY_PER_PAGE=2)
+    for _ in range(5):
+        add_analysis(app, labels=[("cat", 0.9)])
+    log_in(page, base)
+    page.locator(".tile .pick").first.check()
+    page.click("#bulk-select-all")
+    expect(page.locator("#bulk-count")).to_have_text("All 5 photos selected")
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    page.click("#bulk button[value=delete]")
+    assert len(analyses(app)) == 5
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#bulk button[value=delete]")
+    page.wait_for_selector("text=Deleted 5 photos.")
+    assert analyses(app) == []
+
+
+def test_an_upload_can_be_cancelled_midway_and_nothing_is_stored(serve, page, tmp_path):
+    base, app = serve()
+    sign_up(page, base, "cancel@example.com")
+    big = tmp_path / "big.png"
+    noise = np.random.default_rng(0).integers(0, 255, (1200, 1600, 3), np.uint8)  # incompressible: ~5 MB
+    big.write_bytes(cv2.imencode(".png", noise)[1].tobytes())
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send("Network.emulateNetworkConditions", {"offline": False, "latency": 20, "downloadThroughput": -1,
+                                                  "uploadThroughput": 256 * 1024})
+    page.set_input_files("#images", str(big))
+    bar = page.locator(".tile.uploading progress")
+    expect(bar).not_to_have_attribute("value", "0")  # on its way
+    page.click("button.cancel")
+    expect(page.locator(".tile")).to_have_count(0)
+    expect(page.locator("#upload-status")).to_have_text("Upload of big.png cancelled.")
+    page.wait_for_timeout(500)
+    assert analyses(app) == []
+
+
+def test_a_file_that_is_not_an_image_is_refused_in_the_browser_and_can_be_dismissed(serve, page, tmp_path):
+    base, _ = serve()
+    sign_up(page, base, "types@example.com")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a photo")
+    posts = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+    page.set_input_files("#images", str(notes))
+    expect(page.locator(".tile.rejected .error")).to_have_text(NOT_AN_IMAGE)  # the server's own words
+    assert posts == []
+    page.click("button[aria-label='Dismiss notes.txt']")
+    expect(page.locator(".tile")).to_have_count(0)
+
+
+def test_a_photo_already_in_the_library_asks_view_it_or_upload_anyway(serve, page, tmp_path):
+    base, app = serve()
+    sign_up(page, base, "dupes@example.com")
+    [photo] = pngs(tmp_path, 1)
+    page.set_input_files("#images", photo)
+    expect(page.locator(".tile.status-done")).to_have_count(1, timeout=60_000)
+    [first] = analyses(app)
+    page.set_input_files("#images", photo)
+    duplicate = page.locator(".tile.duplicate")
+    expect(duplicate).to_contain_text("Already in your library")
+    assert duplicate.locator("a", has_text="View it").get_attribute("href") == f"/analyses/{first.public_id}"
+    assert len(analyses(app)) == 1  # nothing sent
+    duplicate.locator("button", has_text="Upload anyway").click()
+    expect(page.locator(".tile.status-done")).to_have_count(2, timeout=60_000)
+    assert len(analyses(app)) == 2
+
+
+def test_the_detail_page_download_matches_the_slider_and_boxes_link_to_rows(serve, coco_model, page, assets, request):
+    base, app = serve(YOLO_MODEL=coco_model)
+    sign_up(page, base, "slider@example.com")
+    page.set_input_files("#images", str(assets / "bus.jpg"))
+    expect(page.locator(".tile.status-done")).to_have_count(1, timeout=120_000)
+    expect(page.locator("nav.filter")).to_contain_text("bus")  # the filter bar refreshed by itself
+    page.locator(".tile .name").click()
+    page.wait_for_selector("#overlay g.box")
+    stage = page.locator("#stage").bounding_box()
+    assert stage["height"] <= page.viewport_size["height"]  # a portrait photo fits the screen
+
+    # hovering a box lights its row; the class list follows the threshold
+    page.locator('#overlay g.box[aria-label^="bus"]').focus()
+    expect(page.locator("table.detections tr.hl td").first).to_have_text("bus")
+    page.locator("#conf").focus()
+    expect(page.locator("table.detections tr.hl")).to_have_count(0)
+    page.locator("table.detections tbody tr").nth(1).hover()
+    expect(page.locator("#overlay g.box.hl")).to_have_attribute("aria-label", "person 0.90")
+    slider = page.locator("#conf")
+    slider.evaluate("el => { el.value = '0.5'; el.dispatchEvent(new Event('input')); }")
+    labels = page.locator(".classes label[data-label]:visible")
+    assert sorted(" ".join(text.split()) for text in labels.all_inner_texts()) == ["bus 1", "person 3"]
+    page.locator("input[name=class][value=person]").uncheck()
+    expect(page.locator("#box-count")).to_have_text("1 box shown")
+
+    # the annotated view and its download are what the page shows
+    page.locator("button[data-view=annotated]").click()
+    annotated = page.locator(".layer-annotated")
+    expect(annotated).to_have_attribute("src", re.compile(r"annotated\?conf=0\.50&classes=bus%2C"))
+    classes = unquote(page.locator(".layer-annotated").get_attribute("src").split("classes=")[1]).split(",")
+    assert "bus" in classes and "person" not in classes
+    assert "with 1 detected" in page.locator(".layer-annotated").get_attribute("alt")
+    with page.expect_download() as download:
+        page.click("#download-annotated")
+    got = cv2.imread(download.value.path()).astype(int)
+    [analysis] = analyses(app)
+    original = cv2.imread(str(app.config["UPLOAD_DIR"]) + "/" + analysis.original_path)
+    shown = [Box(d.class_id, d.label, d.confidence, d.x1, d.y1, d.x2, d.y2) for d in analysis.detections
+             if d.confidence >= 0.5 and d.label == "bus"]
+    everything = [Box(d.class_id, d.label, d.confidence, d.x1, d.y1, d.x2, d.y2) for d in analysis.visible_detections()]
+    assert len(shown) == 1
+    assert np.abs(got - draw_boxes(original, shown)).mean() * 3 < np.abs(got - draw_boxes(original, everything)).mean()
+    shot(page, request, "detail-annotated-as-shown")
+
+    # zoom: double-click zooms in, 0 resets
+    page.locator("button[data-view=boxes]").click()
+    page.locator("#stage").dblclick()
+    assert "scale(2.5)" in page.locator("#zoom").get_attribute("style")
+    page.keyboard.press("0")
+    assert "scale(1)" in page.locator("#zoom").get_attribute("style")
