@@ -18,6 +18,7 @@
   function typing(target, key) {
     if (!target || target.isContentEditable || /^(SELECT|TEXTAREA)$/.test(target.tagName)) return Boolean(target);
     if (target.tagName !== "INPUT") return false;
+    if (target.type === "range") return Boolean(key && key.indexOf("Arrow") === 0);  // Esc still leaves
     return !/^(checkbox|radio|button|submit)$/.test(target.type) || (key && key.indexOf("Arrow") === 0);
   }
 
@@ -40,21 +41,31 @@
     return tile.querySelector(".meta");
   }
 
+  // A tile that goes (dismissed, cancelled) hands the keyboard focus on: to the next tile's
+  // first control, else back to the file picker.
+  function removeTile(tile) {
+    const next = tile.nextElementSibling || tile.previousElementSibling;
+    const target = (next && next.querySelector("a, button")) || document.getElementById("images");
+    const hadFocus = tile.contains(document.activeElement);
+    tile.remove();
+    if (hadFocus && target) target.focus();
+  }
+
   function dismissButton(tile, name) {
     const button = document.createElement("button");
     button.type = "button";
     button.className = "link dismiss";
     button.textContent = "Dismiss";
     button.setAttribute("aria-label", "Dismiss " + name);
-    button.addEventListener("click", function () { tile.remove(); regroup(); });
+    button.addEventListener("click", function () { removeTile(tile); });
     return button;
   }
 
   function rejectedTile(tile, name, message) {
     const meta = tileShell(tile, "rejected", name);
-    tile.setAttribute("role", "alert");
     const error = document.createElement("p");
     error.className = "error";
+    error.setAttribute("role", "alert");
     error.textContent = message;
     meta.append(error, dismissButton(tile, name));
   }
@@ -75,6 +86,24 @@
     return Array.from(new Uint8Array(digest)).map(function (b) { return b.toString(16).padStart(2, "0"); }).join("");
   }
 
+  // Files are read and hashed a few at a time (a hundred phone photos at once would hold them
+  // all in memory), each when its turn comes.
+  const CHECKING_AT_ONCE = 2;
+  let checking = 0;
+  const waitingToCheck = [];
+  function nextCheck() {
+    while (checking < CHECKING_AT_ONCE && waitingToCheck.length) {
+      const job = waitingToCheck.shift();
+      if (job.cancelled) continue;
+      checking++;
+      alreadyStored(job.form, job.file).then(function (found) {
+        checking--;
+        nextCheck();
+        if (!job.cancelled) job.done(found);
+      });
+    }
+  }
+
   async function alreadyStored(form, file) {
     try {
       const digest = await sha256(file);
@@ -88,8 +117,8 @@
 
   function duplicateTile(tile, form, file, found) {
     const meta = tileShell(tile, "duplicate", file.name);
-    tile.setAttribute("role", "alert");
     const text = document.createElement("p");
+    text.setAttribute("role", "alert");
     text.textContent = "Already in your library";
     const actions = document.createElement("p");
     actions.className = "actions";
@@ -106,7 +135,7 @@
   }
 
   function queueFile(form, file) {
-    const grid = document.getElementById("cards");
+    const grid = document.getElementById("uploads");
     const empty = document.getElementById("empty-state");
     if (empty) empty.remove();
     const tile = document.createElement("article");
@@ -120,12 +149,22 @@
       return;
     }
     const meta = tileShell(tile, "uploading", file.name);
-    meta.insertAdjacentHTML("beforeend", '<p class="line"><span class="status">Checking…</span></p>');
-    alreadyStored(form, file).then(function (found) {
+    meta.insertAdjacentHTML("beforeend",
+      '<p class="line"><span class="status">Checking…</span> <button type="button" class="link cancel">Cancel</button></p>');
+    const job = { form: form, file: file, cancelled: false, done: function (found) {
       if (!tile.isConnected) return;
       if (found) duplicateTile(tile, form, file, found);
       else send(form, file, tile);
+    } };
+    const cancel = tile.querySelector("button.cancel");
+    cancel.setAttribute("aria-label", "Cancel uploading " + file.name);
+    cancel.addEventListener("click", function () {
+      job.cancelled = true;
+      removeTile(tile);
+      say("Upload of " + file.name + " cancelled.");
     });
+    waitingToCheck.push(job);
+    nextCheck();
   }
 
   function send(form, file, tile) {
@@ -150,7 +189,7 @@
     });
     xhr.upload.addEventListener("load", function () { cancel.remove(); });  // sent: too late to cancel
     xhr.addEventListener("abort", function () {
-      tile.remove();
+      removeTile(tile);
       say("Upload of " + file.name + " cancelled.");
     });
     xhr.addEventListener("load", function () {
@@ -171,6 +210,10 @@
       nodes.forEach(function (node) {
         if (node.classList.contains("rejected")) node.querySelector(".meta").append(
           dismissButton(node, node.querySelector(".name").textContent));
+        const everything = document.getElementById("bulk-all");
+        if (node.querySelector("input.pick") && everything && everything.value === "1") {
+          node.querySelector("input.pick").checked = true;
+        }
         if (window.htmx) window.htmx.process(node);
         localTimes(node);
       });
@@ -230,21 +273,25 @@
     regroupPending = true;
     window.requestAnimationFrame(function () {
       regroupPending = false;
-      const grid = document.getElementById("cards");
-      if (!grid) return;
-      grid.querySelectorAll(":scope > .month").forEach(function (node) { node.remove(); });
-      let last = null;
-      grid.querySelectorAll(":scope > article.tile[data-created]").forEach(function (tile) {
-        const when = new Date(tile.dataset.created);
-        if (isNaN(when)) return;
-        const key = when.getFullYear() + "-" + when.getMonth();
-        if (key === last) return;
-        last = key;
-        const heading = document.createElement("h2");
-        heading.className = "month";
-        heading.textContent = monthName.format(when);
-        tile.before(heading);
-      });
+      regroupNow();
+    });
+  }
+
+  function regroupNow() {
+    const grid = document.getElementById("cards");
+    if (!grid) return;
+    grid.querySelectorAll(":scope > .month").forEach(function (node) { node.remove(); });
+    let last = null;
+    grid.querySelectorAll(":scope > article.tile[data-created]").forEach(function (tile) {
+      const when = new Date(tile.dataset.created);
+      if (isNaN(when)) return;
+      const key = when.getFullYear() + "-" + when.getMonth();
+      if (key === last) return;
+      last = key;
+      const heading = document.createElement("h2");
+      heading.className = "month";
+      heading.textContent = monthName.format(when);
+      tile.before(heading);
     });
   }
 
@@ -264,7 +311,7 @@
       more.replaceWith(...nodes);
       nodes.forEach(function (node) { if (window.htmx) window.htmx.process(node); localTimes(node); });
     }
-    regroup();
+    regroupNow();  // the month headings first: they move the cards
     const card = document.getElementById(match[1]);
     if (card) {
       card.scrollIntoView({ block: "center" });
@@ -277,41 +324,55 @@
   // this filter; then download them as a zip or delete them (asking first, with the count).
   function setUpSelection() {
     const form = document.getElementById("bulk");
-    const grid = document.getElementById("cards");
-    if (!form || !grid) return;
+    const grids = ["cards", "uploads"].map(function (id) { return document.getElementById(id); }).filter(Boolean);
+    if (!form || !grids.length) return;
     const all = form.querySelector("#bulk-all");
+    const expected = form.querySelector("#bulk-total");
     const confirmField = form.querySelector("#bulk-confirm");
     const count = form.querySelector("#bulk-count");
-    const total = Number(form.dataset.total);
+    const selectAll = form.querySelector("#bulk-select-all");
     let anchor = null;
-    const picks = function () { return Array.from(grid.querySelectorAll("input.pick")); };
+    const picks = function () {
+      return grids.flatMap(function (grid) { return Array.from(grid.querySelectorAll("input.pick")); });
+    };
+    // How many photos the filter matches now: the filter bar carries it, refreshed as photos
+    // finish or go, so "select all" never says one number and acts on another.
+    const total = function () {
+      const bar = document.getElementById("filter-bar");
+      return Number((bar && bar.dataset.total) || form.dataset.total);
+    };
 
     function update() {
       const chosen = picks().filter(function (box) { return box.checked; }).length;
       const everything = all.value === "1";
-      form.classList.toggle("active", everything || chosen > 0);
-      grid.classList.toggle("selecting", everything || chosen > 0);
-      form.hidden = !(everything || chosen > 0) && !picks().length;
-      count.textContent = everything ? "All " + plural(total, "photo", "photos") + " selected"
+      if (everything) picks().forEach(function (box) { box.checked = true; });  // pages loaded since
+      const active = everything || chosen > 0;
+      form.classList.toggle("active", active);
+      grids.forEach(function (grid) { grid.classList.toggle("selecting", active); });
+      form.hidden = !active && !picks().length;
+      count.textContent = everything ? "All " + plural(total(), "photo", "photos") + " selected"
         : chosen ? plural(chosen, "photo", "photos") + " selected"
           : "Tick photos to download or delete them together.";
+      selectAll.hidden = everything || chosen >= total();
+      selectAll.textContent = "Select all " + plural(total(), "photo", "photos") + (form.dataset.narrowed ? " in this filter" : "");
     }
 
-    grid.addEventListener("click", function (event) {
-      const box = event.target.closest("input.pick");
-      if (!box) return;
-      all.value = "0";
-      const list = picks();
-      if (event.shiftKey && anchor && list.indexOf(anchor) >= 0) {
-        const [from, to] = [list.indexOf(anchor), list.indexOf(box)].sort(function (a, b) { return a - b; });
-        list.slice(from, to + 1).forEach(function (other) { other.checked = box.checked; });
-      }
-      anchor = box;
-      update();
+    grids.forEach(function (grid) {
+      grid.addEventListener("click", function (event) {
+        const box = event.target.closest("input.pick");
+        if (!box) return;
+        all.value = "0";
+        const list = picks();
+        if (event.shiftKey && anchor && list.indexOf(anchor) >= 0) {
+          const [from, to] = [list.indexOf(anchor), list.indexOf(box)].sort(function (a, b) { return a - b; });
+          list.slice(from, to + 1).forEach(function (other) { other.checked = box.checked; });
+        }
+        anchor = box;
+        update();
+      });
     });
-    form.querySelector("#bulk-select-all").addEventListener("click", function () {
+    selectAll.addEventListener("click", function () {
       all.value = "1";
-      picks().forEach(function (box) { box.checked = true; });
       update();
     });
     form.querySelector("#bulk-clear").addEventListener("click", function () {
@@ -321,7 +382,8 @@
     });
     form.addEventListener("submit", function (event) {
       const action = event.submitter && event.submitter.value;
-      const chosen = all.value === "1" ? total : picks().filter(function (box) { return box.checked; }).length;
+      const chosen = all.value === "1" ? total() : picks().filter(function (box) { return box.checked; }).length;
+      expected.value = all.value === "1" ? String(total()) : "";
       confirmField.value = "0";
       if (action === "delete") {
         if (!window.confirm("Delete " + plural(chosen, "photo", "photos") + " and their results? This cannot be undone.")) {
@@ -332,14 +394,31 @@
       }
     });
     document.addEventListener("htmx:load", update);
+    document.addEventListener("htmx:afterSettle", update);
     update();
   }
 
-  // ---- Filter bar: "more…" narrows its list of labels as one types. ----
+  // ---- Filter bar: "more…" narrows its list of labels as one types; the bar does not refresh
+  // while it is open (that would close it under the user's typing), but once it closes.
+  let filterBarStale = false;
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    const bar = event.detail.elt;
+    if (bar.id === "filter-bar" && bar.querySelector(".more-labels[open]")) {
+      event.preventDefault();
+      filterBarStale = true;
+    }
+  });
+
   function setUpLabelSearch(root) {
     const input = root.querySelector("#label-search");
     if (!input || input.dataset.ready) return;
     input.dataset.ready = "1";
+    input.closest("details").addEventListener("toggle", function (event) {
+      if (!event.target.open && filterBarStale && window.htmx) {
+        filterBarStale = false;
+        window.htmx.trigger(document.body, "labelsChanged");
+      }
+    });
     const chips = Array.from(root.querySelectorAll(".more-list .chip"));
     input.addEventListener("input", function () {
       const text = input.value.trim().toLowerCase();
@@ -358,6 +437,18 @@
     });
   }
 
+  function readableOn(hex) {  // as the server draws it: black on light colours, white on dark
+    const n = parseInt(hex.slice(1), 16);
+    return ((n >> 16) & 255) + ((n >> 8) & 255) + (n & 255) > 382 ? "#000" : "#fff";
+  }
+
+  // The photo fits the window below where it starts (the page's own header and buttons).
+  function fitStage(stage) {
+    const top = stage.getBoundingClientRect().top + window.scrollY;
+    const room = Math.max(240, window.innerHeight - Math.min(top, window.innerHeight / 2) - 16);
+    stage.style.setProperty("--stage-height", room + "px");
+  }
+
   function setUpViewer(root) {
     paintSwatches(root);
     const stage = root.querySelector("#stage");
@@ -368,6 +459,8 @@
     const width = Number(stage.dataset.width);
     const height = Number(stage.dataset.height);
     stage.style.setProperty("--ratio", String(width / height));
+    fitStage(stage);
+    window.addEventListener("resize", function () { fitStage(stage); });
     const zoom = setUpZoom(stage, root.querySelector("#zoom"), function () { if (overlay) draw(); });
     if (!overlay || !dataNode) return;
     const data = JSON.parse(dataNode.textContent);
@@ -423,15 +516,27 @@
         rect.setAttribute("height", Math.max(0, d.box.y2 - d.box.y1));
         rect.setAttribute("stroke", color);
         rect.setAttribute("stroke-width", line);
+        // the label on a band of the class's colour, in black or white, whichever reads
+        const label = d.name + " " + d.confidence.toFixed(2);
+        const pad = fontSize * 0.25;
+        const bandHeight = fontSize * 1.25;
+        const top = d.box.y1 - bandHeight >= 0 ? d.box.y1 - bandHeight : d.box.y1;
+        const band = document.createElementNS(SVG, "rect");
+        band.setAttribute("class", "label-bg");
+        band.setAttribute("x", d.box.x1);
+        band.setAttribute("y", top);
+        band.setAttribute("height", bandHeight);
+        band.setAttribute("width", label.length * fontSize * 0.6 + 2 * pad);
+        band.setAttribute("fill", color);
         const text = document.createElementNS(SVG, "text");
-        text.setAttribute("x", d.box.x1 + line);
-        text.setAttribute("y", Math.max(d.box.y1 - line, fontSize));
-        text.setAttribute("fill", color);
+        text.setAttribute("x", d.box.x1 + pad);
+        text.setAttribute("y", top + fontSize);
+        text.setAttribute("fill", readableOn(color));
         text.setAttribute("font-size", fontSize);
-        text.textContent = d.name + " " + d.confidence.toFixed(2);
+        text.textContent = label;
         const title = document.createElementNS(SVG, "title");
-        title.textContent = text.textContent;
-        g.append(rect, text, title);
+        title.textContent = label;
+        g.append(rect, band, text, title);
         ["mouseenter", "focus"].forEach(function (name) { g.addEventListener(name, function () { highlight(d.index, true); }); });
         ["mouseleave", "blur"].forEach(function (name) { g.addEventListener(name, function () { highlight(d.index, false); }); });
         overlay.append(g);
@@ -585,9 +690,10 @@
     setUpSelection();
     setUpLabelSearch(document);
     localTimes(document);
-    regroup();
-    returnToCard();
+    regroupNow();
   });
+  // After the browser's own jump to the #analysis-… anchor (which would undo the focus).
+  window.addEventListener("load", function () { window.requestAnimationFrame(returnToCard); });
   document.addEventListener("htmx:load", function (event) {
     setUpViewer(event.target.closest("#detail") || document);
     setUpLabelSearch(document);

@@ -60,7 +60,7 @@ def test_upload_filter_inspect_and_delete(live_server, page, assets, request):
     assert page.locator(".layer-annotated").is_visible()
     page.once("dialog", lambda dialog: dialog.accept())
     page.click("text=Delete photo")
-    page.wait_for_url("**/analyses")
+    page.wait_for_url("**/analyses?label=person")  # back to the listing it was opened from
     assert page.locator(".tile").count() == 1
     assert "Deleted bus.jpg" in page.locator(".flashes[role=status]").inner_text()
 

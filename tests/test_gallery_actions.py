@@ -281,3 +281,45 @@ def test_the_filter_bar_shows_the_top_labels_and_the_rest_behind_more(app, clien
 def test_a_card_that_finished_tells_the_page_to_refresh_its_filter_bar(app, client, photos):
     response = client.get(f"/analyses/{photos[0].public_id}/card", headers=HX)
     assert response.headers["HX-Trigger"] == "labelsChanged"
+
+
+def test_the_annotated_download_of_a_photo_with_a_non_latin_name_is_named_in_utf8(client, auth, app):
+    auth.signup("names@example.com")
+    upload(client, ('café 日本 "q".png', encode(sample(), "PNG")))
+    [analysis] = analyses(app)
+    response = client.get(f"/analyses/{analysis.public_id}/image/annotated?conf=0.30&download=1")
+    assert response.status_code == 200
+    disposition = response.headers["Content-Disposition"]
+    assert "filename*=UTF-8''caf%C3%A9%20%E6%97%A5%E6%9C%AC" in disposition
+    assert disposition.endswith("-annotated-0.30.jpg")
+    disposition.encode("latin-1")  # a header the server can send
+
+
+def test_select_all_does_nothing_when_the_filter_matches_other_photos_than_the_user_saw(app, client, auth):
+    auth.signup()
+    for _ in range(3):
+        add_analysis(app, labels=[("cat", 0.9)])
+    page = "/analyses?label=cat"
+    add_analysis(app, labels=[("cat", 0.9)])  # finished after the page showed "3"
+    response = bulk(client, page=page, action="delete", confirm="1", all="1", label="cat", total="3")
+    assert response.status_code == 302 and len(analyses(app)) == 4
+    assert "now matches 4 photos, not the 3 you selected" in client.get(page).get_data(as_text=True)
+
+
+@pytest.mark.parametrize("bad", [{"from": "garbage"}, {"to": "2026-02-30"}])
+def test_select_all_with_a_filter_it_cannot_read_does_nothing(app, client, photos, bad):
+    response = bulk(client, action="delete", confirm="1", all="1", label="person", **bad)
+    assert response.status_code == 302 and len(analyses(app)) == 3
+    assert "Nothing was done." in client.get("/analyses").get_data(as_text=True)
+
+
+def test_with_a_label_chosen_the_other_chips_count_what_adding_them_would_leave(app, client, auth):
+    auth.signup()
+    add_analysis(app, labels=[("person", 0.9), ("dog", 0.9)])
+    add_analysis(app, labels=[("person", 0.9), ("dog", 0.8), ("cat", 0.7)])
+    add_analysis(app, labels=[("car", 0.9), ("dog", 0.9)])
+    bar = client.get("/analyses?label=person").get_data(as_text=True).split('id="filter-bar"', 1)[1]
+    bar = " ".join(bar.split("</nav>", 1)[0].split())
+    assert 'title="Also dog: 2 photos with dog">+ dog <span class="photos">2' in bar  # dog alone: 3
+    assert 'title="Also cat: 1 photo with cat">+ cat <span class="photos">1' in bar
+    assert "car" not in bar  # person and car: no photo

@@ -242,3 +242,18 @@ def test_the_detail_page_download_matches_the_slider_and_boxes_link_to_rows(serv
     assert "scale(2.5)" in page.locator("#zoom").get_attribute("style")
     page.keyboard.press("0")
     assert "scale(1)" in page.locator("#zoom").get_attribute("style")
+
+
+def test_escape_returns_to_a_card_of_the_first_page_in_view_and_focused(serve, page):
+    base, app = serve(GALLERY_PER_PAGE=12)
+    for i in range(12):
+        add_analysis(app, original_filename=f"q{i:02d}.jpg", created_at=START + timedelta(days=9 * i))
+    log_in(page, base)
+    page.goto(f"{base}/analyses?sort=oldest")
+    page.locator(".tile .name", has_text="q09.jpg").click()
+    expect(page.locator("h1")).to_have_text("q09.jpg")
+    page.locator("#conf").focus()  # Esc leaves from the slider too
+    page.keyboard.press("Escape")
+    page.wait_for_url("**/analyses?sort=oldest#analysis-*")
+    expect(page.locator(".tile", has_text="q09.jpg")).to_be_in_viewport()
+    expect(page.locator(".tile .name", has_text="q09.jpg")).to_be_focused()

@@ -119,7 +119,7 @@ def wait_until(check, seconds: float, what: str, processes):
             assert process.poll() is None, f"{process.args} exited while waiting for {what}"
         try:
             result = check()
-        except OSError:
+        except (OSError, ValueError):  # not answering yet, or nginx's own 502 page before the app is up
             result = None
         if result:
             return result

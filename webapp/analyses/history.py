@@ -183,6 +183,21 @@ def label_summary(user: User) -> list[tuple[str, int]]:
     return sorted(((label, n) for label, n in rows), key=lambda r: (-r[1], r[0]))
 
 
+CO_LABELS_UP_TO = 5000  # photos a label filter may match for the filter bar to count labels among them
+
+
+def co_labels(user: User, filters: Filters) -> Optional[dict[str, int]]:
+    """{label: photos} among the photos a label filter matches (what adding each label would
+    leave), or None when the filter may match more than CO_LABELS_UP_TO photos (then counting
+    them would cost more than a page should)."""
+    if not filters.labels or min(label_photos(user, name) for name in filters.labels) > CO_LABELS_UP_TO:
+        return None
+    matching = _ordered(user, filters)[0].order_by(None).with_only_columns(Analysis.id).subquery()
+    return dict(db.session.execute(
+        sa.select(AnalysisLabel.label, sa.func.count()).where(AnalysisLabel.analysis_id.in_(sa.select(matching)))
+        .group_by(AnalysisLabel.label)).tuples().all())
+
+
 def labels_of(analyses: list[Analysis]) -> dict[int, list[tuple[str, int]]]:
     """{analysis id: [(label, count), ...]} for a page of analyses, most boxes first."""
     chips: dict[int, list[tuple[str, int]]] = {a.id: [] for a in analyses}

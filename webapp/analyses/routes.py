@@ -54,14 +54,20 @@ def gallery():
     if wants_partial() and (request.args.get("cursor") or request.args.get("page")):
         return render_template("analyses/_cards.html", **context)
     labels = history.label_summary(current_user)
-    top = list(labels[:TOP_LABELS])
-    top += [item for item in labels[TOP_LABELS:] if item[0] in filters.labels]  # a chosen one stays in view
+    offered = labels
+    together = history.co_labels(current_user, filters)
+    if together is not None:  # with labels chosen: what adding each other label would leave, none for 0
+        offered = [item for item in labels if item[0] in filters.labels] + sorted(
+            ((name, together[name]) for name, _ in labels if name not in filters.labels and together.get(name)),
+            key=lambda item: (-item[1], item[0]))
+    top = list(offered[:TOP_LABELS])
+    top += [item for item in offered[TOP_LABELS:] if item[0] in filters.labels]  # a chosen one stays in view
     return render_template(
         "analyses/gallery.html",
         form=UploadForm(),
         labels=labels,
         top_labels=top,
-        more_labels=[item for item in labels if item not in top],
+        more_labels=[item for item in offered if item not in top],
         matching=history.count(current_user, filters),
         bulk_limit=BULK_LIMIT,
         filters=filters,
@@ -252,7 +258,7 @@ def bulk():
     (labels, dates); `action` is `zip` (originals, annotated images, COCO JSON and CSV) or
     `delete`, which asks first (a page naming the count) unless `confirm=1` comes with it."""
     form = request.form
-    filters, query, _ = _filters_from_request(form)
+    filters, query, problem = _filters_from_request(form)
     back = url_for("analyses.gallery", **query)
     action = form.get("action")
     if action not in ("zip", "delete"):
@@ -267,6 +273,14 @@ def bulk():
         chosen = services.owned_analyses(current_user, ids)
     if len(ids) > BULK_LIMIT or len(chosen) > BULK_LIMIT:
         flash(f"Select at most {BULK_LIMIT} photos at once.", "error")
+        return redirect(back)
+    if everything and problem:  # a filter with a part dropped would take more than was asked for
+        flash(f"{problem} Nothing was done.", "error")
+        return redirect(back)
+    expected = form.get("total", type=int)
+    if everything and expected is not None and expected != len(chosen):
+        flash(f"The filter now matches {len(chosen)} photo{'' if len(chosen) == 1 else 's'}, not the {expected} "
+              "you selected: nothing was done. Select them again.", "error")
         return redirect(back)
     if not chosen:
         flash("Select at least one photo first.", "error")
@@ -294,7 +308,7 @@ def delete(public_id: str):
     if wants_partial() and not triggered_by("detail-delete"):
         return "", 200, {"HX-Trigger": "labelsChanged"}
     flash(f"Deleted {name}.", "info")
-    return _go_to(url_for("analyses.gallery"))
+    return _go_to(url_for("analyses.gallery", **_filters_from_request()[1]))  # back to the listing it was in
 
 
 @bp.route("/analyses/<public_id>/retry", methods=["POST"])

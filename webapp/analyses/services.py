@@ -13,6 +13,7 @@ import re
 import time
 import unicodedata
 import uuid
+from urllib.parse import quote
 from concurrent.futures import Future, wait
 from dataclasses import dataclass, field
 from typing import Optional
@@ -376,9 +377,22 @@ def send_annotated_view(analysis: Analysis, min_conf: float, classes: Optional[f
     response = Response(body, mimetype="image/jpeg")
     response.set_etag(tag)
     if download:
-        name = f"{analysis.original_filename.rsplit('.', 1)[0]}-annotated-{min_conf:.2f}.jpg"
-        response.headers.set("Content-Disposition", "attachment", filename=name)
+        attach(response, f"{analysis.original_filename.rsplit('.', 1)[0]}-annotated-{min_conf:.2f}.jpg")
     return _private(response)
+
+
+def attach(response: Response, name: str) -> Response:
+    """`Content-Disposition: attachment` with this file name, as send_file writes it: an ASCII
+    name, plus the exact one as `filename*` (RFC 5987) when it is not ASCII (a header must be
+    Latin-1, and browsers read UTF-8 only from `filename*`)."""
+    try:
+        name.encode("ascii")
+        names = {"filename": name}
+    except UnicodeEncodeError:
+        simple = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+        names = {"filename": simple or "download", "filename*": f"UTF-8''{quote(name, safe='')}"}
+    response.headers.set("Content-Disposition", "attachment", **names)
+    return response
 
 
 def send_image(analysis: Analysis, variant: str, download: bool = False) -> Response:
