@@ -52,7 +52,7 @@ def page(request):
         page = context.new_page()
         page.set_default_timeout(30_000)
         violations = []
-        page.on("console", lambda message: violations.append(message.text)
+        page.on("console", lambda message: violations.append(f"{page.url}: {message.text}")
                 if "Content Security Policy" in message.text else None)
         yield page
         browser.close()

@@ -14,6 +14,7 @@ from playwright.sync_api import expect
 
 from tests.factories import add_analysis
 from tests.helpers import PASSWORD, analyses
+from webapp.models import AnalysisStatus
 from tests.images import encode, sample
 from tests.browser import shot, sign_up
 from webapp.vision.detector import Box
@@ -257,3 +258,16 @@ def test_escape_returns_to_a_card_of_the_first_page_in_view_and_focused(serve, p
     page.wait_for_url("**/analyses?sort=oldest#analysis-*")
     expect(page.locator(".tile", has_text="q09.jpg")).to_be_in_viewport()
     expect(page.locator(".tile .name", has_text="q09.jpg")).to_be_focused()
+
+
+def test_a_detail_page_polling_a_running_analysis_breaks_no_content_security_rule(serve, page):
+    """htmx settles a swapped element's attributes, `style` included by default: the zoomable
+    stage's inline style (set from the script) would be re-applied as an attribute, which the
+    CSP refuses. The page fixture fails the test on any violation."""
+    base, app = serve(ANALYSIS_EXECUTOR="sync")
+    running = add_analysis(app, status=AnalysisStatus.PENDING)
+    log_in(page, base)
+    page.goto(f"{base}/analyses/{running.public_id}")
+    with page.expect_response(lambda r: r.url.endswith(running.public_id) and r.request.headers.get("hx-request")):
+        pass  # the page's first poll
+    page.wait_for_timeout(300)
