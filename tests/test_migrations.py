@@ -5,14 +5,14 @@ from flask_migrate import downgrade, upgrade
 
 from webapp.extensions import db
 
-TABLES = {"user", "analysis", "detection", "refresh_token", "analysis_label", "user_label", "api_key"}
+TABLES = {"user", "analysis", "detection", "refresh_token", "analysis_label", "user_label", "api_key", "share_link"}
 
 
 def table_names():
     return set(sa.inspect(db.engine).get_table_names()) - {"alembic_version"}
 
 
-def test_upgrade_creates_the_four_tables(make_app):
+def test_upgrade_creates_every_table(make_app):
     app = make_app(create_schema=False)
     with app.app_context():
         upgrade()

@@ -48,7 +48,7 @@ def register_subsystems(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from webapp import api, deepstack
+    from webapp import api, deepstack, shares
     from webapp.analyses import bp as analyses_bp
     from webapp.extensions import csrf
     from webapp.auth import bp as auth_bp
@@ -57,6 +57,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(health_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(analyses_bp)
+    shares.init_app(app)
     api.init_app(app)
     app.register_blueprint(deepstack.bp)
     csrf.exempt(deepstack.bp)  # no cookie authenticates it: an API key does

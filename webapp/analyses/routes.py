@@ -204,25 +204,10 @@ def image(public_id: str, variant: str):
     download = request.args.get("download") == "1"
     if variant == "annotated" and ("conf" in request.args or "classes" in request.args):
         analysis = services.get_owned_analysis(current_user, public_id, with_detections=True)
-        min_conf, classes = _view_params(analysis)
+        min_conf, classes = services.view_params(analysis, request.args)
         return services.send_annotated_view(analysis, min_conf, classes, download=download)
     analysis = services.get_owned_analysis(current_user, public_id)
     return services.send_image(analysis, variant, download=download)
-
-
-def _view_params(analysis) -> tuple[float, frozenset[str] | None]:
-    """`conf` and `classes` of an annotated view; 400 when they are not what the page sends."""
-    raw = request.args.get("conf")
-    try:
-        min_conf = analysis.conf if raw is None else float(raw)
-    except ValueError:
-        min_conf = -1.0
-    if not 0.0 <= min_conf <= 1.0:  # NaN fails too
-        abort(400, description="`conf` must be a number from 0 to 1.")
-    names = request.args.get("classes")
-    if names is not None and len(names) > 4000:
-        abort(400, description="`classes` is too long.")
-    return min_conf, (None if names is None else frozenset(n.strip() for n in names.split(",") if n.strip()))
 
 
 @bp.route("/analyses/<public_id>/detections.json", methods=["GET"])

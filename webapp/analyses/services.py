@@ -360,6 +360,22 @@ def _private(response: Response) -> Response:
     return response
 
 
+def view_params(analysis: Analysis, args) -> tuple[float, Optional[frozenset[str]]]:
+    """`conf` (0-1) and `classes` (comma-separated names; empty: none) of an annotated view, from
+    a query; 400 when they are not what the page sends."""
+    raw = args.get("conf")
+    try:
+        min_conf = analysis.conf if raw is None else float(raw)
+    except ValueError:
+        min_conf = -1.0
+    if not 0.0 <= min_conf <= 1.0:  # NaN fails too
+        abort(400, description="`conf` must be a number from 0 to 1.")
+    names = args.get("classes")
+    if names is not None and len(names) > 4000:
+        abort(400, description="`classes` is too long.")
+    return min_conf, (None if names is None else frozenset(n.strip() for n in names.split(",") if n.strip()))
+
+
 def send_annotated_view(analysis: Analysis, min_conf: float, classes: Optional[frozenset[str]],
                         download: bool = False) -> Response:
     """The annotated image as the detail page shows it: the stored boxes at `min_conf` and above,

@@ -1,0 +1,44 @@
+"""A share link in Chromium: made on the detail page, opened signed out, revoked."""
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser import shot, sign_up
+from tests.helpers import analyses
+from tests.images import encode, sample
+from tests.test_gallery_actions import add_boxes
+
+pytestmark = pytest.mark.browser
+
+
+def test_a_shared_link_opens_signed_out_and_is_gone_once_revoked(serve, page, tmp_path, request):
+    base, app = serve()
+    sign_up(page, base, "sharer@example.com")
+    photo = tmp_path / "holiday.png"
+    photo.write_bytes(encode(sample(640, 480), "PNG"))
+    page.set_input_files("#images", str(photo))
+    expect(page.locator(".tile.status-done")).to_have_count(1, timeout=60_000)
+    [analysis] = analyses(app)
+    add_boxes(app, analysis.public_id, [("person", 0, 0.9, (20, 20, 300, 400)), ("dog", 16, 0.6, (350, 200, 600, 460))])
+    page.locator(".tile .name").click()
+    page.select_option("#share-expires", "1d")
+    page.click("text=Create link")
+    page.wait_for_url("**/account/shares**")
+    url = page.locator("input.share-url").first.input_value()
+    assert url.startswith(base + "/s/")
+
+    visitor = page.context.browser.new_context(viewport={"width": 390, "height": 844})
+    shared = visitor.new_page()
+    shared.goto(url)
+    expect(shared.locator("h1")).to_have_text("Shared photo")
+    expect(shared.locator("#overlay g.box")).to_have_count(2)
+    assert "sharer@example.com" not in shared.content() and "holiday" not in shared.content()
+    shared.locator("#conf").evaluate("el => { el.value = '0.7'; el.dispatchEvent(new Event('input')); }")
+    expect(shared.locator("#box-count")).to_have_text("1 box shown")
+    shot(shared, request, "shared-390")
+
+    page.click("button[aria-label='Revoke the link to holiday.png']")
+    page.wait_for_selector("text=Link revoked")
+    response = shared.reload()
+    assert response.status == 410
+    expect(shared.locator("h1")).to_have_text("This link no longer works")
+    visitor.close()
