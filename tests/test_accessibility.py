@@ -5,6 +5,9 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import expect
 
 from tests.browser import sign_up
+from tests.helpers import analyses
+from tests.images import encode, sample
+from tests.test_gallery_actions import add_boxes
 
 pytestmark = pytest.mark.browser
 
@@ -63,3 +66,25 @@ def test_gallery_and_detail_have_no_serious_accessibility_violations(serve, coco
     audit("account")
     page.goto(base + "/account/keys")
     audit("API keys")
+
+
+def test_shared_link_pages_have_no_serious_accessibility_violations(serve, page, audit, tmp_path):
+    base, app = serve()
+    sign_up(page, base, "axe-share@example.com")
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(encode(sample(320, 240), "PNG"))
+    page.set_input_files("#images", str(photo))
+    expect(page.locator(".tile.status-done")).to_have_count(1, timeout=60_000)
+    add_boxes(app, analyses(app)[0].public_id, [("person", 0, 0.9, (10, 10, 120, 200))])
+    page.locator(".tile .name").click()
+    audit("detail with share form")
+    page.click("text=Create link")
+    page.wait_for_url("**/account/shares**")
+    audit("shared links")
+    url = page.locator("input.share-url").first.input_value()
+    page.goto(url)
+    audit("shared page")
+    page.goto(base + "/account/shares")
+    page.click("button.link.danger")
+    page.goto(url)
+    audit("revoked link")
