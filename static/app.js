@@ -176,6 +176,8 @@
     const data = new FormData();
     data.append("csrf_token", csrfToken());
     data.append("images", file, file.name);
+    const model = form.querySelector("select[name=model]");
+    if (model) data.append("model", model.value);
     const xhr = new XMLHttpRequest();
     xhr.open("POST", form.action);
     xhr.setRequestHeader("X-Requested-With", "XMLHttpRequest");

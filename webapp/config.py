@@ -57,6 +57,9 @@ class Config:
 
     # Detection. YOLO_MODEL empty: the first model in MODELS_DIR, else yolo11n.pt downloaded there.
     YOLO_MODEL = os.environ.get("YOLO_MODEL") or ""
+    # More models by name, "fast=path/to/yolo11n_int8_openvino_model,v8=path/to/yolov8n.onnx": an
+    # upload may name one (`model=`); YOLO_MODEL stays the default, named "default".
+    YOLO_MODELS = os.environ.get("YOLO_MODELS") or ""
     MODELS_DIR = os.environ.get("MODELS_DIR")
     YOLO_DEVICE = os.environ.get("YOLO_DEVICE") or "auto"
     YOLO_CONF = _env_float("YOLO_CONF", 0.25)

@@ -16,6 +16,7 @@ so) for the banner, /healthz and `classes=` validation.
 import json
 import logging
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,8 @@ from webapp.vision.detector import (
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "yolo11n.pt"
+DEFAULT_NAME = "default"  # the name of YOLO_MODEL among YOLO_MODELS' named models
+MODEL_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 # What counts as a model in MODELS_DIR: weights files, and the folders Ultralytics exports.
 MODEL_FILES = (".pt", ".onnx", ".engine", ".torchscript")
 MODEL_FOLDERS = ("_openvino_model", "_ncnn_model", "_saved_model")
@@ -97,10 +100,48 @@ def _is_model(path: Path) -> bool:
     return path.suffix in MODEL_FILES
 
 
-def settings_for(config) -> DetectorSettings:
-    """The detector settings the configuration asks for, model path resolved as described above."""
+class UnknownModel(ValueError):
+    """An upload named a model this server does not have."""
+
+    def __init__(self, name: str, known: list[str]):
+        super().__init__(f"Unknown model {name!r}: this server has {', '.join(known)}.")
+        self.name, self.known = name, known
+
+
+def named_models(config) -> dict[str, str]:
+    """{name: model} of every model uploads may choose: "default" (YOLO_MODEL, as resolved
+    below) first, then YOLO_MODELS' in their order. Raises ValueError for a malformed list."""
+    models = {DEFAULT_NAME: config["YOLO_MODEL"]}
+    for item in filter(None, (part.strip() for part in config.get("YOLO_MODELS", "").split(","))):
+        name, _, path = (text.strip() for text in item.partition("="))
+        if not MODEL_NAME.fullmatch(name) or not path or name in models:
+            raise ValueError(f"YOLO_MODELS: {item!r} is not name=path (a new lower-case name of letters, "
+                             "digits, - or _; `default` is YOLO_MODEL)")
+        models[name] = path
+    return models
+
+
+def model_names(app: Optional[Flask] = None) -> list[str]:
+    return list(named_models((app or current_app).config))
+
+
+def check_model(name: Optional[str], app: Optional[Flask] = None) -> Optional[str]:
+    """The model's name as stored (None for the default); UnknownModel when there is none such."""
+    if name in (None, "", DEFAULT_NAME):
+        return None
+    known = model_names(app)
+    if name not in known:
+        raise UnknownModel(name, known)
+    return name
+
+
+def settings_for(config, name: Optional[str] = None) -> DetectorSettings:
+    """The detector settings the configuration asks for (of the model called `name`; None: the
+    default), model path resolved as described above."""
     models_dir = Path(config["MODELS_DIR"])
     model, download = config["YOLO_MODEL"], False
+    if name not in (None, DEFAULT_NAME):
+        model = named_models(config)[name]
     if not model:
         local = find_local_model(models_dir)
         model = str(local) if local else str(models_dir / DEFAULT_MODEL)
@@ -119,9 +160,10 @@ def _is_bare_weights_name(model: str) -> bool:
     return not path.parent.parts and path.suffix == ".pt" and not path.exists()
 
 
-def get_detector(app: Optional[Flask] = None) -> Detector:
-    """The process's detector for the app's current settings (loaded lazily, on first use)."""
-    return shared_detector(settings_for((app or current_app).config))
+def get_detector(app: Optional[Flask] = None, model: Optional[str] = None) -> Detector:
+    """The process's detector for the app's current settings, of the model called `model` (None:
+    the default), loaded lazily, on first use (once per process and model)."""
+    return shared_detector(settings_for((app or current_app).config, model))
 
 
 def availability(app: Optional[Flask] = None) -> Optional[Unavailable]:
@@ -137,15 +179,19 @@ def availability(app: Optional[Flask] = None) -> Optional[Unavailable]:
     return Unavailable(report["reason"], report["fix"], uploads_kept=not report.get("queue_down"))
 
 
-def class_names(app: Optional[Flask] = None) -> dict[int, str]:
-    """The model's classes by id: loaded here, or as a worker reported them. Raises NotAvailable."""
+def class_names(app: Optional[Flask] = None, model: Optional[str] = None) -> dict[int, str]:
+    """The model's classes by id: loaded here, or as a worker reported them (a model other than
+    the default: {} until a worker has loaded it). Raises NotAvailable."""
     app = app or current_app
     if runs_here(app):
         try:
-            return get_detector(app).names()
+            return get_detector(app, model).names()
         except ModelUnavailable as exc:
             raise NotAvailable(explain(exc, app.config)) from exc
     report = _read_report(app)
+    if model not in (None, DEFAULT_NAME):
+        found = (report.get("models") or {}).get(model) or {}
+        return {int(k): v for k, v in (found.get("names") or {}).items()}
     if report.get("reason") or not report.get("names"):
         raise NotAvailable(Unavailable(report.get("reason") or NO_WORKER, report.get("fix") or START_WORKER))
     return {int(k): v for k, v in report["names"].items()}
@@ -193,9 +239,12 @@ def report(app: Optional[Flask] = None) -> None:
         return
     detector = get_detector(app)
     problem = availability(app)
+    others = {name: get_detector(app, name) for name in model_names(app)[1:]}
     body = json.dumps({
         "model": detector.settings.model_name, "device": detector.device,
         "names": detector.names() if detector.loaded else None,
+        "models": {name: {"model": d.settings.model_name, "names": d.names() if d.loaded else None}
+                   for name, d in others.items()},
         "reason": problem.reason if problem else None, "fix": problem.fix if problem else None,
         "at": time.time(),
     })
@@ -213,11 +262,11 @@ def withdraw_report(app: Flask) -> None:
         logger.warning("Cannot withdraw the detection report: %s", exc)
 
 
-def expected_model_name(app: Optional[Flask] = None) -> str:
-    """The name of the model an upload will run with: here, or as the workers reported it."""
+def expected_model_name(app: Optional[Flask] = None, model: Optional[str] = None) -> str:
+    """The file name of the model an upload will run with: here, or as the workers reported it."""
     app = app or current_app
-    if runs_here(app):
-        return get_detector(app).settings.model_name
+    if runs_here(app) or model not in (None, DEFAULT_NAME):
+        return get_detector(app, model).settings.model_name
     return _read_report(app).get("model") or get_detector(app).settings.model_name
 
 

@@ -131,7 +131,9 @@ class Analysis(db.Model):
         StatusType, default=AnalysisStatus.PENDING, index=True
     )
     error: Mapped[Optional[str]] = mapped_column(sa.Text)
-    model_name: Mapped[str] = mapped_column(sa.String(500))
+    model_name: Mapped[str] = mapped_column(sa.String(500))  # the model's file name
+    # Which configured model runs it: a YOLO_MODELS name; None for the default (YOLO_MODEL).
+    model: Mapped[Optional[str]] = mapped_column(sa.String(32))
     conf: Mapped[float]
     iou: Mapped[float]
     imgsz: Mapped[int]

@@ -48,7 +48,7 @@ class Job:
     values: each stage runs in its own thread, with its own database session."""
     analysis_id: int
     image: Optional[np.ndarray] = None  # the upright BGR photo, from prepare until render
-    key: tuple = ()  # what a batched prediction must share: floor, iou, imgsz, class ids
+    key: tuple = ()  # what a batched prediction must share: model, floor, iou, imgsz, class ids
     conf: float = 0.0
     annotated_path: str = ""
     original_path: str = ""
@@ -100,13 +100,14 @@ def prepare(analysis_id: int, image_bgr: Optional[np.ndarray] = None, redelivere
         return job
     job.conf = analysis.conf
     job.annotated_path, job.original_path = f"{analysis.folder}/annotated.jpg", analysis.original_path
-    wanted = analysis.classes
+    wanted, model = analysis.classes, analysis.model
     floor, iou, imgsz = analysis.conf, analysis.iou, analysis.imgsz
     db.session.commit()  # nothing held open while the photo is read
     try:
-        detector = get_detector()
+        detector = get_detector(model=model)
         classes = class_ids(detector, wanted)
-        job.key = (min(detector.settings.floor, floor), iou, imgsz, tuple(classes) if classes is not None else None)
+        job.key = (model, min(detector.settings.floor, floor), iou, imgsz,
+                   tuple(classes) if classes is not None else None)
         job.image = image_bgr if image_bgr is not None else read_original(job.original_path)
     except BaseException as exc:  # noqa: BLE001 - every failure is the analysis's, said in words
         _failed(job, exc)
@@ -120,10 +121,10 @@ def detect(batch: list[Job]) -> None:
     for job in batch:
         if job.active:
             groups.setdefault(job.key, []).append(job)
-    for (floor, iou, imgsz, classes), jobs_ in groups.items():
+    for (model, floor, iou, imgsz, classes), jobs_ in groups.items():
         try:
-            results = get_detector().detect_batch([j.image for j in jobs_], floor=floor, iou=iou, imgsz=imgsz,
-                                                  classes=classes)
+            results = get_detector(model=model).detect_batch([j.image for j in jobs_], floor=floor, iou=iou,
+                                                             imgsz=imgsz, classes=classes)
         except ModelUnavailable as exc:
             for job in jobs_:
                 _failed(job, exc)
@@ -196,9 +197,10 @@ def _store_finished(finished: list[Job]) -> None:
     ]
     if detections:  # one multi-row INSERT for the batch; ORM objects cost more than the rest
         db.session.execute(sa.insert(Detection), detections)
-    model_name, now = get_detector().settings.model_name, utcnow()
+    now = utcnow()
     for analysis in rows:
         job = by_id[analysis.id]
+        model_name = get_detector(model=job.key[0]).settings.model_name
         _store_result(analysis, model_name, job.result, job.annotated_path, time.perf_counter() - job.started, now)
         history.record_labels(analysis, Counter(b.label for b in job.shown), replace=analysis.attempts > 1)
     db.session.commit()

@@ -126,8 +126,9 @@ def upload():
     if not form.validate_on_submit():
         return _upload_invalid(form)
     files = [f for f in request.files.getlist("images") if f and (f.filename or f.content_length)]
+    params = services.DetectionParams(model=detection.check_model(form.model.data or None))
     try:
-        result = services.upload_files(current_user, files)
+        result = services.upload_files(current_user, files, params)
     except jobs.QueueUnavailable:
         form.images.errors.append(services.QUEUE_DOWN)
         return _upload_invalid(form)

@@ -53,6 +53,7 @@ class DetectionParams:
     iou: Optional[float] = None
     imgsz: Optional[int] = None
     classes: Optional[tuple[str, ...]] = None
+    model: Optional[str] = None  # a YOLO_MODELS name (detection.check_model); None: the default
 
 
 class UnknownClasses(ValueError):
@@ -140,12 +141,15 @@ def human_bytes(size: float) -> str:
     return f"{size:,.1f} {unit}".replace(".0 ", " ")
 
 
-def check_classes(names: Optional[tuple[str, ...]]) -> None:
+def check_classes(names: Optional[tuple[str, ...]], model: Optional[str] = None) -> None:
     """Raise UnknownClasses for names the model does not know. Needs the model's classes, so it
-    may raise detection.NotAvailable."""
+    may raise detection.NotAvailable. (A model no Celery worker has loaded yet is not checked
+    here: its worker fails the analysis with the same message.)"""
     if not names:
         return
-    known = detection.class_names()
+    known = detection.class_names(model=model)
+    if not known:
+        return
     unknown = [n for n in names if n not in known.values()]
     if unknown:
         raise UnknownClasses(unknown, list(known.values()))
@@ -184,7 +188,8 @@ def accept_upload(
         width=loaded.width,
         height=loaded.height,
         sha256=hashlib.sha256(data).hexdigest(),
-        model_name=detection.expected_model_name(),
+        model_name=detection.expected_model_name(model=params.model),
+        model=params.model,
         conf=config["YOLO_CONF"] if params.conf is None else params.conf,
         iou=config["YOLO_IOU"] if params.iou is None else params.iou,
         imgsz=params.imgsz or config["YOLO_IMGSZ"],
@@ -242,7 +247,7 @@ def upload_files(user: User, files, params: DetectionParams = DetectionParams())
     limit = current_app.config["MAX_FILES_PER_UPLOAD"]
     if limit and len(files) > limit:
         raise TooManyFiles(len(files), limit)
-    check_classes(params.classes)
+    check_classes(params.classes, params.model)
     jobs.get_runner().check_broker()
     result = UploadResult()
     queued = queued_count(user)

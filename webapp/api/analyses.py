@@ -11,7 +11,7 @@ from webapp.api import bp
 from webapp.api.openapi import operation
 from webapp.api.schemas import (
     AnalysisOut, AnalysisPage, AnalysisSummary, BulkExportQuery, DetailQuery, DetectionOut,
-    ExportQuery, ImageQuery, ListQuery, UploadOut, UploadParams, UploadQuery,
+    ExportQuery, ImageQuery, ListQuery, ModelsOut, UploadOut, UploadParams, UploadQuery,
 )
 from webapp.api.security import api_user, login_required
 from webapp.api.validation import form, query
@@ -82,7 +82,8 @@ def detail(a: Analysis, min_conf: Optional[float] = None) -> dict:
         labels[d.label] = labels.get(d.label, 0) + 1
     body = summary(a, sorted(labels.items()))
     body.update(
-        model={"name": a.model_name, "conf": a.conf, "iou": a.iou, "imgsz": a.imgsz, "classes": a.classes},
+        model={"name": a.model_name, "key": a.model or detection.DEFAULT_NAME, "conf": a.conf, "iou": a.iou,
+               "imgsz": a.imgsz, "classes": a.classes},
         timings={"preprocess_ms": a.preprocess_ms, "inference_ms": a.inference_ms,
                  "postprocess_ms": a.postprocess_ms, "total_ms": a.total_ms},
         device=a.device, started_at=a.started_at,
@@ -103,8 +104,12 @@ def upload():
     files = [f for f in request.files.getlist("images") if f and f.filename]
     if not files:
         raise ProblemError(422, "Send one or more files in the multipart field `images`.")
+    try:
+        model = detection.check_model(params.model)
+    except detection.UnknownModel as exc:
+        raise ProblemError(422, str(exc)) from None
     wanted = services.DetectionParams(params.conf, params.iou, params.imgsz,
-                                      tuple(params.classes) if params.classes else None)
+                                      tuple(params.classes) if params.classes else None, model)
     try:
         result = services.upload_files(api_user(), files, wanted)
     except services.TooManyFiles as exc:
@@ -187,6 +192,32 @@ def list_analyses():
             "total": total, "page": found.number, "per_page": q.per_page,
             "pages": -(-total // q.per_page) if total is not None else None, "next": next_url}
     return AnalysisPage.model_validate(body).model_dump(mode="json")
+
+
+@bp.route("/models", methods=["GET"])
+@login_required
+@operation(summary="The models an upload may choose", tag=TAG, responses={200: ModelsOut, 401: None},
+           description="`default` (YOLO_MODEL) first, then the YOLO_MODELS names, each with its classes: "
+                       "pass a name as `model` when uploading. Where detection runs in this process, "
+                       "listing a model loads it (once per process).")
+def list_models():
+    return ModelsOut.model_validate({"models": models_info()}).model_dump(mode="json")
+
+
+def models_info() -> list[dict]:
+    """Each configured model: its name, file name, whether it can be used and its classes."""
+    found = []
+    for name in detection.model_names():
+        key = None if name == detection.DEFAULT_NAME else name
+        info = {"name": name, "model": detection.expected_model_name(model=key),
+                "default": key is None, "available": True, "reason": None, "classes": None}
+        try:
+            classes = detection.class_names(model=key)
+            info["classes"] = {str(k): v for k, v in classes.items()} or None
+        except detection.NotAvailable as exc:
+            info.update(available=False, reason=exc.unavailable.reason)
+        found.append(info)
+    return found
 
 
 def _filters(q, status) -> history.Filters:

@@ -48,6 +48,9 @@ class UploadParams(Schema):
     classes: Optional[list[str]] = Field(
         None, description="Only detect these class names (repeat the field or separate by commas)."
     )
+    model: Optional[str] = Field(
+        None, max_length=32, description="Which model (a name from `GET /api/v1/models`); the default when left out."
+    )
 
     @field_validator("classes", mode="before")
     @classmethod
@@ -183,6 +186,7 @@ class DetectionOut(Schema):
 
 class ModelOut(Schema):
     name: str
+    key: str = Field(description="The configured model it ran with (`default`, or a name from /models).")
     conf: float
     iou: float
     imgsz: int
@@ -255,3 +259,17 @@ class Problem(Schema):
     detail: str
     errors: Optional[list[dict]] = Field(None, description="Field errors, on 422.")
     rejected: Optional[list[RejectedFile]] = Field(None, description="Refused files, on an upload.")
+
+
+class ModelInfoOut(Schema):
+    name: str = Field(description="What uploads pass as `model`.")
+    model: str = Field(description="The model's file name.")
+    default: bool
+    available: bool
+    reason: Optional[str] = Field(None, description="Why it cannot be used now, when it cannot.")
+    classes: Optional[dict[str, str]] = Field(
+        None, description="Class names by id; null while unknown (a Celery worker has not loaded it yet).")
+
+
+class ModelsOut(Schema):
+    models: list[ModelInfoOut]

@@ -1,0 +1,89 @@
+"""Several models (YOLO_MODELS): listed with their classes, chosen per upload, each analysis
+run and labelled with the model it asked for. The pair in ../shared/models is real: YOLO11n int8
+OpenVINO (the default) and YOLOv8n int8 ONNX."""
+import pytest
+
+from tests.conftest import SHARED
+from tests.helpers import ApiActions, analyses, csrf_from
+from tests.images import encode, sample
+from webapp.detection import named_models
+
+V8 = SHARED / "models" / "yolov8n_dynamic_quantized.onnx"
+
+
+@pytest.fixture
+def pair(make_app, coco_model):
+    if not V8.exists():
+        pytest.skip(f"{V8} not found (it lies in ../shared/models)")
+    return make_app(YOLO_MODEL=coco_model, YOLO_MODELS=f"v8={V8}")
+
+
+def test_yolo_models_are_read_as_names_and_paths():
+    config = {"YOLO_MODEL": "a.pt", "YOLO_MODELS": " fast=/m/x_openvino_model , v8=/m/y.onnx,"}
+    assert named_models(config) == {"default": "a.pt", "fast": "/m/x_openvino_model", "v8": "/m/y.onnx"}
+
+
+@pytest.mark.parametrize("bad", ["fast", "=/m/x.pt", "Fast=/m/x.pt", "default=/m/x.pt", "a=/x.pt,a=/y.pt", "a b=/x"])
+def test_a_malformed_model_list_says_what_is_wrong(bad):
+    with pytest.raises(ValueError, match="YOLO_MODELS"):
+        named_models({"YOLO_MODEL": "", "YOLO_MODELS": bad})
+
+
+def test_the_models_are_listed_with_their_classes(pair):
+    api = ApiActions(pair.test_client()).user()
+    models = api.get("/api/v1/models").json["models"]
+    assert [(m["name"], m["model"], m["default"], m["available"]) for m in models] == [
+        ("default", "yolo11n_int8_openvino_model", True, True), ("v8", "yolov8n_dynamic_quantized.onnx", False, True)]
+    assert all(len(m["classes"]) == 80 and m["classes"]["0"] == "person" for m in models)
+
+
+def test_the_model_list_needs_a_sign_in(pair):
+    assert pair.test_client().get("/api/v1/models").status_code == 401
+
+
+def test_an_upload_runs_with_the_model_it_names(pair, assets):
+    api = ApiActions(pair.test_client()).user()
+    bus = (assets / "bus.jpg").read_bytes()
+    default = api.upload(("bus.jpg", bus), query="?wait=true").json["analyses"][0]
+    chosen = api.upload(("bus.jpg", bus), query="?wait=true", model="v8").json["analyses"][0]
+    first, second = (api.get(f"/api/v1/analyses/{a['id']}").json for a in (default, chosen))
+    assert (first["model"]["key"], first["model"]["name"]) == ("default", "yolo11n_int8_openvino_model")
+    assert (second["model"]["key"], second["model"]["name"]) == ("v8", "yolov8n_dynamic_quantized.onnx")
+    for result in (first, second):
+        assert result["status"] == "done" and result["labels"].get("bus") == 1 and result["labels"]["person"] >= 3
+    assert first["detections"] != second["detections"]  # two models, two answers
+
+
+def test_an_unknown_model_is_a_422_and_nothing_is_stored(pair):
+    api = ApiActions(pair.test_client()).user()
+    response = api.upload(("p.png", encode(sample(), "PNG")), model="v9")
+    assert response.status_code == 422 and "Unknown model 'v9'" in response.json["detail"]
+    assert "v8" in response.json["detail"]
+    assert analyses(pair) == []
+
+
+def test_the_upload_form_offers_the_models_only_when_there_are_several(pair, make_app, auth_factory):
+    client, auth = auth_factory(pair)
+    auth.signup()
+    page = client.get("/analyses").get_data(as_text=True)
+    assert '<select id="upload-model" name="model">' in page and '<option value="v8">v8</option>' in page
+    single = make_app()
+    client, auth = auth_factory(single)
+    auth.signup()
+    assert 'name="model"' not in client.get("/analyses").get_data(as_text=True)
+
+
+def test_the_upload_form_runs_the_chosen_model_and_refuses_an_unknown_one(pair, auth_factory):
+    import io
+
+    client, auth = auth_factory(pair)
+    auth.signup()
+    token = csrf_from(client.get("/analyses").get_data(as_text=True))
+    client.post("/analyses", data={"csrf_token": token, "model": "v8",
+                                   "images": [(io.BytesIO(encode(sample(), "PNG")), "p.png")]})
+    [analysis] = analyses(pair)
+    assert analysis.model == "v8"
+    response = client.post("/analyses", data={"csrf_token": token, "model": "nope",
+                                              "images": [(io.BytesIO(encode(sample(), "PNG")), "q.png")]})
+    assert response.status_code == 302 and len(analyses(pair)) == 1
+    assert "Unknown model" in client.get("/analyses").get_data(as_text=True)
