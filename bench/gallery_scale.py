@@ -31,7 +31,7 @@ from tests.helpers import HX, AuthActions, make_config  # noqa: E402
 from webapp import create_app  # noqa: E402
 from webapp.analyses import history  # noqa: E402
 from webapp.extensions import db  # noqa: E402
-from webapp.models import Analysis, Detection, User  # noqa: E402
+from webapp.models import Analysis, Detection, Photo, User  # noqa: E402
 
 REPEAT = 15
 RARE_PHOTOS = 30
@@ -49,12 +49,17 @@ def seed(n: int) -> None:
     start = datetime(2024, 1, 1, tzinfo=timezone.utc)
     rare = set(rng.sample(range(n), RARE_PHOTOS))
     for first in range(0, n, 5000):
-        rows = [{"public_id": f"{i:032x}", "user_id": user.id, "original_filename": f"IMG_{i}.jpg",
-                 "original_path": f"{user.id}/{i:032x}/original.jpg", "width": 640, "height": 480,
-                 "sha256": "0" * 64, "status": "done", "model_name": "yolo11n.pt", "conf": 0.25, "iou": 0.7,
-                 "imgsz": 640, "created_at": start + timedelta(seconds=i), "attempts": 1}
-                for i in range(first, min(first + 5000, n))]
-        ids = db.session.scalars(sa.insert(Analysis).returning(Analysis.id), rows).all()
+        photos = [{"public_id": f"{i:032x}", "user_id": user.id, "original_filename": f"IMG_{i}.jpg",
+                   "original_path": f"{user.id}/{i:032x}/original.jpg", "width": 640, "height": 480,
+                   "sha256": "0" * 64, "created_at": start + timedelta(seconds=i)}
+                  for i in range(first, min(first + 5000, n))]
+        photo_ids = db.session.scalars(sa.insert(Photo).returning(Photo.id, sort_by_parameter_order=True),
+                                       photos).all()
+        rows = [{"public_id": photo["public_id"], "user_id": user.id, "photo_id": photo_id, "status": "done",
+                 "model_name": "yolo11n.pt", "conf": 0.25, "iou": 0.7, "imgsz": 640,
+                 "created_at": photo["created_at"], "queued_at": photo["created_at"], "attempts": 1}
+                for photo, photo_id in zip(photos, photo_ids, strict=True)]
+        ids = db.session.scalars(sa.insert(Analysis).returning(Analysis.id, sort_by_parameter_order=True), rows).all()
         detections = []
         for index, analysis_id in enumerate(ids, start=first):
             labels = ["person"] * (rng.random() < 0.7) + ["toothbrush"] * (index in rare)

@@ -702,6 +702,11 @@
     localTimes(event.target);
     if (event.target.closest("#cards")) regroup();
   });
+  // A plain form that asks first (data-confirm): deleting a run, say.
+  document.addEventListener("submit", function (event) {
+    const form = event.target.closest("form[data-confirm]");
+    if (form && !window.confirm(form.dataset.confirm)) event.preventDefault();
+  });
   document.addEventListener("htmx:responseError", showError);
   document.addEventListener("htmx:sendError", showError);
   document.addEventListener("htmx:beforeRequest", function () {

@@ -7,7 +7,10 @@ import sqlalchemy as sa
 from tests.helpers import PASSWORD
 from webapp.analyses import history
 from webapp.extensions import db
-from webapp.models import Analysis, AnalysisStatus, Detection, User
+from webapp.models import Analysis, AnalysisStatus, Detection, Photo, User, utcnow
+
+PHOTO_FIELDS = ("original_filename", "original_path", "thumbnail_path", "width", "height", "sha256",
+                "stored_bytes")
 
 
 def user(email="ada@example.com", password=PASSWORD) -> User:
@@ -26,11 +29,14 @@ def analysis(owner: User, status=AnalysisStatus.DONE, labels=(), **values) -> An
     """A committed analysis of `owner` with a detection per (label, confidence) in `labels`.
     Needs an app context. Its files are not written (the paths are unique, the folder empty)."""
     folder = f"{owner.id}/{os.urandom(8).hex()}"
-    fields = dict(
-        original_filename="p.jpg", original_path=f"{folder}/original.jpg", width=100, height=100,
-        sha256="0" * 64, model_name="m", conf=0.25, iou=0.7, imgsz=640, status=status,
-    )
-    made = Analysis(owner=owner, **{**fields, **values})
+    photo_fields = dict(original_filename="p.jpg", original_path=f"{folder}/original.jpg", width=100, height=100,
+                        sha256="0" * 64, created_at=values.get("created_at") or utcnow())
+    photo_fields.update({k: values.pop(k) for k in PHOTO_FIELDS if k in values})
+    photo = Photo(user_id=owner.id, **photo_fields)
+    if "public_id" in values:
+        photo.public_id = values["public_id"]
+    fields = dict(model_name="m", conf=0.25, iou=0.7, imgsz=640, status=status, created_at=photo.created_at)
+    made = Analysis(owner=owner, photo=photo, **{**fields, **values})
     made.detections = [
         Detection(class_id=i, label=label, confidence=conf, x1=0, y1=0, x2=10, y2=10)
         for i, (label, conf) in enumerate(labels)

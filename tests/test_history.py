@@ -166,10 +166,10 @@ def owner(user_id):
 
 
 PAGE_QUERIES = {
-    "first page": (lambda u, c: history.page(owner(u), per_page=5), "ix_analysis_user_created"),
-    "scroll": (lambda u, c: history.page(owner(u), cursor=c, per_page=5), "ix_analysis_user_created"),
+    "first page": (lambda u, c: history.page(owner(u), per_page=5), "ix_analysis_user_shown_created"),
+    "scroll": (lambda u, c: history.page(owner(u), cursor=c, per_page=5), "ix_analysis_user_shown_created"),
     "oldest first": (lambda u, c: history.page(owner(u), history.filters(oldest_first=True), per_page=5),
-                     "ix_analysis_user_created"),
+                     "ix_analysis_user_shown_created"),
     "one label": (lambda u, c: history.page(owner(u), history.filters(["dog"]), per_page=5),
                   "ix_analysis_label_user_label"),
     "one label, scroll": (lambda u, c: history.page(owner(u), history.filters(["dog"]), cursor=c, per_page=5),
@@ -179,7 +179,7 @@ PAGE_QUERIES = {
     "label and dates": (lambda u, c: history.page(owner(u), history.filters(
         ["person"], None, date(2020, 1, 1), date(2030, 1, 1)), per_page=5), "ix_analysis_label_user_label"),
     "dates": (lambda u, c: history.page(owner(u), history.filters(
-        (), None, date(2020, 1, 1), date(2030, 1, 1)), per_page=5), "ix_analysis_user_created"),
+        (), None, date(2020, 1, 1), date(2030, 1, 1)), per_page=5), "ix_analysis_user_shown_created"),
 }
 
 

@@ -13,7 +13,7 @@ from tests.helpers import analyses, fresh_redis, stored_files
 from tests.images import encode, sample
 from webapp.analyses import history
 from webapp.extensions import db
-from webapp.models import Analysis, AnalysisStatus
+from webapp.models import Analysis, AnalysisStatus, Photo
 
 
 @pytest.fixture
@@ -91,7 +91,7 @@ def test_an_interrupted_import_run_again_finishes_what_it_left_running(importer,
     app, run = importer
     run(library)
     with app.app_context():  # as a killed import leaves it: running, its process gone
-        row = db.session.scalar(sa.select(Analysis).where(Analysis.original_filename == "b.JPG"))
+        row = db.session.scalar(sa.select(Analysis).join(Photo).where(Photo.original_filename == "b.JPG"))
         row.status, row.worker = AnalysisStatus.RUNNING, f"{socket.gethostname()}:999999999:1"
         db.session.commit()
     again = run(library)

@@ -5,7 +5,8 @@ from flask_migrate import downgrade, upgrade
 
 from webapp.extensions import db
 
-TABLES = {"user", "analysis", "detection", "refresh_token", "analysis_label", "user_label", "api_key", "share_link"}
+TABLES = {"user", "analysis", "detection", "refresh_token", "analysis_label", "user_label", "api_key", "share_link",
+          "photo"}
 
 
 def table_names():
@@ -62,7 +63,7 @@ def test_upgrading_to_0006_measures_the_stored_files_of_existing_photos(make_app
 
     from tests.helpers import ApiActions
     from tests.images import encode, sample
-    from webapp.models import Analysis, User
+    from webapp.models import Analysis, Photo, User
 
     app = make_app(create_schema=False)
     with app.app_context():
@@ -76,5 +77,86 @@ def test_upgrading_to_0006_measures_the_stored_files_of_existing_photos(make_app
         db.session.remove()
         downgrade(revision="0005")
         upgrade()
-        assert db.session.scalar(sa.select(Analysis.stored_bytes)) == expected
+        assert db.session.scalar(sa.select(Photo.stored_bytes)) == expected
         assert db.session.scalar(sa.select(User.stored_bytes)) == expected
+
+
+OLD_ANALYSES = [  # as revision 0009 stores them: the photo's fields on the analysis
+    {"public_id": "a" * 32, "original_filename": "one.jpg", "original_path": "1/" + "a" * 32 + "/original.jpg",
+     "thumbnail_path": "1/" + "a" * 32 + "/thumbnail.jpg", "annotated_path": "1/" + "a" * 32 + "/annotated.jpg",
+     "width": 640, "height": 480, "stored_bytes": 1234, "sha256": "1" * 64, "status": "done"},
+    {"public_id": "b" * 32, "original_filename": "two.png", "original_path": "1/" + "b" * 32 + "/original.png",
+     "thumbnail_path": None, "annotated_path": None, "width": 10, "height": 20, "stored_bytes": 99,
+     "sha256": "2" * 64, "status": "failed"},
+]
+
+
+def _seed_at_0009() -> None:
+    db.session.execute(sa.text(
+        "INSERT INTO \"user\" (id, email, password_hash, created_at, photos, stored_bytes, session_version) "
+        "VALUES (1, 'old@example.com', 'x', :now, 2, 1333, 0)"), {"now": "2026-01-01 10:00:00+00:00"})
+    for i, row in enumerate(OLD_ANALYSES, start=1):
+        db.session.execute(sa.text(
+            "INSERT INTO analysis (id, public_id, user_id, original_filename, original_path, annotated_path, "
+            "thumbnail_path, width, height, stored_bytes, sha256, status, model_name, conf, iou, imgsz, attempts, "
+            "created_at) VALUES (:id, :public_id, 1, :original_filename, :original_path, :annotated_path, "
+            ":thumbnail_path, :width, :height, :stored_bytes, :sha256, :status, 'yolo11n.pt', 0.25, 0.7, 640, 1, "
+            ":created_at)"), {**row, "id": i, "created_at": f"2026-01-0{i} 10:00:00+00:00"})
+    db.session.execute(sa.text(
+        "INSERT INTO detection (analysis_id, class_id, label, confidence, x1, y1, x2, y2) VALUES "
+        "(1, 0, 'person', 0.9, 1, 2, 3, 4), (1, 16, 'dog', 0.5, 5, 6, 7, 8)"))
+    db.session.execute(sa.text(
+        "INSERT INTO analysis_label (analysis_id, label, user_id, count, created_at) VALUES "
+        "(1, 'person', 1, 1, '2026-01-01 10:00:00+00:00'), (1, 'dog', 1, 1, '2026-01-01 10:00:00+00:00')"))
+    db.session.execute(sa.text(
+        "INSERT INTO user_label (user_id, label, photos) VALUES (1, 'person', 1), (1, 'dog', 1)"))
+    if db.engine.dialect.name == "postgresql":  # ids given by hand: the sequences go past them
+        for table in ('"user"', "analysis"):
+            db.session.execute(sa.text(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT MAX(id) FROM {table}))"))
+    db.session.commit()
+
+
+def _check_analyses_kept() -> None:
+    from webapp.analyses import history
+    from webapp.models import Analysis
+
+    for row in OLD_ANALYSES:
+        analysis = db.session.scalar(sa.select(Analysis).where(Analysis.public_id == row["public_id"]))
+        assert analysis.photo.public_id == row["public_id"] and analysis.shown
+        for field in ("original_filename", "original_path", "thumbnail_path", "width", "height", "stored_bytes",
+                      "sha256"):
+            assert getattr(analysis, field) == row[field], field
+        assert analysis.annotated_path == row["annotated_path"] and analysis.status == row["status"]
+        assert analysis.queued_at == analysis.created_at == analysis.photo.created_at
+    first = db.session.scalar(sa.select(Analysis).where(Analysis.public_id == "a" * 32))
+    assert [(d.label, d.confidence, d.x1) for d in first.detections] == [("person", 0.9, 1), ("dog", 0.5, 5)]
+    assert history.check_counts() == []
+
+
+def test_photos_and_runs_migration_up_down_up_keeps_every_analysis(make_app):
+    from webapp.models import Analysis
+
+    app = make_app(create_schema=False)
+    with app.app_context():
+        upgrade(revision="0009")
+        _seed_at_0009()
+        upgrade()
+        _check_analyses_kept()
+        first = db.session.scalar(sa.select(Analysis).where(Analysis.public_id == "a" * 32))
+        rerun = Analysis(photo=first.photo, user_id=1, shown=False, created_at=first.created_at, model_name="m",
+                         conf=0.5, iou=0.7, imgsz=320, status="done")
+        db.session.add(rerun)
+        db.session.commit()
+        db.session.remove()
+
+        downgrade(revision="0009")  # the re-run goes; each photo is its one analysis again
+        rows = db.session.execute(sa.text(
+            "SELECT public_id, original_filename, original_path, thumbnail_path, annotated_path, width, height, "
+            "stored_bytes, sha256, status FROM analysis ORDER BY id")).mappings().all()
+        assert [dict(r) for r in rows] == OLD_ANALYSES
+        assert db.session.execute(sa.text("SELECT COUNT(*) FROM detection")).scalar() == 2
+        db.session.remove()
+
+        upgrade()
+        _check_analyses_kept()

@@ -49,6 +49,7 @@ class Config:
     UPLOAD_DIR = os.environ.get("UPLOAD_DIR")
     MAX_CONTENT_LENGTH = _env_int("MAX_CONTENT_LENGTH", 20 * 1024 * 1024)  # an upload request
     MAX_FILES_PER_UPLOAD = _env_int("MAX_FILES_PER_UPLOAD", 100)  # files in one upload request
+    MAX_RUNS_PER_PHOTO = _env_int("MAX_RUNS_PER_PHOTO", 20)  # runs (re-runs) one photo may keep; 0: no limit
     # Per user: photos kept and the bytes they take on disk (originals and thumbnails); 0: no limit.
     QUOTA_PHOTOS = _env_int("QUOTA_PHOTOS", 20_000)
     QUOTA_BYTES = _env_int("QUOTA_BYTES", 10 * 1000**3)

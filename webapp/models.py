@@ -6,7 +6,7 @@ from typing import Optional
 
 import sqlalchemy as sa
 from flask_login import UserMixin
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, column_property, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from webapp.extensions import db
@@ -102,11 +102,49 @@ class StatusType(sa.types.TypeDecorator):
         return None if value is None else AnalysisStatus(value)
 
 
+class Photo(db.Model):
+    """What belongs to an uploaded photo, whatever is run on it: its owner, the stored upright
+    original and thumbnail, size, SHA-256 and upload time. Its runs are analyses."""
+
+    __tablename__ = "photo"
+    __table_args__ = (sa.Index("ix_photo_user_sha256", "user_id", "sha256"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(sa.String(32), unique=True, default=lambda: uuid.uuid4().hex)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    original_filename: Mapped[str] = mapped_column(sa.String(255))
+    # Paths relative to UPLOAD_DIR, all made by the server.
+    original_path: Mapped[str] = mapped_column(sa.String(500))
+    thumbnail_path: Mapped[Optional[str]] = mapped_column(sa.String(500))
+    width: Mapped[int]
+    height: Mapped[int]
+    # Bytes of the stored original and thumbnail (what counts towards QUOTA_BYTES).
+    stored_bytes: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
+    sha256: Mapped[str] = mapped_column(sa.String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)  # uploaded
+
+    runs: Mapped[list["Analysis"]] = relationship(
+        back_populates="photo", cascade="all, delete-orphan", passive_deletes=True,
+        order_by="(desc(Analysis.queued_at), desc(Analysis.id))",  # newest first
+    )
+
+    @property
+    def folder(self) -> str:
+        """The photo's folder under UPLOAD_DIR: its original, thumbnail and runs' images."""
+        return self.original_path.rsplit("/", 1)[0]
+
+
 class Analysis(db.Model):
+    """One run of the model on a photo: model, parameters, status, timings, detections and the
+    annotated image. Its public id is what `/analyses/<id>` takes (every run has its own). The
+    photo's fields read through (`original_filename`, `width`, ...), so an analysis still answers
+    as it did before photos had several runs."""
+
     __tablename__ = "analysis"
     __table_args__ = (
-        # The history's order, newest or oldest first, with the id breaking ties (keyset pages).
-        sa.Index("ix_analysis_user_created", "user_id", "created_at", "id"),
+        # The gallery's order, newest or oldest first, one run per photo (the one it shows), with
+        # the id breaking ties (keyset pages).
+        sa.Index("ix_analysis_user_shown_created", "user_id", "shown", "created_at", "id"),
         sa.Index("ix_analysis_user_status", "user_id", "status", "created_at", "id"),
     )
 
@@ -117,16 +155,11 @@ class Analysis(db.Model):
     user_id: Mapped[int] = mapped_column(
         sa.ForeignKey("user.id", ondelete="CASCADE"), index=True
     )
-    original_filename: Mapped[str] = mapped_column(sa.String(255))
-    # Paths relative to UPLOAD_DIR, all made by the server.
-    original_path: Mapped[str] = mapped_column(sa.String(500))
+    photo_id: Mapped[int] = mapped_column(sa.ForeignKey("photo.id", ondelete="CASCADE"), index=True)
+    # The run the gallery shows for its photo (one per photo): the one that finished last, or
+    # the first until one has. Only a shown run's labels are counted and searched.
+    shown: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
     annotated_path: Mapped[Optional[str]] = mapped_column(sa.String(500))
-    thumbnail_path: Mapped[Optional[str]] = mapped_column(sa.String(500))
-    width: Mapped[int]
-    height: Mapped[int]
-    # Bytes of the stored original and thumbnail (what counts towards QUOTA_BYTES).
-    stored_bytes: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
-    sha256: Mapped[str] = mapped_column(sa.String(64), index=True)
     status: Mapped[AnalysisStatus] = mapped_column(
         StatusType, default=AnalysisStatus.PENDING, index=True
     )
@@ -151,11 +184,15 @@ class Analysis(db.Model):
     worker: Mapped[Optional[str]] = mapped_column(sa.String(255))
     # Runs started; a photo that keeps killing its worker is given up after ANALYSIS_MAX_ATTEMPTS.
     attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    # The photo's upload time (the gallery's order: a run does not move its photo); the run's
+    # own time is queued_at.
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    queued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
     finished_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
 
     owner: Mapped[User] = relationship(back_populates="analyses")
+    photo: Mapped[Photo] = relationship(back_populates="runs", lazy="selectin")
     detections: Mapped[list["Detection"]] = relationship(
         back_populates="analysis",
         cascade="all, delete-orphan",
@@ -175,10 +212,23 @@ class Analysis(db.Model):
     def is_failed(self) -> bool:
         return self.status == AnalysisStatus.FAILED
 
+    # The photo's fields, read through (and settable on a new run's photo).
+    original_filename = property(lambda self: self.photo.original_filename)
+    original_path = property(lambda self: self.photo.original_path)
+    thumbnail_path = property(lambda self: self.photo.thumbnail_path)
+    width = property(lambda self: self.photo.width)
+    height = property(lambda self: self.photo.height)
+    stored_bytes = property(lambda self: self.photo.stored_bytes)
+    sha256 = property(lambda self: self.photo.sha256)
+    folder = property(lambda self: self.photo.folder)
+
     @property
-    def folder(self) -> str:
-        """The analysis's folder under UPLOAD_DIR (where its original lies)."""
-        return self.original_path.rsplit("/", 1)[0]
+    def annotated_target(self) -> str:
+        """Where this run's annotated image is written, in the photo's folder: `annotated.jpg` for
+        its first run (which shares the photo's public id), `annotated-<run id>.jpg` for others."""
+        if self.public_id == self.photo.public_id:
+            return f"{self.folder}/annotated.jpg"
+        return f"{self.folder}/annotated-{self.public_id}.jpg"
 
     def fail(self, message: str) -> None:
         self.status = AnalysisStatus.FAILED
@@ -191,6 +241,12 @@ class Analysis(db.Model):
 
     def __repr__(self) -> str:
         return f"<Analysis {self.public_id} {self.status}>"
+
+
+# How many runs a photo has, read with it (one subquery on the photo_id index, not the runs).
+Photo.run_count = column_property(
+    sa.select(sa.func.count(Analysis.id)).where(Analysis.photo_id == Photo.id).correlate_except(Analysis)
+    .scalar_subquery())
 
 
 class Detection(db.Model):

@@ -7,6 +7,7 @@ Like the services, functions that change counts run inside the caller's transact
 commits them with the change they follow.
 """
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Optional
@@ -18,7 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import aliased
 
 from webapp.extensions import db
-from webapp.models import Analysis, AnalysisLabel, AnalysisStatus, Detection, User, UserLabel
+from webapp.models import Analysis, AnalysisLabel, AnalysisStatus, Detection, Photo, User, UserLabel
 
 MAX_PAGE = 100  # `page` is a compatibility alias: it may skip at most this many pages
 MAX_LABELS = 10  # labels one listing may ask for at once
@@ -150,7 +151,7 @@ def _ordered(user: User, filters: Filters):
                                                 AnalysisLabel.label == other))
         created, ident = driver.created_at, driver.analysis_id
     else:
-        stmt = sa.select(Analysis).where(Analysis.user_id == user.id)
+        stmt = sa.select(Analysis).where(Analysis.user_id == user.id, Analysis.shown)  # one per photo
         if filters.status:
             stmt = stmt.where(Analysis.status == filters.status)
         created, ident = Analysis.created_at, Analysis.id
@@ -261,13 +262,43 @@ def forget_labels(analysis: Analysis) -> None:
     db.session.execute(sa.delete(UserLabel).where(UserLabel.user_id == analysis.user_id, UserLabel.photos <= 0))
 
 
+# ---- which run of a photo the gallery shows ----
+
+def lock_photos(photo_ids) -> list[int]:
+    """Lock these photos' rows until the commit, in id order (so two writers never wait on each
+    other crosswise): which run a photo shows changes only under this lock. The ids still there."""
+    return list(db.session.scalars(sa.select(Photo.id).where(Photo.id.in_(set(photo_ids)))
+                                   .order_by(Photo.id).with_for_update()))
+
+
+def latest_finished(runs: list[Analysis]) -> Optional[Analysis]:
+    done = [r for r in runs if r.is_done]
+    return max(done, key=lambda r: (r.finished_at, r.id)) if done else None
+
+
+def show_run(run: Analysis, labels: Optional[dict[str, int]] = None) -> None:
+    """Make `run` the one the gallery shows for its photo (the caller holds the photo's lock and
+    commits): the others stop being shown and their labels stop counting; a finished run's
+    labels (`labels`, else counted from its detections) count instead."""
+    for other in db.session.scalars(sa.select(Analysis).where(
+            Analysis.photo_id == run.photo_id, Analysis.shown, Analysis.id != run.id)):
+        forget_labels(other)
+        other.shown = False
+    if not run.shown:
+        run.shown = True
+        if run.is_done:
+            record_labels(run, labels if labels is not None else Counter(d.label for d in run.visible_detections()),
+                          replace=False)
+    db.session.flush()
+
+
 # ---- the consistency check ----
 
 def _expected_labels():
-    """(analysis id, label, user id, count) for every done analysis, from its detections."""
+    """(analysis id, label, user id, count) for every done analysis a photo shows, from its detections."""
     return (sa.select(Analysis.id, Detection.label, Analysis.user_id, sa.func.count())
             .join(Detection, Detection.analysis_id == Analysis.id)
-            .where(Analysis.status == AnalysisStatus.DONE, Detection.confidence >= Analysis.conf)
+            .where(Analysis.status == AnalysisStatus.DONE, Analysis.shown, Detection.confidence >= Analysis.conf)
             .group_by(Analysis.id, Detection.label, Analysis.user_id))
 
 
@@ -294,13 +325,13 @@ def check_counts() -> list[str]:
             problems.append(f"user {key[0]} label {key[1]!r}: kept {kept_labels.get(key, 0)} photos, "
                             f"analyses say {per_label.get(key, 0)}")
     totals = {u: (n, b) for u, n, b in db.session.execute(sa.select(
-        Analysis.user_id, sa.func.count(), sa.func.sum(Analysis.stored_bytes)).group_by(Analysis.user_id))}
+        Photo.user_id, sa.func.count(), sa.func.sum(Photo.stored_bytes)).group_by(Photo.user_id))}
     for user_id, kept_photos, kept_bytes in db.session.execute(sa.select(User.id, User.photos, User.stored_bytes)):
         photos, stored = totals.get(user_id, (0, 0))
         if kept_photos != photos:
-            problems.append(f"user {user_id}: kept {kept_photos} photos, analyses say {photos}")
+            problems.append(f"user {user_id}: kept {kept_photos} photos, there are {photos}")
         if kept_bytes != (stored or 0):
-            problems.append(f"user {user_id}: kept {kept_bytes} bytes, analyses say {stored or 0}")
+            problems.append(f"user {user_id}: kept {kept_bytes} bytes, photos say {stored or 0}")
     return problems
 
 
@@ -325,8 +356,8 @@ def rebuild_counts() -> None:
         ["user_id", "label", "photos"],
         sa.select(AnalysisLabel.user_id, AnalysisLabel.label, sa.func.count())
         .group_by(AnalysisLabel.user_id, AnalysisLabel.label)))
-    counted = sa.select(sa.func.count()).select_from(Analysis).where(Analysis.user_id == User.id).scalar_subquery()
-    stored = (sa.select(sa.func.coalesce(sa.func.sum(Analysis.stored_bytes), 0)).where(Analysis.user_id == User.id)
+    counted = sa.select(sa.func.count()).select_from(Photo).where(Photo.user_id == User.id).scalar_subquery()
+    stored = (sa.select(sa.func.coalesce(sa.func.sum(Photo.stored_bytes), 0)).where(Photo.user_id == User.id)
               .scalar_subquery())
     db.session.execute(sa.update(User).values(photos=counted, stored_bytes=stored))
     db.session.commit()

@@ -13,7 +13,7 @@ from flask import current_app
 from webapp import jobs
 from webapp.analyses import services
 from webapp.extensions import db
-from webapp.models import Analysis, AnalysisStatus, User
+from webapp.models import Analysis, AnalysisStatus, Photo, User
 from webapp.vision.images import ImageRejected
 
 # What a library folder may hold that the app reads (by extension; the content is still checked).
@@ -59,8 +59,9 @@ def import_photos(user: User, files: list[Path], progress: Callable[[int], None]
     (nothing half-imported) when the broker goes down, KeyboardInterrupt as it comes."""
     report = ImportReport(found=len(files))
     config = current_app.config
-    existing = dict(db.session.execute(
-        sa.select(Analysis.sha256, Analysis.status).where(Analysis.user_id == user.id)).tuples().all())
+    existing = dict(db.session.execute(  # each photo's shown run's status
+        sa.select(Photo.sha256, Analysis.status).join(Analysis, Analysis.photo_id == Photo.id)
+        .where(Photo.user_id == user.id, Analysis.shown)).tuples().all())
     known = set(existing)
     runner = jobs.get_runner()
     ahead = config["DETECT_WINDOW"] + 2
@@ -103,8 +104,9 @@ def import_photos(user: User, files: list[Path], progress: Callable[[int], None]
                 _, outstanding = wait(outstanding, return_when=FIRST_COMPLETED)
         progress(1)
     if to_retry:
-        failed = list(db.session.scalars(sa.select(Analysis).where(
-            Analysis.user_id == user.id, Analysis.sha256.in_(to_retry), Analysis.status == AnalysisStatus.FAILED)))
+        failed = list(db.session.scalars(sa.select(Analysis).join(Photo, Photo.id == Analysis.photo_id).where(
+            Photo.user_id == user.id, Photo.sha256.in_(to_retry), Analysis.shown,
+            Analysis.status == AnalysisStatus.FAILED)))
         retried = services.retry(failed)
         report.retried = [a.id for a in retried.accepted]
     return report

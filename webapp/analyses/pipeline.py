@@ -99,7 +99,7 @@ def prepare(analysis_id: int, image_bgr: Optional[np.ndarray] = None, redelivere
         job.skipped = True
         return job
     job.conf = analysis.conf
-    job.annotated_path, job.original_path = f"{analysis.folder}/annotated.jpg", analysis.original_path
+    job.annotated_path, job.original_path = analysis.annotated_target, analysis.original_path
     wanted, model = analysis.classes, analysis.model
     floor, iou, imgsz = analysis.conf, analysis.iou, analysis.imgsz
     db.session.commit()  # nothing held open while the photo is read
@@ -184,6 +184,8 @@ def _store_one(job: Job) -> None:
 
 def _store_finished(finished: list[Job]) -> None:
     by_id = {j.analysis_id: j for j in finished}
+    # the photos first (as deletes lock them), then their runs: which run a photo shows may change
+    history.lock_photos(db.session.scalars(sa.select(Analysis.photo_id).where(Analysis.id.in_(by_id))))
     rows = db.session.scalars(sa.select(Analysis).where(Analysis.id.in_(by_id)).with_for_update()).all()
     present = {a.id for a in rows}
     gone = [j for j in finished if j.analysis_id not in present]
@@ -202,7 +204,11 @@ def _store_finished(finished: list[Job]) -> None:
         job = by_id[analysis.id]
         model_name = get_detector(model=job.key[0]).settings.model_name
         _store_result(analysis, model_name, job.result, job.annotated_path, time.perf_counter() - job.started, now)
-        history.record_labels(analysis, Counter(b.label for b in job.shown), replace=analysis.attempts > 1)
+        labels = Counter(b.label for b in job.shown)
+        if analysis.shown:
+            history.record_labels(analysis, labels, replace=analysis.attempts > 1)
+        else:  # a new run of a photo: the gallery shows it from now on
+            history.show_run(analysis, labels)
     db.session.commit()
     for job in gone:
         logger.info("Analysis %s was deleted while it ran", job.analysis_id)

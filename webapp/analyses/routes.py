@@ -3,16 +3,17 @@ import re
 from collections import Counter
 from datetime import date
 
+import sqlalchemy as sa
 from flask import Response, abort, current_app, flash, jsonify, redirect, render_template, request, send_file, url_for
 from flask_login import current_user, login_required
 
 from webapp import detection, jobs
 from webapp.analyses import bp, exports, history, services
 from webapp.analyses.forms import UploadForm
-from webapp.errors import too_large_message
+from webapp.errors import ProblemError, too_large_message
 from webapp.extensions import db
 from webapp.htmx import triggered_by, wants_partial
-from webapp.models import AnalysisStatus
+from webapp.models import Analysis, AnalysisStatus
 from webapp.vision.draw import class_color_hex
 from webapp.vision.images import NOT_AN_IMAGE
 
@@ -69,6 +70,7 @@ def gallery():
         top_labels=top,
         more_labels=[item for item in offered if item not in top],
         matching=history.count(current_user, filters),
+        models=detection.model_names(),
         bulk_limit=BULK_LIMIT,
         filters=filters,
         filter_problem=problem,
@@ -175,10 +177,85 @@ def detail(public_id: str):
     shown = Counter(d.label for d in analysis.visible_detections())
     labels = sorted({d.label for d in analysis.detections})
     colors = {d.label: class_color_hex(d.class_id) for d in analysis.detections}
+    runs = analysis.photo.runs
     return render_template(
         "analyses/detail.html", analysis=analysis, detections=detections, labels=labels, colors=colors,
-        shown=shown, query=query, before=before, after=after,
+        shown=shown, query=query, before=before, after=after, runs=runs,
+        run_counts={r.id: Counter(d.label for d in r.visible_detections()) for r in runs if r.is_done},
+        models=detection.model_names(),
     )
+
+
+def run_params(data) -> services.DetectionParams:
+    """A re-run's parameters from a form (conf, iou, imgsz, classes, model), checked by the API's
+    own schema; ProblemError (422) says what is wrong. Empty fields are the defaults."""
+    from webapp.api.schemas import UploadParams
+    from webapp.api.validation import parse
+
+    names = ("conf", "iou", "imgsz", "classes", "model")
+    fields = {k: v for k, v in ((k, data.get(k, "").strip()) for k in names) if v}
+    params = parse(UploadParams, fields)
+    try:
+        model = detection.check_model(params.model)
+    except detection.UnknownModel as exc:
+        raise ProblemError(422, str(exc)) from None
+    return services.DetectionParams(params.conf, params.iou, params.imgsz,
+                                    tuple(params.classes) if params.classes else None, model)
+
+
+@bp.route("/analyses/<public_id>/runs", methods=["POST"])
+@login_required
+def rerun(public_id: str):
+    """"Run again" on the detail page: a new run of the photo with these parameters."""
+    analysis = services.get_owned_analysis(current_user, public_id)
+    back = url_for("analyses.detail", public_id=public_id)
+    try:
+        result = services.rerun(analysis, run_params(request.form))
+    except ProblemError as exc:
+        flash(exc.detail, "error")
+        return redirect(back)
+    except (services.TooManyRuns, services.UnknownClasses) as exc:
+        flash(str(exc), "error")
+        return redirect(back)
+    except detection.NotAvailable as exc:
+        flash(f"{exc} The classes you named cannot be checked until it is back.", "error")
+        return redirect(back)
+    except jobs.QueueUnavailable:
+        flash(services.QUEUE_DOWN, "error")
+        return redirect(back)
+    flash("Running again: the new run shows here when it is done.", "success")
+    return redirect(url_for("analyses.detail", public_id=result.accepted[0].public_id))
+
+
+@bp.route("/analyses/<public_id>/delete-run", methods=["POST"])
+@login_required
+def delete_run(public_id: str):
+    """Delete this run of a photo (not the photo); its page goes to the run the photo shows."""
+    run = services.get_owned_analysis(current_user, public_id)
+    photo_id = run.photo_id
+    try:
+        services.delete_run(run)
+    except services.OnlyRun as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("analyses.detail", public_id=public_id))
+    shown = db.session.scalar(sa.select(Analysis).where(Analysis.photo_id == photo_id, Analysis.shown))
+    flash("Run deleted.", "info")
+    return redirect(url_for("analyses.detail", public_id=shown.public_id))
+
+
+@bp.route("/analyses/<public_id>/compare/<other_id>", methods=["GET"])
+@login_required
+def compare(public_id: str, other_id: str):
+    """Two runs of one photo side by side, with how many boxes of each class each shows."""
+    first = services.get_owned_analysis(current_user, public_id, with_detections=True)
+    second = services.get_owned_analysis(current_user, other_id, with_detections=True)
+    if first.photo_id != second.photo_id:
+        abort(404, description="These are runs of two different photos: only runs of one photo compare.")
+    first, second = sorted((first, second), key=lambda run: (run.queued_at, run.id))  # A the earlier run
+    counts = [Counter(d.label for d in run.visible_detections()) for run in (first, second)]
+    rows = [(label, counts[0][label], counts[1][label]) for label in sorted(set(counts[0]) | set(counts[1]))]
+    return render_template("analyses/compare.html", runs=(first, second), rows=rows,
+                           colors={d.label: class_color_hex(d.class_id) for r in (first, second) for d in r.detections})
 
 
 @bp.route("/analyses/<public_id>/card", methods=["GET"])
@@ -247,7 +324,7 @@ def bulk():
     filters, query, problem = _filters_from_request(form)
     back = url_for("analyses.gallery", **query)
     action = form.get("action")
-    if action not in ("zip", "delete"):
+    if action not in ("zip", "delete", "rerun"):
         flash("Choose what to do with the selected photos: download them or delete them.", "error")
         return redirect(back)
     everything, ids = form.get("all") == "1", form.getlist("ids")
@@ -276,10 +353,39 @@ def bulk():
         day = date.today().isoformat()
         return send_file(exports.bulk_zip(analyses), mimetype="application/zip", as_attachment=True,
                          download_name=f"spotter-{len(analyses)}-photos-{day}.zip")
+    if action == "rerun":
+        return _bulk_rerun(chosen, back)
     if form.get("confirm") != "1":
         return render_template("analyses/confirm_delete.html", analyses=chosen, query=query)
     deleted = services.delete_analyses(chosen)
     flash(f"Deleted {deleted} photo{'' if deleted == 1 else 's'}.", "info")
+    return redirect(back)
+
+
+def _bulk_rerun(chosen, back: str):
+    """Run each selected photo again with the chosen model (its current run's other parameters)."""
+    try:
+        model = detection.check_model(request.form.get("model") or None)
+    except detection.UnknownModel as exc:
+        flash(str(exc), "error")
+        return redirect(back)
+    queued, problems = 0, []
+    for analysis in chosen:
+        params = services.DetectionParams(analysis.conf, analysis.iou, analysis.imgsz,
+                                          tuple(analysis.classes) if analysis.classes else None, model)
+        try:
+            services.rerun(analysis, params)
+            queued += 1
+        except (services.TooManyRuns, services.UnknownClasses, detection.NotAvailable) as exc:
+            problems.append(f"{analysis.original_filename}: {exc}")
+        except jobs.QueueUnavailable:
+            problems.append(services.QUEUE_DOWN)
+            break
+    if queued:
+        flash(f"Running {queued} photo{'' if queued == 1 else 's'} again with {model or detection.DEFAULT_NAME}: "
+              "each shows its new run once it is done.", "success")
+    for problem in problems[:5]:
+        flash(problem, "error")
     return redirect(back)
 
 

@@ -26,7 +26,7 @@ from werkzeug.exceptions import NotFound
 from webapp import detection, jobs, storage
 from webapp.analyses import history, pipeline
 from webapp.extensions import db
-from webapp.models import Analysis, AnalysisStatus, User
+from webapp.models import Analysis, AnalysisStatus, Photo, User, utcnow
 from webapp.vision.detector import Box
 from webapp.vision.draw import draw_boxes, encode_jpeg
 from webapp.vision.images import ImageRejected, LoadedImage, load_image, stored_original, thumbnail
@@ -54,6 +54,14 @@ class DetectionParams:
     imgsz: Optional[int] = None
     classes: Optional[tuple[str, ...]] = None
     model: Optional[str] = None  # a YOLO_MODELS name (detection.check_model); None: the default
+
+
+class TooManyRuns(ValueError):
+    """The photo has MAX_RUNS_PER_PHOTO runs already."""
+
+
+class OnlyRun(ValueError):
+    """A photo's only run cannot be deleted on its own."""
 
 
 class UnknownClasses(ValueError):
@@ -179,15 +187,40 @@ def accept_upload(
     folder = f"{user.id}/{public_id}"
     original_bytes, ext = stored_original(loaded, data)
     thumbnail_bytes = thumbnail(loaded.bgr_array(), config["THUMBNAIL_SIZE"])
-    analysis = Analysis(
+    photo = Photo(
         public_id=public_id,
-        owner=user,
+        user_id=user.id,
         original_filename=display_filename(filename),
         original_path=f"{folder}/original.{ext}",
         thumbnail_path=f"{folder}/thumbnail.jpg",
         width=loaded.width,
         height=loaded.height,
         sha256=hashlib.sha256(data).hexdigest(),
+        stored_bytes=len(original_bytes) + len(thumbnail_bytes),
+        created_at=utcnow(),
+    )
+    analysis = _new_run(photo, user, params)
+    analysis.public_id = public_id  # the first run shares the photo's id (and its folder's name)
+    try:
+        db.session.add(analysis)
+        photos, stored = history.count_created(user.id, stored_bytes=photo.stored_bytes)  # locks the user
+        if message := quota_message(config, photos, stored):
+            raise QuotaExceeded(message)
+        storage.save(photo.original_path, original_bytes)
+        storage.save(photo.thumbnail_path, thumbnail_bytes)
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        storage.delete([photo.original_path, photo.thumbnail_path])
+        raise
+    return analysis, loaded
+
+
+def _new_run(photo: Photo, owner: User, params: DetectionParams, shown: bool = True) -> Analysis:
+    """A pending run of the model on the photo, with these parameters (the defaults otherwise)."""
+    config = current_app.config
+    return Analysis(
+        photo=photo, owner=owner, shown=shown, created_at=photo.created_at,
         model_name=detection.expected_model_name(model=params.model),
         model=params.model,
         conf=config["YOLO_CONF"] if params.conf is None else params.conf,
@@ -195,21 +228,32 @@ def accept_upload(
         imgsz=params.imgsz or config["YOLO_IMGSZ"],
         classes=list(params.classes) if params.classes else None,
         worker=jobs.get_runner().queued_by(),
-        stored_bytes=len(original_bytes) + len(thumbnail_bytes),
     )
+
+
+def rerun(analysis: Analysis, params: DetectionParams) -> "UploadResult":
+    """Queue a new run of the analysis's photo with these parameters; its other runs stay. The
+    gallery keeps showing the photo's current run until the new one has finished. Raises
+    TooManyRuns, UnknownClasses (or detection.NotAvailable) and jobs.QueueUnavailable before
+    storing anything."""
+    photo = analysis.photo
+    runs = db.session.scalar(sa.select(sa.func.count()).select_from(Analysis).where(Analysis.photo_id == photo.id))
+    limit = current_app.config["MAX_RUNS_PER_PHOTO"]
+    if limit and runs >= limit:
+        raise TooManyRuns(f"This photo already has {runs} runs (the most is {limit}): delete one first.")
+    check_classes(params.classes, params.model)
+    jobs.get_runner().check_broker()
+    run = _new_run(photo, analysis.owner, params, shown=False)
+    db.session.add(run)
+    db.session.commit()
+    result = UploadResult()
     try:
-        db.session.add(analysis)
-        photos, stored = history.count_created(user.id, stored_bytes=analysis.stored_bytes)  # locks the user
-        if message := quota_message(config, photos, stored):
-            raise QuotaExceeded(message)
-        storage.save(analysis.original_path, original_bytes)
-        storage.save(analysis.thumbnail_path, thumbnail_bytes)
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        storage.delete([analysis.original_path, analysis.thumbnail_path])
+        _queue(run, None, result.futures, fair_priority(queued_count(analysis.owner) - 1))
+    except jobs.QueueUnavailable:
+        delete_run(run)
         raise
-    return analysis, loaded
+    result.accepted.append(run)
+    return result
 
 
 @dataclass
@@ -314,34 +358,72 @@ def retry(analyses: list[Analysis]) -> UploadResult:
 
 
 def failed_analyses(user: User) -> list[Analysis]:
-    return list(db.session.scalars(
-        sa.select(Analysis).where(Analysis.user_id == user.id, Analysis.status == AnalysisStatus.FAILED)
-    ))
+    """The runs the gallery shows that failed (a failed re-run is retried from its photo's page)."""
+    return list(db.session.scalars(sa.select(Analysis).where(
+        Analysis.user_id == user.id, Analysis.shown, Analysis.status == AnalysisStatus.FAILED)))
 
 
 def count_failed(user: User) -> int:
     return db.session.scalar(sa.select(sa.func.count()).select_from(Analysis).where(
-        Analysis.user_id == user.id, Analysis.status == AnalysisStatus.FAILED)) or 0
+        Analysis.user_id == user.id, Analysis.shown, Analysis.status == AnalysisStatus.FAILED)) or 0
 
 
 def delete_analysis(analysis: Analysis) -> None:
-    """Delete the row (its detections go with it) and then its folder, with whatever a run still
-    going on has written there (a run that finishes later finds no row and removes its file).
-    The row is locked first, so of two deletes at once the second finds nothing: 404, and the
-    kept counts go down once."""
-    folder, user_id = analysis.folder, analysis.user_id
-    db.session.expunge(analysis)
-    if db.session.scalar(sa.select(Analysis.id).where(Analysis.id == analysis.id).with_for_update()) is None:
+    """Delete the analysis's photo with every run (their detections go with them) and then its
+    folder, with whatever a run still going on has written there (a run that finishes later
+    finds no row and removes its file). The photo's row is locked first, so of two deletes at
+    once the second finds nothing: 404, and the kept counts go down once."""
+    photo_id, folder, user_id = analysis.photo_id, analysis.folder, analysis.user_id
+    _let_go(analysis)
+    if not history.lock_photos([photo_id]):
         db.session.rollback()
         abort(404, description=NOT_FOUND)
-    history.forget_labels(analysis)
-    stored = db.session.scalar(sa.delete(Analysis).where(Analysis.id == analysis.id).returning(Analysis.stored_bytes))
+    # its runs too: this waits for a run still committing its labels, so they are counted out
+    db.session.execute(sa.select(Analysis.id).where(Analysis.photo_id == photo_id).order_by(Analysis.id)
+                       .with_for_update())
+    for shown in db.session.scalars(sa.select(Analysis).where(Analysis.photo_id == photo_id, Analysis.shown)):
+        history.forget_labels(shown)
+    stored = db.session.scalar(sa.delete(Photo).where(Photo.id == photo_id).returning(Photo.stored_bytes))
     if stored is None:  # SQLite: another delete won between the two statements
         db.session.rollback()
         abort(404, description=NOT_FOUND)
     history.count_created(user_id, -1, -stored)
     db.session.commit()
     storage.delete_folder(folder)
+
+
+def _let_go(analysis: Analysis) -> None:
+    """Take the analysis, its photo and the photo's runs out of the session: they are read again
+    (or deleted) under the photo's lock, and nothing stale of them is ever flushed."""
+    photo = analysis.__dict__.get("photo")
+    for obj in [analysis, photo, *(photo.__dict__.get("runs") or [] if photo is not None else [])]:
+        if obj is not None and obj in db.session:
+            db.session.expunge(obj)
+
+
+def delete_run(run: Analysis) -> None:
+    """Delete one run of a photo (its detections, labels and annotated image), not the photo:
+    when the gallery showed it, it shows the photo's latest finished run instead. Raises
+    OnlyRun for a photo's only run (delete the photo instead); 404 when it is gone already."""
+    photo_id, run_id, annotated = run.photo_id, run.id, run.annotated_path or run.annotated_target
+    _let_go(run)
+    if not history.lock_photos([photo_id]):
+        db.session.rollback()
+        abort(404, description=NOT_FOUND)
+    run = db.session.scalar(sa.select(Analysis).where(Analysis.id == run_id).with_for_update())
+    if run is None:
+        db.session.rollback()
+        abort(404, description=NOT_FOUND)
+    others = [r for r in run.photo.runs if r.id != run.id]
+    if not others:
+        db.session.rollback()
+        raise OnlyRun("This is the photo's only run: delete the photo instead.")
+    if run.shown:
+        history.forget_labels(run)
+        history.show_run(history.latest_finished(others) or others[0])
+    db.session.delete(run)
+    db.session.commit()
+    storage.delete([annotated])
 
 
 def get_owned_analysis(user: User, public_id: str, with_detections: bool = False) -> Analysis:
@@ -456,7 +538,7 @@ def delete_analyses(analyses: list[Analysis]) -> int:
 
 
 def find_duplicate(user: User, sha256: str) -> Optional[Analysis]:
-    """The user's newest analysis of a file with these exact bytes, if any."""
-    return db.session.scalars(sa.select(Analysis).where(
-        Analysis.user_id == user.id, Analysis.sha256 == sha256.lower()).order_by(
-        Analysis.created_at.desc(), Analysis.id.desc()).limit(1)).first()
+    """The run the gallery shows of the user's newest photo with these exact bytes, if any."""
+    return db.session.scalars(sa.select(Analysis).join(Photo, Photo.id == Analysis.photo_id).where(
+        Photo.user_id == user.id, Photo.sha256 == sha256.lower(), Analysis.shown).order_by(
+        Photo.created_at.desc(), Photo.id.desc()).limit(1)).first()

@@ -2,6 +2,7 @@
 import threading
 from typing import Optional
 
+import sqlalchemy as sa
 from flask import Response, current_app, request, send_file, url_for
 from sqlalchemy.orm import selectinload
 
@@ -11,7 +12,7 @@ from webapp.api import bp
 from webapp.api.openapi import operation
 from webapp.api.schemas import (
     AnalysisOut, AnalysisPage, AnalysisSummary, BulkExportQuery, DetailQuery, DetectionOut,
-    ExportQuery, ImageQuery, ListQuery, ModelsOut, UploadOut, UploadParams, UploadQuery,
+    ExportQuery, ImageQuery, ListQuery, ModelsOut, RunsOut, UploadOut, UploadParams, UploadQuery,
 )
 from webapp.api.security import api_user, login_required
 from webapp.api.validation import form, query
@@ -70,17 +71,24 @@ def _urls(a: Analysis) -> dict:
 
 
 def summary(a: Analysis, labels: list[tuple[str, int]]) -> dict:
+    photo = a.photo
     return {"id": a.public_id, "status": a.status, "error": a.error, "filename": a.original_filename,
             "width": a.width, "height": a.height, "sha256": a.sha256, "labels": dict(labels),
-            "created_at": a.created_at, "finished_at": a.finished_at, "urls": _urls(a)}
+            "created_at": a.created_at, "finished_at": a.finished_at, "urls": _urls(a),
+            "queued_at": a.queued_at, "shown": a.shown,
+            "photo": {"id": photo.public_id, "created_at": photo.created_at, "runs": photo.run_count}}
+
+
+def _run_labels(a: Analysis) -> list[tuple[str, int]]:
+    labels: dict[str, int] = {}
+    for d in a.visible_detections():
+        labels[d.label] = labels.get(d.label, 0) + 1
+    return sorted(labels.items())
 
 
 def detail(a: Analysis, min_conf: Optional[float] = None) -> dict:
     shown = a.visible_detections(min_conf)
-    labels: dict[str, int] = {}
-    for d in a.visible_detections():
-        labels[d.label] = labels.get(d.label, 0) + 1
-    body = summary(a, sorted(labels.items()))
+    body = summary(a, _run_labels(a))
     body.update(
         model={"name": a.model_name, "key": a.model or detection.DEFAULT_NAME, "conf": a.conf, "iou": a.iou,
                "imgsz": a.imgsz, "classes": a.classes},
@@ -173,6 +181,69 @@ def retry(public_id: str):
     return _queued(result, wait, [])
 
 
+@bp.route("/analyses/<public_id>/runs", methods=["POST"])
+@login_required(detection=True)
+@operation(summary="Run the analysis's photo again, with other settings", tag=TAG, query=UploadQuery,
+           multipart={"schema": {"type": "object", "properties": _optional_fields(UploadParams)}},
+           description="The same parameters as an upload (conf, iou, imgsz, classes, model), without files; "
+                       "the photo's other runs stay. 202 with the new run; with `wait=true`, 201 once it is "
+                       "finished. The list and the gallery show the photo's latest finished run.",
+           responses={201: UploadOut, 202: UploadOut, 401: None, 404: None, 409: None, 422: None, 503: None})
+def create_run(public_id: str):
+    wait = query(UploadQuery).wait
+    analysis = owned(public_id)
+    params = form(UploadParams)
+    try:
+        model = detection.check_model(params.model)
+    except detection.UnknownModel as exc:
+        raise ProblemError(422, str(exc)) from None
+    wanted = services.DetectionParams(params.conf, params.iou, params.imgsz,
+                                      tuple(params.classes) if params.classes else None, model)
+    try:
+        result = services.rerun(analysis, wanted)
+    except services.TooManyRuns as exc:
+        raise ProblemError(409, str(exc)) from None
+    except services.UnknownClasses as exc:
+        raise ProblemError(422, str(exc)) from None
+    except detection.NotAvailable as exc:
+        raise ProblemError(503, f"{exc} The classes you named cannot be checked until it is back.",
+                           headers=RETRY_LATER) from None
+    except jobs.QueueUnavailable:
+        raise ProblemError(503, services.QUEUE_DOWN, headers=RETRY_LATER) from None
+    return _queued(result, wait, [])
+
+
+@bp.route("/analyses/<public_id>/runs", methods=["GET"])
+@login_required
+@operation(summary="Every run of the analysis's photo, newest first", tag=TAG,
+           responses={200: RunsOut, 401: None, 404: None})
+def list_runs(public_id: str):
+    photo = owned(public_id).photo
+    runs = list(db.session.scalars(sa.select(Analysis).where(Analysis.photo_id == photo.id)
+                                   .options(selectinload(Analysis.detections))
+                                   .order_by(Analysis.queued_at.desc(), Analysis.id.desc())))
+    return RunsOut.model_validate({"runs": [summary(r, _run_labels(r)) for r in runs]}).model_dump(mode="json")
+
+
+@bp.route("/analyses/<public_id>/runs/<run_id>", methods=["DELETE"])
+@login_required
+@operation(summary="Delete one run of the photo (not the photo)", tag=TAG,
+           description="Its detections and annotated image go; the photo and its other runs stay (the "
+                       "gallery then shows the latest finished one). 409 for the photo's only run: "
+                       "DELETE /analyses/<id> deletes the photo with every run.",
+           responses={204: None, 401: None, 404: None, 409: None})
+def delete_run(public_id: str, run_id: str):
+    photo_id = owned(public_id).photo_id
+    run = owned(run_id)
+    if run.photo_id != photo_id:
+        raise ProblemError(404, "This photo has no such run.")
+    try:
+        services.delete_run(run)
+    except services.OnlyRun as exc:
+        raise ProblemError(409, str(exc)) from None
+    return Response(status=204)
+
+
 @bp.route("/analyses", methods=["GET"])
 @login_required
 @operation(summary="List your analyses, newest first", tag=TAG, query=ListQuery,
@@ -234,7 +305,7 @@ def get_analysis(public_id: str):
 
 @bp.route("/analyses/<public_id>", methods=["DELETE"])
 @login_required
-@operation(summary="Delete an analysis, its detections and its images", tag=TAG,
+@operation(summary="Delete the analysis's photo with every run, their detections and images", tag=TAG,
            responses={204: None, 401: None, 404: None})
 def delete_analysis(public_id: str):
     services.delete_analysis(owned(public_id))

@@ -208,8 +208,14 @@ class UrlsOut(Schema):
     export: str
 
 
+class PhotoOut(Schema):
+    id: str = Field(description="The photo's own id (every run of it has its own analysis id).")
+    created_at: datetime = Field(description="When it was uploaded.")
+    runs: int = Field(description="How many runs it has (GET .../runs lists them).")
+
+
 class AnalysisSummary(Schema):
-    id: str
+    id: str = Field(description="This run's id: what every /analyses/<id> route takes.")
     status: AnalysisStatus
     error: Optional[str]
     filename: str
@@ -217,9 +223,16 @@ class AnalysisSummary(Schema):
     height: int
     sha256: str
     labels: dict[str, int] = Field(description="Detections at the analysis's conf, by label.")
-    created_at: datetime
+    created_at: datetime = Field(description="When the photo was uploaded (queued_at: when this run was asked for).")
     finished_at: Optional[datetime]
     urls: UrlsOut
+    queued_at: datetime
+    shown: bool = Field(description="Whether this is the run the gallery (and the list) shows for its photo.")
+    photo: PhotoOut
+
+
+class RunsOut(Schema):
+    runs: list[AnalysisSummary] = Field(description="Every run of the photo, newest first.")
 
 
 class AnalysisOut(AnalysisSummary):

@@ -1,0 +1,189 @@
+"""Several runs of one photo: re-run with other settings or another model, list, compare, delete
+one run or the whole photo; the gallery shows each photo once, with its latest finished run."""
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from tests.conftest import SHARED
+from tests.helpers import ApiActions, analyses, csrf_from, stored_files, upload
+from tests.images import encode, sample
+from tests.test_gallery_actions import add_boxes
+from webapp.analyses import history
+from webapp.extensions import db
+from webapp.models import Analysis, Photo
+
+V8 = SHARED / "models" / "yolov8n_dynamic_quantized.onnx"
+
+
+@pytest.fixture
+def api(client):
+    return ApiActions(client).user()
+
+
+@pytest.fixture
+def photo(api, app):
+    """One uploaded photo (random-weight model: no boxes), finished; its first run's id."""
+    response = api.upload(("photo.png", encode(sample(320, 240), "PNG")), query="?wait=true")
+    return response.json["analyses"][0]["id"]
+
+
+def rerun(api, public_id, **fields):
+    return api.client.post(f"/api/v1/analyses/{public_id}/runs?wait=true", data=fields, headers=api.headers)
+
+
+def test_a_rerun_keeps_the_first_run_and_the_list_shows_the_photo_once(api, app, photo):
+    response = rerun(api, photo, conf="0.1", imgsz="320")
+    assert response.status_code == 201
+    second = response.json["analyses"][0]
+    assert second["id"] != photo and second["photo"]["id"] == photo and second["photo"]["runs"] == 2
+    assert second["model"]["conf"] == 0.1 and second["model"]["imgsz"] == 320 and second["shown"]
+    runs = api.get(f"/api/v1/analyses/{photo}/runs").json["runs"]
+    assert [r["id"] for r in runs] == [second["id"], photo]  # newest first
+    assert [r["shown"] for r in runs] == [True, False]
+    listing = api.get("/api/v1/analyses").json
+    assert listing["total"] == 1 and [item["id"] for item in listing["items"]] == [second["id"]]
+    assert api.get(f"/api/v1/analyses/{photo}").status_code == 200  # the first run still resolves
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Photo)) == 1
+        assert history.check_counts() == []
+
+
+def test_each_run_has_its_own_annotated_image(api, app, photo):
+    second = rerun(api, photo, conf="0.1").json["analyses"][0]
+    names = sorted(p.name for p in stored_files(app))
+    assert names == sorted(["original.png", "thumbnail.jpg", "annotated.jpg", f"annotated-{second['id']}.jpg"])
+
+
+def test_deleting_a_run_keeps_the_photo_and_shows_the_other_run_again(api, app, photo):
+    second = rerun(api, photo, conf="0.1").json["analyses"][0]["id"]
+    assert api.delete(f"/api/v1/analyses/{photo}/runs/{second}").status_code == 204
+    assert [a.public_id for a in analyses(app)] == [photo] and analyses(app)[0].shown
+    assert "annotated-" not in " ".join(p.name for p in stored_files(app))
+    assert api.get(f"/api/v1/analyses/{second}").status_code == 404
+    with app.app_context():
+        assert history.check_counts() == []
+
+
+def test_the_only_run_cannot_be_deleted_on_its_own(api, photo):
+    response = api.delete(f"/api/v1/analyses/{photo}/runs/{photo}")
+    assert response.status_code == 409 and "delete the photo instead" in response.json["detail"]
+
+
+def test_deleting_the_photo_deletes_every_run_and_file(api, app, photo):
+    second = rerun(api, photo, conf="0.1").json["analyses"][0]["id"]
+    assert api.delete(f"/api/v1/analyses/{second}").status_code == 204
+    assert analyses(app) == [] and stored_files(app) == []
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Photo)) == 0
+        assert history.check_counts() == []
+
+
+def test_someone_elses_runs_are_not_found(api, app, photo, client):
+    other = ApiActions(app.test_client()).user("eve@example.com")
+    assert other.get(f"/api/v1/analyses/{photo}/runs").status_code == 404
+    assert rerun(other, photo).status_code == 404
+    mine = other.upload(("mine.png", encode(sample(), "PNG")), query="?wait=true").json["analyses"][0]["id"]
+    assert other.delete(f"/api/v1/analyses/{mine}/runs/{photo}").status_code == 404  # not a run of her photo
+    assert len(analyses(app)) == 2
+
+
+def test_a_rerun_with_an_unknown_model_or_past_the_limit_is_refused(api, app, photo):
+    assert rerun(api, photo, model="nope").status_code == 422
+    app.config["MAX_RUNS_PER_PHOTO"] = 2
+    assert rerun(api, photo).status_code == 201
+    refused = rerun(api, photo)
+    assert refused.status_code == 409 and "already has 2 runs" in refused.json["detail"]
+    assert len(analyses(app)) == 2
+
+
+def test_label_search_follows_the_run_the_gallery_shows(app, client, auth):
+    auth.signup()
+    upload(client, ("p.png", encode(sample(320, 240), "PNG")))
+    [first] = analyses(app)
+    add_boxes(app, first.public_id, [("cat", 15, 0.9, (1, 1, 50, 50))])
+    token = csrf_from(client.get(f"/analyses/{first.public_id}").get_data(as_text=True))
+    response = client.post(f"/analyses/{first.public_id}/runs", data={"csrf_token": token, "conf": "0.3"})
+    second = response.headers["Location"].rsplit("/", 1)[1]
+    assert "cat" in client.get("/analyses?label=cat").get_data(as_text=True)
+    with app.app_context():  # the new run (finished, nothing found by random weights) found a dog
+        run = db.session.scalar(sa.select(Analysis).where(Analysis.public_id == second))
+        assert run.shown and run.is_done
+    add_boxes(app, second, [("dog", 16, 0.9, (1, 1, 50, 50))])
+    with app.app_context():
+        assert history.check_counts() == []
+    gallery = client.get("/analyses?label=dog").get_data(as_text=True)
+    assert f"analysis-{second}" in gallery
+    assert "No photo matches" in client.get("/analyses?label=cat").get_data(as_text=True)
+    assert client.get("/analyses").get_data(as_text=True).count('class="tile ') == 1
+
+
+def test_the_detail_page_lists_runs_and_compares_two_side_by_side(app, client, auth):
+    auth.signup()
+    upload(client, ("p.png", encode(sample(320, 240), "PNG")))
+    [first] = analyses(app)
+    add_boxes(app, first.public_id, [("cat", 15, 0.9, (1, 1, 50, 50)), ("dog", 16, 0.9, (60, 60, 90, 90))])
+    page = client.get(f"/analyses/{first.public_id}").get_data(as_text=True)
+    assert "Runs of this photo" in page and 'name="conf" id="rerun-conf"' in page and 'value="0.25"' in page
+    response = client.post(f"/analyses/{first.public_id}/runs", data={"csrf_token": csrf_from(page), "conf": "0.1"})
+    second = response.headers["Location"].rsplit("/", 1)[1]
+    add_boxes(app, second, [("dog", 16, 0.9, (60, 60, 90, 90)), ("dog", 16, 0.5, (1, 1, 9, 9))])
+    page = client.get(f"/analyses/{second}").get_data(as_text=True)
+    assert page.count("<tr") >= 3 and f"/analyses/{second}/compare/{first.public_id}" in page
+    compare = " ".join(client.get(f"/analyses/{second}/compare/{first.public_id}").get_data(as_text=True).split())
+    assert '<tr data-label="cat"><td><span class="swatch" data-color="#' in compare
+    # A is the earlier run (cat, dog), B the later one (two dogs), whichever page it was opened from
+    assert re.search(r'data-label="cat">.*?<td>1</td><td>0</td> <td class="diff fewer">-1</td>', compare)
+    assert re.search(r'data-label="dog">.*?<td>1</td><td>2</td> <td class="diff more">\+1</td>', compare)
+
+
+def test_runs_of_two_photos_do_not_compare(app, client, auth):
+    auth.signup()
+    upload(client, ("p.png", encode(sample(320, 240), "PNG")))
+    upload(client, ("q.png", encode(sample(321, 240), "PNG")))
+    one, two = analyses(app)
+    assert client.get(f"/analyses/{one.public_id}/compare/{two.public_id}").status_code == 404
+
+
+def test_deleting_a_run_from_its_page_goes_to_the_run_the_photo_shows(app, client, auth):
+    auth.signup()
+    upload(client, ("p.png", encode(sample(320, 240), "PNG")))
+    [first] = analyses(app)
+    token = csrf_from(client.get(f"/analyses/{first.public_id}").get_data(as_text=True))
+    second = client.post(f"/analyses/{first.public_id}/runs", data={"csrf_token": token}).headers["Location"]
+    second = second.rsplit("/", 1)[1]
+    response = client.post(f"/analyses/{second}/delete-run", data={"csrf_token": token})
+    assert response.headers["Location"] == f"/analyses/{first.public_id}"
+    only = client.post(f"/analyses/{first.public_id}/delete-run", data={"csrf_token": token})
+    assert only.headers["Location"] == f"/analyses/{first.public_id}"
+    assert "only run" in client.get(f"/analyses/{first.public_id}").get_data(as_text=True)
+    assert len(analyses(app)) == 1
+
+
+def test_bulk_rerun_queues_a_new_run_of_each_selected_photo(app, client, auth):
+    auth.signup()
+    for i in range(3):
+        upload(client, (f"p{i}.png", encode(sample(320 + i, 240), "PNG")))
+    chosen = [a.public_id for a in analyses(app)[:2]]
+    token = csrf_from(client.get("/analyses").get_data(as_text=True))
+    client.post("/analyses/bulk", data={"csrf_token": token, "action": "rerun", "model": "default", "ids": chosen})
+    runs = Counter(a.photo_id for a in analyses(app))
+    assert sorted(runs.values()) == [1, 2, 2]
+    assert "Running 2 photos again" in client.get("/analyses").get_data(as_text=True)
+
+
+@pytest.mark.real_model
+def test_a_rerun_with_another_model_at_a_lower_confidence_finds_more(make_app, coco_model, assets):
+    if not Path(V8).exists():
+        pytest.skip(f"{V8} not found")
+    app = make_app(YOLO_MODEL=coco_model, YOLO_MODELS=f"v8={V8}")
+    api = ApiActions(app.test_client()).user()
+    first = api.upload(("bus.jpg", (assets / "bus.jpg").read_bytes()), query="?wait=true").json["analyses"][0]
+    second = rerun(api, first["id"], model="v8", conf="0.1").json["analyses"][0]
+    assert second["model"]["key"] == "v8" and second["model"]["name"] == "yolov8n_dynamic_quantized.onnx"
+    assert sum(second["labels"].values()) > sum(first["labels"].values())
+    assert api.get("/api/v1/analyses").json["items"][0]["labels"] == second["labels"]
+    with app.app_context():
+        assert history.check_counts() == []
