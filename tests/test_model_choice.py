@@ -87,3 +87,8 @@ def test_the_upload_form_runs_the_chosen_model_and_refuses_an_unknown_one(pair, 
                                               "images": [(io.BytesIO(encode(sample(), "PNG")), "q.png")]})
     assert response.status_code == 302 and len(analyses(pair)) == 1
     assert "Unknown model" in client.get("/analyses").get_data(as_text=True)
+
+
+def test_a_malformed_model_list_stops_the_start_with_the_reason(make_app):
+    with pytest.raises(ValueError, match="YOLO_MODELS: 'v8:/path' is not name=path"):
+        make_app(YOLO_MODELS="v8:/path")

@@ -187,3 +187,73 @@ def test_a_rerun_with_another_model_at_a_lower_confidence_finds_more(make_app, c
     assert api.get("/api/v1/analyses").json["items"][0]["labels"] == second["labels"]
     with app.app_context():
         assert history.check_counts() == []
+
+
+def test_previous_and_next_from_another_run_step_to_other_photos(app, client, auth):
+    auth.signup()
+    for i in range(3):
+        upload(client, (f"p{i}.png", encode(sample(320 + i, 240), "PNG")))
+    older, middle, newer = analyses(app)
+    token = csrf_from(client.get(f"/analyses/{middle.public_id}").get_data(as_text=True))
+    rerun_url = client.post(f"/analyses/{middle.public_id}/runs", data={"csrf_token": token}).headers["Location"]
+    page = client.get(rerun_url).get_data(as_text=True)
+    assert f'href="/analyses/{newer.public_id}" title="p2.png' in page  # previous: the newer photo
+    assert f'href="/analyses/{older.public_id}" title="p0.png' in page  # next: the older one
+
+
+def test_two_runs_deleted_at_once_leave_the_photo_one_shown_run(api, app, photo):
+    """Each delete checks 'not the only run' under the photo's lock (on SQLite, its write lock)."""
+    import threading
+
+    from webapp.analyses import services
+
+    for attempt in range(3):
+        second = rerun(api, photo, conf="0.1").json["analyses"][0]["id"]
+        ids = [r.public_id for r in analyses(app)]
+        barrier, outcomes = threading.Barrier(2), []
+
+        def delete(public_id, barrier=barrier, outcomes=outcomes):
+            with app.app_context():
+                run = db.session.scalar(sa.select(Analysis).where(Analysis.public_id == public_id))
+                barrier.wait()
+                try:
+                    services.delete_run(run)
+                    outcomes.append("deleted")
+                except services.OnlyRun:
+                    outcomes.append("only run")
+                finally:
+                    db.session.remove()
+
+        threads = [threading.Thread(target=delete, args=(public_id,)) for public_id in ids]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+        assert sorted(outcomes) == ["deleted", "only run"], (attempt, outcomes)
+        rows = analyses(app)
+        assert len(rows) == 1 and rows[0].shown
+        photo = rows[0].public_id
+        with app.app_context():
+            assert history.check_counts() == []
+    assert second  # runs were made each time
+
+
+def test_the_count_check_finds_a_photo_without_a_shown_run(api, app, photo):
+    with app.app_context():
+        db.session.execute(sa.update(Analysis).values(shown=False))
+        db.session.commit()
+        assert any("0 shown" in line for line in history.check_counts())
+
+
+def test_a_run_asked_for_with_json_or_in_the_query_is_refused(api, app, photo):
+    as_json = api.client.post(f"/api/v1/analyses/{photo}/runs", json={"model": "default", "conf": 0.1},
+                              headers=api.headers)
+    assert as_json.status_code == 415
+    in_query = api.client.post(f"/api/v1/analyses/{photo}/runs?conf=0.1", headers=api.headers)
+    assert in_query.status_code == 422 and "conf" in in_query.json["detail"]
+    assert len(analyses(app)) == 1
+
+
+def test_a_failure_is_written_even_for_a_run_deleted_meanwhile(app):
+    from webapp.analyses import pipeline
+
+    with app.app_context():
+        assert pipeline._give_up(123456, "nothing/annotated.jpg", "gone") is False

@@ -163,3 +163,55 @@ def test_deleting_the_photo_kills_its_links(app, client, auth, result):
 def test_the_same_link_is_shown_again_on_the_shared_links_page(app, client, auth, result):
     share(client, result[0].public_id)
     assert link_of(client, app) == link_of(client, app)
+
+
+def test_shared_images_never_carry_the_owners_file_name(app, client, auth, result):
+    share(client, result[0].public_id)
+    path = link_of(client, app)
+    anonymous = app.test_client()
+    shown = anonymous.get(path + "/image/original")
+    assert shown.headers["Content-Disposition"] == "inline; filename=shared-original.png"
+    saved = anonymous.get(path + "/image/annotated?conf=0.3&download=1")
+    assert saved.headers["Content-Disposition"] == "attachment; filename=shared-annotated.jpg"
+
+
+def test_error_pages_of_links_are_not_indexed_either(app, client, auth, result):
+    response = app.test_client().get("/s/not-a-token")
+    assert response.status_code == 404
+    assert response.headers["Referrer-Policy"] == "no-referrer" and "noindex" in response.headers["X-Robots-Tag"]
+
+
+def test_a_link_stamped_by_a_clock_a_little_ahead_still_works(app, client, auth, result):
+    share(client, result[0].public_id, expires="1d")
+    with app.app_context():
+        link = db.session.scalar(sa.select(ShareLink))
+        link.created_at = link.created_at + __import__("datetime").timedelta(minutes=5)
+        db.session.commit()
+    path = link_of(client, app)
+    assert app.test_client().get(path).status_code == 200
+
+
+def test_a_head_request_is_not_counted_as_a_view(app, client, auth, result):
+    share(client, result[0].public_id)
+    path = link_of(client, app)
+    app.test_client().head(path)
+    app.test_client().get(path)
+    with app.app_context():
+        assert db.session.scalar(sa.select(ShareLink.views)) == 1
+
+
+def test_expired_links_do_not_count_towards_the_limit(app, client, auth, result, monkeypatch):
+    from datetime import timedelta
+
+    from webapp import shares
+    from webapp.models import utcnow
+
+    monkeypatch.setattr(shares, "MAX_LINKS_PER_USER", 1)
+    share(client, result[0].public_id, expires="1d")
+    share(client, result[0].public_id, expires="1d")
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(ShareLink)) == 1
+    monkeypatch.setattr(shares, "utcnow", lambda: utcnow() + timedelta(days=2))
+    share(client, result[0].public_id, expires="1d")
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(ShareLink)) == 2

@@ -29,17 +29,19 @@ def analyses_stats():
 @click.command("check-model")
 @with_appcontext
 def check_model():
-    """Load the detection model once and print its classes, or what is wrong and how to fix it."""
-    detector = detection.get_detector()
-    try:
-        names = detector.names()
-    except ModelUnavailable as exc:
-        problem = detection.explain(exc, current_app.config)
-        raise click.ClickException(
-            f"Detection is unavailable: {problem.reason}.\n  Why: {exc.detail}\n  Fix: {problem.fix}"
-        ) from exc
-    click.echo(f"{detector.settings.model}: {len(names)} classes on {detector.device}")
-    click.echo(", ".join(names[i] for i in sorted(names)))
+    """Load each detection model (the default, then YOLO_MODELS') once and print its classes,
+    or what is wrong and how to fix it."""
+    for name in detection.model_names():
+        detector = detection.get_detector(model=None if name == detection.DEFAULT_NAME else name)
+        try:
+            names = detector.names()
+        except ModelUnavailable as exc:
+            problem = detection.explain(exc, current_app.config)
+            raise click.ClickException(
+                f"Detection ({name}) is unavailable: {problem.reason}.\n  Why: {exc.detail}\n  Fix: {problem.fix}"
+            ) from exc
+        click.echo(f"{name}: {detector.settings.model}: {len(names)} classes on {detector.device}")
+        click.echo(", ".join(names[i] for i in sorted(names)))
 
 
 @click.command("recover-interrupted")

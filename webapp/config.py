@@ -50,6 +50,8 @@ class Config:
     MAX_CONTENT_LENGTH = _env_int("MAX_CONTENT_LENGTH", 20 * 1024 * 1024)  # an upload request
     MAX_FILES_PER_UPLOAD = _env_int("MAX_FILES_PER_UPLOAD", 100)  # files in one upload request
     MAX_RUNS_PER_PHOTO = _env_int("MAX_RUNS_PER_PHOTO", 20)  # runs (re-runs) one photo may keep; 0: no limit
+    # Images of shared links per client address (each slider position is drawn by the server).
+    SHARE_IMAGE_RATE_LIMIT = os.environ.get("SHARE_IMAGE_RATE_LIMIT") or "120 per minute"
     # Per user: photos kept and the bytes they take on disk (originals and thumbnails); 0: no limit.
     QUOTA_PHOTOS = _env_int("QUOTA_PHOTOS", 20_000)
     QUOTA_BYTES = _env_int("QUOTA_BYTES", 10 * 1000**3)

@@ -67,7 +67,9 @@ def runs_here(app: Optional[Flask] = None) -> bool:
 
 
 def init_app(app: Flask) -> None:
-    """Say at start-up which model will be used, and what is wrong with it if anything is."""
+    """Say at start-up which model will be used, and what is wrong with it if anything is. A
+    malformed YOLO_MODELS stops the start (every page would fail on it), saying what is wrong."""
+    named_models(app.config)
     if not runs_here(app):
         logger.info("Detection runs on Celery workers (broker %s)", _redacted(app.config["CELERY_BROKER_URL"]))
         return

@@ -11,7 +11,7 @@ slider, detection table) for anyone who has the link, without signing in.
   come only through the token. It is sent with `noindex` and `Referrer-Policy: no-referrer`.
 """
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Optional
 
 import sqlalchemy as sa
@@ -21,7 +21,7 @@ from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSaf
 from sqlalchemy.orm import selectinload
 
 from webapp.analyses import services
-from webapp.extensions import db
+from webapp.extensions import db, limiter
 from webapp.models import Analysis, ShareLink, utcnow
 from webapp.vision.draw import class_color_hex
 
@@ -31,7 +31,8 @@ SALT = "share-link"
 DAY = 24 * 3600
 LIFETIMES = {"1d": ("1 day", DAY), "7d": ("7 days", 7 * DAY), "30d": ("30 days", 30 * DAY), "never": ("Never", None)}
 MAX_LINKS_PER_USER = 500
-NOT_FOUND = "This link does not exist: check that it was copied whole. Its photo may also have been deleted."
+NOT_FOUND = ("This link does not exist: check that it was copied whole. The photo (or that run of it) may also "
+             "have been deleted.")
 SHARED_HEADERS = {"Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex, nofollow, noarchive"}
 
 
@@ -63,8 +64,10 @@ def url_for_link(link: ShareLink) -> str:
 
 def create(analysis: Analysis, lifetime: Optional[int]) -> ShareLink:
     """A new link to the analysis (owned by its owner). Commits."""
-    count = db.session.scalar(sa.select(sa.func.count()).select_from(ShareLink).where(
+    now = utcnow()
+    count = sum(1 for link in db.session.scalars(sa.select(ShareLink).where(  # the live ones: not expired
         ShareLink.user_id == analysis.user_id, ShareLink.revoked_at.is_(None)))
+        if link.expires_at is None or link.expires_at > now)
     if count >= MAX_LINKS_PER_USER:
         raise ValueError(f"You already have {MAX_LINKS_PER_USER} shared links: revoke some first.")
     link = ShareLink(user_id=analysis.user_id, analysis_id=analysis.id, lifetime_seconds=lifetime,
@@ -94,7 +97,9 @@ def resolve(token: str) -> ShareLink:
         try:
             serializer.loads(token, max_age=link.lifetime_seconds)
         except SignatureExpired as exc:
-            raise LinkGone("This link has expired.") from exc
+            stamped = exc.date_signed
+            if not (stamped and stamped > datetime.now(timezone.utc)):  # ahead: another host's clock runs fast
+                raise LinkGone("This link has expired.") from exc
     if not link.analysis.is_done:
         abort(404, description=NOT_FOUND)
     return link
@@ -166,8 +171,9 @@ def view(token: str):
         link = resolve(token)
     except LinkGone as gone:
         return _gone(gone.reason)
-    db.session.execute(sa.update(ShareLink).where(ShareLink.id == link.id).values(views=ShareLink.views + 1))
-    db.session.commit()
+    if request.method == "GET":  # not a HEAD
+        db.session.execute(sa.update(ShareLink).where(ShareLink.id == link.id).values(views=ShareLink.views + 1))
+        db.session.commit()
     analysis = link.analysis
     detections = [{**d.as_dict(), "confidence": d.confidence, "index": i} for i, d in enumerate(analysis.detections)]
     return _shared(render_template(
@@ -181,7 +187,17 @@ def view(token: str):
     ))
 
 
+@bp.after_request
+def _shared_headers(response):
+    """Every answer under /s/, errors included: not indexed, no referrer."""
+    if request.endpoint in ("shares.view", "shares.image"):
+        for name, value in SHARED_HEADERS.items():
+            response.headers[name] = value
+    return response
+
+
 @bp.route("/s/<token>/image/<variant>", methods=["GET"])
+@limiter.limit(lambda: current_app.config["SHARE_IMAGE_RATE_LIMIT"])
 def image(token: str, variant: str):
     try:
         link = resolve(token)
@@ -196,9 +212,10 @@ def image(token: str, variant: str):
         response = services.send_annotated_view(analysis, min_conf, classes, download=download)
     else:
         response = services.send_image(analysis, variant, download=download)
-    if download:  # not the owner's file name: "shared-annotated.jpg"
-        suffix = ".jpg" if variant == "annotated" else "." + analysis.original_path.rsplit(".", 1)[-1]
-        response.headers.set("Content-Disposition", "attachment", filename=f"shared-{variant}{suffix}")
+    # never the owner's file name, shown or saved: "shared-annotated.jpg"
+    suffix = ".jpg" if variant == "annotated" else "." + analysis.original_path.rsplit(".", 1)[-1]
+    response.headers.set("Content-Disposition", "attachment" if download else "inline",
+                         filename=f"shared-{variant}{suffix}")
     return _shared(response)
 
 

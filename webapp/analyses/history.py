@@ -267,8 +267,11 @@ def forget_labels(analysis: Analysis) -> None:
 def lock_photos(photo_ids) -> list[int]:
     """Lock these photos' rows until the commit, in id order (so two writers never wait on each
     other crosswise): which run a photo shows changes only under this lock. The ids still there."""
-    return list(db.session.scalars(sa.select(Photo.id).where(Photo.id.in_(set(photo_ids)))
-                                   .order_by(Photo.id).with_for_update()))
+    ids = set(photo_ids)
+    if db.engine.dialect.name == "sqlite":  # no row locks: a write takes its one write lock, held to the commit
+        return sorted(db.session.scalars(sa.update(Photo).where(Photo.id.in_(ids)).values(id=Photo.id)
+                                         .returning(Photo.id).execution_options(synchronize_session=False)))
+    return list(db.session.scalars(sa.select(Photo.id).where(Photo.id.in_(ids)).order_by(Photo.id).with_for_update()))
 
 
 def latest_finished(runs: list[Analysis]) -> Optional[Analysis]:
@@ -324,6 +327,12 @@ def check_counts() -> list[str]:
         if per_label.get(key, 0) != kept_labels.get(key, 0):
             problems.append(f"user {key[0]} label {key[1]!r}: kept {kept_labels.get(key, 0)} photos, "
                             f"analyses say {per_label.get(key, 0)}")
+    shown = sa.func.sum(sa.case((Analysis.shown, 1), else_=0))
+    for photo_id, runs, showing in db.session.execute(
+            sa.select(Photo.id, sa.func.count(Analysis.id), shown).select_from(Photo)
+            .outerjoin(Analysis, Analysis.photo_id == Photo.id).group_by(Photo.id)):
+        if not runs or showing != 1:
+            problems.append(f"photo {photo_id}: {runs} runs, {showing or 0} shown (every photo shows one run)")
     totals = {u: (n, b) for u, n, b in db.session.execute(sa.select(
         Photo.user_id, sa.func.count(), sa.func.sum(Photo.stored_bytes)).group_by(Photo.user_id))}
     for user_id, kept_photos, kept_bytes in db.session.execute(sa.select(User.id, User.photos, User.stored_bytes)):

@@ -170,7 +170,11 @@ def store(batch: list[Job]) -> None:
         _store_one(finished[0])
     for job in batch:
         if job.error is not None:
-            _give_up_job(job)
+            try:
+                _give_up_job(job)
+            except Exception:  # noqa: BLE001 - one job's trouble must not leave the others running
+                db.session.rollback()
+                logger.exception("Could not mark analysis %s failed", job.analysis_id)
     detection.report()  # a Celery worker tells the web tier when its model's state changed
 
 
@@ -294,12 +298,12 @@ def _give_up(analysis_id: int, annotated_path: str, message: str) -> bool:
     """Mark the analysis failed, leaving no annotated file; False when it was deleted meanwhile."""
     db.session.rollback()
     storage.delete([annotated_path])
-    analysis = db.session.get(Analysis, analysis_id)
-    if analysis is None:
-        return False
-    analysis.fail(message)
+    failed = db.session.execute(  # one UPDATE: a run deleted meanwhile is simply not there
+        sa.update(Analysis).where(Analysis.id == analysis_id)
+        .values(status=AnalysisStatus.FAILED, error=message, finished_at=utcnow())
+        .execution_options(synchronize_session=False)).rowcount
     db.session.commit()
-    return True
+    return bool(failed)
 
 
 def read_original(original_path: str) -> np.ndarray:

@@ -170,7 +170,10 @@ def detail(public_id: str):
     step through the same listing the user came from, and "All photos" goes back to it."""
     analysis = services.get_owned_analysis(current_user, public_id, with_detections=True)
     filters, query, _ = _filters_from_request()
-    before, after = history.neighbours(current_user, filters, analysis)
+    # the listing holds each photo once (the run it shows): another run of it steps from there
+    anchor = analysis if analysis.shown else db.session.scalar(
+        sa.select(Analysis).where(Analysis.photo_id == analysis.photo_id, Analysis.shown)) or analysis
+    before, after = history.neighbours(current_user, filters, anchor)
     # the exact confidence (not the 4 decimals of as_dict), so the page's slider counts the boxes
     # exactly as the server draws them
     detections = [{**d.as_dict(), "confidence": d.confidence, "index": i} for i, d in enumerate(analysis.detections)]
@@ -240,6 +243,8 @@ def delete_run(public_id: str):
         return redirect(url_for("analyses.detail", public_id=public_id))
     shown = db.session.scalar(sa.select(Analysis).where(Analysis.photo_id == photo_id, Analysis.shown))
     flash("Run deleted.", "info")
+    if shown is None:  # the photo went meanwhile
+        return redirect(url_for("analyses.gallery"))
     return redirect(url_for("analyses.detail", public_id=shown.public_id))
 
 
@@ -325,7 +330,7 @@ def bulk():
     back = url_for("analyses.gallery", **query)
     action = form.get("action")
     if action not in ("zip", "delete", "rerun"):
-        flash("Choose what to do with the selected photos: download them or delete them.", "error")
+        flash("Choose what to do with the selected photos: run them again, download them or delete them.", "error")
         return redirect(back)
     everything, ids = form.get("all") == "1", form.getlist("ids")
     if len(ids) > BULK_LIMIT:

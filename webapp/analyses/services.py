@@ -237,12 +237,16 @@ def rerun(analysis: Analysis, params: DetectionParams) -> "UploadResult":
     TooManyRuns, UnknownClasses (or detection.NotAvailable) and jobs.QueueUnavailable before
     storing anything."""
     photo = analysis.photo
+    check_classes(params.classes, params.model)
+    jobs.get_runner().check_broker()
+    if not history.lock_photos([photo.id]):  # counted and added under the photo's lock: no overshoot
+        db.session.rollback()
+        abort(404, description=NOT_FOUND)
     runs = db.session.scalar(sa.select(sa.func.count()).select_from(Analysis).where(Analysis.photo_id == photo.id))
     limit = current_app.config["MAX_RUNS_PER_PHOTO"]
     if limit and runs >= limit:
+        db.session.rollback()
         raise TooManyRuns(f"This photo already has {runs} runs (the most is {limit}): delete one first.")
-    check_classes(params.classes, params.model)
-    jobs.get_runner().check_broker()
     run = _new_run(photo, analysis.owner, params, shown=False)
     db.session.add(run)
     db.session.commit()

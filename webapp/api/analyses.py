@@ -188,10 +188,16 @@ def retry(public_id: str):
            description="The same parameters as an upload (conf, iou, imgsz, classes, model), without files; "
                        "the photo's other runs stay. 202 with the new run; with `wait=true`, 201 once it is "
                        "finished. The list and the gallery show the photo's latest finished run.",
-           responses={201: UploadOut, 202: UploadOut, 401: None, 404: None, 409: None, 422: None, 503: None})
+           responses={201: UploadOut, 202: UploadOut, 401: None, 404: None, 409: None, 415: None, 422: None,
+                      503: None})
 def create_run(public_id: str):
-    wait = query(UploadQuery).wait
     analysis = owned(public_id)
+    if request.is_json:
+        raise ProblemError(415, "Send the settings as form fields (multipart or urlencoded), as for an upload.")
+    misplaced = sorted(set(request.args) & set(UploadParams.model_fields))
+    if misplaced:
+        raise ProblemError(422, f"Send {', '.join(misplaced)} as form fields, not in the query string.")
+    wait = query(UploadQuery).wait
     params = form(UploadParams)
     try:
         model = detection.check_model(params.model)
