@@ -49,7 +49,8 @@ class UploadParams(Schema):
         None, description="Only detect these class names (repeat the field or separate by commas)."
     )
     model: Optional[str] = Field(
-        None, max_length=32, description="Which model (a name from `GET /api/v1/models`); the default when left out."
+        None, max_length=32, description="Which model (a name from `GET /api/v1/models`); the default when left out.",
+        json_schema_extra={"example": "default"},  # what Swagger UI's "Try it out" fills in (not "string")
     )
 
     @field_validator("classes", mode="before")
