@@ -51,16 +51,20 @@ def test_arrow_keys_step_through_the_label_filter_and_escape_returns_to_that_pho
     log_in(page, base)
     page.goto(f"{base}/analyses?label=cat")
     assert page.locator(".grid > h2.month").all_inner_texts()[:2] == ["November 2026", "October 2026"]
+    def on(name):  # that photo's page, its script running (keys pressed before it would be lost)
+        expect(page.locator("h1")).to_have_text(name)
+        page.wait_for_load_state()
+
     page.locator(".tile .name").first.click()
-    expect(page.locator("h1")).to_have_text(cats[0])
+    on(cats[0])
     for name in cats[1:6]:  # past the first page of the listing (4 photos)
         page.keyboard.press("ArrowRight")
-        expect(page.locator("h1")).to_have_text(name)
+        on(name)
     assert "label=cat" in page.url
     page.keyboard.press("ArrowRight")  # the last one: nowhere to go
-    expect(page.locator("h1")).to_have_text(cats[5])
+    on(cats[5])
     page.keyboard.press("ArrowLeft")
-    expect(page.locator("h1")).to_have_text(cats[4])
+    on(cats[4])
     page.keyboard.press("Escape")
     page.wait_for_url("**/analyses?label=cat#analysis-*")
     card = page.locator(".tile", has_text=cats[4])
@@ -253,6 +257,7 @@ def test_escape_returns_to_a_card_of_the_first_page_in_view_and_focused(serve, p
     page.goto(f"{base}/analyses?sort=oldest")
     page.locator(".tile .name", has_text="q09.jpg").click()
     expect(page.locator("h1")).to_have_text("q09.jpg")
+    page.wait_for_load_state()
     page.locator("#conf").focus()  # Esc leaves from the slider too
     page.keyboard.press("Escape")
     page.wait_for_url("**/analyses?sort=oldest#analysis-*")

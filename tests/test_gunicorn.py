@@ -30,12 +30,15 @@ def test_each_gunicorn_worker_queues_again_what_dead_processes_left_at_start(tmp
     photo.write_bytes(encode(sample(), "PNG"))
     with sqlite3.connect(tmp_path / "prod.sqlite3") as conn:
         conn.execute("INSERT INTO user (email, password_hash, created_at) VALUES ('a@b.c', 'x', '2026-01-01')")
-        for public_id, status in (("f00d", "running"), ("beef", "pending")):
+        for number, (public_id, status) in enumerate((("f00d", "running"), ("beef", "pending")), start=1):
             conn.execute(
-                "INSERT INTO analysis (public_id, user_id, original_filename, original_path, width, height, sha256,"
-                f" status, model_name, conf, iou, imgsz, worker, created_at) VALUES ('{public_id}', 1, 'p.png',"
-                f" '1/f00d/original.png', 96, 64, 'x', '{status}', 'm', 0.25, 0.7, 640,"
-                f" '{socket.gethostname()}:999999:1', '2026-01-01')")
+                "INSERT INTO photo (id, public_id, user_id, original_filename, original_path, width, height, sha256,"
+                f" created_at) VALUES ({number}, '{public_id}', 1, 'p.png', '1/f00d/original.png', 96, 64, 'x',"
+                " '2026-01-01')")
+            conn.execute(
+                "INSERT INTO analysis (public_id, user_id, photo_id, status, model_name, conf, iou, imgsz, worker,"
+                f" created_at, queued_at) VALUES ('{public_id}', 1, {number}, '{status}', 'm', 0.25, 0.7, 640,"
+                f" '{socket.gethostname()}:999999:1', '2026-01-01', '2026-01-01')")
     port = free_port()
     with serving(gunicorn(port), env, port):
         deadline = time.monotonic() + 60

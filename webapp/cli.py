@@ -38,7 +38,8 @@ def check_model():
         except ModelUnavailable as exc:
             problem = detection.explain(exc, current_app.config)
             raise click.ClickException(
-                f"Detection ({name}) is unavailable: {problem.reason}.\n  Why: {exc.detail}\n  Fix: {problem.fix}"
+                f"Detection{'' if name == detection.DEFAULT_NAME else f' ({name})'} is unavailable: "
+                f"{problem.reason}.\n  Why: {exc.detail}\n  Fix: {problem.fix}"
             ) from exc
         click.echo(f"{name}: {detector.settings.model}: {len(names)} classes on {detector.device}")
         click.echo(", ".join(names[i] for i in sorted(names)))
