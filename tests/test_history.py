@@ -7,13 +7,15 @@ from datetime import date, datetime, timezone
 import pytest
 import sqlalchemy as sa
 from flask_migrate import downgrade, upgrade
+from sqlalchemy.orm import lazyload
+from werkzeug.exceptions import NotFound
 
 from tests import factories
 from tests.helpers import ApiActions, csrf_from
 from tests.images import encode, sample
-from webapp.analyses import history
+from webapp.analyses import history, services
 from webapp.extensions import db
-from webapp.models import Analysis, AnalysisLabel, User, UserLabel
+from webapp.models import Analysis, AnalysisLabel, Photo, User, UserLabel
 
 
 @pytest.fixture
@@ -334,3 +336,51 @@ def test_the_gallery_says_when_dates_are_reversed(client, auth):
     auth.signup()
     page = client.get("/analyses?from=2026-03-02&to=2026-03-01").get_data(as_text=True)
     assert "The first day is after the last" in page
+
+
+def _looked_up_then_photo_deleted_elsewhere(app, public_id):
+    """The run as a request looked it up, its photo not read yet; then another request deletes
+    the photo (and so the run) and commits: the interleaving of two deletes at once."""
+    import threading
+
+    def other_request():
+        with app.app_context():
+            services.delete_analysis(db.session.scalar(sa.select(Analysis).where(Analysis.public_id == public_id)))
+
+    run = db.session.scalar(sa.select(Analysis).where(Analysis.public_id == public_id)
+                            .options(lazyload(Analysis.photo)))
+    other = threading.Thread(target=other_request)
+    other.start()
+    other.join()
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Photo).where(Photo.id == run.photo_id)) == 0
+    return run
+
+
+@pytest.mark.parametrize("delete", ["delete_analysis", "delete_run"])
+def test_deleting_a_run_whose_photo_was_deleted_meanwhile_is_not_found(app, delete):
+    gone = factories.add_analysis(app, labels=[("bus", 0.9)]).public_id
+    with app.app_context():
+        run = _looked_up_then_photo_deleted_elsewhere(app, gone)
+        with pytest.raises(NotFound):
+            getattr(services, delete)(run)
+        assert history.check_counts() == []
+
+
+def test_a_run_is_looked_up_with_its_photo_in_one_statement(app):
+    """So a photo deleted between two reads can never leave a run without its photo."""
+    made = factories.add_analysis(app)
+    with app.app_context():
+        user = db.session.get(User, made.user_id)
+        statements = []
+
+        def count(conn, cursor, statement, *args):
+            statements.append(statement)
+
+        sa.event.listen(db.engine, "before_cursor_execute", count)
+        try:
+            with app.test_request_context():
+                run = services.get_owned_analysis(user, made.public_id)
+                assert run.photo.id == made.photo_id
+        finally:
+            sa.event.remove(db.engine, "before_cursor_execute", count)
+        assert len(statements) == 1, statements

@@ -20,7 +20,7 @@ from typing import Optional
 
 import sqlalchemy as sa
 from flask import Response, abort, current_app, request, send_file
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 from werkzeug.exceptions import NotFound
 
 from webapp import detection, jobs, storage
@@ -377,11 +377,13 @@ def delete_analysis(analysis: Analysis) -> None:
     folder, with whatever a run still going on has written there (a run that finishes later
     finds no row and removes its file). The photo's row is locked first, so of two deletes at
     once the second finds nothing: 404, and the kept counts go down once."""
-    photo_id, folder, user_id = analysis.photo_id, analysis.folder, analysis.user_id
+    photo_id, user_id = analysis.photo_id, analysis.user_id  # its own columns: the photo may be gone
     _let_go(analysis)
     if not history.lock_photos([photo_id]):
         db.session.rollback()
         abort(404, description=NOT_FOUND)
+    folder = db.session.scalar(sa.select(Photo).where(Photo.id == photo_id)
+                               .execution_options(populate_existing=True)).folder
     # its runs too: this waits for a run still committing its labels, so they are counted out
     db.session.execute(sa.select(Analysis.id).where(Analysis.photo_id == photo_id).order_by(Analysis.id)
                        .with_for_update())
@@ -409,7 +411,7 @@ def delete_run(run: Analysis) -> None:
     """Delete one run of a photo (its detections, labels and annotated image), not the photo:
     when the gallery showed it, it shows the photo's latest finished run instead. Raises
     OnlyRun for a photo's only run (delete the photo instead); 404 when it is gone already."""
-    photo_id, run_id, annotated = run.photo_id, run.id, run.annotated_path or run.annotated_target
+    photo_id, run_id = run.photo_id, run.id  # its own columns: the photo may be gone
     _let_go(run)
     if not history.lock_photos([photo_id]):
         db.session.rollback()
@@ -418,6 +420,7 @@ def delete_run(run: Analysis) -> None:
     if run is None:
         db.session.rollback()
         abort(404, description=NOT_FOUND)
+    annotated = run.annotated_path or run.annotated_target
     others = [r for r in run.photo.runs if r.id != run.id]
     if not others:
         db.session.rollback()
@@ -436,7 +439,8 @@ def get_owned_analysis(user: User, public_id: str, with_detections: bool = False
     (32 lower-case hex digits), which never reaches the database (PostgreSQL refuses NUL)."""
     if not PUBLIC_ID.fullmatch(public_id):
         abort(404, description=NOT_FOUND)
-    stmt = sa.select(Analysis).where(Analysis.public_id == public_id, Analysis.user_id == user.id)
+    stmt = sa.select(Analysis).where(Analysis.public_id == public_id, Analysis.user_id == user.id).options(
+        joinedload(Analysis.photo, innerjoin=True))  # in the same statement: never a run without its photo
     if with_detections:
         stmt = stmt.options(selectinload(Analysis.detections))
     return db.first_or_404(stmt, description=NOT_FOUND)
@@ -523,7 +527,7 @@ def owned_analyses(user: User, public_ids: list[str], with_detections: bool = Fa
     if not wanted:
         return []
     stmt = sa.select(Analysis).where(Analysis.user_id == user.id, Analysis.public_id.in_(wanted)).order_by(
-        Analysis.created_at.desc(), Analysis.id.desc())
+        Analysis.created_at.desc(), Analysis.id.desc()).options(joinedload(Analysis.photo, innerjoin=True))
     if with_detections:
         stmt = stmt.options(selectinload(Analysis.detections))
     return list(db.session.scalars(stmt))
