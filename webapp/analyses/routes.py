@@ -131,12 +131,10 @@ def upload():
     params = services.DetectionParams(model=detection.check_model(form.model.data or None))
     try:
         result = services.upload_files(current_user, files, params)
-    except jobs.QueueUnavailable:
-        form.images.errors.append(services.QUEUE_DOWN)
-        return _upload_invalid(form)
-    except services.TooManyFiles as exc:
-        form.images.errors.append(str(exc))
-        return _upload_invalid(form, 413)
+    except services.REFUSED as exc:
+        status, message = services.refusal(exc)
+        form.images.errors.append(message)
+        return _upload_invalid(form, 413 if status == 413 else 422)
     if wants_partial():
         status = 201 if result.accepted else 422
         return render_template(
@@ -192,18 +190,13 @@ def detail(public_id: str):
 def run_params(data) -> services.DetectionParams:
     """A re-run's parameters from a form (conf, iou, imgsz, classes, model), checked by the API's
     own schema; ProblemError (422) says what is wrong. Empty fields are the defaults."""
+    from webapp.api.analyses import detection_params
     from webapp.api.schemas import UploadParams
     from webapp.api.validation import parse
 
     names = ("conf", "iou", "imgsz", "classes", "model")
     fields = {k: v for k, v in ((k, data.get(k, "").strip()) for k in names) if v}
-    params = parse(UploadParams, fields)
-    try:
-        model = detection.check_model(params.model)
-    except detection.UnknownModel as exc:
-        raise ProblemError(422, str(exc)) from None
-    return services.DetectionParams(params.conf, params.iou, params.imgsz,
-                                    tuple(params.classes) if params.classes else None, model)
+    return detection_params(parse(UploadParams, fields))
 
 
 @bp.route("/analyses/<public_id>/runs", methods=["POST"])
@@ -217,14 +210,8 @@ def rerun(public_id: str):
     except ProblemError as exc:
         flash(exc.detail, "error")
         return redirect(back)
-    except (services.TooManyRuns, services.UnknownClasses) as exc:
-        flash(str(exc), "error")
-        return redirect(back)
-    except detection.NotAvailable as exc:
-        flash(f"{exc} The classes you named cannot be checked until it is back.", "error")
-        return redirect(back)
-    except jobs.QueueUnavailable:
-        flash(services.QUEUE_DOWN, "error")
+    except services.REFUSED as exc:
+        flash(services.refusal(exc)[1], "error")
         return redirect(back)
     flash("Running again: the new run shows here when it is done.", "success")
     return redirect(url_for("analyses.detail", public_id=result.accepted[0].public_id))
@@ -381,11 +368,11 @@ def _bulk_rerun(chosen, back: str):
         try:
             services.rerun(analysis, params)
             queued += 1
-        except (services.TooManyRuns, services.UnknownClasses, detection.NotAvailable) as exc:
-            problems.append(f"{analysis.original_filename}: {exc}")
         except jobs.QueueUnavailable:
             problems.append(services.QUEUE_DOWN)
             break
+        except services.REFUSED as exc:
+            problems.append(f"{analysis.original_filename}: {services.refusal(exc)[1]}")
     if queued:
         flash(f"Running {queued} photo{'' if queued == 1 else 's'} again with {model or detection.DEFAULT_NAME}: "
               "each shows its new run once it is done.", "success")

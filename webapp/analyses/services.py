@@ -74,6 +74,18 @@ class UnknownClasses(ValueError):
 
 QUEUE_DOWN = "The detection queue cannot be reached right now, so nothing was stored. Please try again later."
 NOT_REQUEUED = "The detection queue could not be reached to retry it. Please try again later."
+
+
+def refusal(exc: Exception) -> tuple[int, str]:
+    """The HTTP status and the user's words for what refuses an upload or a run before anything
+    is stored: one of REFUSED."""
+    if isinstance(exc, detection.NotAvailable):
+        return 503, f"{exc} The classes you named cannot be checked until it is back."
+    if isinstance(exc, jobs.QueueUnavailable):
+        return 503, QUEUE_DOWN
+    return (413 if isinstance(exc, TooManyFiles) else 409 if isinstance(exc, TooManyRuns) else 422), str(exc)
+
+
 # A user's photos are queued at a lower priority the more of theirs are queued already: the first
 # few at the top (0), then 3, 6, 9 (jobs.PRIORITIES). Another user's first photos therefore go
 # ahead of the rest of a long backlog, in the thread executor's stream and on the Celery broker
@@ -87,6 +99,10 @@ class TooManyFiles(ValueError):
     def __init__(self, count: int, limit: int):
         super().__init__(f"Send at most {limit} files per upload (this one had {count}); "
                          f"upload the rest in another request.")
+
+
+# What upload_files and rerun raise before storing anything (refusal() says it to the user).
+REFUSED = (TooManyFiles, TooManyRuns, UnknownClasses, detection.NotAvailable, jobs.QueueUnavailable)
 
 
 class QuotaExceeded(ValueError):

@@ -1,5 +1,6 @@
 """/api/v1/analyses: upload, list, read, retry, delete, images and exports of the caller's analyses."""
 import threading
+from contextlib import contextmanager
 from typing import Optional
 
 import sqlalchemy as sa
@@ -100,6 +101,27 @@ def detail(a: Analysis, min_conf: Optional[float] = None) -> dict:
     return AnalysisOut.model_validate(body).model_dump(mode="json", by_alias=True)
 
 
+def detection_params(params: UploadParams) -> services.DetectionParams:
+    """An upload's or a run's parameters, its model checked (an unknown one: 422)."""
+    try:
+        model = detection.check_model(params.model)
+    except detection.UnknownModel as exc:
+        raise ProblemError(422, str(exc)) from None
+    return services.DetectionParams(params.conf, params.iou, params.imgsz,
+                                    tuple(params.classes) if params.classes else None, model)
+
+
+@contextmanager
+def refusals_as_problems():
+    """What refuses an upload or a run before anything is stored, as a problem document (a 503
+    says when to try again)."""
+    try:
+        yield
+    except services.REFUSED as exc:
+        status, message = services.refusal(exc)
+        raise ProblemError(status, message, headers=RETRY_LATER if status == 503 else None) from None
+
+
 @bp.route("/analyses", methods=["POST"])
 @login_required(detection=True)
 @operation(summary="Upload photos for detection", tag=TAG, query=UploadQuery, multipart=UPLOAD_BODY,
@@ -112,23 +134,9 @@ def upload():
     files = [f for f in request.files.getlist("images") if f and f.filename]
     if not files:
         raise ProblemError(422, "Send one or more files in the multipart field `images`.")
-    try:
-        model = detection.check_model(params.model)
-    except detection.UnknownModel as exc:
-        raise ProblemError(422, str(exc)) from None
-    wanted = services.DetectionParams(params.conf, params.iou, params.imgsz,
-                                      tuple(params.classes) if params.classes else None, model)
-    try:
+    wanted = detection_params(params)
+    with refusals_as_problems():
         result = services.upload_files(api_user(), files, wanted)
-    except services.TooManyFiles as exc:
-        raise ProblemError(413, str(exc)) from None
-    except services.UnknownClasses as exc:
-        raise ProblemError(422, str(exc)) from None
-    except detection.NotAvailable as exc:
-        raise ProblemError(503, f"{exc} The classes you named cannot be checked until it is back.",
-                           headers=RETRY_LATER) from None
-    except jobs.QueueUnavailable:
-        raise ProblemError(503, services.QUEUE_DOWN, headers=RETRY_LATER) from None
     rejected = [{"filename": r.filename, "reason": r.reason} for r in result.rejected]
     if not result.accepted and any(r.reason == services.QUEUE_DOWN for r in result.rejected):
         raise ProblemError(503, services.QUEUE_DOWN, rejected=rejected, headers=RETRY_LATER)
@@ -199,23 +207,9 @@ def create_run(public_id: str):
         raise ProblemError(422, f"Send {', '.join(misplaced)} as form fields, not in the query string.")
     wait = query(UploadQuery).wait
     params = form(UploadParams)
-    try:
-        model = detection.check_model(params.model)
-    except detection.UnknownModel as exc:
-        raise ProblemError(422, str(exc)) from None
-    wanted = services.DetectionParams(params.conf, params.iou, params.imgsz,
-                                      tuple(params.classes) if params.classes else None, model)
-    try:
+    wanted = detection_params(params)
+    with refusals_as_problems():
         result = services.rerun(analysis, wanted)
-    except services.TooManyRuns as exc:
-        raise ProblemError(409, str(exc)) from None
-    except services.UnknownClasses as exc:
-        raise ProblemError(422, str(exc)) from None
-    except detection.NotAvailable as exc:
-        raise ProblemError(503, f"{exc} The classes you named cannot be checked until it is back.",
-                           headers=RETRY_LATER) from None
-    except jobs.QueueUnavailable:
-        raise ProblemError(503, services.QUEUE_DOWN, headers=RETRY_LATER) from None
     return _queued(result, wait, [])
 
 
