@@ -56,6 +56,21 @@ def test_coco_file_names_are_unique_and_match_the_yolo_zip(app, client, two_same
     assert {n.removeprefix("images/") for n in archive.namelist() if n.startswith("images/")} == set(names)
 
 
+@pytest.mark.parametrize("uploaded, kept", [
+    ("夏の海.png", "夏の海"), ("Café crème.png", "Café_crème"), ("Ωmega-σ.png", "Ωmega-σ"),
+    ("a\u202egnp.exe.png", "agnp_exe"), ("../../etc.png", "etc"), ("\u0301\u0301.png", "photo"),
+    ("写" * 40 + ".png", "写" * 26),
+])
+def test_export_file_names_keep_letters_of_any_script_and_nothing_else(app, client, uploaded, kept):
+    api = ApiActions(client).user()
+    assert api.upload((uploaded, encode(sample(96, 64), "PNG"))).status_code in (201, 202)
+    [image] = export(client, api, "coco").get_json()["images"]
+    public_id = analyses(app)[0].public_id
+    assert image["file_name"] == f"{kept}-{public_id}.png"
+    archive = zipfile.ZipFile(io.BytesIO(export(client, api, "yolo").data))
+    assert f"images/{kept}-{public_id}.png" in archive.namelist()
+
+
 def test_a_model_that_is_not_coco_keeps_its_own_class_ids_and_says_so(app, client, two_same_names):
     coco = export(client, two_same_names, "coco", min_conf=0).get_json()
     assert coco["info"]["category_ids"] == "model"

@@ -181,6 +181,15 @@ def test_detections_download_as_json(client, auth, app):
     ]
 
 
+def test_detections_of_a_photo_with_a_non_latin_name_download_under_that_name(client, auth, app):
+    auth.signup()
+    analysis = add_analysis(app, labels=[("dog", 0.9)], original_filename="夏の海.jpg")
+    response = client.get(f"/analyses/{analysis.public_id}/detections.json")
+    assert response.status_code == 200
+    disposition = response.headers["Content-Disposition"]
+    assert f"filename*=UTF-8''%E5%A4%8F%E3%81%AE%E6%B5%B7-{analysis.public_id[:8]}-detections.json" in disposition
+
+
 def test_delete_removes_rows_and_files(client, app, done):
     token = csrf_from(client.get(f"/analyses/{done.public_id}").get_data(as_text=True))
     response = client.post(f"/analyses/{done.public_id}/delete", data={"csrf_token": token})

@@ -16,6 +16,7 @@ import csv
 import io
 import json
 import tempfile
+import unicodedata
 import zipfile
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -54,9 +55,18 @@ class Export:
     filename: str
 
 
-def _safe(name: str) -> str:
-    base = name.rsplit(".", 1)[0]
-    return "".join(ch if ch.isascii() and (ch.isalnum() or ch in "-_") else "_" for ch in base)[:80] or "photo"
+def _safe(name: str, max_bytes: int = 80) -> str:
+    """A file name's stem for downloads and datasets: letters and digits of any script, `-` and
+    `_` (anything else `_`), at most `max_bytes` in UTF-8 (so a stem, an id and a suffix stay
+    well under a file system's 255 bytes); "photo" when no letter or digit is left."""
+    kept, size = [], 0
+    for ch in unicodedata.normalize("NFC", name.rsplit(".", 1)[0]):
+        ch = ch if ch.isalnum() or ch in "-_" else "_"
+        size += len(ch.encode())
+        if size > max_bytes:
+            break
+        kept.append(ch)
+    return "".join(kept) if any(ch.isalnum() for ch in kept) else "photo"
 
 
 def stem(analysis: Analysis) -> str:

@@ -286,10 +286,8 @@ def detections_json(public_id: str):
     """Every stored detection (down to the storage floor), as the API's JSON export writes them."""
     analysis = services.get_owned_analysis(current_user, public_id, with_detections=True)
     body = exports.as_json([analysis], min_conf=0.0)["images"][0]
-    return Response(
-        json.dumps(body, indent=2), mimetype="application/json",
-        headers={"Content-Disposition": f'attachment; filename="{exports.stem(analysis)}-detections.json"'},
-    )
+    return services.attach(Response(json.dumps(body, indent=2), mimetype="application/json"),
+                           f"{exports.stem(analysis)}-detections.json")
 
 
 @bp.route("/analyses/sha256/<digest>", methods=["GET"])
