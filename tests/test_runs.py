@@ -67,6 +67,23 @@ def test_deleting_a_run_keeps_the_photo_and_shows_the_other_run_again(api, app, 
         assert history.check_counts() == []
 
 
+def test_the_photo_id_finds_the_photo_after_its_first_run_is_deleted(api, client, photo):
+    second = rerun(api, photo, conf="0.1").json["analyses"][0]["id"]
+    assert api.delete(f"/api/v1/analyses/{photo}/runs/{photo}").status_code == 204
+    found = api.get(f"/api/v1/analyses/{photo}")
+    assert found.status_code == 200 and found.json["id"] == second and found.json["photo"]["id"] == photo
+    assert [r["id"] for r in api.get(f"/api/v1/analyses/{photo}/runs").json["runs"]] == [second]
+    assert api.delete(f"/api/v1/analyses/{photo}/runs/{photo}").status_code == 404  # that run is gone
+    assert api.get(f"/api/v1/analyses/{photo}/image?variant=original").status_code == 200
+
+
+def test_someone_elses_photo_id_is_not_found_after_its_first_run_is_deleted(api, app, photo):
+    rerun(api, photo, conf="0.1")
+    assert api.delete(f"/api/v1/analyses/{photo}/runs/{photo}").status_code == 204
+    other = ApiActions(app.test_client()).user("eve@example.com")
+    assert other.get(f"/api/v1/analyses/{photo}").status_code == 404
+
+
 def test_the_only_run_cannot_be_deleted_on_its_own(api, photo):
     response = api.delete(f"/api/v1/analyses/{photo}/runs/{photo}")
     assert response.status_code == 409 and "delete the photo instead" in response.json["detail"]
@@ -160,6 +177,25 @@ def test_deleting_a_run_from_its_page_goes_to_the_run_the_photo_shows(app, clien
     assert only.headers["Location"] == f"/analyses/{first.public_id}"
     assert "only run" in client.get(f"/analyses/{first.public_id}").get_data(as_text=True)
     assert len(analyses(app)) == 1
+
+
+def test_a_stale_page_of_a_deleted_first_run_acts_on_no_other_run(app, client, auth):
+    """The photo's id finds the run it shows for reading, but deleting, retrying or sharing
+    "that run" from a page left open must not hit another one."""
+    auth.signup()
+    upload(client, ("p.png", encode(sample(320, 240), "PNG")))
+    [first] = analyses(app)
+    token = csrf_from(client.get(f"/analyses/{first.public_id}").get_data(as_text=True))
+    for conf in ("0.2", "0.3"):
+        client.post(f"/analyses/{first.public_id}/runs", data={"csrf_token": token, "conf": conf})
+    assert client.post(f"/analyses/{first.public_id}/delete-run", data={"csrf_token": token}).status_code == 302
+    left = sorted(a.public_id for a in analyses(app))
+    assert len(left) == 2 and first.public_id not in left
+    for action in ("delete-run", "retry", "share"):
+        response = client.post(f"/analyses/{first.public_id}/{action}", data={"csrf_token": token, "expires": "1d"})
+        assert response.status_code == 404, action
+    assert sorted(a.public_id for a in analyses(app)) == left
+    assert client.get(f"/analyses/{first.public_id}").status_code == 200  # reading finds the photo
 
 
 def test_bulk_rerun_queues_a_new_run_of_each_selected_photo(app, client, auth):

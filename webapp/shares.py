@@ -121,7 +121,7 @@ def _gone(reason: str):
 @bp.route("/analyses/<public_id>/share", methods=["POST"])
 @login_required
 def share(public_id: str):
-    analysis = services.get_owned_analysis(current_user, public_id)
+    analysis = services.get_owned_analysis(current_user, public_id, exact=True)
     choice = request.form.get("expires", "7d")
     if choice not in LIFETIMES:
         flash("Choose how long the link lasts: 1 day, 7 days, 30 days or never.", "error")

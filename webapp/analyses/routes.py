@@ -221,7 +221,7 @@ def rerun(public_id: str):
 @login_required
 def delete_run(public_id: str):
     """Delete this run of a photo (not the photo); its page goes to the run the photo shows."""
-    run = services.get_owned_analysis(current_user, public_id)
+    run = services.get_owned_analysis(current_user, public_id, exact=True)
     photo_id = run.photo_id
     try:
         services.delete_run(run)
@@ -398,7 +398,7 @@ def delete(public_id: str):
 def retry(public_id: str):
     """Queue a failed analysis again. A gallery card's htmx retry gets the card back (polling);
     the detail page reloads, polling until the new run ends."""
-    analysis = services.get_owned_analysis(current_user, public_id)
+    analysis = services.get_owned_analysis(current_user, public_id, exact=True)
     _retry([analysis])
     if wants_partial() and not triggered_by("detail-retry"):
         return _card(analysis), 200, _still_unavailable_event()

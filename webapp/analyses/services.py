@@ -449,17 +449,26 @@ def delete_run(run: Analysis) -> None:
     storage.delete([annotated])
 
 
-def get_owned_analysis(user: User, public_id: str, with_detections: bool = False) -> Analysis:
+def get_owned_analysis(user: User, public_id: str, with_detections: bool = False, exact: bool = False) -> Analysis:
     """The user's analysis with this public id. Anyone else's, or none, answers 404 (a page or a
     problem document, by who asks), exactly alike; so does anything not shaped like a public id
-    (32 lower-case hex digits), which never reaches the database (PostgreSQL refuses NUL)."""
+    (32 lower-case hex digits), which never reaches the database (PostgreSQL refuses NUL).
+    A photo's own id (`photo.id`: its first run's) still finds the photo once that run has been
+    deleted: the run the gallery shows for it; not with `exact`, for what acts on one run (delete
+    it, retry it, share it), which must never act on another."""
     if not PUBLIC_ID.fullmatch(public_id):
         abort(404, description=NOT_FOUND)
-    stmt = sa.select(Analysis).where(Analysis.public_id == public_id, Analysis.user_id == user.id).options(
+    stmt = sa.select(Analysis).where(Analysis.user_id == user.id).options(
         joinedload(Analysis.photo, innerjoin=True))  # in the same statement: never a run without its photo
     if with_detections:
         stmt = stmt.options(selectinload(Analysis.detections))
-    return db.first_or_404(stmt, description=NOT_FOUND)
+    found = db.session.scalar(stmt.where(Analysis.public_id == public_id))
+    if found is None and not exact:
+        found = db.session.scalar(stmt.where(Analysis.shown, Analysis.photo_id == sa.select(Photo.id).where(
+            Photo.public_id == public_id).scalar_subquery()))
+    if found is None:
+        abort(404, description=NOT_FOUND)
+    return found
 
 
 def _private(response: Response) -> Response:

@@ -57,9 +57,9 @@ UPLOAD_BODY = {"schema": {
 }, "encoding": {"images": {"contentType": "application/octet-stream"}}}
 
 
-def owned(public_id: str, with_detections: bool = False) -> Analysis:
+def owned(public_id: str, with_detections: bool = False, exact: bool = False) -> Analysis:
     """The caller's analysis; 404 for anyone else's, exactly as for one that does not exist."""
-    return services.get_owned_analysis(api_user(), public_id, with_detections)
+    return services.get_owned_analysis(api_user(), public_id, with_detections, exact)
 
 
 def _urls(a: Analysis) -> dict:
@@ -177,7 +177,7 @@ def _queued(result: services.UploadResult, wait: bool, rejected: list[dict]):
            responses={201: UploadOut, 202: UploadOut, 401: None, 404: None, 409: None, 503: None})
 def retry(public_id: str):
     wait = query(UploadQuery).wait
-    analysis = owned(public_id)
+    analysis = owned(public_id, exact=True)
     try:
         result = services.retry([analysis])
     except jobs.QueueUnavailable:
@@ -234,7 +234,7 @@ def list_runs(public_id: str):
            responses={204: None, 401: None, 404: None, 409: None})
 def delete_run(public_id: str, run_id: str):
     photo_id = owned(public_id).photo_id
-    run = owned(run_id)
+    run = owned(run_id, exact=True)
     if run.photo_id != photo_id:
         raise ProblemError(404, "This photo has no such run.")
     try:
