@@ -293,3 +293,67 @@ def test_a_failure_is_written_even_for_a_run_deleted_meanwhile(app):
 
     with app.app_context():
         assert pipeline._give_up(123456, "nothing/annotated.jpg", "gone") is False
+
+
+def _deleted_by_another_request_first(app, monkeypatch, name, public_id):
+    """`services.<name>` deletes the photo from another request (thread) before doing its work:
+    the photo goes between a new run's commit and the answer."""
+    import threading
+
+    from webapp.analyses import services
+
+    original = getattr(services, name)
+
+    def delete_then(*args, **kwargs):
+        def other_request():
+            with app.app_context():
+                services.delete_analysis(db.session.scalar(sa.select(Analysis).where(Analysis.public_id == public_id)))
+        other = threading.Thread(target=other_request)
+        other.start()
+        other.join()
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(services, name, delete_then, raising=True)
+
+
+def test_a_rerun_whose_photo_is_deleted_as_it_is_queued_is_not_found(api, app, photo, monkeypatch):
+    _deleted_by_another_request_first(app, monkeypatch, "queued_count", photo)
+    response = rerun(api, photo, conf="0.1")
+    assert response.status_code == 404 and response.json["title"]
+    assert analyses(app) == [] and stored_files(app) == []
+
+
+def test_a_run_again_form_whose_photo_is_deleted_as_it_is_queued_is_no_error(app, client, auth, monkeypatch):
+    auth.signup()
+    upload(client, ("p.png", encode(sample(320, 240), "PNG")))
+    [first] = analyses(app)
+    token = csrf_from(client.get(f"/analyses/{first.public_id}").get_data(as_text=True))
+    _deleted_by_another_request_first(app, monkeypatch, "queued_count", first.public_id)
+    response = client.post(f"/analyses/{first.public_id}/runs", data={"csrf_token": token})
+    assert response.status_code in (302, 404)
+    assert analyses(app) == [] and stored_files(app) == []
+
+
+def test_an_upload_deleted_while_the_caller_waits_is_not_found(api, app, monkeypatch):
+    from webapp.analyses import services
+
+    original = services.UploadResult.wait
+
+    def deleted_meanwhile(result, timeout):
+        import threading
+
+        finished = original(result, timeout)
+        public_id = analyses(app)[0].public_id
+
+        def other_request():
+            with app.app_context():
+                services.delete_analysis(db.session.scalar(sa.select(Analysis).where(Analysis.public_id == public_id)))
+        other = threading.Thread(target=other_request)
+        other.start()
+        other.join()
+        return finished
+
+    monkeypatch.setattr(services.UploadResult, "wait", deleted_meanwhile)
+    response = api.upload(("photo.png", encode(sample(320, 240), "PNG")), query="?wait=true")
+    assert response.status_code == 404 and "deleted" in response.json["detail"]
+    assert analyses(app) == [] and stored_files(app) == []

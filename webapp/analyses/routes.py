@@ -6,6 +6,7 @@ from datetime import date
 import sqlalchemy as sa
 from flask import Response, abort, current_app, flash, jsonify, redirect, render_template, request, send_file, url_for
 from flask_login import current_user, login_required
+from werkzeug.exceptions import NotFound
 
 from webapp import detection, jobs
 from webapp.analyses import bp, exports, history, services
@@ -213,8 +214,12 @@ def rerun(public_id: str):
     except services.REFUSED as exc:
         flash(services.refusal(exc)[1], "error")
         return redirect(back)
+    new = db.session.scalar(sa.select(Analysis.public_id).where(Analysis.id == result.ids()[0]))
+    if new is None:  # the photo was deleted meanwhile
+        flash(services.NOT_FOUND, "error")
+        return redirect(url_for("analyses.gallery"))
     flash("Running again: the new run shows here when it is done.", "success")
-    return redirect(url_for("analyses.detail", public_id=result.accepted[0].public_id))
+    return redirect(url_for("analyses.detail", public_id=new))
 
 
 @bp.route("/analyses/<public_id>/delete-run", methods=["POST"])
@@ -369,6 +374,8 @@ def _bulk_rerun(chosen, back: str):
         except jobs.QueueUnavailable:
             problems.append(services.QUEUE_DOWN)
             break
+        except NotFound:  # deleted meanwhile
+            continue
         except services.REFUSED as exc:
             problems.append(f"{analysis.original_filename}: {services.refusal(exc)[1]}")
     if queued:

@@ -21,6 +21,7 @@ from typing import Optional
 import sqlalchemy as sa
 from flask import Response, abort, current_app, request, send_file
 from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm.exc import ObjectDeletedError
 from werkzeug.exceptions import NotFound
 
 from webapp import detection, jobs, storage
@@ -266,6 +267,10 @@ def rerun(analysis: Analysis, params: DetectionParams) -> "UploadResult":
     run = _new_run(photo, analysis.owner, params, shown=False)
     db.session.add(run)
     db.session.commit()
+    try:  # read back now: the photo may be deleted from here on, and nothing below reloads it
+        db.session.refresh(run)
+    except ObjectDeletedError:
+        abort(404, description=NOT_FOUND)
     result = UploadResult()
     try:
         _queue(run, None, result.futures, fair_priority(queued_count(analysis.owner) - 1))
@@ -282,13 +287,17 @@ class UploadResult:
     rejected: list[Rejected] = field(default_factory=list)
     futures: list[Future] = field(default_factory=list)  # of each queued analysis (none when inline)
 
+    def ids(self) -> list[int]:
+        """The accepted analyses' ids, read without loading them (one may be deleted by now)."""
+        return [sa.inspect(a).identity[0] for a in self.accepted]
+
     def wait(self, timeout: Optional[float]) -> bool:
         """Block until the accepted analyses are finished; False if `timeout` ran out first.
         In-process runs are waited for directly; Celery's by watching their rows."""
         if jobs.get_runner().in_process:
             _, not_done = wait(self.futures, timeout=timeout)
             return not not_done
-        ids = [a.id for a in self.accepted]
+        ids = self.ids()
         deadline = time.monotonic() + (timeout or 0)
         interval, longest = WAIT_POLL_SECONDS
         while True:

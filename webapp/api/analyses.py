@@ -5,7 +5,7 @@ from typing import Optional
 
 import sqlalchemy as sa
 from flask import Response, current_app, request, send_file, url_for
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from webapp import detection, jobs
 from webapp.analyses import exports, history, services
@@ -160,9 +160,15 @@ def _queued(result: services.UploadResult, wait: bool, rejected: list[dict]):
             finished = result.wait(current_app.config["API_WAIT_TIMEOUT"])
         finally:
             _waiting.release()
+    ids = result.ids()
     db.session.expire_all()
+    found = {a.id: a for a in db.session.scalars(sa.select(Analysis).where(
+        Analysis.id.in_(ids), Analysis.user_id == api_user().id).options(
+        joinedload(Analysis.photo, innerjoin=True), selectinload(Analysis.detections)))}
+    if not found:  # deleted meanwhile (by another request of the caller's)
+        raise ProblemError(404, services.NOT_FOUND)
     body = UploadOut.model_validate({
-        "analyses": [detail(owned(a.public_id, with_detections=True)) for a in result.accepted],
+        "analyses": [detail(found[i]) for i in ids if i in found],
         "rejected": rejected,
     }).model_dump(mode="json", by_alias=True)
     headers = {"Location": body["analyses"][0]["urls"]["self"]} if len(body["analyses"]) == 1 else {}
