@@ -73,7 +73,8 @@ def test_the_photo_id_finds_the_photo_after_its_first_run_is_deleted(api, client
     found = api.get(f"/api/v1/analyses/{photo}")
     assert found.status_code == 200 and found.json["id"] == second and found.json["photo"]["id"] == photo
     assert [r["id"] for r in api.get(f"/api/v1/analyses/{photo}/runs").json["runs"]] == [second]
-    assert api.delete(f"/api/v1/analyses/{photo}/runs/{photo}").status_code == 404  # that run is gone
+    gone = api.delete(f"/api/v1/analyses/{photo}/runs/{photo}")
+    assert gone.status_code == 404 and gone.json["detail"] == "This run does not exist, or it was deleted."
     assert api.get(f"/api/v1/analyses/{photo}/image?variant=original").status_code == 200
 
 

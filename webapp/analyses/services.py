@@ -35,6 +35,7 @@ from webapp.vision.images import ImageRejected, LoadedImage, load_image, stored_
 VARIANTS = ("original", "annotated", "thumbnail")
 PUBLIC_ID = re.compile(r"[0-9a-f]{32}")  # uuid4().hex, as accept_upload makes them
 NOT_FOUND = "This photo does not exist, or it was deleted."
+RUN_NOT_FOUND = "This run does not exist, or it was deleted."
 # How often `?wait=true` looks at rows that Celery workers finish: soon at first (a photo takes
 # tens of milliseconds), then less and less often, up to the longest interval.
 WAIT_POLL_SECONDS = (0.01, 0.25)
@@ -476,7 +477,7 @@ def get_owned_analysis(user: User, public_id: str, with_detections: bool = False
         found = db.session.scalar(stmt.where(Analysis.shown, Analysis.photo_id == sa.select(Photo.id).where(
             Photo.public_id == public_id).scalar_subquery()))
     if found is None:
-        abort(404, description=NOT_FOUND)
+        abort(404, description=RUN_NOT_FOUND if exact else NOT_FOUND)
     return found
 
 
