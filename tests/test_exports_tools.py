@@ -59,7 +59,7 @@ def test_coco_file_names_are_unique_and_match_the_yolo_zip(app, client, two_same
 @pytest.mark.parametrize("uploaded, kept", [
     ("夏の海.png", "夏の海"), ("Café crème.png", "Café_crème"), ("Ωmega-σ.png", "Ωmega-σ"),
     ("a\u202egnp.exe.png", "agnp_exe"), ("../../etc.png", "etc"), ("\u0301\u0301.png", "photo"),
-    ("写" * 40 + ".png", "写" * 26),
+    ("写" * 40 + ".png", "写" * 26), ("हिन्दी.png", "हिन्दी"), ("ภาษาไทย.png", "ภาษาไทย"),
 ])
 def test_export_file_names_keep_letters_of_any_script_and_nothing_else(app, client, uploaded, kept):
     api = ApiActions(client).user()
@@ -232,3 +232,14 @@ def test_the_bulk_yolo_export_is_always_a_dataset_of_finished_analyses(app, clie
     pending = zipfile.ZipFile(io.BytesIO(export(client, api, "yolo", status="pending").data)).namelist()
     assert not [n for n in pending if n.startswith(("labels/", "images/"))]
     assert export(client, api, "coco", status="pending").get_json()["images"] == []
+
+
+@pytest.mark.parametrize("fmt", ["json", "coco", "csv", "yolo"])
+def test_one_photos_export_with_a_non_latin_name_is_named_in_utf8(app, client, fmt):
+    api = ApiActions(client).user()
+    public_id = api.upload(("夏の海.png", encode(sample(96, 64), "PNG")), query="?wait=true").json["analyses"][0]["id"]
+    response = client.get(f"/api/v1/analyses/{public_id}/export?format={fmt}", headers=api.headers)
+    assert response.status_code == 200
+    disposition = response.headers["Content-Disposition"]
+    disposition.encode("latin-1")  # a header the server can send
+    assert f"filename*=UTF-8''%E5%A4%8F%E3%81%AE%E6%B5%B7-{public_id[:8]}" in disposition

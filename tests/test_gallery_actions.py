@@ -295,6 +295,18 @@ def test_the_annotated_download_of_a_photo_with_a_non_latin_name_is_named_in_utf
     disposition.encode("latin-1")  # a header the server can send
 
 
+@pytest.mark.parametrize("uploaded, starts", [("x" * 300 + ".png", "x" * 80 + "-"), ("🙂🙂.png", "photo-"),
+                                               ("---.png", "photo-")])
+def test_image_downloads_are_named_after_the_photo_within_bounds(client, auth, app, uploaded, starts):
+    auth.signup("names@example.com")
+    upload(client, (uploaded, encode(sample(), "PNG")))
+    [analysis] = analyses(app)
+    for url in (f"/analyses/{analysis.public_id}/image/original?download=1",
+                f"/analyses/{analysis.public_id}/image/annotated?conf=0.30&download=1"):
+        disposition = client.get(url).headers["Content-Disposition"]
+        assert f'filename="{starts}' in disposition or f"filename={starts}" in disposition, disposition
+
+
 def test_select_all_does_nothing_when_the_filter_matches_other_photos_than_the_user_saw(app, client, auth):
     auth.signup()
     for _ in range(3):

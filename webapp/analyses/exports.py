@@ -56,12 +56,13 @@ class Export:
 
 
 def _safe(name: str, max_bytes: int = 80) -> str:
-    """A file name's stem for downloads and datasets: letters and digits of any script, `-` and
-    `_` (anything else `_`), at most `max_bytes` in UTF-8 (so a stem, an id and a suffix stay
-    well under a file system's 255 bytes); "photo" when no letter or digit is left."""
+    """A file name's stem for downloads and datasets: letters, digits and marks (Devanagari's
+    vowel signs, Arabic's vowels) of any script, `-` and `_` (anything else `_`), at most
+    `max_bytes` in UTF-8 (so a stem, an id and a suffix stay well under a file system's 255
+    bytes); "photo" when no letter or digit is left."""
     kept, size = [], 0
     for ch in unicodedata.normalize("NFC", name.rsplit(".", 1)[0]):
-        ch = ch if ch.isalnum() or ch in "-_" else "_"
+        ch = ch if ch.isalnum() or ch in "-_" or unicodedata.category(ch).startswith("M") else "_"
         size += len(ch.encode())
         if size > max_bytes:
             break

@@ -523,8 +523,15 @@ def send_annotated_view(analysis: Analysis, min_conf: float, classes: Optional[f
     response = Response(body, mimetype="image/jpeg")
     response.set_etag(tag)
     if download:
-        attach(response, f"{analysis.original_filename.rsplit('.', 1)[0]}-annotated-{min_conf:.2f}.jpg")
+        attach(response, f"{download_stem(analysis.original_filename)}-annotated-{min_conf:.2f}.jpg")
     return _private(response)
+
+
+def download_stem(filename: str, max_bytes: int = 80) -> str:
+    """How a photo's downloads are named: its name without the extension, cut to `max_bytes` of
+    UTF-8 (at a character); "photo" when it has no letter or digit."""
+    stem = filename.rsplit(".", 1)[0].encode()[:max_bytes].decode(errors="ignore")
+    return stem if any(ch.isalnum() for ch in stem) else "photo"
 
 
 def attach(response: Response, name: str) -> Response:
@@ -550,7 +557,7 @@ def send_image(analysis: Analysis, variant: str, download: bool = False) -> Resp
     path = storage.absolute(relative) if relative else None
     if path is None or not path.is_file():
         abort(404, description=f"This analysis has no {variant} image (yet).")
-    name = f"{analysis.original_filename.rsplit('.', 1)[0]}-{variant}{path.suffix}"
+    name = f"{download_stem(analysis.original_filename)}-{variant}{path.suffix}"
     return _private(send_file(path, as_attachment=download, download_name=name,
                               conditional=True, etag=True, max_age=None))
 

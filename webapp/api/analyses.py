@@ -351,5 +351,4 @@ def export_many():
 def _send(result: exports.Export) -> Response:
     if not isinstance(result.body, bytes):  # a temporary file, streamed and closed
         return send_file(result.body, mimetype=result.mimetype, as_attachment=True, download_name=result.filename)
-    return Response(result.body, mimetype=result.mimetype, headers={
-        "Content-Disposition": f'attachment; filename="{result.filename}"'})
+    return services.attach(Response(result.body, mimetype=result.mimetype), result.filename)
