@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 from werkzeug.serving import make_server
 
 from webapp.config import BASE_DIR
@@ -73,3 +74,11 @@ def sign_up(page, base: str, email: str) -> None:
     page.fill("#confirm", "correct horse battery")
     page.click("button[type=submit]")
     page.wait_for_url("**/analyses")
+
+
+def upload_and_wait(page, files, timeout: int = 60_000) -> None:
+    """Pick these files (a path or a list) in the upload form and wait until each has finished
+    (with `expect`, not a JavaScript condition: the CSP forbids eval)."""
+    page.set_input_files("#images", files)
+    count = len(files) if isinstance(files, list) else 1
+    expect(page.locator(".tile.status-done")).to_have_count(count, timeout=timeout)

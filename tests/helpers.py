@@ -147,6 +147,22 @@ def analyses(app) -> list[Analysis]:
         return rows
 
 
+def delete_photo_elsewhere(app, public_id: str) -> None:
+    """Delete the photo of this run as another request would: its own thread, app context and
+    session, committed before this returns."""
+    import threading
+
+    from webapp.analyses import services
+
+    def other_request():
+        with app.app_context():
+            services.delete_analysis(db.session.scalar(sa.select(Analysis).where(Analysis.public_id == public_id)))
+
+    other = threading.Thread(target=other_request)
+    other.start()
+    other.join()
+
+
 def break_function(monkeypatch, target: str) -> None:
     """Make the function at dotted path `target` raise RuntimeError("boom"): an unexpected error."""
     def explode(*args, **kwargs):

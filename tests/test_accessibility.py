@@ -2,9 +2,8 @@
 no serious or critical violation, on a desktop screen and a phone's."""
 import pytest
 from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import expect
 
-from tests.browser import sign_up
+from tests.browser import sign_up, upload_and_wait
 from tests.helpers import analyses
 from tests.images import encode, sample
 from tests.test_gallery_actions import add_boxes
@@ -55,8 +54,7 @@ def test_gallery_and_detail_have_no_serious_accessibility_violations(serve, coco
     base, _ = serve(YOLO_MODEL=coco_model)
     sign_up(page, base, "axe@example.com")
     audit("empty gallery")
-    page.set_input_files("#images", [str(assets / "bus.jpg"), str(assets / "zidane.jpg")])
-    expect(page.locator(".tile.status-done")).to_have_count(2, timeout=120_000)
+    upload_and_wait(page, [str(assets / "bus.jpg"), str(assets / "zidane.jpg")], timeout=120_000)
     page.reload()
     audit("gallery")
     page.locator(".tile .name", has_text="bus.jpg").click()
@@ -73,8 +71,7 @@ def test_shared_link_pages_have_no_serious_accessibility_violations(serve, page,
     sign_up(page, base, "axe-share@example.com")
     photo = tmp_path / "photo.png"
     photo.write_bytes(encode(sample(320, 240), "PNG"))
-    page.set_input_files("#images", str(photo))
-    expect(page.locator(".tile.status-done")).to_have_count(1, timeout=60_000)
+    upload_and_wait(page, str(photo))
     add_boxes(app, analyses(app)[0].public_id, [("person", 0, 0.9, (10, 10, 120, 200))])
     page.locator(".tile .name").click()
     audit("detail with share form")

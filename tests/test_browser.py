@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser import shot, sign_up
+from tests.browser import shot, sign_up, upload_and_wait
 from tests.helpers import ApiActions, analyses
 from tests.images import encode, sample
 from webapp.errors import too_large_message
@@ -21,8 +21,7 @@ def drawn_boxes(page) -> int:
 def test_upload_filter_inspect_and_delete(live_server, page, assets, request):
     sign_up(page, live_server, "browser@example.com")
 
-    page.set_input_files("#images", [str(assets / "bus.jpg"), str(assets / "zidane.jpg")])
-    expect(page.locator(".tile.status-done")).to_have_count(2, timeout=120_000)  # no eval: the CSP forbids it
+    upload_and_wait(page, [str(assets / "bus.jpg"), str(assets / "zidane.jpg")], timeout=120_000)
     page.reload()
     shot(page, request, "gallery")
 
@@ -218,8 +217,7 @@ def test_api_keys_page_creates_shows_once_and_revokes(serve, page, request):
 def test_gallery_tiles_show_box_badges_and_local_times_in_light_dark_and_phone_screens(live_server, page, assets,
                                                                                        request):
     sign_up(page, live_server, "tiles@example.com")
-    page.set_input_files("#images", [str(assets / "bus.jpg"), str(assets / "zidane.jpg")])
-    expect(page.locator(".tile.status-done")).to_have_count(2, timeout=120_000)
+    upload_and_wait(page, [str(assets / "bus.jpg"), str(assets / "zidane.jpg")], timeout=120_000)
     page.reload()
     badges = page.locator(".tile .badge").all_inner_texts()
     assert len(badges) == 2 and all(int(b) > 0 for b in badges)

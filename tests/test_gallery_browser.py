@@ -16,7 +16,7 @@ from tests.factories import add_analysis
 from tests.helpers import PASSWORD, analyses
 from webapp.models import AnalysisStatus
 from tests.images import encode, sample
-from tests.browser import shot, sign_up
+from tests.browser import shot, sign_up, upload_and_wait
 from webapp.vision.detector import Box
 from webapp.vision.draw import draw_boxes
 from webapp.vision.images import NOT_AN_IMAGE
@@ -93,8 +93,7 @@ def test_the_filter_bar_shows_top_labels_and_finds_the_others_by_typing(serve, p
 def test_shift_click_selects_a_range_and_downloads_it_as_a_zip(serve, page, tmp_path):
     base, app = serve()
     sign_up(page, base, "zip@example.com")
-    page.set_input_files("#images", pngs(tmp_path, 4))
-    expect(page.locator(".tile.status-done")).to_have_count(4, timeout=60_000)
+    upload_and_wait(page, pngs(tmp_path, 4))
     page.reload()
     picks = page.locator(".tile .pick")
     picks.nth(0).click()
@@ -113,8 +112,7 @@ def test_shift_click_selects_a_range_and_downloads_it_as_a_zip(serve, page, tmp_
 def test_bulk_delete_asks_with_the_count_then_deletes_only_those(serve, page, tmp_path, request):
     base, app = serve()
     sign_up(page, base, "bulk@example.com")
-    page.set_input_files("#images", pngs(tmp_path, 3))
-    expect(page.locator(".tile.status-done")).to_have_count(3, timeout=60_000)
+    upload_and_wait(page, pngs(tmp_path, 3))
     page.reload()
     page.locator(".tile .pick").nth(0).check()
     page.locator(".tile .pick").nth(1).focus()
@@ -184,8 +182,7 @@ def test_a_photo_already_in_the_library_asks_view_it_or_upload_anyway(serve, pag
     base, app = serve()
     sign_up(page, base, "dupes@example.com")
     [photo] = pngs(tmp_path, 1)
-    page.set_input_files("#images", photo)
-    expect(page.locator(".tile.status-done")).to_have_count(1, timeout=60_000)
+    upload_and_wait(page, photo)
     [first] = analyses(app)
     page.set_input_files("#images", photo)
     duplicate = page.locator(".tile.duplicate")
@@ -200,8 +197,7 @@ def test_a_photo_already_in_the_library_asks_view_it_or_upload_anyway(serve, pag
 def test_the_detail_page_download_matches_the_slider_and_boxes_link_to_rows(serve, coco_model, page, assets, request):
     base, app = serve(YOLO_MODEL=coco_model)
     sign_up(page, base, "slider@example.com")
-    page.set_input_files("#images", str(assets / "bus.jpg"))
-    expect(page.locator(".tile.status-done")).to_have_count(1, timeout=120_000)
+    upload_and_wait(page, str(assets / "bus.jpg"), timeout=120_000)
     expect(page.locator("nav.filter")).to_contain_text("bus")  # the filter bar refreshed by itself
     page.locator(".tile .name").click()
     page.wait_for_selector("#overlay g.box")

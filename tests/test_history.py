@@ -11,7 +11,7 @@ from sqlalchemy.orm import lazyload
 from werkzeug.exceptions import NotFound
 
 from tests import factories
-from tests.helpers import ApiActions, csrf_from
+from tests.helpers import ApiActions, csrf_from, delete_photo_elsewhere
 from tests.images import encode, sample
 from webapp.analyses import history, services
 from webapp.extensions import db
@@ -341,17 +341,9 @@ def test_the_gallery_says_when_dates_are_reversed(client, auth):
 def _looked_up_then_photo_deleted_elsewhere(app, public_id):
     """The run as a request looked it up, its photo not read yet; then another request deletes
     the photo (and so the run) and commits: the interleaving of two deletes at once."""
-    import threading
-
-    def other_request():
-        with app.app_context():
-            services.delete_analysis(db.session.scalar(sa.select(Analysis).where(Analysis.public_id == public_id)))
-
     run = db.session.scalar(sa.select(Analysis).where(Analysis.public_id == public_id)
                             .options(lazyload(Analysis.photo)))
-    other = threading.Thread(target=other_request)
-    other.start()
-    other.join()
+    delete_photo_elsewhere(app, public_id)
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Photo).where(Photo.id == run.photo_id)) == 0
     return run
 

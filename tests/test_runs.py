@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import SHARED
-from tests.helpers import ApiActions, analyses, csrf_from, stored_files, upload
+from tests.helpers import ApiActions, analyses, csrf_from, delete_photo_elsewhere, stored_files, upload
 from tests.images import encode, sample
 from tests.test_gallery_actions import add_boxes
 from webapp.analyses import history
@@ -299,19 +299,12 @@ def test_a_failure_is_written_even_for_a_run_deleted_meanwhile(app):
 def _deleted_by_another_request_first(app, monkeypatch, name, public_id):
     """`services.<name>` deletes the photo from another request (thread) before doing its work:
     the photo goes between a new run's commit and the answer."""
-    import threading
-
     from webapp.analyses import services
 
     original = getattr(services, name)
 
     def delete_then(*args, **kwargs):
-        def other_request():
-            with app.app_context():
-                services.delete_analysis(db.session.scalar(sa.select(Analysis).where(Analysis.public_id == public_id)))
-        other = threading.Thread(target=other_request)
-        other.start()
-        other.join()
+        delete_photo_elsewhere(app, public_id)
         return original(*args, **kwargs)
 
     monkeypatch.setattr(services, name, delete_then, raising=True)
@@ -341,17 +334,8 @@ def test_an_upload_deleted_while_the_caller_waits_is_not_found(api, app, monkeyp
     original = services.UploadResult.wait
 
     def deleted_meanwhile(result, timeout):
-        import threading
-
         finished = original(result, timeout)
-        public_id = analyses(app)[0].public_id
-
-        def other_request():
-            with app.app_context():
-                services.delete_analysis(db.session.scalar(sa.select(Analysis).where(Analysis.public_id == public_id)))
-        other = threading.Thread(target=other_request)
-        other.start()
-        other.join()
+        delete_photo_elsewhere(app, analyses(app)[0].public_id)
         return finished
 
     monkeypatch.setattr(services.UploadResult, "wait", deleted_meanwhile)

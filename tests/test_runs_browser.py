@@ -3,7 +3,7 @@ compare the two runs side by side, share B's run, open the link signed out, revo
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser import shot, sign_up
+from tests.browser import shot, sign_up, upload_and_wait
 from tests.test_runs import V8
 
 pytestmark = pytest.mark.browser
@@ -15,8 +15,7 @@ def test_rerun_with_another_model_compare_share_and_revoke(serve, coco_model, pa
     base, app = serve(YOLO_MODEL=coco_model, YOLO_MODELS=f"v8={V8}")
     sign_up(page, base, "compare@example.com")
     page.select_option("#upload-model", "default")
-    page.set_input_files("#images", str(assets / "bus.jpg"))
-    expect(page.locator(".tile.status-done")).to_have_count(1, timeout=120_000)
+    upload_and_wait(page, str(assets / "bus.jpg"), timeout=120_000)
     page.locator(".tile .name").click()
     page.wait_for_selector("#overlay g.box")
     first_url = page.url

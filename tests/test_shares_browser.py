@@ -2,7 +2,7 @@
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser import shot, sign_up
+from tests.browser import shot, sign_up, upload_and_wait
 from tests.helpers import analyses
 from tests.images import encode, sample
 from tests.test_gallery_actions import add_boxes
@@ -15,8 +15,7 @@ def test_a_shared_link_opens_signed_out_and_is_gone_once_revoked(serve, page, tm
     sign_up(page, base, "sharer@example.com")
     photo = tmp_path / "holiday.png"
     photo.write_bytes(encode(sample(640, 480), "PNG"))
-    page.set_input_files("#images", str(photo))
-    expect(page.locator(".tile.status-done")).to_have_count(1, timeout=60_000)
+    upload_and_wait(page, str(photo))
     [analysis] = analyses(app)
     add_boxes(app, analysis.public_id, [("person", 0, 0.9, (20, 20, 300, 400)), ("dog", 16, 0.6, (350, 200, 600, 460))])
     page.locator(".tile .name").click()
