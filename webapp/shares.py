@@ -10,12 +10,11 @@ slider, detection table) for anyone who has the link, without signing in.
 - The page shows no email, no other photo and no id that any other route takes: its images
   come only through the token. It is sent with `noindex` and `Referrer-Policy: no-referrer`.
 """
-from collections import Counter
 from datetime import datetime, timezone
 from typing import Optional
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, current_app, flash, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy.orm import selectinload
@@ -23,7 +22,6 @@ from sqlalchemy.orm import selectinload
 from webapp.analyses import services
 from webapp.extensions import db, limiter
 from webapp.models import Analysis, ShareLink, utcnow
-from webapp.vision.draw import class_color_hex
 
 bp = Blueprint("shares", __name__)
 
@@ -105,15 +103,8 @@ def resolve(token: str) -> ShareLink:
     return link
 
 
-def _shared(response):
-    response = make_response(response)
-    for name, value in SHARED_HEADERS.items():
-        response.headers[name] = value
-    return response
-
-
 def _gone(reason: str):
-    return _shared((render_template("shares/gone.html", reason=reason), 410))
+    return render_template("shares/gone.html", reason=reason), 410
 
 
 # ---- the owner's side ----
@@ -175,21 +166,17 @@ def view(token: str):
         db.session.execute(sa.update(ShareLink).where(ShareLink.id == link.id).values(views=ShareLink.views + 1))
         db.session.commit()
     analysis = link.analysis
-    detections = [{**d.as_dict(), "confidence": d.confidence, "index": i} for i, d in enumerate(analysis.detections)]
-    return _shared(render_template(
-        "shares/view.html", analysis=analysis, detections=detections,
-        labels=sorted({d.label for d in analysis.detections}),
-        colors={d.label: class_color_hex(d.class_id) for d in analysis.detections},
-        shown=Counter(d.label for d in analysis.visible_detections()),
+    return render_template(
+        "shares/view.html", analysis=analysis, **services.viewer(analysis),
         urls={"original": url_for("shares.image", token=token, variant="original"),
               "annotated": url_for("shares.image", token=token, variant="annotated"), "json": None},
         photo_name="Shared photo", stepping=False, expires_at=link.expires_at,
-    ))
+    )
 
 
 @bp.after_request
 def _shared_headers(response):
-    """Every answer under /s/, errors included: not indexed, no referrer."""
+    """Every answer of a shared page or image, errors included: not indexed, no referrer."""
     if request.endpoint in ("shares.view", "shares.image"):
         for name, value in SHARED_HEADERS.items():
             response.headers[name] = value
@@ -216,7 +203,7 @@ def image(token: str, variant: str):
     suffix = ".jpg" if variant == "annotated" else "." + analysis.original_path.rsplit(".", 1)[-1]
     response.headers.set("Content-Disposition", "attachment" if download else "inline",
                          filename=f"shared-{variant}{suffix}")
-    return _shared(response)
+    return response
 
 
 def init_app(app) -> None:

@@ -274,6 +274,11 @@ def lock_photos(photo_ids) -> list[int]:
     return list(db.session.scalars(sa.select(Photo.id).where(Photo.id.in_(ids)).order_by(Photo.id).with_for_update()))
 
 
+def shown_run(photo_id: int) -> Optional[Analysis]:
+    """The run the gallery shows for this photo (None once the photo is gone)."""
+    return db.session.scalar(sa.select(Analysis).where(Analysis.photo_id == photo_id, Analysis.shown))
+
+
 def latest_finished(runs: list[Analysis]) -> Optional[Analysis]:
     done = [r for r in runs if r.is_done]
     return max(done, key=lambda r: (r.finished_at, r.id)) if done else None

@@ -170,19 +170,12 @@ def detail(public_id: str):
     analysis = services.get_owned_analysis(current_user, public_id, with_detections=True)
     filters, query, _ = _filters_from_request()
     # the listing holds each photo once (the run it shows): another run of it steps from there
-    anchor = analysis if analysis.shown else db.session.scalar(
-        sa.select(Analysis).where(Analysis.photo_id == analysis.photo_id, Analysis.shown)) or analysis
+    anchor = analysis if analysis.shown else history.shown_run(analysis.photo_id) or analysis
     before, after = history.neighbours(current_user, filters, anchor)
-    # the exact confidence (not the 4 decimals of as_dict), so the page's slider counts the boxes
-    # exactly as the server draws them
-    detections = [{**d.as_dict(), "confidence": d.confidence, "index": i} for i, d in enumerate(analysis.detections)]
-    shown = Counter(d.label for d in analysis.visible_detections())
-    labels = sorted({d.label for d in analysis.detections})
-    colors = {d.label: class_color_hex(d.class_id) for d in analysis.detections}
     runs = analysis.photo.runs
     return render_template(
-        "analyses/detail.html", analysis=analysis, detections=detections, labels=labels, colors=colors,
-        shown=shown, query=query, before=before, after=after, runs=runs,
+        "analyses/detail.html", analysis=analysis, **services.viewer(analysis), query=query, before=before,
+        after=after, runs=runs,
         run_counts={r.id: Counter(d.label for d in r.visible_detections()) for r in runs if r.is_done},
         models=detection.model_names(),
     )
@@ -233,7 +226,7 @@ def delete_run(public_id: str):
     except services.OnlyRun as exc:
         flash(str(exc), "error")
         return redirect(url_for("analyses.detail", public_id=public_id))
-    shown = db.session.scalar(sa.select(Analysis).where(Analysis.photo_id == photo_id, Analysis.shown))
+    shown = history.shown_run(photo_id)
     flash("Run deleted.", "info")
     if shown is None:  # the photo went meanwhile
         return redirect(url_for("analyses.gallery"))

@@ -13,6 +13,7 @@ import re
 import time
 import unicodedata
 import uuid
+from collections import Counter
 from urllib.parse import quote
 from concurrent.futures import Future, wait
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from webapp.analyses import history, pipeline
 from webapp.extensions import db
 from webapp.models import Analysis, AnalysisStatus, Photo, User, utcnow
 from webapp.vision.detector import Box
-from webapp.vision.draw import draw_boxes, encode_jpeg
+from webapp.vision.draw import class_color_hex, draw_boxes, encode_jpeg
 from webapp.vision.images import ImageRejected, LoadedImage, load_image, stored_original, thumbnail
 
 VARIANTS = ("original", "annotated", "thumbnail")
@@ -479,6 +480,20 @@ def get_owned_analysis(user: User, public_id: str, with_detections: bool = False
     if found is None:
         abort(404, description=RUN_NOT_FOUND if exact else NOT_FOUND)
     return found
+
+
+def viewer(analysis: Analysis) -> dict:
+    """What the box viewer (`_viewer.html`, the detail and shared pages) is drawn from: each
+    detection with its exact confidence (not the 4 decimals of as_dict, so the page's slider
+    counts the boxes exactly as the server draws them) and index, the labels, their colours and
+    how many boxes of each the run shows at its own threshold."""
+    return {
+        "detections": [{**d.as_dict(), "confidence": d.confidence, "index": i}
+                       for i, d in enumerate(analysis.detections)],
+        "labels": sorted({d.label for d in analysis.detections}),
+        "colors": {d.label: class_color_hex(d.class_id) for d in analysis.detections},
+        "shown": Counter(d.label for d in analysis.visible_detections()),
+    }
 
 
 def _private(response: Response) -> Response:
