@@ -127,7 +127,7 @@ def refusals_as_problems():
 @operation(summary="Upload photos for detection", tag=TAG, query=UploadQuery, multipart=UPLOAD_BODY,
            description="202 with the queued analyses; with `wait=true`, 201 once they are finished. "
                        "Refused files are listed in `rejected` with the reason; nothing is stored for them.",
-           responses={201: UploadOut, 202: UploadOut, 401: None, 413: None, 422: None, 503: None})
+           responses={201: UploadOut, 202: UploadOut, 401: None, 404: None, 413: None, 422: None, 503: None})
 def upload():
     wait = query(UploadQuery).wait
     params = form(UploadParams)
