@@ -188,6 +188,7 @@ def test_detections_of_a_photo_with_a_non_latin_name_download_under_that_name(cl
     assert response.status_code == 200
     disposition = response.headers["Content-Disposition"]
     assert f"filename*=UTF-8''%E5%A4%8F%E3%81%AE%E6%B5%B7-{analysis.public_id[:8]}-detections.json" in disposition
+    assert f"filename=download-{analysis.public_id[:8]}-detections.json;" in disposition  # for old clients
 
 
 def test_delete_removes_rows_and_files(client, app, done):

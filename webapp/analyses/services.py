@@ -558,7 +558,9 @@ def attach(response: Response, name: str) -> Response:
         names = {"filename": name}
     except UnicodeEncodeError:
         simple = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
-        names = {"filename": simple or "download", "filename*": f"UTF-8''{quote(name, safe='')}"}
+        if not simple[:1].isalnum():  # nothing of the name was left, or only its tail ("-1a2b3c4d.json")
+            simple = "download" + simple
+        names = {"filename": simple, "filename*": f"UTF-8''{quote(name, safe='')}"}
     response.headers.set("Content-Disposition", "attachment", **names)
     return response
 
