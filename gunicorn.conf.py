@@ -12,39 +12,20 @@ control_socket_disable = True
 
 
 def post_worker_init(worker):
-    """Each worker, once started, queues again the analyses left unfinished by dead processes
-    of this host (a worker killed mid-analysis, or replaced after `max_requests`, is replaced by
-    one that takes over its queue; see pipeline.recover_interrupted); where it detects
-    itself (the thread executor) it loads and warms a model already on disk, so the first photo
-    does not wait for it (a model still to be downloaded is fetched by the detection thread when
-    the first photo comes)."""
-    from pathlib import Path
+    """Each worker, once started, does what every process does at its start
+    (webapp/jobs/lifecycle.py): it queues again the runs left unfinished by dead processes of
+    this host (a worker killed mid-analysis, or replaced after `max_requests`, is replaced by one
+    that takes over its queue) and, where it detects itself (the thread executor), loads and
+    warms a model already on disk, so the first photo does not wait for it."""
+    from webapp.jobs.lifecycle import start_process
 
-    from webapp import detection
-    from webapp.analyses.batching import batch_size
-    from webapp.analyses.pipeline import recover_interrupted
-    from webapp.vision.detector import ModelUnavailable
-
-    from webapp.deepstack import sweep_temp
-
-    with worker.wsgi.app_context():
-        recover_interrupted(requeue=True)
-        sweep_temp()
-        if detection.runs_here():
-            detector = detection.get_detector()
-            if Path(detector.settings.model).exists():
-                try:
-                    detector.load()
-                    detector.warm_up(batch_size(worker.wsgi, load=True))
-                except ModelUnavailable as exc:
-                    worker.log.error("Detection is unavailable: %s", exc)
+    start_process(worker.wsgi)
 
 
 def worker_exit(server, worker):
-    """A worker that stops finishes the analyses it is detecting and leaves the queued ones
-    pending (the next worker's start-up queues them again), rather than being torn down
-    mid-prediction."""
-    from webapp.jobs import get_runner
+    """A worker that stops finishes the runs it is detecting and leaves the queued ones pending
+    (the next worker's start-up queues them again), rather than being torn down mid-prediction."""
+    from webapp.jobs.lifecycle import stop_process
 
     if getattr(worker, "wsgi", None) is not None:
-        get_runner(worker.wsgi).close(finish=False, timeout=20)
+        stop_process(worker.wsgi, finish=False)

@@ -29,9 +29,10 @@ import sqlalchemy as sa  # noqa: E402
 
 from tests.helpers import HX, AuthActions, make_config  # noqa: E402
 from webapp import create_app  # noqa: E402
-from webapp.analyses import history  # noqa: E402
+from webapp.analyses import listing  # noqa: E402
+from webapp.library import counts  # noqa: E402
 from webapp.extensions import db  # noqa: E402
-from webapp.models import Analysis, Detection, Photo, User  # noqa: E402
+from webapp.models import Run, Detection, Photo, User  # noqa: E402
 
 REPEAT = 15
 RARE_PHOTOS = 30
@@ -59,7 +60,7 @@ def seed(n: int) -> None:
                  "model_name": "yolo11n.pt", "conf": 0.25, "iou": 0.7, "imgsz": 640,
                  "created_at": photo["created_at"], "queued_at": photo["created_at"], "attempts": 1}
                 for photo, photo_id in zip(photos, photo_ids, strict=True)]
-        ids = db.session.scalars(sa.insert(Analysis).returning(Analysis.id, sort_by_parameter_order=True), rows).all()
+        ids = db.session.scalars(sa.insert(Run).returning(Run.id, sort_by_parameter_order=True), rows).all()
         detections = []
         for index, analysis_id in enumerate(ids, start=first):
             labels = ["person"] * (rng.random() < 0.7) + ["toothbrush"] * (index in rare)
@@ -69,7 +70,7 @@ def seed(n: int) -> None:
                            for label in labels]
         db.session.execute(sa.insert(Detection), detections)
         db.session.commit()
-    history.rebuild_counts()
+    counts.rebuild_counts()
     if db.engine.dialect.name == "postgresql":  # planner statistics, as autovacuum would gather them
         db.session.execute(sa.text("ANALYZE"))
         db.session.commit()
@@ -92,9 +93,9 @@ def measure(database_url: str, n: int, tmp: Path) -> dict[str, float]:
         db.create_all()
         seed(n)
         user = db.session.scalar(sa.select(User).where(User.email == EMAIL))
-        middle = db.session.scalar(sa.select(Analysis).where(Analysis.user_id == user.id)
-                                   .order_by(Analysis.created_at.desc(), Analysis.id.desc()).offset(n // 2))
-        deep = history.encode_cursor(middle, user, history.Filters(), n // 2 // 24)
+        middle = db.session.scalar(sa.select(Run).where(Run.user_id == user.id)
+                                   .order_by(Run.created_at.desc(), Run.id.desc()).offset(n // 2))
+        deep = listing.encode_cursor(middle, user, listing.Filters(), n // 2 // 24)
     client = app.test_client()
     assert AuthActions(client).login(EMAIL, PASSWORD).status_code == 302
     token = client.post("/api/v1/auth/login", json={"email": EMAIL, "password": PASSWORD}).json["access_token"]

@@ -46,10 +46,10 @@ def app_path(model_path: str, photos: list[Path], tmp: Path) -> float:
 
     from tests.helpers import csrf_from, make_config
     from webapp import create_app
-    from webapp.detection import get_detector
+    from webapp.detection.registry import get_detector
     from webapp.extensions import db
-    from webapp.jobs import get_runner
-    from webapp.models import Analysis, AnalysisStatus
+    from webapp.jobs.scheduling import get_runner
+    from webapp.models import Run, RunStatus
 
     app = create_app(make_config(f"sqlite:///{tmp / 'bench.sqlite3'}", tmp,
                                  YOLO_MODEL=model_path, ANALYSIS_EXECUTOR="thread"))
@@ -70,7 +70,7 @@ def app_path(model_path: str, photos: list[Path], tmp: Path) -> float:
     get_runner(app).wait()
     elapsed = time.perf_counter() - started
     with app.app_context():
-        done = db.session.scalar(sa.select(sa.func.count()).where(Analysis.status == AnalysisStatus.DONE))
+        done = db.session.scalar(sa.select(sa.func.count()).where(Run.status == RunStatus.DONE))
     assert done == len(photos), f"only {done} of {len(photos)} analyses are done"
     return elapsed
 

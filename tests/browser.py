@@ -41,23 +41,32 @@ def live_server(serve, coco_model):
     return serve(YOLO_MODEL=coco_model)[0]
 
 
-@pytest.fixture
-def page(request):
+@pytest.fixture(scope="session")
+def browser():
+    """One Chromium for the whole run; each test gets a fresh context (`page`)."""
     if not Path(CHROMIUM).exists():
         pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        page = context.new_page()
-        page.set_default_timeout(30_000)
-        violations = []
-        page.on("console", lambda message: violations.append(f"{page.url}: {message.text}")
-                if "Content Security Policy" in message.text else None)
-        yield page
-        browser.close()
-    # The pages run under the app's Content-Security-Policy: any violation fails the test.
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A page in a context of its own (cookies, storage), 1280×900, under the app's CSP: any
+    violation reported in the console fails the test."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    violations = []
+    context.on("console", lambda message: violations.append(f"{message.page.url if message.page else ''}: "
+                                                            f"{message.text}")
+               if "Content Security Policy" in message.text else None)
+    yield page
+    context.close()
     assert not violations, f"Content-Security-Policy violations: {violations}"
 
 

@@ -17,7 +17,7 @@ os.environ.setdefault("YOLO_CONFIG_DIR", tempfile.mkdtemp(prefix="yolo-config-")
 import pytest  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
-from tests.browser import live_server, page, serve  # noqa: E402,F401  (fixtures of the browser tests)
+from tests.browser import browser, live_server, page, serve  # noqa: E402,F401  (fixtures of the browser tests)
 from tests.helpers import ApiActions, AuthActions, make_config  # noqa: E402
 from webapp import create_app  # noqa: E402
 from webapp.config import BASE_DIR  # noqa: E402
@@ -85,7 +85,7 @@ def make_app(database_url, tmp_path):
 
     yield factory
     for app in apps:
-        from webapp.jobs import get_runner
+        from webapp.jobs.scheduling import get_runner
 
         get_runner(app).wait(timeout=60)
         get_runner(app).close()

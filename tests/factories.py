@@ -5,9 +5,9 @@ from collections import Counter
 import sqlalchemy as sa
 
 from tests.helpers import PASSWORD
-from webapp.analyses import history
+from webapp.library import counts
 from webapp.extensions import db
-from webapp.models import Analysis, AnalysisStatus, Detection, Photo, User, utcnow
+from webapp.models import Run, RunStatus, Detection, Photo, User, utcnow
 
 PHOTO_FIELDS = ("original_filename", "original_path", "thumbnail_path", "width", "height", "sha256",
                 "stored_bytes")
@@ -25,7 +25,7 @@ def user(email="ada@example.com", password=PASSWORD) -> User:
     return made
 
 
-def analysis(owner: User, status=AnalysisStatus.DONE, labels=(), **values) -> Analysis:
+def analysis(owner: User, status=RunStatus.DONE, labels=(), **values) -> Run:
     """A committed analysis of `owner` with a detection per (label, confidence) in `labels`.
     Needs an app context. Its files are not written (the paths are unique, the folder empty)."""
     folder = f"{owner.id}/{os.urandom(8).hex()}"
@@ -36,21 +36,21 @@ def analysis(owner: User, status=AnalysisStatus.DONE, labels=(), **values) -> An
     if "public_id" in values:
         photo.public_id = values["public_id"]
     fields = dict(model_name="m", conf=0.25, iou=0.7, imgsz=640, status=status, created_at=photo.created_at)
-    made = Analysis(owner=owner, photo=photo, **{**fields, **values})
+    made = Run(owner=owner, photo=photo, **{**fields, **values})
     made.detections = [
         Detection(class_id=i, label=label, confidence=conf, x1=0, y1=0, x2=10, y2=10)
         for i, (label, conf) in enumerate(labels)
     ]
     db.session.add(made)
     db.session.flush()
-    history.count_created(owner.id)  # the kept counts, as the upload and the pipeline keep them
-    if made.status == AnalysisStatus.DONE:
-        history.record_labels(made, Counter(d.label for d in made.detections if d.confidence >= made.conf))
+    counts.count_created(owner.id)  # the kept counts, as the upload and the pipeline keep them
+    if made.status == RunStatus.DONE:
+        counts.record_labels(made, Counter(d.label for d in made.detections if d.confidence >= made.conf))
     db.session.commit()
     return made
 
 
-def add_analysis(app, status=AnalysisStatus.DONE, labels=(), user_email="ada@example.com", **values) -> Analysis:
+def add_analysis(app, status=RunStatus.DONE, labels=(), user_email="ada@example.com", **values) -> Run:
     """`analysis()` for `user_email` (made if missing), in its own app context; returned detached."""
     with app.app_context():
         made = analysis(user(user_email), status=status, labels=labels, **values)

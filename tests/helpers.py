@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from webapp.config import BASE_DIR, TestConfig
 from webapp.extensions import db
-from webapp.models import Analysis
+from webapp.models import Run
 
 PASSWORD = "correct horse battery"
 HX = {"HX-Request": "true"}
@@ -137,10 +137,10 @@ def stored_files(app) -> list[Path]:
     return sorted(p for p in Path(app.config["UPLOAD_DIR"]).rglob("*") if p.is_file())
 
 
-def analyses(app) -> list[Analysis]:
+def analyses(app) -> list[Run]:
     """Every analysis row, oldest first, detached with its detections loaded."""
     with app.app_context():
-        rows = db.session.scalars(sa.select(Analysis).order_by(Analysis.id)).all()
+        rows = db.session.scalars(sa.select(Run).order_by(Run.id)).all()
         for row in rows:
             _ = row.detections
         db.session.expunge_all()
@@ -152,11 +152,11 @@ def delete_photo_elsewhere(app, public_id: str) -> None:
     session, committed before this returns."""
     import threading
 
-    from webapp.analyses import services
+    from webapp.analyses import removal
 
     def other_request():
         with app.app_context():
-            services.delete_analysis(db.session.scalar(sa.select(Analysis).where(Analysis.public_id == public_id)))
+            removal.delete_photo(db.session.scalar(sa.select(Run).where(Run.public_id == public_id)))
 
     other = threading.Thread(target=other_request)
     other.start()
@@ -264,8 +264,8 @@ class Workers:
 
     def wait_until_answering(self, seconds=90):
         """Until a worker answers a ping and its process has reported its model (loaded at start)."""
-        from webapp.detection import REPORT_KEY
-        from webapp.jobs import get_runner
+        from webapp.detection.status import REPORT_KEY
+        from webapp.jobs.scheduling import get_runner
 
         broker = redis.Redis.from_url(self.app.config["CELERY_BROKER_URL"])
         deadline = time.monotonic() + seconds

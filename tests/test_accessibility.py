@@ -58,7 +58,7 @@ def test_gallery_and_detail_have_no_serious_accessibility_violations(serve, coco
     page.reload()
     audit("gallery")
     page.locator(".tile .name", has_text="bus.jpg").click()
-    page.wait_for_selector("#overlay g.box")
+    page.wait_for_selector("#overlay g.box:visible")
     audit("detail")
     page.goto(base + "/account")
     audit("account")

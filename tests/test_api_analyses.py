@@ -46,7 +46,7 @@ def test_upload_answers_202_and_location_without_wait(make_app):
     response = api.upload(("photo.png", encode(sample(), "PNG")))
     assert response.status_code == 202
     assert response.headers["Location"] == response.json["analyses"][0]["urls"]["self"]
-    from webapp.jobs import get_runner
+    from webapp.jobs.scheduling import get_runner
 
     assert get_runner(app).wait(timeout=120)
     assert api.get(response.headers["Location"]).json["status"] == "done"
@@ -80,7 +80,7 @@ def test_rejected_files_are_reported_per_file_and_nothing_is_stored_for_them(api
     assert response.status_code == 201
     assert response.json["rejected"] == [{"filename": "notes.jpg", "reason": response.json["rejected"][0]["reason"]}]
     assert "not an image" in response.json["rejected"][0]["reason"]
-    assert [a.original_filename for a in analyses(app)] == ["photo.png"]
+    assert [a.photo.original_filename for a in analyses(app)] == ["photo.png"]
 
 
 def test_an_upload_with_only_bad_files_is_422(api, app):
@@ -304,7 +304,7 @@ def test_cors_allows_configured_origins_on_the_api_only(make_app):
 
 def test_an_unexpected_error_is_a_500_problem_and_rolls_back(api, app, monkeypatch):
     api.user()
-    break_function(monkeypatch, "webapp.analyses.history.labels_of")
+    break_function(monkeypatch, "webapp.analyses.listing.labels_of")
     response = api.get("/api/v1/analyses")
     assert response.status_code == 500 and response.mimetype == "application/problem+json"
     assert "boom" not in response.get_data(as_text=True)

@@ -10,7 +10,7 @@ from tests.factories import add_analysis
 from tests.helpers import PASSWORD, ApiActions, fresh_redis
 from webapp.extensions import db
 from webapp.models import RefreshToken, User
-from webapp.auth.services import PASSWORD_MIN_LENGTH
+from webapp.auth.accounts import PASSWORD_MIN_LENGTH
 from webapp.auth.tokens import hash_token
 
 

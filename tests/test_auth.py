@@ -151,7 +151,7 @@ def test_login_form_is_rate_limited_per_address(make_app, auth_factory):
 
 def test_an_unexpected_error_shows_a_friendly_500_page(client, auth, monkeypatch):
     auth.signup()
-    break_function(monkeypatch, "webapp.analyses.history.label_summary")
+    break_function(monkeypatch, "webapp.analyses.listing.label_summary")
     response = client.get("/analyses")
     assert response.status_code == 500
     assert "Something went wrong on our side" in response.get_data(as_text=True)

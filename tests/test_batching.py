@@ -10,12 +10,12 @@ import sqlalchemy as sa
 from tests.conftest import COCO128, SHARED
 from tests.helpers import ApiActions, analyses, stored_files
 from tests.images import encode, sample
-from webapp.analyses import history
-from webapp.analyses.pipeline import run_analysis
-from webapp.detection import get_detector
+from webapp.library import counts
+from webapp.jobs.queue import run_analysis
+from webapp.detection.registry import get_detector
 from webapp.extensions import db
-from webapp.jobs import get_runner
-from webapp.models import AnalysisStatus
+from webapp.jobs.scheduling import get_runner
+from webapp.models import RunStatus
 from webapp.vision.detector import Detector, DetectorSettings
 
 ONNX_MODEL = SHARED / "models" / "yolov8n_dynamic_quantized.onnx"
@@ -86,7 +86,7 @@ def test_analyses_waiting_together_are_detected_in_one_batch(make_app, monkeypat
     gate.open()
     assert get_runner(app).wait(timeout=120)
     assert gate.sizes[0] == 1 and max(gate.sizes) == 4 and sum(gate.sizes) == 9
-    assert {a.status for a in analyses(app)} == {AnalysisStatus.DONE}
+    assert {a.status for a in analyses(app)} == {RunStatus.DONE}
 
 
 def test_a_batch_is_stored_with_one_insert_of_detections_and_one_commit(make_app, monkeypatch):
@@ -144,7 +144,7 @@ def test_a_flood_of_queued_uploads_holds_a_bounded_number_of_decoded_photos(make
     assert get_runner(app).wait(timeout=120)
     assert stream.held_images() == 0
     rows = analyses(app)
-    assert len(rows) == 40 and {a.status for a in rows} == {AnalysisStatus.DONE}
+    assert len(rows) == 40 and {a.status for a in rows} == {RunStatus.DONE}
 
 
 def test_a_photo_that_breaks_a_batched_prediction_fails_alone(make_app, monkeypatch):
@@ -157,20 +157,20 @@ def test_a_photo_that_breaks_a_batched_prediction_fails_alone(make_app, monkeypa
     gate.open()
     assert get_runner(app).wait(timeout=120)
     assert gate.sizes == [1, 3, 1, 1, 1]  # the batch failed, then each photo was tried alone
-    by_width = {a.width: a for a in analyses(app)}
-    assert by_width[97].status == AnalysisStatus.FAILED and by_width[97].annotated_path is None
-    assert {by_width[w].status for w in (200, 96, 98)} == {AnalysisStatus.DONE}
+    by_width = {a.photo.width: a for a in analyses(app)}
+    assert by_width[97].status == RunStatus.FAILED and by_width[97].annotated_path is None
+    assert {by_width[w].status for w in (200, 96, 98)} == {RunStatus.DONE}
     assert not [p for p in stored_files(app) if p.name.startswith(".tmp")]
     assert len([p for p in stored_files(app) if p.name == "annotated.jpg"]) == 3
     with app.app_context():
-        assert history.check_counts() == []
+        assert counts.check_counts() == []
 
 
 def test_a_photo_read_again_from_storage_has_the_pixels_the_upload_decoded(make_app):
     """Past the window an analysis reads its stored original again (with OpenCV): it must see
     exactly what the upload decoded (with Pillow), or its boxes would depend on the queue."""
-    from webapp.analyses.pipeline import read_original
-    from webapp.analyses.services import accept_upload
+    from webapp.jobs.pipeline import read_original
+    from webapp.analyses.uploads import accept as accept_upload
     from tests import factories
 
     app = make_app()
@@ -180,7 +180,7 @@ def test_a_photo_read_again_from_storage_has_the_pixels_the_upload_decoded(make_
         owner = factories.user()
         for name, data in files:
             analysis, loaded = accept_upload(owner, name, data)
-            again = read_original(analysis.original_path)
+            again = read_original(analysis.photo.original_path)
             assert again.shape == loaded.bgr_array().shape and (again == loaded.bgr_array()).all(), name
 
 
@@ -205,7 +205,7 @@ def test_the_first_upload_does_not_wait_for_the_model_to_load(make_app, monkeypa
     assert loading.wait(30)
     release.set()
     assert get_runner(app).wait(timeout=120)
-    assert [a.status for a in analyses(app)] == [AnalysisStatus.DONE]
+    assert [a.status for a in analyses(app)] == [RunStatus.DONE]
 
 
 def test_closing_without_finishing_leaves_the_queued_analyses_pending(make_app, monkeypatch):
@@ -220,8 +220,8 @@ def test_closing_without_finishing_leaves_the_queued_analyses_pending(make_app, 
     closing.join(60)
     assert not closing.is_alive()
     statuses = [a.status for a in analyses(app)]
-    assert AnalysisStatus.DONE in statuses and AnalysisStatus.PENDING in statuses
-    assert set(statuses) <= {AnalysisStatus.DONE, AnalysisStatus.PENDING}
+    assert RunStatus.DONE in statuses and RunStatus.PENDING in statuses
+    assert set(statuses) <= {RunStatus.DONE, RunStatus.PENDING}
     assert not [p for p in stored_files(app) if p.name.startswith(".tmp")]
     with app.app_context():
-        assert history.check_counts() == []
+        assert counts.check_counts() == []

@@ -9,13 +9,13 @@ from playwright.sync_api import expect
 from tests.browser import shot, sign_up, upload_and_wait
 from tests.helpers import ApiActions, analyses
 from tests.images import encode, sample
-from webapp.errors import too_large_message
+from webapp.web.limits import too_large_message
 
 pytestmark = pytest.mark.browser
 
 
 def drawn_boxes(page) -> int:
-    return page.locator("#overlay g.box").count()
+    return page.locator("#overlay g.box:visible").count()
 
 
 def test_upload_filter_inspect_and_delete(live_server, page, assets, request):
@@ -38,7 +38,7 @@ def test_upload_filter_inspect_and_delete(live_server, page, assets, request):
     assert page.locator(".tile").count() == 2
 
     page.locator(".tile .name", has_text="bus.jpg").click()
-    page.wait_for_selector("#overlay g.box")
+    page.wait_for_selector("#overlay g.box:visible")
     at_default = drawn_boxes(page)
     assert at_default >= 5
     slider = page.locator("#conf")
@@ -229,7 +229,7 @@ def test_gallery_tiles_show_box_badges_and_local_times_in_light_dark_and_phone_s
             page.set_viewport_size({"width": width, "height": height})
             shot(page, request, f"gallery-{scheme}-{width}")
             page.locator(".tile .name", has_text="bus.jpg").click()
-            page.wait_for_selector("#overlay g.box")
+            page.wait_for_selector("#overlay g.box:visible")
             shot(page, request, f"detail-{scheme}-{width}")
             page.go_back()
             page.wait_for_selector(".tile")

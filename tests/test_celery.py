@@ -14,10 +14,12 @@ import redis
 from tests.factories import add_analysis
 from tests.helpers import ApiActions, Workers, analyses, fresh_redis, stored_files, upload, worker_env
 from tests.images import encode, sample
-from webapp.analyses.pipeline import GAVE_UP, recover_interrupted, run_analysis
+from webapp.jobs.pipeline import GAVE_UP
+from webapp.jobs.queue import run_analysis
+from webapp.jobs.recovery import fail_interrupted
 from webapp.config import BASE_DIR
 from webapp.extensions import db
-from webapp.models import AnalysisStatus
+from webapp.models import RunStatus
 
 REDIS_URL = "redis://127.0.0.1:6379/13"  # a database of its own, flushed by each test
 
@@ -70,7 +72,7 @@ def test_a_worker_that_finds_several_analyses_waiting_detects_them_in_batches(ce
     assert api.upload(*photos).status_code == 202  # queued on the broker before any worker runs
     workers.start(DETECT_BATCH="4", DETECT_THREADS="2", DETECT_BATCH_WAIT_MS="3000", LOG_LEVEL="DEBUG")
     for row in analyses(celery_app):
-        assert wait_for_status(celery_app, row.public_id, {AnalysisStatus.DONE}).status == AnalysisStatus.DONE
+        assert wait_for_status(celery_app, row.public_id, {RunStatus.DONE}).status == RunStatus.DONE
     log = (workers.logs / "worker-0.log").read_text(errors="replace")
     assert "concurrency: 10 (thread)" in log  # 2 batches in flight + the reading/drawing threads
     sizes = [int(n) for n in re.findall(r"Detected a batch of (\d+)", log)]
@@ -86,7 +88,7 @@ def test_a_queued_task_carries_the_analysis_id_and_nothing_else(celery_app, brok
     [row] = analyses(celery_app)
     assert body["headers"]["task"] == "webapp.analyses.pipeline.run_analysis"
     assert body["headers"]["argsrepr"] == f"({row.id},)" and len(message) < 4096
-    assert row.status == AnalysisStatus.PENDING and row.worker == "celery"
+    assert row.status == RunStatus.PENDING and row.worker == "celery"
 
 
 @pytest.mark.real_model
@@ -99,37 +101,37 @@ def test_a_worker_killed_mid_analysis_is_replaced_and_the_analysis_ends_done_onc
     big = encode(sample(6000, 4500), "JPEG")  # 27 MP at imgsz 2048: a few seconds of work to interrupt
     for _ in range(5):
         public_id = api.upload(("big.jpg", big), imgsz="2048").json["analyses"][0]["id"]
-        caught = wait_for_status(celery_app, public_id, {AnalysisStatus.RUNNING, AnalysisStatus.DONE})
-        if caught.status == AnalysisStatus.RUNNING:
+        caught = wait_for_status(celery_app, public_id, {RunStatus.RUNNING, RunStatus.DONE})
+        if caught.status == RunStatus.RUNNING:
             break
-    assert caught.status == AnalysisStatus.RUNNING, "never caught an analysis running"
+    assert caught.status == RunStatus.RUNNING, "never caught an analysis running"
     workers.kill(first)
-    assert wait_for_status(celery_app, public_id, {AnalysisStatus.RUNNING}).status == AnalysisStatus.RUNNING
+    assert wait_for_status(celery_app, public_id, {RunStatus.RUNNING}).status == RunStatus.RUNNING
     time.sleep(celery_app.config["CELERY_VISIBILITY_TIMEOUT"] + 1)
     workers.start()
-    done = wait_for_status(celery_app, public_id, {AnalysisStatus.DONE, AnalysisStatus.FAILED})
-    assert done.status == AnalysisStatus.DONE, (done.error, workers.log())
+    done = wait_for_status(celery_app, public_id, {RunStatus.DONE, RunStatus.FAILED})
+    assert done.status == RunStatus.DONE, (done.error, workers.log())
     assert done.attempts == 2 and done.worker != caught.worker
     boxes = [(d.class_id, round(d.confidence, 4), round(d.x1), round(d.y1)) for d in done.detections]
     assert len(boxes) == len(set(boxes))  # exactly one set, nothing inserted twice
-    folder = Path(celery_app.config["UPLOAD_DIR"]) / done.folder
+    folder = Path(celery_app.config["UPLOAD_DIR"]) / done.photo.folder
     assert sorted(p.name for p in folder.iterdir()) == ["annotated.jpg", "original.jpg", "thumbnail.jpg"]
 
 
 def test_a_photo_that_keeps_killing_its_worker_is_given_up(celery_app):
     """Its fourth start (ANALYSIS_MAX_ATTEMPTS = 3) marks it failed instead of running it."""
-    stuck = add_analysis(celery_app, status=AnalysisStatus.PENDING, attempts=3, worker="celery")
+    stuck = add_analysis(celery_app, status=RunStatus.PENDING, attempts=3, worker="celery")
     with celery_app.app_context():
         run_analysis(stuck.id)
     [row] = analyses(celery_app)
-    assert row.status == AnalysisStatus.FAILED and row.error == GAVE_UP.format(n=3)
+    assert row.status == RunStatus.FAILED and row.error == GAVE_UP.format(n=3)
 
 
 def test_a_web_restart_leaves_work_on_the_broker_alone(celery_app):
-    add_analysis(celery_app, status=AnalysisStatus.PENDING, worker="celery")
+    add_analysis(celery_app, status=RunStatus.PENDING, worker="celery")
     with celery_app.app_context():
-        assert recover_interrupted() == 0
-    assert analyses(celery_app)[0].status == AnalysisStatus.PENDING
+        assert fail_interrupted() == 0
+    assert analyses(celery_app)[0].status == RunStatus.PENDING
 
 
 def test_with_the_broker_down_an_upload_is_refused_and_nothing_is_stored(make_app, auth_factory):
@@ -187,8 +189,8 @@ def test_the_web_tier_never_imports_torch(make_app, broker, tmp_path):
 
 def running_row_with_its_photo(app, worker: str):
     """A `running` analysis whose stored original exists, claimed by `worker`."""
-    row = add_analysis(app, status=AnalysisStatus.RUNNING, worker=worker)
-    folder = Path(app.config["UPLOAD_DIR"]) / row.folder
+    row = add_analysis(app, status=RunStatus.RUNNING, worker=worker)
+    folder = Path(app.config["UPLOAD_DIR"]) / row.photo.folder
     folder.mkdir(parents=True)
     (folder / "original.jpg").write_bytes(encode(sample(), "JPEG"))
     return row
@@ -203,63 +205,63 @@ def test_a_redelivered_task_takes_over_unless_its_claimant_is_alive_here(
         celery_app, monkeypatch, claimant, taken_over):
     import socket
 
-    from webapp import jobs
+    from webapp.jobs import processes as jobs_processes, scheduling as jobs
 
-    worker = claimant.format(here=socket.gethostname(), alive=jobs.worker_id())
+    worker = claimant.format(here=socket.gethostname(), alive=jobs_processes.worker_id())
     row = running_row_with_its_photo(celery_app, worker)
     monkeypatch.setattr(jobs, "redelivered", lambda: True)  # what the broker flags on a redelivery
     with celery_app.app_context():
         run_analysis(row.id)
     [after] = analyses(celery_app)
     if taken_over:
-        assert after.status == AnalysisStatus.DONE and after.attempts == 1 and after.worker != worker
+        assert after.status == RunStatus.DONE and after.attempts == 1 and after.worker != worker
     else:
-        assert after.status == AnalysisStatus.RUNNING and after.attempts == 0 and after.worker == worker
+        assert after.status == RunStatus.RUNNING and after.attempts == 0 and after.worker == worker
 
 
 def test_a_task_delivered_once_never_takes_over_a_running_analysis(celery_app):
     row = running_row_with_its_photo(celery_app, "celery:another-host:4242:1")
     with celery_app.app_context():
         run_analysis(row.id)
-    assert analyses(celery_app)[0].status == AnalysisStatus.RUNNING
+    assert analyses(celery_app)[0].status == RunStatus.RUNNING
 
 
 def test_a_worker_start_queues_again_what_the_broker_lost(celery_app, broker):
     import socket
 
-    lost = add_analysis(celery_app, status=AnalysisStatus.PENDING, worker="celery")  # message gone
-    orphan = add_analysis(celery_app, status=AnalysisStatus.RUNNING,
+    lost = add_analysis(celery_app, status=RunStatus.PENDING, worker="celery")  # message gone
+    orphan = add_analysis(celery_app, status=RunStatus.RUNNING,
                           worker=f"celery:{socket.gethostname()}:999999:1")  # its worker died
     with celery_app.app_context():
-        from webapp.analyses.pipeline import requeue_lost
+        from webapp.jobs.recovery import requeue_lost
 
         assert requeue_lost() == 2
     queued = [json.loads(m)["headers"]["argsrepr"] for m in redis.Redis.from_url(broker).lrange("detect", 0, -1)]
     assert sorted(queued) == sorted([f"({lost.id},)", f"({orphan.id},)"])
-    assert {a.status for a in analyses(celery_app)} == {AnalysisStatus.PENDING}
+    assert {a.status for a in analyses(celery_app)} == {RunStatus.PENDING}
 
 
 def test_a_worker_start_does_not_duplicate_what_the_broker_still_holds(celery_app, broker):
     api = ApiActions(celery_app.test_client()).user()
     api.upload(("photo.png", encode(sample(), "PNG")))  # queued, no worker yet
     with celery_app.app_context():
-        from webapp.analyses.pipeline import requeue_lost
+        from webapp.jobs.recovery import requeue_lost
 
         assert requeue_lost() == 0
     assert redis.Redis.from_url(broker).llen("detect") == 1
 
 
 def test_detection_is_available_when_any_worker_reports_a_working_model(celery_app, broker):
-    from webapp import detection
+    from webapp.detection import status as detection_status
 
     reports = redis.Redis.from_url(broker)
     working = {"model": "m", "names": {"0": "person"}, "reason": None, "fix": None, "at": 1}
     broken = {"model": "m", "names": None, "reason": "the detection model could not be loaded", "fix": "f", "at": 2}
-    reports.hset(detection.REPORT_KEY, mapping={"a:1:1": json.dumps(working), "b:2:2": json.dumps(broken)})
+    reports.hset(detection_status.REPORT_KEY, mapping={"a:1:1": json.dumps(working), "b:2:2": json.dumps(broken)})
     with celery_app.app_context():
-        assert detection.availability() is None and detection.class_names() == {0: "person"}
-        reports.hdel(detection.REPORT_KEY, "a:1:1")  # the working worker stopped
-        assert detection.availability().reason == "the detection model could not be loaded"
+        assert detection_status.availability() is None and detection_status.class_names() == {0: "person"}
+        reports.hdel(detection_status.REPORT_KEY, "a:1:1")  # the working worker stopped
+        assert detection_status.availability().reason == "the detection model could not be loaded"
 
 
 def test_wait_is_not_honoured_when_every_waiting_slot_is_taken(celery_app, monkeypatch):

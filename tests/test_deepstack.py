@@ -75,7 +75,7 @@ def test_a_key_that_keeps_detections_stores_each_call_as_an_analysis(app, client
     assert body["success"] is True and "bus" in {p["label"] for p in body["predictions"]}
     [row] = analyses(app)
     assert row.status == "done" and row.conf == 0.4
-    assert sorted(p["label"] for p in body["predictions"]) == sorted(d.label for d in row.visible_detections())
+    assert sorted(p["label"] for p in body["predictions"]) == sorted(d.label for d in row.detections_at())
 
 
 @pytest.mark.parametrize("form, status, words", [
@@ -170,12 +170,12 @@ def test_a_new_keys_secret_is_never_cached(app, client, auth):
 def test_photos_a_dead_web_process_left_behind_are_swept(app):
     import os
 
-    from webapp import deepstack, storage
+    from webapp import storage
 
     with app.app_context():
-        storage.save(f"{deepstack.TEMP_FOLDER}/old.jpg", b"x")
-        storage.save(f"{deepstack.TEMP_FOLDER}/new.jpg", b"x")
-        old = storage.absolute(f"{deepstack.TEMP_FOLDER}/old.jpg")
+        storage.save(f"{storage.TEMPORARY_FOLDER}/old.jpg", b"x")
+        storage.save(f"{storage.TEMPORARY_FOLDER}/new.jpg", b"x")
+        old = storage.absolute(f"{storage.TEMPORARY_FOLDER}/old.jpg")
         os.utime(old, (time.time() - 7200, time.time() - 7200))
-        assert deepstack.sweep_temp() == 1
-        assert not old.exists() and storage.absolute(f"{deepstack.TEMP_FOLDER}/new.jpg").exists()
+        assert storage.sweep_temporary() == 1
+        assert not old.exists() and storage.absolute(f"{storage.TEMPORARY_FOLDER}/new.jpg").exists()

@@ -23,7 +23,7 @@ def test_a_csv_export_never_starts_a_cell_with_a_formula_character(client, auth,
 def test_a_private_image_is_revalidated_every_time(client, auth, app):
     auth.signup()
     analysis = add_analysis(app)
-    stored = Path(app.config["UPLOAD_DIR"], analysis.original_path)
+    stored = Path(app.config["UPLOAD_DIR"], analysis.photo.original_path)
     stored.parent.mkdir(parents=True)
     stored.write_bytes(encode(sample(), "JPEG"))
     response = client.get(f"/analyses/{analysis.public_id}/image/original")

@@ -191,9 +191,10 @@ def test_a_yolo_export_is_a_dataset_ultralytics_loads_and_validates_on(make_app,
     rows = {exports.dataset_stem(a): a for a in analyses(app)}
     assert set(read_back) == set(rows)
     for stem, analysis in rows.items():
-        label, shown = read_back[stem], analysis.visible_detections()
-        expected = np.array([[(d.x1 + d.x2) / 2 / analysis.width, (d.y1 + d.y2) / 2 / analysis.height,
-                              (d.x2 - d.x1) / analysis.width, (d.y2 - d.y1) / analysis.height] for d in shown])
+        label, shown = read_back[stem], analysis.detections_at()
+        width, height = analysis.photo.width, analysis.photo.height
+        expected = np.array([[(d.x1 + d.x2) / 2 / width, (d.y1 + d.y2) / 2 / height,
+                              (d.x2 - d.x1) / width, (d.y2 - d.y1) / height] for d in shown])
         assert label["cls"].ravel().tolist() == [d.class_id for d in shown]
         assert np.allclose(label["bboxes"], expected.reshape(-1, 4), atol=1e-5)
 
@@ -220,11 +221,11 @@ def test_the_id_scheme_comes_from_the_stored_detections_not_from_a_worker_being_
 
 def test_the_bulk_yolo_export_is_always_a_dataset_of_finished_analyses(app, client):
     from tests.factories import add_analysis
-    from webapp.models import AnalysisStatus
+    from webapp.models import RunStatus
 
     api = ApiActions(client).user()
     add_analysis(app, labels=[("class1", 0.9)])
-    add_analysis(app, status=AnalysisStatus.PENDING)
+    add_analysis(app, status=RunStatus.PENDING)
     one = export(client, api, "yolo", label="class1")
     assert one.mimetype == "application/zip"
     names = zipfile.ZipFile(io.BytesIO(one.data)).namelist()

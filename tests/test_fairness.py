@@ -1,5 +1,5 @@
 """One user's backlog does not starve another's photos: a user's photos are queued at a lower
-priority the more of theirs are already waiting (services.fair_priority), in the thread
+priority the more of theirs are already waiting (priorities.fair_priority), in the thread
 executor's stream and on the Celery broker. A queues 200 photos, then B one: B's is done before
 A's 20th."""
 import threading
@@ -9,9 +9,9 @@ import pytest
 
 from tests.helpers import ApiActions, Workers, analyses, fresh_redis
 from tests.images import encode, sample
-from webapp import jobs
-from webapp.analyses import pipeline, services
-from webapp.models import AnalysisStatus
+from webapp.jobs import scheduling as jobs
+from webapp.jobs import pipeline, priorities
+from webapp.models import RunStatus
 
 BACKLOG = 200
 BROKER = "redis://127.0.0.1:6379/14"
@@ -31,15 +31,15 @@ def wait_all_finished(app, seconds=180):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         rows = analyses(app)
-        if all(row.status not in AnalysisStatus.active() for row in rows):
+        if all(row.status not in RunStatus.active() for row in rows):
             return rows
         time.sleep(0.2)
     raise AssertionError("the analyses did not finish")
 
 
 def assert_b_before_a_20th(rows):
-    assert {row.status for row in rows} == {AnalysisStatus.DONE}
-    b_row = next(row for row in rows if row.original_filename == "b.png")
+    assert {row.status for row in rows} == {RunStatus.DONE}
+    b_row = next(row for row in rows if row.photo.original_filename == "b.png")
     a_done = sorted(row.finished_at for row in rows if row.user_id != b_row.user_id)
     assert len(a_done) == BACKLOG
     assert b_row.finished_at < a_done[19], (
@@ -49,7 +49,7 @@ def assert_b_before_a_20th(rows):
 @pytest.mark.parametrize("queued, priority", [(0, 0), (7, 0), (8, 3), (31, 3), (32, 6), (127, 6), (128, 9),
                                               (10_000, 9)])
 def test_a_users_photos_go_lower_the_more_of_theirs_are_queued(queued, priority):
-    assert services.fair_priority(queued) == priority
+    assert priorities.fair_priority(queued) == priority
 
 
 def test_the_thread_executor_runs_another_users_photo_before_a_long_backlog(make_app, monkeypatch):

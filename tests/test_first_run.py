@@ -11,9 +11,10 @@ import pytest
 from tests.factories import add_analysis
 from tests.helpers import HX, ApiActions, analyses, post_form, upload
 from tests.images import encode, sample
-from webapp import detection
-from webapp.analyses.pipeline import INTERRUPTED, UNAVAILABLE
-from webapp.models import AnalysisStatus
+from webapp.detection import registry, status as detection_status
+from webapp.jobs.pipeline import UNAVAILABLE
+from webapp.jobs.recovery import INTERRUPTED
+from webapp.models import RunStatus
 from webapp.vision.detector import ModelUnavailable
 
 BANNER = "Detection is unavailable:"
@@ -32,7 +33,7 @@ def failed(bare, auth_factory):
     auth.signup()
     upload(client, photo())
     [analysis] = analyses(bare)
-    assert analysis.status == AnalysisStatus.FAILED
+    assert analysis.status == RunStatus.FAILED
     return client, analysis
 
 
@@ -52,7 +53,7 @@ def test_a_model_in_the_models_folder_is_used_without_any_setting(bare, auth_fac
     auth.signup()
     upload(client, photo())
     [analysis] = analyses(bare)
-    assert analysis.status == AnalysisStatus.DONE
+    assert analysis.status == RunStatus.DONE
     assert analysis.model_name == random_weights.name  # its name: no server path is shown
 
 
@@ -116,7 +117,7 @@ def test_online_the_default_model_is_downloaded_into_the_models_folder(make_app,
     shows the attempt and a clear failure whatever the network.)"""
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
     app = make_app(YOLO_MODEL="", YOLO_OFFLINE=False)
-    settings = detection.settings_for(app.config)
+    settings = registry.settings_for(app.config)
     assert settings.model == f"{app.config['MODELS_DIR']}/yolo11n.pt" and settings.download
     api = ApiActions(app.test_client()).user()
     with caplog.at_level(logging.INFO, logger="webapp"):
@@ -125,14 +126,14 @@ def test_online_the_default_model_is_downloaded_into_the_models_folder(make_app,
     assert (f"Downloading the YOLO model yolo11n.pt from https://github.com/ultralytics/assets/releases "
             f"into {app.config['MODELS_DIR']}/") in caplog.text
     with app.app_context():
-        assert detection.availability().reason == "the detection model could not be downloaded"
+        assert detection_status.availability().reason == "the detection model could not be downloaded"
     models = Path(app.config["MODELS_DIR"])
     assert not models.exists() or not any(models.iterdir())  # no partial download left behind
 
 
 def test_a_bare_weights_name_is_kept_in_the_models_folder(make_app):
     app = make_app(YOLO_MODEL="yolo11s.pt", YOLO_OFFLINE=False)
-    settings = detection.settings_for(app.config)
+    settings = registry.settings_for(app.config)
     assert settings.model == f"{app.config['MODELS_DIR']}/yolo11s.pt" and settings.download
 
 
@@ -143,7 +144,7 @@ def test_retry_all_failed_runs_them_once_a_model_is_added(bare, auth_factory, ra
     install_model(bare, random_weights)  # no restart: the folder is looked at on every use
     response = post_form(client, "/analyses/retry-failed")
     assert response.status_code == 302 and response.location == "/analyses"
-    assert [a.status for a in analyses(bare)] == [AnalysisStatus.DONE, AnalysisStatus.DONE]
+    assert [a.status for a in analyses(bare)] == [RunStatus.DONE, RunStatus.DONE]
     page = client.get("/analyses").get_data(as_text=True)
     assert BANNER not in page and "Retry all failed" not in page and "Retrying 2 photo(s)." in page
 
@@ -207,7 +208,7 @@ def test_a_failed_download_is_not_tried_again_for_every_photo(make_app, monkeypa
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
     app = make_app(YOLO_MODEL="", YOLO_OFFLINE=False)
     with app.app_context():
-        detector = detection.get_detector()
+        detector = registry.get_detector()
         with pytest.raises(ModelUnavailable) as first:
             detector.load()
         with pytest.raises(ModelUnavailable) as second:
@@ -218,11 +219,11 @@ def test_a_failed_download_is_not_tried_again_for_every_photo(make_app, monkeypa
 def test_retry_all_failed_leaves_other_users_alone(bare, auth_factory, random_weights):
     client, auth = auth_factory(bare)
     auth.signup()
-    theirs = add_analysis(bare, status=AnalysisStatus.FAILED, user_email="eve@example.com")
+    theirs = add_analysis(bare, status=RunStatus.FAILED, user_email="eve@example.com")
     install_model(bare, random_weights)
     post_form(client, "/analyses/retry-failed", headers=HX)
     [row] = analyses(bare)
-    assert row.id == theirs.id and row.status == AnalysisStatus.FAILED
+    assert row.id == theirs.id and row.status == RunStatus.FAILED
 
 
 def test_htmx_retry_of_a_card_answers_the_card_again(bare, failed, random_weights):
@@ -233,7 +234,7 @@ def test_htmx_retry_of_a_card_answers_the_card_again(bare, failed, random_weight
     response = post_form(client, f"/analyses/{failed.public_id}/retry", headers=HX)
     assert response.status_code == 200 and f'id="analysis-{failed.public_id}"' in response.get_data(as_text=True)
     [analysis] = analyses(bare)
-    assert analysis.status == AnalysisStatus.DONE and analysis.error is None and analysis.annotated_path
+    assert analysis.status == RunStatus.DONE and analysis.error is None and analysis.annotated_path
 
 
 def test_retry_from_the_detail_page_reloads_it(failed):
@@ -266,28 +267,28 @@ def test_api_retry_of_an_analysis_that_did_not_fail_is_409(api, app):
 
 def test_building_the_app_touches_no_rows(make_app):
     app = make_app()
-    orphan = add_analysis(app, status=AnalysisStatus.RUNNING, worker=f"{socket.gethostname()}:999999:1")
+    orphan = add_analysis(app, status=RunStatus.RUNNING, worker=f"{socket.gethostname()}:999999:1")
     make_app()  # as `flask db upgrade` or a test would
-    assert analyses(app)[0].status == AnalysisStatus.RUNNING
+    assert analyses(app)[0].status == RunStatus.RUNNING
     result = app.test_cli_runner().invoke(args=["recover-interrupted"])
     assert result.exit_code == 0 and "1 interrupted" in result.output
     [row] = analyses(app)
-    assert row.id == orphan.id and row.status == AnalysisStatus.FAILED and row.error == INTERRUPTED
+    assert row.id == orphan.id and row.status == RunStatus.FAILED and row.error == INTERRUPTED
 
 
 def test_two_retries_at_once_queue_the_analysis_once(bare, failed, random_weights):
     """Two requests that both saw the analysis failed: the second finds it already claimed."""
-    from webapp.analyses import services
+    from webapp.analyses import uploads
     from webapp.extensions import db
-    from webapp.models import Analysis
+    from webapp.models import Run
 
     _, analysis = failed
     install_model(bare, random_weights)
     with bare.app_context():
-        seen_by_first = db.session.get(Analysis, analysis.id)
+        seen_by_first = db.session.get(Run, analysis.id)
         with bare.app_context():  # a second request, with its own session
-            seen_by_second = db.session.get(Analysis, analysis.id)
-            assert services.retry([seen_by_second]).accepted == [seen_by_second]
+            seen_by_second = db.session.get(Run, analysis.id)
+            assert uploads.retry([seen_by_second]).accepted == [seen_by_second]
         assert seen_by_first.is_failed  # still what this request read
-        assert services.retry([seen_by_first]).accepted == []
-    assert analyses(bare)[0].status == AnalysisStatus.DONE
+        assert uploads.retry([seen_by_first]).accepted == []
+    assert analyses(bare)[0].status == RunStatus.DONE

@@ -8,9 +8,9 @@ import sqlalchemy as sa
 from tests.factories import add_analysis
 from tests.helpers import HX, analyses, csrf_from, stored_files, upload
 from tests.images import encode, sample
-from webapp.errors import too_large_message
+from webapp.web.limits import too_large_message
 from webapp.extensions import db
-from webapp.models import AnalysisStatus, Detection
+from webapp.models import RunStatus, Detection
 
 
 @pytest.fixture
@@ -19,7 +19,7 @@ def done(client, auth, app):
     auth.signup()
     upload(client, ("photo.png", encode(sample(320, 240), "PNG")))
     [analysis] = analyses(app)
-    assert analysis.status == AnalysisStatus.DONE
+    assert analysis.status == RunStatus.DONE
     return analysis
 
 
@@ -144,7 +144,7 @@ def test_detail_page_shows_the_result(client, done):
 
 def test_detail_page_of_a_pending_analysis_polls(client, auth, app):
     auth.signup()
-    pending = add_analysis(app, status=AnalysisStatus.PENDING)
+    pending = add_analysis(app, status=RunStatus.PENDING)
     page = client.get(f"/analyses/{pending.public_id}").get_data(as_text=True)
     assert 'hx-trigger="load delay:1s"' in page and 'hx-select="#detail"' in page
 

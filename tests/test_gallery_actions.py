@@ -15,9 +15,10 @@ import sqlalchemy as sa
 from tests.factories import add_analysis
 from tests.helpers import HX, analyses, csrf_from, stored_files, upload
 from tests.images import encode, sample
-from webapp.analyses import history
+from webapp.analyses import listing
+from webapp.library import counts
 from webapp.extensions import db
-from webapp.models import Analysis, Detection, User
+from webapp.models import Run, Detection, User
 from webapp.vision.detector import Box
 from webapp.vision.draw import draw_boxes
 
@@ -28,12 +29,12 @@ def add_boxes(app, public_id: str, boxes: list[tuple[str, int, float, tuple]]) -
     """Give a finished analysis these detections (label, class id, confidence, corners), counted
     as the pipeline counts them."""
     with app.app_context():
-        analysis = db.session.scalar(sa.select(Analysis).where(Analysis.public_id == public_id))
+        analysis = db.session.scalar(sa.select(Run).where(Run.public_id == public_id))
         for label, class_id, conf, (x1, y1, x2, y2) in boxes:
-            db.session.add(Detection(analysis=analysis, label=label, class_id=class_id, confidence=conf,
+            db.session.add(Detection(run=analysis, label=label, class_id=class_id, confidence=conf,
                                      x1=x1, y1=y1, x2=x2, y2=y2))
         db.session.flush()
-        history.record_labels(analysis, Counter(label for label, _, conf, _ in boxes if conf >= analysis.conf))
+        counts.record_labels(analysis, Counter(label for label, _, conf, _ in boxes if conf >= analysis.conf))
         db.session.commit()
 
 
@@ -61,7 +62,7 @@ def test_previous_and_next_follow_the_listing_the_user_came_from(app, client, au
     made = [add_analysis(app, user_email="ada@example.com", original_filename=f"p{i}.jpg",
                          created_at=START + timedelta(hours=i), labels=[("cat", 0.9)] if i % 2 else [("dog", 0.9)])
             for i in range(6)]
-    cats = [a for a in made if a.original_filename in ("p1.jpg", "p3.jpg", "p5.jpg")]  # newest first: p5 p3 p1
+    cats = [a for a in made if a.photo.original_filename in ("p1.jpg", "p3.jpg", "p5.jpg")]  # newest first: p5 p3 p1
     page = client.get(f"/analyses/{cats[1].public_id}?label=cat").get_data(as_text=True)
     assert f'href="/analyses/{cats[2].public_id}?label=cat" title="p5.jpg' in page  # previous: newer
     assert f'href="/analyses/{cats[0].public_id}?label=cat" title="p1.jpg' in page  # next: older
@@ -92,10 +93,10 @@ def test_same_second_photos_are_each_stepped_through_once(app):
     made = [add_analysis(app, created_at=START) for _ in range(4)]
     with app.app_context():
         user = db.session.scalar(sa.select(User))
-        seen, current = [], db.session.get(Analysis, max(a.id for a in made))
+        seen, current = [], db.session.get(Run, max(a.id for a in made))
         while current is not None:
             seen.append(current.id)
-            current = history.neighbours(user, history.Filters(), current)[1]
+            current = listing.neighbours(user, listing.Filters(), current)[1]
     assert seen == sorted((a.id for a in made), reverse=True)
 
 
@@ -172,7 +173,7 @@ def test_the_duplicate_check_finds_a_photo_by_its_bytes(client, photos):
 def test_the_duplicate_check_sees_only_the_users_own_photos(client, photos, auth):
     auth.logout()
     auth.signup("eve@example.com")
-    assert client.get(f"/analyses/sha256/{photos[0].sha256}").status_code == 404
+    assert client.get(f"/analyses/sha256/{photos[0].photo.sha256}").status_code == 404
 
 
 def test_a_malformed_digest_is_a_400(client, photos):
@@ -219,10 +220,10 @@ def test_bulk_delete_confirmed_deletes_those_photos_files_and_counts(app, client
     response = bulk(client, action="delete", confirm="1", ids=[photos[2].public_id, photos[0].public_id])
     assert response.status_code == 302
     assert [a.public_id for a in analyses(app)] == [photos[1].public_id]
-    assert all(analyses(app)[0].folder in str(path) for path in stored_files(app))
+    assert all(analyses(app)[0].photo.folder in str(path) for path in stored_files(app))
     assert "Deleted 2 photos." in client.get("/analyses").get_data(as_text=True)
     with app.app_context():
-        assert history.check_counts() == []
+        assert counts.check_counts() == []
 
 
 def test_select_all_in_a_filter_takes_every_match_including_pages_not_loaded(app, client, auth):
@@ -238,7 +239,7 @@ def test_select_all_in_a_filter_takes_every_match_including_pages_not_loaded(app
         a.public_id for a in analyses(app) if a.detections[0].label == "dog")
     assert len(analyses(app)) == 2
     with app.app_context():
-        assert history.check_counts() == []
+        assert counts.check_counts() == []
 
 
 def test_bulk_refuses_more_than_its_limit(app, client, photos, monkeypatch):

@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 
 from tests.factories import add_analysis
 from tests.helpers import PASSWORD, analyses
-from webapp.models import AnalysisStatus
+from webapp.models import RunStatus
 from tests.images import encode, sample
 from tests.browser import shot, sign_up, upload_and_wait
 from webapp.vision.detector import Box
@@ -47,7 +47,8 @@ def test_arrow_keys_step_through_the_label_filter_and_escape_returns_to_that_pho
     base, app = serve(GALLERY_PER_PAGE=4)
     made = [add_analysis(app, original_filename=f"p{i:02d}.jpg", created_at=START + timedelta(days=5 * i),
                          labels=[("cat", 0.9)] if i % 2 else [("dog", 0.9)]) for i in range(12)]
-    cats = [a.original_filename for a in reversed(made) if int(a.original_filename[1:3]) % 2]  # newest first
+    names = [a.photo.original_filename for a in reversed(made)]  # newest first
+    cats = [name for name in names if int(name[1:3]) % 2]
     log_in(page, base)
     page.goto(f"{base}/analyses?label=cat")
     assert page.locator(".grid > h2.month").all_inner_texts()[:2] == ["November 2026", "October 2026"]
@@ -200,12 +201,12 @@ def test_the_detail_page_download_matches_the_slider_and_boxes_link_to_rows(serv
     upload_and_wait(page, str(assets / "bus.jpg"), timeout=120_000)
     expect(page.locator("nav.filter")).to_contain_text("bus")  # the filter bar refreshed by itself
     page.locator(".tile .name").click()
-    page.wait_for_selector("#overlay g.box")
+    page.wait_for_selector("#overlay g.box:visible")
     stage = page.locator("#stage").bounding_box()
     assert stage["height"] <= page.viewport_size["height"]  # a portrait photo fits the screen
 
     # hovering a box lights its row; the class list follows the threshold
-    page.locator('#overlay g.box[aria-label^="bus"]').focus()
+    page.locator('#overlay g.box[aria-label^="bus"]:visible').focus()
     expect(page.locator("table.detections tr.hl td").first).to_have_text("bus")
     page.locator("#conf").focus()
     expect(page.locator("table.detections tr.hl")).to_have_count(0)
@@ -229,10 +230,10 @@ def test_the_detail_page_download_matches_the_slider_and_boxes_link_to_rows(serv
         page.click("#download-annotated")
     got = cv2.imread(download.value.path()).astype(int)
     [analysis] = analyses(app)
-    original = cv2.imread(str(app.config["UPLOAD_DIR"]) + "/" + analysis.original_path)
+    original = cv2.imread(str(app.config["UPLOAD_DIR"]) + "/" + analysis.photo.original_path)
     shown = [Box(d.class_id, d.label, d.confidence, d.x1, d.y1, d.x2, d.y2) for d in analysis.detections
              if d.confidence >= 0.5 and d.label == "bus"]
-    everything = [Box(d.class_id, d.label, d.confidence, d.x1, d.y1, d.x2, d.y2) for d in analysis.visible_detections()]
+    everything = [Box(d.class_id, d.label, d.confidence, d.x1, d.y1, d.x2, d.y2) for d in analysis.detections_at()]
     assert len(shown) == 1
     assert np.abs(got - draw_boxes(original, shown)).mean() * 3 < np.abs(got - draw_boxes(original, everything)).mean()
     shot(page, request, "detail-annotated-as-shown")
@@ -266,7 +267,7 @@ def test_a_detail_page_polling_a_running_analysis_breaks_no_content_security_rul
     stage's inline style (set from the script) would be re-applied as an attribute, which the
     CSP refuses. The page fixture fails the test on any violation."""
     base, app = serve(ANALYSIS_EXECUTOR="sync")
-    running = add_analysis(app, status=AnalysisStatus.PENDING)
+    running = add_analysis(app, status=RunStatus.PENDING)
     log_in(page, base)
     page.goto(f"{base}/analyses/{running.public_id}")
     with page.expect_response(lambda r: r.url.endswith(running.public_id) and r.request.headers.get("hx-request")):

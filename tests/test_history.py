@@ -8,14 +8,15 @@ import pytest
 import sqlalchemy as sa
 from flask_migrate import downgrade, upgrade
 from sqlalchemy.orm import lazyload
-from werkzeug.exceptions import NotFound
 
 from tests import factories
 from tests.helpers import ApiActions, csrf_from, delete_photo_elsewhere
 from tests.images import encode, sample
-from webapp.analyses import history, services
+from webapp.analyses import listing, lookups, removal
+from webapp.library import counts
+from webapp.errors import NotFound
 from webapp.extensions import db
-from webapp.models import Analysis, AnalysisLabel, Photo, User, UserLabel
+from webapp.models import Run, RunLabel, Photo, User, UserLabel
 
 
 @pytest.fixture
@@ -50,8 +51,8 @@ def test_counts_match_the_detections_after_random_uploads_retries_and_deletes(bu
                 if item["status"] == "failed":
                     api.post(f"/api/v1/analyses/{item['id']}/retry")
     with busy_app.app_context():
-        assert db.session.scalar(sa.select(sa.func.count()).select_from(AnalysisLabel)) > 10
-        assert history.check_counts() == []
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(RunLabel)) > 10
+        assert counts.check_counts() == []
     for api in users:
         listed = api.get("/api/v1/analyses?per_page=100").json
         assert listed["total"] == len(listed["items"])
@@ -77,7 +78,7 @@ def test_a_deleted_user_takes_every_count_along(app):
         db.session.delete(owner)
         db.session.commit()
         assert db.session.scalar(sa.select(sa.func.count()).select_from(UserLabel)) == 0
-        assert history.check_counts() == []
+        assert counts.check_counts() == []
 
 
 SEED = """
@@ -97,10 +98,10 @@ def kept(app) -> dict:
     with app.app_context():
         return {
             "labels": sorted(tuple(r) for r in db.session.execute(
-                sa.select(AnalysisLabel.analysis_id, AnalysisLabel.label, AnalysisLabel.count))),
+                sa.select(RunLabel.run_id, RunLabel.label, RunLabel.count))),
             "users": sorted(tuple(r) for r in db.session.execute(sa.select(UserLabel.label, UserLabel.photos))),
             "photos": db.session.scalar(sa.text('SELECT photos FROM "user"')),
-            "problems": history.check_counts(),
+            "problems": counts.check_counts(),
         }
 
 
@@ -159,7 +160,7 @@ def seeded(app):
         owner = factories.user()
         for i in range(30):
             factories.analysis(owner, labels=[("dog", 0.9), ("person", 0.8)] if i % 3 else [("cat", 0.9)])
-        first = history.page(owner, per_page=5)
+        first = listing.page(owner, per_page=5)
         return owner.id, first.next_cursor, [a.id for a in first.items]
 
 
@@ -168,19 +169,19 @@ def owner(user_id):
 
 
 PAGE_QUERIES = {
-    "first page": (lambda u, c: history.page(owner(u), per_page=5), "ix_analysis_user_shown_created"),
-    "scroll": (lambda u, c: history.page(owner(u), cursor=c, per_page=5), "ix_analysis_user_shown_created"),
-    "oldest first": (lambda u, c: history.page(owner(u), history.filters(oldest_first=True), per_page=5),
+    "first page": (lambda u, c: listing.page(owner(u), per_page=5), "ix_analysis_user_shown_created"),
+    "scroll": (lambda u, c: listing.page(owner(u), cursor=c, per_page=5), "ix_analysis_user_shown_created"),
+    "oldest first": (lambda u, c: listing.page(owner(u), listing.filters(oldest_first=True), per_page=5),
                      "ix_analysis_user_shown_created"),
-    "one label": (lambda u, c: history.page(owner(u), history.filters(["dog"]), per_page=5),
+    "one label": (lambda u, c: listing.page(owner(u), listing.filters(["dog"]), per_page=5),
                   "ix_analysis_label_user_label"),
-    "one label, scroll": (lambda u, c: history.page(owner(u), history.filters(["dog"]), cursor=c, per_page=5),
+    "one label, scroll": (lambda u, c: listing.page(owner(u), listing.filters(["dog"]), cursor=c, per_page=5),
                           "ix_analysis_label_user_label"),
-    "two labels": (lambda u, c: history.page(owner(u), history.filters(["dog", "person"]), per_page=5),
+    "two labels": (lambda u, c: listing.page(owner(u), listing.filters(["dog", "person"]), per_page=5),
                    "ix_analysis_label_user_label"),
-    "label and dates": (lambda u, c: history.page(owner(u), history.filters(
+    "label and dates": (lambda u, c: listing.page(owner(u), listing.filters(
         ["person"], None, date(2020, 1, 1), date(2030, 1, 1)), per_page=5), "ix_analysis_label_user_label"),
-    "dates": (lambda u, c: history.page(owner(u), history.filters(
+    "dates": (lambda u, c: listing.page(owner(u), listing.filters(
         (), None, date(2020, 1, 1), date(2030, 1, 1)), per_page=5), "ix_analysis_user_shown_created"),
 }
 
@@ -198,8 +199,8 @@ def test_a_page_query_uses_its_index_and_neither_scans_detections_nor_sorts(app,
 
 def test_the_filter_bar_and_the_cards_read_kept_counts_by_key(app, seeded):
     user_id, _, ids = seeded
-    plans = executed_plans(app, lambda: (history.label_summary(owner(user_id)),
-                                         history.labels_of([db.session.get(Analysis, i) for i in ids])))
+    plans = executed_plans(app, lambda: (listing.label_summary(owner(user_id)),
+                                         listing.labels_of([db.session.get(Run, i) for i in ids])))
     plans = [(sql, plan) for sql, plan in plans if "user_label" in sql or "analysis_label" in sql]
     assert len(plans) == 2
     for _, plan in plans:
@@ -249,7 +250,7 @@ def test_two_deletes_of_one_photo_at_once_count_it_out_once(app):
     listed = api.get("/api/v1/analyses?label=bus").json
     assert listed["total"] == 1 == len(listed["items"])
     with app.app_context():
-        assert history.check_counts() == []
+        assert counts.check_counts() == []
 
 
 def test_a_delete_waits_for_a_run_committing_its_labels(app):
@@ -257,21 +258,20 @@ def test_a_delete_waits_for_a_run_committing_its_labels(app):
     waits for the run, then counts the labels out (it does not miss them)."""
     import threading
 
-    from webapp.analyses import services
 
     photo = factories.add_analysis(app, status="running")
     written, release, done = threading.Event(), threading.Event(), threading.Event()
 
     def run():
         with app.app_context():
-            history.record_labels(db.session.get(Analysis, photo.id), {"bus": 1})
+            counts.record_labels(db.session.get(Run, photo.id), {"bus": 1})
             written.set()
             release.wait(10)
             db.session.commit()
 
     def delete():
         with app.app_context():
-            services.delete_analysis(db.session.get(Analysis, photo.id))
+            removal.delete_photo(db.session.get(Run, photo.id))
             done.set()
 
     runner = threading.Thread(target=run)
@@ -284,7 +284,7 @@ def test_a_delete_waits_for_a_run_committing_its_labels(app):
     runner.join()
     deleter.join()
     with app.app_context():
-        assert history.check_counts() == []
+        assert counts.check_counts() == []
         assert db.session.scalar(sa.select(sa.func.count()).select_from(UserLabel)) == 0
 
 
@@ -341,21 +341,21 @@ def test_the_gallery_says_when_dates_are_reversed(client, auth):
 def _looked_up_then_photo_deleted_elsewhere(app, public_id):
     """The run as a request looked it up, its photo not read yet; then another request deletes
     the photo (and so the run) and commits: the interleaving of two deletes at once."""
-    run = db.session.scalar(sa.select(Analysis).where(Analysis.public_id == public_id)
-                            .options(lazyload(Analysis.photo)))
+    run = db.session.scalar(sa.select(Run).where(Run.public_id == public_id)
+                            .options(lazyload(Run.photo)))
     delete_photo_elsewhere(app, public_id)
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Photo).where(Photo.id == run.photo_id)) == 0
     return run
 
 
-@pytest.mark.parametrize("delete", ["delete_analysis", "delete_run"])
+@pytest.mark.parametrize("delete", ["delete_photo", "delete_run"])
 def test_deleting_a_run_whose_photo_was_deleted_meanwhile_is_not_found(app, delete):
     gone = factories.add_analysis(app, labels=[("bus", 0.9)]).public_id
     with app.app_context():
         run = _looked_up_then_photo_deleted_elsewhere(app, gone)
         with pytest.raises(NotFound):
-            getattr(services, delete)(run)
-        assert history.check_counts() == []
+            getattr(removal, delete)(run)
+        assert counts.check_counts() == []
 
 
 def test_a_run_is_looked_up_with_its_photo_in_one_statement(app):
@@ -371,7 +371,7 @@ def test_a_run_is_looked_up_with_its_photo_in_one_statement(app):
         sa.event.listen(db.engine, "before_cursor_execute", count)
         try:
             with app.test_request_context():
-                run = services.get_owned_analysis(user, made.public_id)
+                run = lookups.owned_run(user, made.public_id)
                 assert run.photo.id == made.photo_id
         finally:
             sa.event.remove(db.engine, "before_cursor_execute", count)

@@ -11,9 +11,9 @@ from tests import factories
 from tests.conftest import COCO128
 from tests.helpers import analyses, fresh_redis, stored_files
 from tests.images import encode, sample
-from webapp.analyses import history
+from webapp.library import counts
 from webapp.extensions import db
-from webapp.models import Analysis, AnalysisStatus, Photo
+from webapp.models import Run, RunStatus, Photo
 
 
 @pytest.fixture
@@ -48,8 +48,8 @@ def test_import_adds_every_supported_photo_under_a_folder_and_waits_for_them(imp
     assert "Imported 3 photos for ada@example.com" in result.output
     assert "3 done, 0 failed; 1 already there" in result.output  # the copy of a.png: same content
     rows = analyses(app)
-    assert sorted(a.original_filename for a in rows) == ["a.png", "b.JPG", "c.webp"]
-    assert {a.status for a in rows} == {AnalysisStatus.DONE}
+    assert sorted(a.photo.original_filename for a in rows) == ["a.png", "b.JPG", "c.webp"]
+    assert {a.status for a in rows} == {RunStatus.DONE}
     assert len([p for p in stored_files(app) if p.name == "annotated.jpg"]) == 3
 
 
@@ -91,15 +91,15 @@ def test_an_interrupted_import_run_again_finishes_what_it_left_running(importer,
     app, run = importer
     run(library)
     with app.app_context():  # as a killed import leaves it: running, its process gone
-        row = db.session.scalar(sa.select(Analysis).join(Photo).where(Photo.original_filename == "b.JPG"))
-        row.status, row.worker = AnalysisStatus.RUNNING, f"{socket.gethostname()}:999999999:1"
+        row = db.session.scalar(sa.select(Run).join(Photo).where(Photo.original_filename == "b.JPG"))
+        row.status, row.worker = RunStatus.RUNNING, f"{socket.gethostname()}:999999999:1"
         db.session.commit()
     again = run(library)
     assert "1 that had failed or were interrupted run again" in again.output, again.output
     rows = analyses(app)
-    assert len(rows) == 3 and {a.status for a in rows} == {AnalysisStatus.DONE}
+    assert len(rows) == 3 and {a.status for a in rows} == {RunStatus.DONE}
     with app.app_context():
-        assert history.check_counts() == []
+        assert counts.check_counts() == []
 
 
 def test_a_file_over_the_upload_limit_is_refused_without_being_read(make_app, tmp_path):
@@ -118,7 +118,7 @@ def test_a_file_named_on_the_command_line_is_taken_whatever_its_extension(import
     photo = tmp_path / "IMG_0001"
     photo.write_bytes(encode(sample(), "JPEG"))
     assert "Imported 1 photos" in run(photo).output
-    assert [a.original_filename for a in analyses(app)] == ["IMG_0001"]
+    assert [a.photo.original_filename for a in analyses(app)] == ["IMG_0001"]
 
 
 def test_broken_links_and_pipes_in_a_folder_are_counted_as_ignored(importer, tmp_path):
@@ -142,7 +142,7 @@ def test_import_with_celery_and_no_worker_says_so_and_leaves_the_photos_queued(m
     result = app.test_cli_runner().invoke(args=["import-photos", "--user", "ada@example.com", str(photo)])
     assert result.exit_code == 0, result.output
     assert "no detection worker is running" in result.output and "Queued 1 photos" in result.output
-    assert [a.status for a in analyses(app)] == [AnalysisStatus.PENDING]
+    assert [a.status for a in analyses(app)] == [RunStatus.PENDING]
     assert broker.llen("detect") == 1
     broker.flushdb()
 

@@ -63,17 +63,17 @@ def test_upgrading_to_0006_measures_the_stored_files_of_existing_photos(make_app
 
     from tests.helpers import ApiActions
     from tests.images import encode, sample
-    from webapp.models import Analysis, Photo, User
+    from webapp.models import Run, Photo, User
 
     app = make_app(create_schema=False)
     with app.app_context():
         upgrade()
     ApiActions(app.test_client()).user().upload(("one.png", encode(sample(), "PNG")))
     with app.app_context():
-        analysis = db.session.scalar(sa.select(Analysis))
+        analysis = db.session.scalar(sa.select(Run))
         root = Path(app.config["UPLOAD_DIR"])
-        expected = sum((root / p).stat().st_size for p in (analysis.original_path, analysis.thumbnail_path))
-        assert analysis.stored_bytes == expected
+        expected = sum((root / p).stat().st_size for p in (analysis.photo.original_path, analysis.photo.thumbnail_path))
+        assert analysis.photo.stored_bytes == expected
         db.session.remove()
         downgrade(revision="0005")
         upgrade()
@@ -118,24 +118,24 @@ def _seed_at_0009() -> None:
 
 
 def _check_analyses_kept() -> None:
-    from webapp.analyses import history
-    from webapp.models import Analysis
+    from webapp.library import counts
+    from webapp.models import Run
 
     for row in OLD_ANALYSES:
-        analysis = db.session.scalar(sa.select(Analysis).where(Analysis.public_id == row["public_id"]))
-        assert analysis.photo.public_id == row["public_id"] and analysis.shown
+        analysis = db.session.scalar(sa.select(Run).where(Run.public_id == row["public_id"]))
+        assert analysis.photo.public_id == row["public_id"] and analysis.current
         for field in ("original_filename", "original_path", "thumbnail_path", "width", "height", "stored_bytes",
                       "sha256"):
-            assert getattr(analysis, field) == row[field], field
+            assert getattr(analysis.photo, field) == row[field], field
         assert analysis.annotated_path == row["annotated_path"] and analysis.status == row["status"]
         assert analysis.queued_at == analysis.created_at == analysis.photo.created_at
-    first = db.session.scalar(sa.select(Analysis).where(Analysis.public_id == "a" * 32))
+    first = db.session.scalar(sa.select(Run).where(Run.public_id == "a" * 32))
     assert [(d.label, d.confidence, d.x1) for d in first.detections] == [("person", 0.9, 1), ("dog", 0.5, 5)]
-    assert history.check_counts() == []
+    assert counts.check_counts() == []
 
 
 def test_photos_and_runs_migration_up_down_up_keeps_every_analysis(make_app):
-    from webapp.models import Analysis
+    from webapp.models import Run
 
     app = make_app(create_schema=False)
     with app.app_context():
@@ -143,8 +143,8 @@ def test_photos_and_runs_migration_up_down_up_keeps_every_analysis(make_app):
         _seed_at_0009()
         upgrade()
         _check_analyses_kept()
-        first = db.session.scalar(sa.select(Analysis).where(Analysis.public_id == "a" * 32))
-        rerun = Analysis(photo=first.photo, user_id=1, shown=False, created_at=first.created_at, model_name="m",
+        first = db.session.scalar(sa.select(Run).where(Run.public_id == "a" * 32))
+        rerun = Run(photo=first.photo, user_id=1, current=False, created_at=first.created_at, model_name="m",
                          conf=0.5, iou=0.7, imgsz=320, status="done")
         db.session.add(rerun)
         db.session.commit()

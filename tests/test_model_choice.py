@@ -6,7 +6,7 @@ import pytest
 from tests.conftest import SHARED
 from tests.helpers import ApiActions, analyses, csrf_from
 from tests.images import encode, sample
-from webapp.detection import named_models
+from webapp.detection.registry import named_models
 
 V8 = SHARED / "models" / "yolov8n_dynamic_quantized.onnx"
 

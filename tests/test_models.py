@@ -6,12 +6,12 @@ import sqlalchemy as sa
 
 from tests import factories
 from webapp.extensions import db
-from webapp.models import Analysis, AnalysisStatus, Detection, RefreshToken, User
+from webapp.models import Run, RunStatus, Detection, RefreshToken, User
 
 
 def counts():
     return {model.__name__: db.session.scalar(sa.select(sa.func.count()).select_from(model))
-            for model in (User, Analysis, Detection, RefreshToken)}
+            for model in (User, Run, Detection, RefreshToken)}
 
 
 def test_timestamps_come_back_as_aware_utc(app):
@@ -49,10 +49,10 @@ def test_analysis_public_id_is_random_not_a_counter(app):
 
 def test_status_reads_back_as_the_enum(app):
     with app.app_context():
-        analysis = factories.analysis(factories.user(), status=AnalysisStatus.FAILED)
+        analysis = factories.analysis(factories.user(), status=RunStatus.FAILED)
         db.session.expire_all()
-        status = db.session.get(Analysis, analysis.id).status
-        assert status is AnalysisStatus.FAILED and status == "failed"
+        status = db.session.get(Run, analysis.id).status
+        assert status is RunStatus.FAILED and status == "failed"
 
 
 def test_deleting_a_user_leaves_no_orphan_rows(app):
@@ -64,7 +64,7 @@ def test_deleting_a_user_leaves_no_orphan_rows(app):
         db.session.commit()
         db.session.delete(user)
         db.session.commit()
-        assert counts() == {"User": 0, "Analysis": 0, "Detection": 0, "RefreshToken": 0}
+        assert counts() == {"User": 0, "Run": 0, "Detection": 0, "RefreshToken": 0}
 
 
 def test_database_cascades_deletes_without_the_orm(app):
@@ -73,7 +73,7 @@ def test_database_cascades_deletes_without_the_orm(app):
         factories.analysis(user, labels=[("person", 0.9)])
         db.session.execute(sa.delete(User))
         db.session.commit()
-        assert counts() == {"User": 0, "Analysis": 0, "Detection": 0, "RefreshToken": 0}
+        assert counts() == {"User": 0, "Run": 0, "Detection": 0, "RefreshToken": 0}
 
 
 def test_deleting_an_analysis_removes_its_detections(app):

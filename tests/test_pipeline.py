@@ -8,10 +8,11 @@ import pytest
 from tests.factories import add_analysis
 from tests.helpers import HX, analyses, csrf_from, stored_files, upload
 from tests.images import HOSTILE, encode, sample
-from webapp.analyses.pipeline import INTERRUPTED, recover_interrupted, run_analysis
+from webapp.jobs.queue import run_analysis
+from webapp.jobs.recovery import INTERRUPTED, fail_interrupted, requeue_interrupted
 from webapp.extensions import db
-from webapp.jobs import get_runner
-from webapp.models import Analysis, AnalysisStatus
+from webapp.jobs.scheduling import get_runner
+from webapp.models import Run, RunStatus
 
 
 @pytest.mark.real_model
@@ -20,10 +21,10 @@ def test_upload_runs_detection_and_stores_the_results(client, auth, app, assets)
     response = upload(client, ("bus.jpg", (assets / "bus.jpg").read_bytes()))
     assert response.status_code == 302
     [analysis] = analyses(app)
-    assert analysis.status == AnalysisStatus.DONE and analysis.error is None
-    assert (analysis.width, analysis.height) == (810, 1080)
+    assert analysis.status == RunStatus.DONE and analysis.error is None
+    assert (analysis.photo.width, analysis.photo.height) == (810, 1080)
     assert analysis.inference_ms > 0 and analysis.device == "cpu" and analysis.finished_at
-    labels = [d.label for d in analysis.visible_detections()]
+    labels = [d.label for d in analysis.detections_at()]
     assert "bus" in labels and labels.count("person") >= 4
     assert len(stored_files(app)) == 3  # original, annotated, thumbnail
     assert all(p.name in ("original.jpg", "annotated.jpg", "thumbnail.jpg") for p in stored_files(app))
@@ -60,7 +61,7 @@ def test_a_rejected_file_does_not_stop_the_others(client, auth, app):
     auth.signup()
     response = upload(client, ("bad.jpg", b"nope"), ("good.png", encode(sample(), "PNG")))
     assert response.status_code == 302
-    assert [a.original_filename for a in analyses(app)] == ["good.png"]
+    assert [a.photo.original_filename for a in analyses(app)] == ["good.png"]
     page = client.get("/analyses").get_data(as_text=True)
     assert "bad.jpg: This file is not an image" in page
 
@@ -97,18 +98,19 @@ def test_too_many_files_in_one_request_is_not_called_too_large(make_app, auth_fa
 
 def test_a_photo_deleted_while_it_is_analysed_leaves_no_file_and_no_error(app, caplog, monkeypatch):
     """The run writes its annotated image, then finds the row gone when it commits."""
-    from webapp.analyses import pipeline, services
+    from webapp.analyses import removal
+    from webapp.jobs import pipeline
 
-    pending = add_analysis(app, status=AnalysisStatus.PENDING)
+    pending = add_analysis(app, status=RunStatus.PENDING)
     with app.app_context():
-        storage_dir = Path(app.config["UPLOAD_DIR"]) / pending.folder
+        storage_dir = Path(app.config["UPLOAD_DIR"]) / pending.photo.folder
         storage_dir.mkdir(parents=True)
         (storage_dir / "original.jpg").write_bytes(encode(sample(), "JPEG"))
         real_draw = pipeline.draw_boxes
 
         def draw_then_delete(image, boxes):
             with app.app_context():  # another request deletes the photo meanwhile
-                services.delete_analysis(db.session.get(Analysis, pending.id))
+                removal.delete_photo(db.session.get(Run, pending.id))
             return real_draw(image, boxes)
 
         monkeypatch.setattr(pipeline, "draw_boxes", draw_then_delete)
@@ -122,12 +124,12 @@ def test_deleting_removes_files_a_running_analysis_wrote_after_the_row_was_read(
     auth.signup()
     upload(client, ("photo.png", encode(sample(), "PNG")))
     [analysis] = analyses(app)
-    from webapp.analyses import services
+    from webapp.analyses import removal
 
     with app.app_context():
-        stale = db.session.get(Analysis, analysis.id)
-        (Path(app.config["UPLOAD_DIR"]) / analysis.folder / "annotated.jpg").touch()  # written meanwhile
-        services.delete_analysis(stale)
+        stale = db.session.get(Run, analysis.id)
+        (Path(app.config["UPLOAD_DIR"]) / analysis.photo.folder / "annotated.jpg").touch()  # written meanwhile
+        removal.delete_photo(stale)
     assert analyses(app) == [] and stored_files(app) == []
 
 
@@ -149,9 +151,9 @@ def test_client_filename_is_for_display_only(client, auth, app):
     auth.signup()
     upload(client, ("../../etc/passwd.png", encode(sample(), "PNG")))
     [analysis] = analyses(app)
-    assert analysis.original_filename == "passwd.png"
+    assert analysis.photo.original_filename == "passwd.png"
     assert all(p.parent.parent.parent == Path(app.config["UPLOAD_DIR"]) for p in stored_files(app))
-    assert "passwd" not in analysis.original_path
+    assert "passwd" not in analysis.photo.original_path
 
 
 def test_the_same_photo_twice_is_two_analyses_with_one_sha256(client, auth, app):
@@ -160,16 +162,16 @@ def test_the_same_photo_twice_is_two_analyses_with_one_sha256(client, auth, app)
     upload(client, ("a.jpg", data))
     upload(client, ("b.jpg", data))
     first, second = analyses(app)
-    assert first.public_id != second.public_id and first.sha256 == second.sha256
+    assert first.public_id != second.public_id and first.photo.sha256 == second.photo.sha256
 
 
 def test_classes_the_model_lacks_fail_the_analysis_instead_of_detecting_everything(app):
     """A stored analysis limited to unknown classes (the model changed since the upload, say)."""
-    pending = add_analysis(app, status=AnalysisStatus.PENDING, classes=["unicorn"])
+    pending = add_analysis(app, status=RunStatus.PENDING, classes=["unicorn"])
     with app.app_context():
         run_analysis(pending.id)
     [analysis] = analyses(app)
-    assert analysis.status == AnalysisStatus.FAILED
+    assert analysis.status == RunStatus.FAILED
     assert analysis.error == "This model has no class named unicorn."
     assert analysis.detections == []
 
@@ -182,7 +184,7 @@ def test_background_worker_takes_the_analysis_to_done(make_app, auth_factory):
     assert response.status_code == 201
     assert get_runner(app).wait(timeout=120)
     [analysis] = analyses(app)
-    assert analysis.status == AnalysisStatus.DONE
+    assert analysis.status == RunStatus.DONE
 
 
 def test_polling_card_stops_when_the_analysis_is_done(make_app, auth_factory):
@@ -198,41 +200,42 @@ def test_polling_card_stops_when_the_analysis_is_done(make_app, auth_factory):
 
 def test_a_pending_card_polls_itself(client, auth, app):
     auth.signup()
-    analysis = add_analysis(app, status=AnalysisStatus.PENDING)
+    analysis = add_analysis(app, status=RunStatus.PENDING)
     card = client.get(f"/analyses/{analysis.public_id}/card", headers=HX).get_data(as_text=True)
     assert 'hx-trigger="load delay:1s"' in card and 'hx-swap="outerHTML"' in card
 
 
 def test_restart_marks_analyses_of_dead_workers_failed(app):
-    from webapp.jobs import worker_id
+    from webapp.jobs.processes import worker_id
 
     host = worker_id().rsplit(":", 2)[0]
-    live = add_analysis(app, status=AnalysisStatus.RUNNING, worker=worker_id())
-    dead = add_analysis(app, status=AnalysisStatus.RUNNING, worker=f"{host}:999999:1")
+    live = add_analysis(app, status=RunStatus.RUNNING, worker=worker_id())
+    dead = add_analysis(app, status=RunStatus.RUNNING, worker=f"{host}:999999:1")
     with app.app_context():
-        assert recover_interrupted() == 1
+        assert fail_interrupted() == 1
     by_id = {a.id: a for a in analyses(app)}
-    assert by_id[dead.id].status == AnalysisStatus.FAILED and by_id[dead.id].error == INTERRUPTED
-    assert by_id[live.id].status == AnalysisStatus.RUNNING
+    assert by_id[dead.id].status == RunStatus.FAILED and by_id[dead.id].error == INTERRUPTED
+    assert by_id[live.id].status == RunStatus.RUNNING
 
 
 
 def test_a_start_with_requeue_runs_again_what_dead_processes_left_and_spares_live_ones(make_app):
     from tests.images import encode, sample
     from webapp import storage
-    from webapp.jobs import get_runner, worker_id
+    from webapp.jobs.processes import worker_id
+    from webapp.jobs.scheduling import get_runner
 
     app = make_app(ANALYSIS_EXECUTOR="thread")
     host = worker_id().rsplit(":", 2)[0]
-    live = add_analysis(app, status=AnalysisStatus.RUNNING, worker=worker_id())
+    live = add_analysis(app, status=RunStatus.RUNNING, worker=worker_id())
     orphans = [add_analysis(app, status=status, worker=f"{host}:999999:1")
-               for status in (AnalysisStatus.RUNNING, AnalysisStatus.PENDING)]
+               for status in (RunStatus.RUNNING, RunStatus.PENDING)]
     with app.app_context():
         for orphan in orphans:
-            storage.save(orphan.original_path, encode(sample(), "PNG"))
-        assert recover_interrupted(requeue=True) == 2
-        assert recover_interrupted(requeue=True) == 0  # taken once
+            storage.save(orphan.photo.original_path, encode(sample(), "PNG"))
+        assert requeue_interrupted() == 2
+        assert requeue_interrupted() == 0  # taken once
     assert get_runner(app).wait(timeout=60)
     by_id = {a.id: a for a in analyses(app)}
-    assert {by_id[o.id].status for o in orphans} == {AnalysisStatus.DONE}
-    assert by_id[live.id].status == AnalysisStatus.RUNNING
+    assert {by_id[o.id].status for o in orphans} == {RunStatus.DONE}
+    assert by_id[live.id].status == RunStatus.RUNNING

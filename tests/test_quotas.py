@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from tests.helpers import ApiActions, analyses, csrf_from, stored_files, upload
 from tests.images import encode, sample
-from webapp.analyses import history
+from webapp.library import counts
 from webapp.extensions import db
 from webapp.models import User
 
@@ -118,9 +118,9 @@ class TestByteQuota:
         with app.app_context():
             db.session.execute(sa.update(User).values(stored_bytes=1))
             db.session.commit()
-            assert any("kept 1 bytes" in line for line in history.check_counts())
-            history.rebuild_counts()
-            assert history.check_counts() == []
+            assert any("kept 1 bytes" in line for line in counts.check_counts())
+            counts.rebuild_counts()
+            assert counts.check_counts() == []
 
 
 class TestConcurrentUploads:
@@ -149,13 +149,13 @@ class TestConcurrentUploads:
 
 
 def test_the_account_page_and_the_api_show_usage_against_the_quotas(make_app):
-    app = make_app(QUOTA_PHOTOS=500, QUOTA_BYTES=2 * 1000**3)
+    app = make_app(QUOTA_PHOTOS=500, QUOTA_BYTES=2 * 1024**3)
     client = app.test_client()
     api = ApiActions(client).user()
     api.upload(("one.png", PHOTO))
     me = client.get("/api/v1/me", headers=api.headers).get_json()
     assert me["usage"]["photos"] == 1 and me["usage"]["quota_photos"] == 500
-    assert me["usage"]["stored_bytes"] == kept(app)[1] and me["usage"]["quota_bytes"] == 2 * 1000**3
+    assert me["usage"]["stored_bytes"] == kept(app)[1] and me["usage"]["quota_bytes"] == 2 * 1024**3
     token = csrf_from(client.get("/login").get_data(as_text=True))
     client.post("/login", data={"email": "ada@example.com", "password": "correct horse battery",
                                 "csrf_token": token})

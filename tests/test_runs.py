@@ -11,9 +11,10 @@ from tests.conftest import SHARED
 from tests.helpers import ApiActions, analyses, csrf_from, delete_photo_elsewhere, stored_files, upload
 from tests.images import encode, sample
 from tests.test_gallery_actions import add_boxes
-from webapp.analyses import history
+from webapp.analyses import uploads
+from webapp.library import counts
 from webapp.extensions import db
-from webapp.models import Analysis, Photo
+from webapp.models import Run, Photo
 
 V8 = SHARED / "models" / "yolov8n_dynamic_quantized.onnx"
 
@@ -48,7 +49,7 @@ def test_a_rerun_keeps_the_first_run_and_the_list_shows_the_photo_once(api, app,
     assert api.get(f"/api/v1/analyses/{photo}").status_code == 200  # the first run still resolves
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Photo)) == 1
-        assert history.check_counts() == []
+        assert counts.check_counts() == []
 
 
 def test_each_run_has_its_own_annotated_image(api, app, photo):
@@ -60,11 +61,11 @@ def test_each_run_has_its_own_annotated_image(api, app, photo):
 def test_deleting_a_run_keeps_the_photo_and_shows_the_other_run_again(api, app, photo):
     second = rerun(api, photo, conf="0.1").json["analyses"][0]["id"]
     assert api.delete(f"/api/v1/analyses/{photo}/runs/{second}").status_code == 204
-    assert [a.public_id for a in analyses(app)] == [photo] and analyses(app)[0].shown
+    assert [a.public_id for a in analyses(app)] == [photo] and analyses(app)[0].current
     assert "annotated-" not in " ".join(p.name for p in stored_files(app))
     assert api.get(f"/api/v1/analyses/{second}").status_code == 404
     with app.app_context():
-        assert history.check_counts() == []
+        assert counts.check_counts() == []
 
 
 def test_the_photo_id_finds_the_photo_after_its_first_run_is_deleted(api, client, photo):
@@ -96,7 +97,7 @@ def test_deleting_the_photo_deletes_every_run_and_file(api, app, photo):
     assert analyses(app) == [] and stored_files(app) == []
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Photo)) == 0
-        assert history.check_counts() == []
+        assert counts.check_counts() == []
 
 
 def test_someone_elses_runs_are_not_found(api, app, photo, client):
@@ -127,11 +128,11 @@ def test_label_search_follows_the_run_the_gallery_shows(app, client, auth):
     second = response.headers["Location"].rsplit("/", 1)[1]
     assert "cat" in client.get("/analyses?label=cat").get_data(as_text=True)
     with app.app_context():  # the new run (finished, nothing found by random weights) found a dog
-        run = db.session.scalar(sa.select(Analysis).where(Analysis.public_id == second))
-        assert run.shown and run.is_done
+        run = db.session.scalar(sa.select(Run).where(Run.public_id == second))
+        assert run.current and run.is_done
     add_boxes(app, second, [("dog", 16, 0.9, (1, 1, 50, 50))])
     with app.app_context():
-        assert history.check_counts() == []
+        assert counts.check_counts() == []
     gallery = client.get("/analyses?label=dog").get_data(as_text=True)
     assert f"analysis-{second}" in gallery
     assert "No photo matches" in client.get("/analyses?label=cat").get_data(as_text=True)
@@ -151,7 +152,7 @@ def test_the_detail_page_lists_runs_and_compares_two_side_by_side(app, client, a
     page = client.get(f"/analyses/{second}").get_data(as_text=True)
     assert page.count("<tr") >= 3 and f"/analyses/{second}/compare/{first.public_id}" in page
     compare = " ".join(client.get(f"/analyses/{second}/compare/{first.public_id}").get_data(as_text=True).split())
-    assert '<tr data-label="cat"><td><span class="swatch" data-color="#' in compare
+    assert re.search(r'<tr data-label="cat"><td><svg class="swatch"[^>]*><rect [^>]*fill="#', compare)
     # A is the earlier run (cat, dog), B the later one (two dogs), whichever page it was opened from
     assert re.search(r'data-label="cat">.*?<td>1</td><td>0</td> <td class="diff fewer">-1</td>', compare)
     assert re.search(r'data-label="dog">.*?<td>1</td><td>2</td> <td class="diff more">\+1</td>', compare)
@@ -223,7 +224,7 @@ def test_a_rerun_with_another_model_at_a_lower_confidence_finds_more(make_app, c
     assert sum(second["labels"].values()) > sum(first["labels"].values())
     assert api.get("/api/v1/analyses").json["items"][0]["labels"] == second["labels"]
     with app.app_context():
-        assert history.check_counts() == []
+        assert counts.check_counts() == []
 
 
 def test_previous_and_next_from_another_run_step_to_other_photos(app, client, auth):
@@ -242,7 +243,7 @@ def test_two_runs_deleted_at_once_leave_the_photo_one_shown_run(api, app, photo)
     """Each delete checks 'not the only run' under the photo's lock (on SQLite, its write lock)."""
     import threading
 
-    from webapp.analyses import services
+    from webapp.analyses import removal
 
     for attempt in range(3):
         second = rerun(api, photo, conf="0.1").json["analyses"][0]["id"]
@@ -251,12 +252,12 @@ def test_two_runs_deleted_at_once_leave_the_photo_one_shown_run(api, app, photo)
 
         def delete(public_id, barrier=barrier, outcomes=outcomes):
             with app.app_context():
-                run = db.session.scalar(sa.select(Analysis).where(Analysis.public_id == public_id))
+                run = db.session.scalar(sa.select(Run).where(Run.public_id == public_id))
                 barrier.wait()
                 try:
-                    services.delete_run(run)
+                    removal.delete_run(run)
                     outcomes.append("deleted")
-                except services.OnlyRun:
+                except removal.OnlyRun:
                     outcomes.append("only run")
                 finally:
                     db.session.remove()
@@ -266,18 +267,18 @@ def test_two_runs_deleted_at_once_leave_the_photo_one_shown_run(api, app, photo)
         [t.join() for t in threads]
         assert sorted(outcomes) == ["deleted", "only run"], (attempt, outcomes)
         rows = analyses(app)
-        assert len(rows) == 1 and rows[0].shown
+        assert len(rows) == 1 and rows[0].current
         photo = rows[0].public_id
         with app.app_context():
-            assert history.check_counts() == []
+            assert counts.check_counts() == []
     assert second  # runs were made each time
 
 
 def test_the_count_check_finds_a_photo_without_a_shown_run(api, app, photo):
     with app.app_context():
-        db.session.execute(sa.update(Analysis).values(shown=False))
+        db.session.execute(sa.update(Run).values(current=False))
         db.session.commit()
-        assert any("0 shown" in line for line in history.check_counts())
+        assert any("0 shown" in line for line in counts.check_counts())
 
 
 def test_a_run_asked_for_with_json_or_in_the_query_is_refused(api, app, photo):
@@ -290,28 +291,27 @@ def test_a_run_asked_for_with_json_or_in_the_query_is_refused(api, app, photo):
 
 
 def test_a_failure_is_written_even_for_a_run_deleted_meanwhile(app):
-    from webapp.analyses import pipeline
+    from webapp.jobs import pipeline
 
     with app.app_context():
         assert pipeline._give_up(123456, "nothing/annotated.jpg", "gone") is False
 
 
 def _deleted_by_another_request_first(app, monkeypatch, name, public_id):
-    """`services.<name>` deletes the photo from another request (thread) before doing its work:
+    """`uploads.<name>` deletes the photo from another request (thread) before doing its work:
     the photo goes between a new run's commit and the answer."""
-    from webapp.analyses import services
 
-    original = getattr(services, name)
+    original = getattr(uploads, name)
 
     def delete_then(*args, **kwargs):
         delete_photo_elsewhere(app, public_id)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(services, name, delete_then, raising=True)
+    monkeypatch.setattr(uploads, name, delete_then, raising=True)
 
 
 def test_a_rerun_whose_photo_is_deleted_as_it_is_queued_is_not_found(api, app, photo, monkeypatch):
-    _deleted_by_another_request_first(app, monkeypatch, "queued_count", photo)
+    _deleted_by_another_request_first(app, monkeypatch, "queued_runs", photo)
     response = rerun(api, photo, conf="0.1")
     assert response.status_code == 404 and response.json["title"]
     assert analyses(app) == [] and stored_files(app) == []
@@ -322,23 +322,23 @@ def test_a_run_again_form_whose_photo_is_deleted_as_it_is_queued_is_no_error(app
     upload(client, ("p.png", encode(sample(320, 240), "PNG")))
     [first] = analyses(app)
     token = csrf_from(client.get(f"/analyses/{first.public_id}").get_data(as_text=True))
-    _deleted_by_another_request_first(app, monkeypatch, "queued_count", first.public_id)
+    _deleted_by_another_request_first(app, monkeypatch, "queued_runs", first.public_id)
     response = client.post(f"/analyses/{first.public_id}/runs", data={"csrf_token": token})
     assert response.status_code in (302, 404)
     assert analyses(app) == [] and stored_files(app) == []
 
 
 def test_an_upload_deleted_while_the_caller_waits_is_not_found(api, app, monkeypatch):
-    from webapp.analyses import services
+    from webapp.analyses import uploads
 
-    original = services.UploadResult.wait
+    original = uploads.UploadResult.wait
 
     def deleted_meanwhile(result, timeout):
         finished = original(result, timeout)
         delete_photo_elsewhere(app, analyses(app)[0].public_id)
         return finished
 
-    monkeypatch.setattr(services.UploadResult, "wait", deleted_meanwhile)
+    monkeypatch.setattr(uploads.UploadResult, "wait", deleted_meanwhile)
     response = api.upload(("photo.png", encode(sample(320, 240), "PNG")), query="?wait=true")
     assert response.status_code == 404 and "deleted" in response.json["detail"]
     assert analyses(app) == [] and stored_files(app) == []

@@ -65,7 +65,7 @@ def test_the_shared_page_shows_nothing_else_of_the_account(app, client, auth, re
     assert not HEX_ID.findall(page)  # no public id, share id or any other id
     with app.app_context():
         link = db.session.scalar(sa.select(ShareLink))
-        numbers = {str(link.id), str(link.analysis_id), str(link.user_id)}
+        numbers = {str(link.id), str(link.run_id), str(link.user_id)}
     urls = re.findall(r'(?:href|src|action|data-src)="([^"]+)"', page)
     assert all(url.startswith(("/s/", "/static/", "#")) or url == "/" for url in urls), urls
     assert not any(re.search(rf"/{n}(?:\b|/)", url) for url in urls for n in numbers)
@@ -203,7 +203,7 @@ def test_a_head_request_is_not_counted_as_a_view(app, client, auth, result):
 def test_expired_links_do_not_count_towards_the_limit(app, client, auth, result, monkeypatch):
     from datetime import timedelta
 
-    from webapp import shares
+    from webapp.shares import links as shares
     from webapp.models import utcnow
 
     monkeypatch.setattr(shares, "MAX_LINKS_PER_USER", 1)

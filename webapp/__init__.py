@@ -19,81 +19,51 @@ def create_app(config: object | None = None) -> Flask:
     register_extensions(app)
     register_subsystems(app)
     register_blueprints(app)
-    register_errorhandlers(app)
     register_cli(app)
-    register_static_versions(app)
     return app
 
 
 def register_extensions(app: Flask) -> None:
-    from webapp import bodies, headers
+    from webapp import web
     from webapp.extensions import csrf, db, jwt, limiter, login_manager, migrate
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"), render_as_batch=True)
     login_manager.init_app(app)
-    bodies.init_app(app)  # before the CSRF check, which parses the form
+    web.init_app(app)  # body limits before the CSRF check, which parses the form; headers; error answers
     csrf.init_app(app)
     jwt.init_app(app)
     limiter.init_app(app)
-    headers.init_app(app)
 
 
 def register_subsystems(app: Flask) -> None:
-    from webapp import detection, jobs, storage
+    from webapp import storage
+    from webapp.detection import status
+    from webapp.jobs import scheduling
 
     storage.init_app(app)
-    detection.init_app(app)
-    jobs.init_app(app)
+    status.init_app(app)
+    scheduling.init_app(app)
 
 
 def register_blueprints(app: Flask) -> None:
-    from webapp import api, deepstack, shares
-    from webapp.analyses import bp as analyses_bp
-    from webapp.extensions import csrf
-    from webapp.auth import bp as auth_bp
-    from webapp.health import bp as health_bp
+    from webapp import api
+    from webapp.analyses import routes as pages
+    from webapp.api import accounts, analyses, docs, keys  # noqa: F401 - their routes join the API's blueprint
+    from webapp.auth import routes as auth_pages
+    from webapp.deepstack import routes as deepstack
+    from webapp.health import routes as health
+    from webapp.shares import routes as shares
 
-    app.register_blueprint(health_bp)
-    app.register_blueprint(auth_bp)
-    app.register_blueprint(analyses_bp)
-    shares.init_app(app)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(auth_pages.bp)
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(shares.bp)
     api.init_app(app)
-    app.register_blueprint(deepstack.bp)
-    csrf.exempt(deepstack.bp)  # no cookie authenticates it: an API key does
-
-
-def register_errorhandlers(app: Flask) -> None:
-    from webapp import errors
-
-    errors.init_app(app)
+    deepstack.init_app(app)
 
 
 def register_cli(app: Flask) -> None:
     from webapp import cli
 
     cli.init_app(app)
-
-
-def register_static_versions(app: Flask) -> None:
-    """Every `url_for('static', ...)` carries `?v=<the file's hash>`: nginx (or a browser) may keep
-    a static file an hour, and an upgrade's new app.js or app.css is still fetched at once."""
-    import hashlib
-    from pathlib import Path
-
-    versions: dict[str, tuple[float, str]] = {}
-
-    def add_version(endpoint, values) -> None:
-        if endpoint != "static" or "v" in values or "filename" not in values:
-            return
-        path = Path(app.static_folder) / values["filename"]
-        try:
-            mtime = path.stat().st_mtime
-        except OSError:
-            return
-        known = versions.get(values["filename"])
-        if known is None or known[0] != mtime:
-            known = versions[values["filename"]] = (mtime, hashlib.sha256(path.read_bytes()).hexdigest()[:12])
-        values["v"] = known[1]
-
-    app.url_defaults(add_version)

@@ -1,169 +1,37 @@
-"""Errors: RFC 9457 problem JSON under /api/ (and for clients that ask for JSON), HTML pages
-for people, an HTML fragment for HTMX requests."""
-import logging
-from typing import Optional
-
-from flask import current_app, flash, g, jsonify, redirect, render_template, request, url_for
-from flask_login import current_user
-from flask_wtf.csrf import CSRFError
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
-
-from webapp import bodies
-from webapp.extensions import db, login_manager
-from webapp.htmx import wants_partial
-
-logger = logging.getLogger(__name__)
+"""What services raise when they cannot do what was asked. Each message is written for the
+person who asked; the web layer (`webapp/web/answers.py`) turns an error into a page, an htmx
+fragment or a problem document, by its class and kind, in one place. Services never answer HTTP."""
 
 
-class ProblemError(Exception):
-    """Raised by API code to answer with a problem document."""
-
-    def __init__(self, status: int, detail: str, headers: Optional[dict] = None, **extra):
-        super().__init__(detail)
-        self.status, self.detail, self.headers, self.extra = status, detail, headers or {}, extra
+class DomainError(Exception):
+    """Something a service refuses or cannot find; `str(error)` is the user's message."""
 
 
-def wants_json() -> bool:
-    if request.path.startswith(("/api/", "/v1/")):  # the API, and the DeepStack endpoint
-        return True
-    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
-    return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
+class NotFound(DomainError):
+    """The thing does not exist, or it is not the caller's: both look exactly alike."""
 
 
-def problem(status: int, detail: str, title: Optional[str] = None, headers: Optional[dict] = None, **extra):
-    """The one JSON error shape: application/problem+json with type, title, status, detail."""
-    body = {"type": "about:blank", "title": title or _title(status), "status": status,
-            "detail": detail, **{k: v for k, v in extra.items() if v is not None}}
-    response = jsonify(body)
-    response.status_code = status
-    response.mimetype = "application/problem+json"
-    response.headers.update(headers or {})
-    return response
+class Refused(DomainError):
+    """Nothing was done, for a reason of this kind:
 
+    - TOO_LARGE: the request carries more bytes than allowed
+    - TOO_MANY: more items at once than allowed (files in one upload)
+    - QUOTA: the account is full
+    - CONFLICT: the request contradicts what is stored (a photo's only run, the most runs or keys)
+    - INVALID: a value is not one the server accepts (an unknown class or model, a bad cursor)
+    - UNAVAILABLE: a part of the system it needs is down right now; try again later
+    """
 
-def _title(status: int) -> str:
-    from werkzeug.http import HTTP_STATUS_CODES
+    TOO_LARGE = "too_large"
+    TOO_MANY = "too_many"
+    QUOTA = "quota"
+    CONFLICT = "conflict"
+    INVALID = "invalid"
+    UNAVAILABLE = "unavailable"
 
-    return HTTP_STATUS_CODES.get(status, "Error")
+    kind = INVALID
 
-
-def human_size(size: int) -> str:
-    """20971520 -> "20 MB", 200000 -> "195 KB"."""
-    for unit, step in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
-        if size >= step:
-            return f"{size / step:.3g} {unit}"
-    return f"{size} bytes"
-
-
-def too_large_message() -> str:
-    limit = current_app.config.get("MAX_CONTENT_LENGTH") or 0
-    return f"The upload is too large: the limit is {human_size(limit)} per request."
-
-
-def _too_large():
-    """413: too many bytes, or (within the size limit) too many files in one request."""
-    config = current_app.config
-    length = request.content_length
-    if not bodies.is_upload():
-        return _respond(413, "Request too large", f"This request is too large: the limit is "
-                        f"{human_size(config['MAX_BODY_SIZE'])} for anything but an upload.")
-    if length is not None and length <= (config.get("MAX_CONTENT_LENGTH") or length):
-        message = f"Too many files in one upload: send at most {config['MAX_FORM_PARTS'] - 2} per request."
-    else:
-        message = too_large_message()
-    if request.endpoint == "analyses.upload" and not wants_json() and not wants_partial():
-        flash(message, "error")  # the plain upload form: back to the gallery, which says why
-        return redirect(url_for("analyses.gallery"))
-    return _respond(413, "Upload too large", message)
-
-
-def _cookie_dropped_over_http(exc: CSRFError) -> bool:
-    """The session cookie never came back because it is Secure and the page came over plain HTTP."""
-    return (bool(current_app.config.get("SESSION_COOKIE_SECURE")) and not request.is_secure
-            and "session token is missing" in (exc.description or ""))
-
-
-DEEPSTACK_PATHS = "/v1/vision/"
-
-
-def deepstack_error(status: int, error: str, headers: Optional[dict] = None):
-    """DeepStack's error shape, which its clients read: {"success": false, "error": ...}."""
-    response = jsonify({"success": False, "error": error})
-    response.status_code = status
-    response.headers.update(headers or {})
-    return response
-
-
-def _respond(status: int, title: str, message: str, headers: Optional[dict] = None):
-    if request.path.startswith(DEEPSTACK_PATHS):
-        return deepstack_error(status, message or title, headers)
-    if wants_json():
-        return problem(status, message, title=title, headers=headers)
-    if wants_partial():
-        return render_template("errors/_error.html", title=title, message=message), status, headers or {}
-    page = render_template("errors/error.html", status=status, title=title, message=message)
-    return page, status, headers or {}
-
-
-def handle_http(exc: HTTPException):
-    if isinstance(exc, RequestEntityTooLarge):
-        return _too_large()
-    message = exc.description or ""
-    headers = {k: v for k, v in exc.get_headers() if k.lower() in ("allow", "retry-after", "www-authenticate")}
-    return _respond(exc.code or 500, exc.name, message, headers)
-
-
-def handle_problem(exc: ProblemError):
-    return problem(exc.status, exc.detail, headers=exc.headers, **exc.extra)
-
-
-def handle_csrf(exc: CSRFError):
-    """A page form or htmx write without a valid token. Signed out meanwhile (the session ended,
-    or a log-out in another tab): off to log in again, not a bare refusal."""
-    if not wants_json() and request.blueprint != "auth" and not current_user.is_authenticated:
-        return login_manager.unauthorized()
-    logger.info("CSRF check refused %s %s: %s", request.method, request.path, exc.description)
-    if _cookie_dropped_over_http(exc):
-        logger.warning("Session cookies are Secure but %s came over plain HTTP: serve HTTPS (with "
-                       "TRUSTED_PROXIES behind a proxy) or set SESSION_COOKIE_SECURE=0", request.path)
-        return _respond(400, "Cookies refused", (
-            "Your browser did not keep this site's session cookie: the server marks its cookies "
-            "Secure (HTTPS only), but this page came over plain HTTP. Use the site's https:// "
-            "address; on a private network an administrator can set SESSION_COOKIE_SECURE=0."))
-    return _respond(400, "Form expired", "This form has expired or did not come from this site. "
-                    "Reload the page and try again.")
-
-
-DATABASE_DOWN = "The database cannot be reached right now. Please try again in a minute."
-
-
-def handle_database_down(exc: OperationalError):
-    """503 with the app's own page or problem document. The page is rendered as for a visitor:
-    loading the signed-in user would need the database again. A missing table or column (a
-    migration not applied) is not an outage: a 500, logged as such."""
-    if "no such table" in str(exc.orig) or "no such column" in str(exc.orig):
-        return handle_unexpected(exc)
-    try:
-        db.session.rollback()
-    except SQLAlchemyError:
-        pass
-    logger.error("Database unreachable on %s %s: %s", request.method, request.path, exc.orig or exc)
-    g._login_user = login_manager.anonymous_user()
-    return _respond(503, "Service Unavailable", DATABASE_DOWN, {"Retry-After": "30"})
-
-
-def handle_unexpected(exc: Exception):
-    db.session.rollback()
-    g._login_user = login_manager.anonymous_user()  # the error may have come from loading the user
-    logger.exception("Unhandled error on %s %s", request.method, request.path)
-    return _respond(500, "Internal Server Error", "Something went wrong on our side. Please try again.")
-
-
-def init_app(app) -> None:
-    app.add_template_filter(human_size)
-    app.register_error_handler(ProblemError, handle_problem)
-    app.register_error_handler(CSRFError, handle_csrf)
-    app.register_error_handler(HTTPException, handle_http)
-    app.register_error_handler(OperationalError, handle_database_down)
-    app.register_error_handler(Exception, handle_unexpected)
+    def __init__(self, message: str, kind: str | None = None):
+        super().__init__(message)
+        if kind is not None:
+            self.kind = kind

@@ -1,13 +1,19 @@
-"""Image files under UPLOAD_DIR, named by the server (never by the client)."""
+"""Image files under UPLOAD_DIR, named by the server (never by the client): the photos' folders,
+and short-lived temporary files that a web process hands to a worker through the shared folder."""
 import logging
 import os
 import shutil
 import tempfile
+import time
+import uuid
 from pathlib import Path
 
 from flask import current_app
 
 logger = logging.getLogger(__name__)
+
+TEMPORARY_FOLDER = "deepstack-tmp"  # a photo on its way to a worker; read once, then removed
+TEMPORARY_MAX_AGE_SECONDS = 3600  # older ones were left by a process that died while it waited
 
 
 def init_app(app) -> None:
@@ -74,3 +80,34 @@ def _remove_empty(folder: Path) -> None:
         except OSError:
             return
         folder = folder.parent
+
+
+def save_temporary(data: bytes, extension: str) -> str:
+    """Write a temporary file (for a worker to read once), returning its relative path."""
+    relative = f"{TEMPORARY_FOLDER}/{uuid.uuid4().hex}.{extension}"
+    save(relative, data)
+    return relative
+
+
+def sweep_temporary(max_age: float = TEMPORARY_MAX_AGE_SECONDS) -> int:
+    """Remove temporary files older than `max_age` seconds; how many were removed."""
+    folder = root() / TEMPORARY_FOLDER
+    now, removed = time.time(), 0
+    for path in folder.glob("*") if folder.is_dir() else ():
+        try:
+            if now - path.stat().st_mtime > max_age:
+                path.unlink()
+                removed += 1
+        except OSError:
+            continue
+    return removed
+
+
+def human_size(size: int) -> str:
+    """A size in bytes in words, in binary units as file managers count them: 20971520 → "20 MB",
+    200000 → "195 KB", 999 → "999 bytes"."""
+    for unit, step in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+        if size >= step:
+            value = size / step
+            return f"{value:.3g} {unit}" if value < 1000 else f"{value:,.0f} {unit}"
+    return f"{size:,} bytes"

@@ -3,22 +3,18 @@
 It builds the Flask app with the same configuration as the web tier (ANALYSIS_EXECUTOR=celery,
 CELERY_BROKER_URL, DATABASE_URL, UPLOAD_DIR shared with the web processes). A worker is one
 process with one model: it loads and warms the model when it starts, reports it to the web
-tier, and its pool threads hand their analyses to the process's batched stream
-(webapp/analyses/batching.py), which detects several at a time on the model.
+tier, and its pool threads hand their runs to the process's batched stream
+(webapp/jobs/stream.py), which detects several at a time on the model. It also answers the
+DeepStack endpoint's calls, on their own queue.
 """
-import logging
+from celery.signals import celeryd_after_setup, worker_init, worker_shutdown
 
-from celery.signals import celeryd_after_setup, worker_init, worker_ready, worker_shutdown
-
-from webapp import create_app, detection
-from webapp.analyses.batching import batch_size
-from webapp.analyses.pipeline import requeue_lost
+from webapp import create_app
 from webapp.config import Config
-from webapp.jobs import get_runner
-from webapp.jobs.celery import concurrency
-from webapp.vision.detector import ModelUnavailable
-
-logger = logging.getLogger(__name__)
+from webapp.deepstack import tasks  # noqa: F401 - registers the DeepStack endpoint's task
+from webapp.jobs.celery import DEEPSTACK_QUEUE, concurrency
+from webapp.jobs.lifecycle import start_process, stop_process
+from webapp.jobs.stream import batch_size
 
 
 class WorkerConfig(Config):
@@ -36,32 +32,14 @@ celery.conf.worker_concurrency = concurrency(batch_size(flask_app), flask_app.co
 @celeryd_after_setup.connect
 def also_answer_deepstack(sender, instance, **_) -> None:
     """Every worker also takes the DeepStack endpoint's tasks, whatever `-Q` names."""
-    from webapp.deepstack import QUEUE
-
-    instance.app.amqp.queues.select_add(QUEUE)
+    instance.app.amqp.queues.select_add(DEEPSTACK_QUEUE)
 
 
 @worker_init.connect
-def load_model(**_) -> None:
-    """Load and warm the model before the first task, and say how it went."""
-    with flask_app.app_context():
-        try:
-            detector = detection.get_detector()
-            detector.load()
-            detector.warm_up(batch_size(flask_app, load=True))
-        except ModelUnavailable as exc:
-            logger.error("Detection is unavailable: %s", exc)  # tasks fail with it, and retry later
-        detection.report()
+def start(**_) -> None:
+    start_process(flask_app)
 
 
 @worker_shutdown.connect
-def withdraw(**_) -> None:
-    get_runner(flask_app).close()  # the tasks it holds finish first (a warm shutdown)
-    detection.withdraw_report(flask_app)
-
-
-@worker_ready.connect
-def recover(**_) -> None:
-    """Once per worker start: nothing stays pending or running forever (see requeue_lost)."""
-    with flask_app.app_context():
-        requeue_lost()
+def stop(**_) -> None:
+    stop_process(flask_app, finish=True)  # the tasks it holds finish first (a warm shutdown)

@@ -1,14 +1,15 @@
-"""Detections of one or many analyses as JSON, COCO, a YOLO dataset or CSV, in the shapes the
-tools that read them expect (pycocotools, Ultralytics' dataset loader, spreadsheets).
+"""Detections of one or many runs ("analyses" in the files, as in the API) as JSON, COCO, a YOLO
+dataset or CSV, in the shapes the tools that read them expect (pycocotools, Ultralytics'
+dataset loader, spreadsheets).
 
-- **Which detections**: those at or above `min_conf`; when it is not given, each analysis's own
+- **Which detections**: those at or above `min_conf`; when it is not given, each run's own
   threshold (its `conf`, 0.25 by default), i.e. the boxes its page shows. `min_conf=0` exports
   everything stored (down to YOLO_STORE_FLOOR), as an evaluation wants.
-- **COCO**: image ids are the analyses' numeric row ids (stable across exports), `file_name`s are
+- **COCO**: image ids are the runs' numeric row ids (stable across exports), `file_name`s are
   unique and are the names the images have in a YOLO zip. Category ids are the official COCO ids
   (1-90, with gaps) when the model's classes are the 80 COCO classes, else the model's class ids;
   `info.category_ids` says which. `categories` lists every class of the model.
-- **YOLO**: one analysis is its label file; several are a zip that Ultralytics loads as it is
+- **YOLO**: one run is its label file; several are a zip that Ultralytics loads as it is
   (`images/`, `labels/` with matching stems, `data.yaml` naming every class id, `classes.txt`
   with one name per line in id order).
 """
@@ -24,8 +25,9 @@ from typing import IO, Optional, Union
 
 import yaml
 
-from webapp import detection, storage
-from webapp.models import Analysis, utcnow
+from webapp import storage
+from webapp.detection.status import NotAvailable, class_names
+from webapp.models import Run, utcnow
 
 # The 80 COCO classes in the order COCO-trained YOLO models number them (Ultralytics' coco.yaml),
 # and the official COCO category id of each (Ultralytics' coco80_to_coco91_class); a test checks
@@ -70,19 +72,19 @@ def _safe(name: str, max_bytes: int = 80) -> str:
     return "".join(kept) if any(ch.isalnum() for ch in kept) else "photo"
 
 
-def stem(analysis: Analysis) -> str:
+def stem(run: Run) -> str:
     """A download's name: the photo's name and the start of its id."""
-    return f"{_safe(analysis.original_filename)}-{analysis.public_id[:8]}"
+    return f"{_safe(run.photo.original_filename)}-{run.public_id[:8]}"
 
 
-def dataset_stem(analysis: Analysis) -> str:
+def dataset_stem(run: Run) -> str:
     """A photo's name in a dataset: unique (its whole public id), so files never clash."""
-    return f"{_safe(analysis.original_filename)}-{analysis.public_id}"
+    return f"{_safe(run.photo.original_filename)}-{run.public_id}"
 
 
-def dataset_file_name(analysis: Analysis) -> str:
+def dataset_file_name(run: Run) -> str:
     """The image's file name in COCO's `file_name` and in a YOLO zip's images/."""
-    return dataset_stem(analysis) + PurePosixPath(analysis.original_path).suffix
+    return dataset_stem(run) + PurePosixPath(run.photo.original_path).suffix
 
 
 @dataclass(frozen=True)
@@ -96,17 +98,17 @@ class Classes:
         return COCO_CATEGORY_IDS[class_id] if self.official_coco else class_id
 
 
-def model_classes(analyses: list[Analysis]) -> Classes:
+def model_classes(runs: list[Run]) -> Classes:
     """Every class of the model. Its names come from the model when it can say (loaded here, or
     as a worker reported them); the ids' scheme does not depend on that: the detections stored
-    with the analyses decide. When every stored (class id, label) pair is a COCO class at its
+    with the runs decide. When every stored (class id, label) pair is a COCO class at its
     place, the export uses the 80 COCO classes and their official ids, whether or not a worker is
     reporting right now; otherwise the model's ids, with the names the model or the detections give."""
     try:
-        names = dict(detection.class_names())
-    except detection.NotAvailable:
+        names = dict(class_names())
+    except NotAvailable:
         names = {}
-    stored = {d.class_id: d.label for analysis in analyses for d in analysis.detections}
+    stored = {d.class_id: d.label for run in runs for d in run.detections}
     coco_like = all(0 <= i < len(COCO80) and COCO80[i] == label for i, label in stored.items())
     if coco_like and (not names or tuple(names.get(i) for i in range(len(names))) == COCO80):
         return Classes(dict(enumerate(COCO80)), official_coco=True)
@@ -115,28 +117,28 @@ def model_classes(analyses: list[Analysis]) -> Classes:
     return Classes(dict(sorted(names.items())), official_coco=False)
 
 
-def as_json(analyses: list[Analysis], min_conf: Optional[float]) -> dict:
+def as_json(runs: list[Run], min_conf: Optional[float]) -> dict:
     return {"images": [{
-        "id": a.public_id, "filename": a.original_filename, "width": a.width, "height": a.height,
+        "id": a.public_id, "filename": a.photo.original_filename, "width": a.photo.width, "height": a.photo.height,
         "model": a.model_name, "conf": a.conf, "status": a.status,
-        "detections": [d.as_dict() for d in a.visible_detections(min_conf)],
-    } for a in analyses]}
+        "detections": [d.as_dict() for d in a.detections_at(min_conf)],
+    } for a in runs]}
 
 
-def as_coco(analyses: list[Analysis], min_conf: Optional[float], classes: Optional[Classes] = None) -> dict:
-    """COCO detection results: images (id = the analysis's row id), annotations with `score`, and
+def as_coco(runs: list[Run], min_conf: Optional[float], classes: Optional[Classes] = None) -> dict:
+    """COCO detection results: images (id = the run's row id), annotations with `score`, and
     every category of the model (see the module's docstring for the ids)."""
-    analyses = [a for a in analyses if a.is_done]  # not yet analysed is not "nothing in it"
-    classes = classes or model_classes(analyses)
+    runs = [a for a in runs if a.is_done]  # not yet analysed is not "nothing in it"
+    classes = classes or model_classes(runs)
     images, annotations = [], []
-    for analysis in analyses:
-        images.append({"id": analysis.id, "file_name": dataset_file_name(analysis),
-                       "width": analysis.width, "height": analysis.height,
-                       "analysis_id": analysis.public_id, "original_filename": analysis.original_filename})
-        for d in analysis.visible_detections(min_conf):
+    for run in runs:
+        images.append({"id": run.id, "file_name": dataset_file_name(run),
+                       "width": run.photo.width, "height": run.photo.height,
+                       "analysis_id": run.public_id, "original_filename": run.photo.original_filename})
+        for d in run.detections_at(min_conf):
             w, h = d.x2 - d.x1, d.y2 - d.y1  # from the unrounded corners; rounded once, below
             annotations.append({
-                "id": len(annotations) + 1, "image_id": analysis.id, "category_id": classes.category_id(d.class_id),
+                "id": len(annotations) + 1, "image_id": run.id, "category_id": classes.category_id(d.class_id),
                 "bbox": [round(d.x1, 3), round(d.y1, 3), round(w, 3), round(h, 3)],
                 "area": round(w * h, 3), "iscrowd": 0, "score": round(d.confidence, 5),
             })
@@ -157,12 +159,12 @@ def as_coco(analyses: list[Analysis], min_conf: Optional[float], classes: Option
     }
 
 
-def yolo_lines(analysis: Analysis, min_conf: Optional[float]) -> str:
+def yolo_lines(run: Run, min_conf: Optional[float]) -> str:
     """One line per box: class x_center y_center width height, normalised to 0..1."""
     lines = []
-    for d in analysis.visible_detections(min_conf):
-        cx, cy = (d.x1 + d.x2) / 2 / analysis.width, (d.y1 + d.y2) / 2 / analysis.height
-        w, h = (d.x2 - d.x1) / analysis.width, (d.y2 - d.y1) / analysis.height
+    for d in run.detections_at(min_conf):
+        cx, cy = (d.x1 + d.x2) / 2 / run.photo.width, (d.y1 + d.y2) / 2 / run.photo.height
+        w, h = (d.x2 - d.x1) / run.photo.width, (d.y2 - d.y1) / run.photo.height
         lines.append(f"{d.class_id} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}")
     return "\n".join(lines) + ("\n" if lines else "")
 
@@ -176,49 +178,49 @@ def _text_cell(text: str) -> str:
     return "'" + text if text.startswith(FORMULA_START) else text
 
 
-def as_csv(analyses: list[Analysis], min_conf: Optional[float]) -> str:
+def as_csv(runs: list[Run], min_conf: Optional[float]) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["analysis_id", "filename", "width", "height", "label", "class",
                      "confidence", "x1", "y1", "x2", "y2"])
-    for a in analyses:
-        for d in a.visible_detections(min_conf):
-            writer.writerow([a.public_id, _text_cell(a.original_filename), a.width, a.height,
+    for a in runs:
+        for d in a.detections_at(min_conf):
+            writer.writerow([a.public_id, _text_cell(a.photo.original_filename), a.photo.width, a.photo.height,
                              _text_cell(d.label), d.class_id, f"{d.confidence:.4f}",
                              f"{d.x1:.2f}", f"{d.y1:.2f}", f"{d.x2:.2f}", f"{d.y2:.2f}"])
     return out.getvalue()
 
 
-def export(analyses: list[Analysis], fmt: str, min_conf: Optional[float], name: str,
+def export(runs: list[Run], fmt: str, min_conf: Optional[float], name: str,
            dataset: bool = False) -> Export:
-    """`fmt` is json, coco, yolo or csv. YOLO of one analysis is its label file; with `dataset`
+    """`fmt` is json, coco, yolo or csv. YOLO of one run is its label file; with `dataset`
     (the bulk export, however many match), a zip that is a ready Ultralytics dataset."""
     if fmt == "json":
-        return Export(json.dumps(as_json(analyses, min_conf), indent=2).encode(), "application/json", f"{name}.json")
+        return Export(json.dumps(as_json(runs, min_conf), indent=2).encode(), "application/json", f"{name}.json")
     if fmt == "coco":
-        return Export(json.dumps(as_coco(analyses, min_conf)).encode(), "application/json", f"{name}-coco.json")
+        return Export(json.dumps(as_coco(runs, min_conf)).encode(), "application/json", f"{name}-coco.json")
     if fmt == "csv":
-        return Export(as_csv(analyses, min_conf).encode(), "text/csv", f"{name}.csv")
+        return Export(as_csv(runs, min_conf).encode(), "text/csv", f"{name}.csv")
     if not dataset:
-        return Export(yolo_lines(analyses[0], min_conf).encode(), "text/plain", f"{name}.txt")
-    return Export(yolo_dataset(analyses, min_conf), "application/zip", f"{name}-yolo.zip")
+        return Export(yolo_lines(runs[0], min_conf).encode(), "text/plain", f"{name}.txt")
+    return Export(yolo_dataset(runs, min_conf), "application/zip", f"{name}-yolo.zip")
 
 
-def yolo_dataset(analyses: list[Analysis], min_conf: Optional[float]) -> IO[bytes]:
+def yolo_dataset(runs: list[Run], min_conf: Optional[float]) -> IO[bytes]:
     """A zip Ultralytics loads as a dataset: images/<stem>.<ext> (the stored upright originals),
     labels/<stem>.txt, data.yaml (train and val both images/, names for every class id) and
-    classes.txt (one name per line, line n is class n). Only finished analyses (a photo not yet
+    classes.txt (one name per line, line n is class n). Only finished runs (a photo not yet
     analysed is not a photo with nothing in it). Written to a temporary file, not memory: a whole
     library can be exported (the file is gone once sent)."""
-    analyses = [a for a in analyses if a.is_done]
-    classes = model_classes(analyses)
+    runs = [a for a in runs if a.is_done]
+    classes = model_classes(runs)
     count = max(classes.names, default=-1) + 1
     names = [classes.names.get(i, f"class_{i}") for i in range(count)]
     spool = tempfile.TemporaryFile()
     with zipfile.ZipFile(spool, "w", zipfile.ZIP_DEFLATED) as archive:
-        for a in analyses:
+        for a in runs:
             try:
-                archive.write(storage.absolute(a.original_path), f"images/{dataset_file_name(a)}",
+                archive.write(storage.absolute(a.photo.original_path), f"images/{dataset_file_name(a)}",
                               compress_type=zipfile.ZIP_STORED)  # already compressed
             except FileNotFoundError:  # deleted while the export was being written: its labels only
                 pass
@@ -231,15 +233,15 @@ def yolo_dataset(analyses: list[Analysis], min_conf: Optional[float]) -> IO[byte
     return spool
 
 
-def bulk_zip(analyses: list[Analysis]) -> IO[bytes]:
+def bulk_zip(runs: list[Run]) -> IO[bytes]:
     """The gallery's "download as zip" of selected photos: originals/ (the stored upright
     originals), annotated/ (the annotated images of finished ones), detections-coco.json and
     detections.csv (the boxes each photo's page shows, at its own threshold). File names are the
     unique names of the COCO export, so the three agree. Spooled to a temporary file."""
     spool = tempfile.TemporaryFile()
     with zipfile.ZipFile(spool, "w", zipfile.ZIP_DEFLATED) as archive:
-        for a in analyses:
-            files = [("originals", a.original_path, dataset_file_name(a))]
+        for a in runs:
+            files = [("originals", a.photo.original_path, dataset_file_name(a))]
             if a.is_done and a.annotated_path:
                 files.append(("annotated", a.annotated_path, f"{dataset_stem(a)}.jpg"))
             for folder, relative, name in files:
@@ -247,7 +249,7 @@ def bulk_zip(analyses: list[Analysis]) -> IO[bytes]:
                     archive.write(storage.absolute(relative), f"{folder}/{name}", compress_type=zipfile.ZIP_STORED)
                 except FileNotFoundError:  # deleted while the zip was being written
                     pass
-        archive.writestr("detections-coco.json", json.dumps(as_coco(analyses, None), indent=1))
-        archive.writestr("detections.csv", as_csv([a for a in analyses if a.is_done], None))
+        archive.writestr("detections-coco.json", json.dumps(as_coco(runs, None), indent=1))
+        archive.writestr("detections.csv", as_csv([a for a in runs if a.is_done], None))
     spool.seek(0)
     return spool

@@ -3,20 +3,20 @@ from flask_wtf.file import FileRequired, MultipleFileField
 from wtforms import SelectField
 from wtforms.validators import ValidationError
 
-from webapp import detection
+from webapp.detection.registry import DEFAULT_NAME, UnknownModel, check_model, model_names
 
 
 class UploadForm(FlaskForm):
     images = MultipleFileField("Photos", validators=[FileRequired(message="Choose at least one photo.")])
     # Shown only when YOLO_MODELS names more than the default model.
-    model = SelectField("Model", default=detection.DEFAULT_NAME, validate_choice=False)
+    model = SelectField("Model", default=DEFAULT_NAME, validate_choice=False)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.model.choices = [(name, name) for name in detection.model_names()]
+        self.model.choices = [(name, name) for name in model_names()]
 
     def validate_model(self, field) -> None:
         try:
-            detection.check_model(field.data or None)
-        except detection.UnknownModel as exc:
+            check_model(field.data or None)
+        except UnknownModel as exc:
             raise ValidationError(str(exc)) from None

@@ -1,5 +1,5 @@
 """`flask import-photos`: a photo library added for one user through the same path as uploads
-(validation, stored original, thumbnail, a pending analysis, the batched detection stream)."""
+(validation, stored original, thumbnail, a pending run, the batched detection stream)."""
 import hashlib
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, wait
@@ -10,10 +10,14 @@ from typing import Callable, Iterable, Optional
 import sqlalchemy as sa
 from flask import current_app
 
-from webapp import jobs
-from webapp.analyses import services
+from webapp.analyses.quotas import QuotaExceeded
+from webapp.analyses.removal import delete_photo
+from webapp.analyses.uploads import accept, retry
 from webapp.extensions import db
-from webapp.models import Analysis, AnalysisStatus, Photo, User
+from webapp.jobs.priorities import fair_priority, queued_runs
+from webapp.jobs.queue import queue_run
+from webapp.jobs.scheduling import QueueUnavailable, get_runner
+from webapp.models import Photo, Run, RunStatus, User
 from webapp.vision.images import ImageRejected
 
 # What a library folder may hold that the app reads (by extension; the content is still checked).
@@ -24,7 +28,7 @@ POLL_SECONDS = 0.5
 @dataclass
 class ImportReport:
     found: int = 0  # supported files under the paths
-    imported: list[int] = field(default_factory=list)  # analysis ids queued
+    imported: list[int] = field(default_factory=list)  # run ids queued
     already: int = 0  # same content already in the user's library (or twice in this import)
     refused: list[tuple[Path, str]] = field(default_factory=list)
     ignored: int = 0  # files of other kinds
@@ -53,63 +57,72 @@ def library_files(paths: Iterable[Path]) -> tuple[list[Path], int]:
 
 def import_photos(user: User, files: list[Path], progress: Callable[[int], None] = lambda n: None) -> ImportReport:
     """Queue every file not already in the user's library (same sha256); a photo already there
-    whose analysis failed (or was interrupted) is run again. In-process detection is fed no
+    whose current run failed (or was interrupted) is run again. In-process detection is fed no
     faster than it runs (a few photos ahead), so decoded photos are handed to it rather than
-    read twice, and memory stays flat however large the library. Raises jobs.QueueUnavailable
+    read twice, and memory stays flat however large the library. Raises QueueUnavailable
     (nothing half-imported) when the broker goes down, KeyboardInterrupt as it comes."""
     report = ImportReport(found=len(files))
     config = current_app.config
-    existing = dict(db.session.execute(  # each photo's shown run's status
-        sa.select(Photo.sha256, Analysis.status).join(Analysis, Analysis.photo_id == Photo.id)
-        .where(Photo.user_id == user.id, Analysis.shown)).tuples().all())
+    existing = _current_statuses(user)
     known = set(existing)
-    runner = jobs.get_runner()
     ahead = config["DETECT_WINDOW"] + 2
     outstanding: set[Future] = set()
     to_retry: set[str] = set()
-    queued = services.queued_count(user)
+    queued = queued_runs(user.id)
     for path in files:
-        problem, data = _read(path, config["MAX_CONTENT_LENGTH"])
-        if problem:
-            report.refused.append((path, problem))
-            progress(1)
-            continue
-        digest = hashlib.sha256(data).hexdigest()
-        if digest in known:
-            report.already += 1
-            if existing.get(digest) == AnalysisStatus.FAILED:
-                to_retry.add(digest)
-            progress(1)
-            continue
         try:
-            analysis, loaded = services.accept_upload(user, path.name, data)
-        except (ImageRejected, services.QuotaExceeded) as exc:
-            report.refused.append((path, str(exc)))
+            problem, data = _read(path, config["MAX_CONTENT_LENGTH"])
+            if problem:
+                report.refused.append((path, problem))
+                continue
+            digest = hashlib.sha256(data).hexdigest()
+            if digest in known:
+                report.already += 1
+                if existing.get(digest) == RunStatus.FAILED:
+                    to_retry.add(digest)
+                continue
+            future = _import_one(user, path, data, fair_priority(queued), report)
+            if future is False:
+                continue
+            known.add(digest)
+            queued += 1
+            if future is not None:
+                outstanding.add(future)
+                if len(outstanding) > ahead:
+                    _, outstanding = wait(outstanding, return_when=FIRST_COMPLETED)
+        finally:
             progress(1)
-            continue
-        known.add(digest)
-        try:
-            future = runner.submit(services.pipeline.run_analysis, analysis.id,
-                                   local={"image_bgr": loaded.bgr_array()} if runner.in_process else None,
-                                   priority=services.fair_priority(queued))
-        except jobs.QueueUnavailable:
-            services.delete_analysis(analysis)  # nothing half-imported: re-running picks it up
-            raise
-        del loaded
-        queued += 1
-        report.imported.append(analysis.id)
-        if future is not None:
-            outstanding.add(future)
-            if len(outstanding) > ahead:
-                _, outstanding = wait(outstanding, return_when=FIRST_COMPLETED)
-        progress(1)
     if to_retry:
-        failed = list(db.session.scalars(sa.select(Analysis).join(Photo, Photo.id == Analysis.photo_id).where(
-            Photo.user_id == user.id, Photo.sha256.in_(to_retry), Analysis.shown,
-            Analysis.status == AnalysisStatus.FAILED)))
-        retried = services.retry(failed)
-        report.retried = [a.id for a in retried.accepted]
+        report.retried = [r.id for r in retry(_failed_runs(user, to_retry)).accepted]
     return report
+
+
+def _import_one(user: User, path: Path, data: bytes, priority: int, report: ImportReport):
+    """Store one photo and queue its run: its Future (None on Celery), or False when refused."""
+    try:
+        run, loaded = accept(user, path.name, data)
+    except (ImageRejected, QuotaExceeded) as exc:
+        report.refused.append((path, str(exc)))
+        return False
+    try:
+        future = queue_run(run.id, priority, loaded.bgr_array() if get_runner().in_process else None)
+    except QueueUnavailable:
+        delete_photo(run)  # nothing half-imported: running the import again picks it up
+        raise
+    report.imported.append(run.id)
+    return future
+
+
+def _current_statuses(user: User) -> dict[str, RunStatus]:
+    """{sha256: status of its current run} of every photo the user has."""
+    return dict(db.session.execute(
+        sa.select(Photo.sha256, Run.status).join(Run, Run.photo_id == Photo.id)
+        .where(Photo.user_id == user.id, Run.current)).tuples().all())
+
+
+def _failed_runs(user: User, digests: set[str]) -> list[Run]:
+    return list(db.session.scalars(sa.select(Run).join(Photo, Photo.id == Run.photo_id).where(
+        Photo.user_id == user.id, Photo.sha256.in_(digests), Run.current, Run.status == RunStatus.FAILED)))
 
 
 def _read(path: Path, limit: int) -> tuple[Optional[str], bytes]:
@@ -130,15 +143,15 @@ def _read(path: Path, limit: int) -> tuple[Optional[str], bytes]:
 
 
 def wait_for(ids: list[int], progress: Callable[[int], None] = lambda n: None,
-             timeout: Optional[float] = None) -> dict[AnalysisStatus, int]:
-    """Until none of these analyses is pending or running (in this process or on workers);
-    their count by status."""
+             timeout: Optional[float] = None) -> dict[RunStatus, int]:
+    """Until none of these runs is pending or running (in this process or on workers); their
+    count by status."""
     deadline = time.monotonic() + timeout if timeout else None
     finished = 0
     while True:
         db.session.rollback()  # a new transaction: what the workers committed is seen
         counts = _counts(ids)
-        now_finished = sum(n for status, n in counts.items() if status not in AnalysisStatus.active())
+        now_finished = sum(n for status, n in counts.items() if status not in RunStatus.active())
         progress(now_finished - finished)
         finished = now_finished
         if finished >= sum(counts.values()) or (deadline and time.monotonic() > deadline):
@@ -146,10 +159,10 @@ def wait_for(ids: list[int], progress: Callable[[int], None] = lambda n: None,
         time.sleep(POLL_SECONDS)
 
 
-def _counts(ids: list[int]) -> dict[AnalysisStatus, int]:
-    counts: dict[AnalysisStatus, int] = {}
+def _counts(ids: list[int]) -> dict[RunStatus, int]:
+    counts: dict[RunStatus, int] = {}
     for start in range(0, len(ids), 1000):
-        for status, n in db.session.execute(sa.select(Analysis.status, sa.func.count()).where(
-                Analysis.id.in_(ids[start:start + 1000])).group_by(Analysis.status)):
+        for status, n in db.session.execute(sa.select(Run.status, sa.func.count()).where(
+                Run.id.in_(ids[start:start + 1000])).group_by(Run.status)):
             counts[status] = counts.get(status, 0) + n
     return counts

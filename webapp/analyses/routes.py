@@ -1,36 +1,39 @@
+"""The pages: the gallery (with the upload form), a photo's page (its runs, Run again, sharing),
+two runs compared, and the actions on them (delete, retry, bulk). Services do the work and
+raise; a NotFound is a 404 page, a refusal a message here."""
 import json
 import re
-from collections import Counter
 from datetime import date
 
-import sqlalchemy as sa
-from flask import Response, abort, current_app, flash, jsonify, redirect, render_template, request, send_file, url_for
+from flask import abort, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
-from werkzeug.exceptions import NotFound
 
-from webapp import detection, jobs
-from webapp.analyses import bp, exports, history, services
+from webapp.analyses import bp, exports, listing, lookups, removal, sending, uploads, viewer
 from webapp.analyses.forms import UploadForm
-from webapp.errors import ProblemError, too_large_message
-from webapp.extensions import db
-from webapp.htmx import triggered_by, wants_partial
-from webapp.models import Analysis, AnalysisStatus
-from webapp.vision.draw import class_color_hex
+from webapp.analyses.params import DetectionParams, RunFields
+from webapp.detection.registry import DEFAULT_NAME, check_model, model_names, runs_here
+from webapp.detection.status import availability
+from webapp.errors import NotFound, Refused
+from webapp.library.current_run import current_run
+from webapp.models import RunStatus
+from webapp.web import delivery, limits
+from webapp.web.answers import ProblemError, status_of
+from webapp.web.htmx import is_htmx, triggered_by, wants_partial
+from webapp.web.validation import parse
 from webapp.vision.images import NOT_AN_IMAGE
 
 SHA256 = re.compile(r"[0-9a-fA-F]{64}")
-TOP_LABELS = 8  # labels the filter bar shows as chips; the others are behind "more…"
 BULK_LIMIT = 1000  # photos one bulk action may take (a zip of them is written before it is sent)
 STATUS_LABELS = {
-    AnalysisStatus.PENDING: "Queued",
-    AnalysisStatus.RUNNING: "Detecting…",
-    AnalysisStatus.DONE: "Done",
-    AnalysisStatus.FAILED: "Failed",
+    RunStatus.PENDING: "Queued",
+    RunStatus.RUNNING: "Detecting…",
+    RunStatus.DONE: "Done",
+    RunStatus.FAILED: "Failed",
 }
 
 
 @bp.app_template_filter("status_label")
-def status_label(status: AnalysisStatus) -> str:
+def status_label(status: RunStatus) -> str:
     return STATUS_LABELS[status]
 
 
@@ -44,107 +47,51 @@ def index():
 @bp.route("/analyses", methods=["GET"])
 @login_required
 def gallery():
-    filters, query, problem = _filters_from_request()
+    found, query, problem = listing.read_filters(request.args)
     try:
-        found = history.page(current_user, filters, cursor=request.args.get("cursor") or None,
-                             per_page=current_app.config["GALLERY_PER_PAGE"], skip_pages=_skipped_pages())
-    except history.BadCursor as exc:
-        found, problem = history.Page(), str(exc)
-    next_url = url_for("analyses.gallery", cursor=found.next_cursor, **query) if found.next_cursor else None
-    context = dict(analyses=found.items, chips=history.labels_of(found.items), next_url=next_url,
-                   selected=list(filters.labels), query=query)
+        page = listing.page(current_user, found, cursor=request.args.get("cursor") or None,
+                            per_page=current_app.config["GALLERY_PER_PAGE"], skip_pages=_skipped_pages())
+    except listing.BadCursor as exc:
+        page, problem = listing.Page(), str(exc)
+    next_url = url_for("analyses.gallery", cursor=page.next_cursor, **query) if page.next_cursor else None
+    context = dict(runs=page.items, chips=listing.labels_of(page.items), next_url=next_url, after=page.after,
+                   selected=list(found.labels), query=query)
     if wants_partial() and (request.args.get("cursor") or request.args.get("page")):
         return render_template("analyses/_cards.html", **context)
-    labels = history.label_summary(current_user)
-    offered = labels
-    together = history.co_labels(current_user, filters)
-    if together is not None:  # with labels chosen: what adding each other label would leave, none for 0
-        offered = [item for item in labels if item[0] in filters.labels] + sorted(
-            ((name, together[name]) for name, _ in labels if name not in filters.labels and together.get(name)),
-            key=lambda item: (-item[1], item[0]))
-    top = list(offered[:TOP_LABELS])
-    top += [item for item in offered[TOP_LABELS:] if item[0] in filters.labels]  # a chosen one stays in view
     return render_template(
-        "analyses/gallery.html",
-        form=UploadForm(),
-        labels=labels,
-        top_labels=top,
-        more_labels=[item for item in offered if item not in top],
-        matching=history.count(current_user, filters),
-        models=detection.model_names(),
-        bulk_limit=BULK_LIMIT,
-        filters=filters,
-        filter_problem=problem,
-        has_photos=current_user.photos > 0,
-        unavailable=detection.availability(),
-        detection_here=detection.runs_here(),
-        failed_count=services.count_failed(current_user),
-        too_large=too_large_message(),
-        not_an_image=NOT_AN_IMAGE,
-        **context,
+        "analyses/gallery.html", form=UploadForm(), bar=listing.filter_bar(current_user, found),
+        models=model_names(), bulk_limit=BULK_LIMIT, filters=found, filter_problem=problem,
+        has_photos=current_user.photos > 0, unavailable=availability(), detection_here=runs_here(),
+        failed_count=lookups.count_failed(current_user), too_large=limits.too_large_message(),
+        not_an_image=NOT_AN_IMAGE, **context,
     )
 
 
-def _filters_from_request(args=None) -> tuple[history.Filters, dict, str | None]:
-    """The gallery's filters from the query string (or a form): labels (all of them), from/to
-    dates (YYYY-MM-DD, inclusive) and sort; the query to repeat in links; what was ignored."""
-    args = request.args if args is None else args
-    asked = [name for name in args.getlist("label") if name.strip()]
-    wanted = history.filters(asked, oldest_first=args.get("sort") == "oldest")
-    problem = (f"Only the first {history.MAX_LABELS} labels are used." if len(set(asked)) > history.MAX_LABELS
-               else None)
-    query: dict = {"label": list(wanted.labels)} if wanted.labels else {}
-    days = {}
-    for key in ("from", "to"):
-        value = args.get(key, "").strip()
-        days[key] = _day(value) if value else None
-        if value and days[key] is None:
-            problem = f"Ignored the date {value!r}: use YYYY-MM-DD."
-        elif days[key]:
-            query[key] = days[key].isoformat()
-    if days["from"] and days["to"] and days["from"] > days["to"]:
-        problem = "The first day is after the last: no photo can match. Swap them?"
-    if wanted.oldest_first:
-        query["sort"] = "oldest"
-    return history.filters(wanted.labels, None, days["from"], days["to"], wanted.oldest_first), query, problem
-
-
-def _day(value: str) -> date | None:
-    """A YYYY-MM-DD day, or None."""
-    try:
-        return date.fromisoformat(value) if history.DAY.fullmatch(value) else None
-    except ValueError:
-        return None
-
-
 def _skipped_pages() -> int:
-    """`?page=N`, kept for old links: at most history.MAX_PAGE pages are skipped."""
-    return min(max(request.args.get("page", 1, type=int) or 1, 1), history.MAX_PAGE + 1) - 1
+    """`?page=N`, kept for old links: at most listing.MAX_PAGE pages are skipped."""
+    return min(max(request.args.get("page", 1, type=int) or 1, 1), listing.MAX_PAGE + 1) - 1
 
 
 @bp.route("/analyses", methods=["POST"])
+@limits.upload(back_to="analyses.gallery")
 @login_required
 def upload():
     form = UploadForm()
     if not form.validate_on_submit():
         return _upload_invalid(form)
     files = [f for f in request.files.getlist("images") if f and (f.filename or f.content_length)]
-    params = services.DetectionParams(model=detection.check_model(form.model.data or None))
+    params = DetectionParams(model=check_model(form.model.data or None))
     try:
-        result = services.upload_files(current_user, files, params)
-    except services.REFUSED as exc:
-        status, message = services.refusal(exc)
-        form.images.errors.append(message)
-        return _upload_invalid(form, 413 if status == 413 else 422)
+        result = uploads.upload_files(current_user, [uploads.Upload(f.filename, f.read) for f in files], params)
+    except uploads.REFUSED as exc:
+        form.images.errors.append(str(exc))
+        return _upload_invalid(form, 413 if status_of(exc) == 413 else 422)
     if wants_partial():
-        status = 201 if result.accepted else 422
-        return render_template(
-            "analyses/_upload_result.html", analyses=result.accepted, rejected=result.rejected,
-            chips=history.labels_of(result.accepted),
-        ), status
+        return render_template("analyses/_upload_result.html", runs=result.accepted, rejected=result.rejected,
+                               chips=listing.labels_of(result.accepted)), 201 if result.accepted else 422
     for item in result.rejected:
         flash(f"{item.filename}: {item.reason}", "error")
-    if result.accepted and detection.availability():
+    if result.accepted and availability():
         flash(f"{len(result.accepted)} photo(s) uploaded, but detection is unavailable right now: "
               "they can be retried once it is back.", "info")
     elif result.accepted:
@@ -155,8 +102,8 @@ def upload():
 def _upload_invalid(form: UploadForm, status: int = 422):
     messages = [m for errors in form.errors.values() for m in errors]
     if wants_partial():
-        refused = [services.Rejected("Upload refused", " ".join(messages))]
-        return render_template("analyses/_upload_result.html", analyses=[], rejected=refused), status
+        refused = [uploads.Rejected("Upload refused", " ".join(messages))]
+        return render_template("analyses/_upload_result.html", runs=[], rejected=refused), status
     for message in messages:
         flash(message, "error")
     return redirect(url_for("analyses.gallery"))
@@ -165,51 +112,42 @@ def _upload_invalid(form: UploadForm, status: int = 422):
 @bp.route("/analyses/<public_id>", methods=["GET"])
 @login_required
 def detail(public_id: str):
-    """One photo. The gallery's query (labels, dates, order) comes along, so previous and next
-    step through the same listing the user came from, and "All photos" goes back to it."""
-    analysis = services.get_owned_analysis(current_user, public_id, with_detections=True)
-    filters, query, _ = _filters_from_request()
-    # the listing holds each photo once (the run it shows): another run of it steps from there
-    anchor = analysis if analysis.shown else history.shown_run(analysis.photo_id) or analysis
-    before, after = history.neighbours(current_user, filters, anchor)
-    runs = analysis.photo.runs
+    """One run of a photo. The gallery's query (labels, dates, order) comes along, so previous
+    and next step through the same listing the user came from, and "All photos" goes back to it."""
+    run = lookups.owned_run(current_user, public_id, with_detections=True)
+    found, query, _ = listing.read_filters(request.args)
+    # the listing holds each photo once (its current run): another run of it steps from there
+    anchor = run if run.current else current_run(run.photo_id) or run
+    before, after = listing.neighbours(current_user, found, anchor)
+    runs = run.photo.runs
     return render_template(
-        "analyses/detail.html", analysis=analysis, **services.viewer(analysis), query=query, before=before,
-        after=after, runs=runs,
-        run_counts={r.id: Counter(d.label for d in r.visible_detections()) for r in runs if r.is_done},
-        models=detection.model_names(),
+        "analyses/detail.html", run=run, **viewer.viewer(run), query=query, before=before, after=after, runs=runs,
+        run_counts={r.id: r.label_counts() for r in runs if r.is_done}, models=model_names(),
     )
-
-
-def run_params(data) -> services.DetectionParams:
-    """A re-run's parameters from a form (conf, iou, imgsz, classes, model), checked by the API's
-    own schema; ProblemError (422) says what is wrong. Empty fields are the defaults."""
-    from webapp.api.analyses import detection_params
-    from webapp.api.schemas import UploadParams
-    from webapp.api.validation import parse
-
-    names = ("conf", "iou", "imgsz", "classes", "model")
-    fields = {k: v for k, v in ((k, data.get(k, "").strip()) for k in names) if v}
-    return detection_params(parse(UploadParams, fields))
 
 
 @bp.route("/analyses/<public_id>/runs", methods=["POST"])
 @login_required
 def rerun(public_id: str):
-    """"Run again" on the detail page: a new run of the photo with these parameters."""
-    analysis = services.get_owned_analysis(current_user, public_id)
+    """"Run again" on the detail page: a new run of the photo with these settings (checked as
+    the API checks them)."""
+    run = lookups.owned_run(current_user, public_id)
     back = url_for("analyses.detail", public_id=public_id)
+    names = ("conf", "iou", "imgsz", "classes", "model")
+    fields = {k: v for k, v in ((k, request.form.get(k, "").strip()) for k in names) if v}
     try:
-        result = services.rerun(analysis, run_params(request.form))
+        result = uploads.rerun(run, parse(RunFields, fields).params())
     except ProblemError as exc:
         flash(exc.detail, "error")
         return redirect(back)
-    except services.REFUSED as exc:
-        flash(services.refusal(exc)[1], "error")
+    except NotFound:
+        raise
+    except Refused as exc:
+        flash(str(exc), "error")
         return redirect(back)
-    new = db.session.scalar(sa.select(Analysis.public_id).where(Analysis.id == result.ids()[0]))
+    new = lookups.public_id_of(result.ids()[0])
     if new is None:  # the photo was deleted meanwhile
-        flash(services.NOT_FOUND, "error")
+        flash(lookups.NOT_FOUND, "error")
         return redirect(url_for("analyses.gallery"))
     flash("Running again: the new run shows here when it is done.", "success")
     return redirect(url_for("analyses.detail", public_id=new))
@@ -218,50 +156,48 @@ def rerun(public_id: str):
 @bp.route("/analyses/<public_id>/delete-run", methods=["POST"])
 @login_required
 def delete_run(public_id: str):
-    """Delete this run of a photo (not the photo); its page goes to the run the photo shows."""
-    run = services.get_owned_analysis(current_user, public_id, exact=True)
+    """Delete this run of a photo (not the photo); its page goes to the photo's current run."""
+    run = lookups.owned_run(current_user, public_id, exact=True)
     photo_id = run.photo_id
     try:
-        services.delete_run(run)
-    except services.OnlyRun as exc:
+        removal.delete_run(run)
+    except removal.OnlyRun as exc:
         flash(str(exc), "error")
-        return redirect(url_for("analyses.detail", public_id=public_id))
-    shown = history.shown_run(photo_id)
+        return _go_to(url_for("analyses.detail", public_id=public_id))
+    current = current_run(photo_id)
     flash("Run deleted.", "info")
-    if shown is None:  # the photo went meanwhile
-        return redirect(url_for("analyses.gallery"))
-    return redirect(url_for("analyses.detail", public_id=shown.public_id))
+    if current is None:  # the photo went meanwhile
+        return _go_to(url_for("analyses.gallery"))
+    return _go_to(url_for("analyses.detail", public_id=current.public_id))
 
 
 @bp.route("/analyses/<public_id>/compare/<other_id>", methods=["GET"])
 @login_required
 def compare(public_id: str, other_id: str):
     """Two runs of one photo side by side, with how many boxes of each class each shows."""
-    first = services.get_owned_analysis(current_user, public_id, with_detections=True)
-    second = services.get_owned_analysis(current_user, other_id, with_detections=True)
+    first = lookups.owned_run(current_user, public_id, with_detections=True)
+    second = lookups.owned_run(current_user, other_id, with_detections=True)
     if first.photo_id != second.photo_id:
         abort(404, description="These are runs of two different photos: only runs of one photo compare.")
     first, second = sorted((first, second), key=lambda run: (run.queued_at, run.id))  # A the earlier run
-    counts = [Counter(d.label for d in run.visible_detections()) for run in (first, second)]
-    rows = [(label, counts[0][label], counts[1][label]) for label in sorted(set(counts[0]) | set(counts[1]))]
-    return render_template("analyses/compare.html", runs=(first, second), rows=rows,
-                           colors={d.label: class_color_hex(d.class_id) for r in (first, second) for d in r.detections})
+    return render_template("analyses/compare.html", runs=(first, second), rows=viewer.compare(first, second),
+                           colors=viewer.colors(first, second))
 
 
 @bp.route("/analyses/<public_id>/card", methods=["GET"])
 @login_required
 def card(public_id: str):
-    """A gallery card, polled while its analysis runs; once it has ended, the page's filter bar
+    """A gallery card, polled while its run is going; once it has ended, the page's filter bar
     is told to refresh (its labels and counts changed)."""
-    analysis = services.get_owned_analysis(current_user, public_id)
-    headers = {} if analysis.is_active else {"HX-Trigger": "labelsChanged"}
-    return _card(analysis, _filters_from_request()[1]), 200, headers
+    run = lookups.owned_run(current_user, public_id)
+    headers = {} if run.is_active else {"HX-Trigger": "labelsChanged"}
+    return _card(run, listing.read_filters(request.args)[1]), 200, headers
 
 
-def _card(analysis, query: dict | None = None):
-    return render_template(
-        "analyses/_card.html", analysis=analysis, chips=history.labels_of([analysis]), query=query or {},
-    )
+def _card(run, query: dict | None = None, message: str | None = None):
+    """A gallery card; `message` shown in the page's message area too (an out-of-band swap)."""
+    return render_template("analyses/_card.html", run=run, chips=listing.labels_of([run]), query=query or {},
+                           message=message)
 
 
 @bp.route("/analyses/<public_id>/image/<variant>", methods=["GET"])
@@ -271,34 +207,37 @@ def image(public_id: str, variant: str):
     names; empty: none) is drawn for what the detail page shows: its slider and class toggles."""
     download = request.args.get("download") == "1"
     if variant == "annotated" and ("conf" in request.args or "classes" in request.args):
-        analysis = services.get_owned_analysis(current_user, public_id, with_detections=True)
-        min_conf, classes = services.view_params(analysis, request.args)
-        return services.send_annotated_view(analysis, min_conf, classes, download=download)
-    analysis = services.get_owned_analysis(current_user, public_id)
-    return services.send_image(analysis, variant, download=download)
+        run = lookups.owned_run(current_user, public_id, with_detections=True)
+        return sending.send_view(run, download)
+    return sending.send_image(lookups.owned_run(current_user, public_id), variant, download)
 
 
 @bp.route("/analyses/<public_id>/detections.json", methods=["GET"])
 @login_required
 def detections_json(public_id: str):
     """Every stored detection (down to the storage floor), as the API's JSON export writes them."""
-    analysis = services.get_owned_analysis(current_user, public_id, with_detections=True)
-    body = exports.as_json([analysis], min_conf=0.0)["images"][0]
-    return services.attach(Response(json.dumps(body, indent=2), mimetype="application/json"),
-                           f"{exports.stem(analysis)}-detections.json")
+    run = lookups.owned_run(current_user, public_id, with_detections=True)
+    body = exports.as_json([run], min_conf=0.0)["images"][0]
+    return delivery.send_export(exports.Export(json.dumps(body, indent=2).encode(), "application/json",
+                                               f"{exports.stem(run)}-detections.json"))
 
 
 @bp.route("/analyses/sha256/<digest>", methods=["GET"])
 @login_required
 def duplicate(digest: str):
-    """Is a file with this SHA-256 already in the user's library? The upload queue asks before
-    sending a photo: 200 with where it is, or 404."""
+    """Is a file with this SHA-256 already in the user's library? 200 with where it is, or 404;
+    for the upload queue (htmx), which asks before sending a photo, its question as a tile (the
+    file's `name` in the query), or 204 to go ahead."""
     if not SHA256.fullmatch(digest):
         abort(400, description="Not a SHA-256 digest (64 hexadecimal digits).")
-    found = services.find_duplicate(current_user, digest)
+    found = lookups.find_duplicate(current_user, digest)
+    if is_htmx():  # the upload queue: its question as a tile, or nothing to ask
+        if found is None:
+            return "", 204
+        return render_template("analyses/_duplicate.html", found=found, name=request.args.get("name", ""))
     if found is None:
         return jsonify(found=False), 404
-    return jsonify(found=True, id=found.public_id, filename=found.original_filename,
+    return jsonify(found=True, id=found.public_id, filename=found.photo.original_filename,
                    url=url_for("analyses.detail", public_id=found.public_id))
 
 
@@ -306,73 +245,76 @@ def duplicate(digest: str):
 @login_required
 def bulk():
     """The gallery's selection: `ids` (public ids), or `all=1` with the gallery's filter
-    (labels, dates); `action` is `zip` (originals, annotated images, COCO JSON and CSV) or
-    `delete`, which asks first (a page naming the count) unless `confirm=1` comes with it."""
+    (labels, dates); `action` is `zip` (originals, annotated images, COCO JSON and CSV), `rerun`
+    or `delete`, which asks first (a page naming the count) unless `confirm=1` comes with it."""
     form = request.form
-    filters, query, problem = _filters_from_request(form)
+    found, query, problem = listing.read_filters(form)
     back = url_for("analyses.gallery", **query)
     action = form.get("action")
     if action not in ("zip", "delete", "rerun"):
         flash("Choose what to do with the selected photos: run them again, download them or delete them.", "error")
         return redirect(back)
-    everything, ids = form.get("all") == "1", form.getlist("ids")
-    if len(ids) > BULK_LIMIT:
-        chosen = []
-    elif everything:
-        chosen = list(db.session.scalars(history.select_all(current_user, filters).limit(BULK_LIMIT + 1)))
-    else:
-        chosen = services.owned_analyses(current_user, ids)
-    if len(ids) > BULK_LIMIT or len(chosen) > BULK_LIMIT:
-        flash(f"Select at most {BULK_LIMIT} photos at once.", "error")
-        return redirect(back)
-    if everything and problem:  # a filter with a part dropped would take more than was asked for
-        flash(f"{problem} Nothing was done.", "error")
-        return redirect(back)
-    expected = form.get("total", type=int)
-    if everything and expected is not None and expected != len(chosen):
-        flash(f"The filter now matches {len(chosen)} photo{'' if len(chosen) == 1 else 's'}, not the {expected} "
-              "you selected: nothing was done. Select them again.", "error")
-        return redirect(back)
-    if not chosen:
-        flash("Select at least one photo first.", "error")
+    chosen, refusal = _chosen(form, found, problem)
+    if refusal:
+        flash(refusal, "error")
         return redirect(back)
     if action == "zip":
-        analyses = services.owned_analyses(current_user, [a.public_id for a in chosen], with_detections=True)
-        day = date.today().isoformat()
-        return send_file(exports.bulk_zip(analyses), mimetype="application/zip", as_attachment=True,
-                         download_name=f"spotter-{len(analyses)}-photos-{day}.zip")
+        runs = lookups.owned_runs(current_user, [r.public_id for r in chosen], with_detections=True)
+        return delivery.send_export(exports.Export(exports.bulk_zip(runs), "application/zip",
+                                                   f"spotter-{len(runs)}-photos-{date.today().isoformat()}.zip"))
     if action == "rerun":
         return _bulk_rerun(chosen, back)
     if form.get("confirm") != "1":
-        return render_template("analyses/confirm_delete.html", analyses=chosen, query=query)
-    deleted = services.delete_analyses(chosen)
+        return render_template("analyses/confirm_delete.html", runs=chosen, query=query)
+    deleted = removal.delete_photos(chosen)
     flash(f"Deleted {deleted} photo{'' if deleted == 1 else 's'}.", "info")
-    return redirect(back)
+    return _go_to(back)
+
+
+def _chosen(form, found: listing.Filters, problem):
+    """The photos a bulk action takes (their current runs), or why it takes none."""
+    everything, ids = form.get("all") == "1", form.getlist("ids")
+    if len(ids) > BULK_LIMIT:
+        return [], f"Select at most {BULK_LIMIT} photos at once."
+    if everything:
+        chosen = listing.all_matching(current_user, found, limit=BULK_LIMIT + 1)
+    else:
+        chosen = lookups.owned_runs(current_user, ids)
+    if len(chosen) > BULK_LIMIT:
+        return [], f"Select at most {BULK_LIMIT} photos at once."
+    if everything and problem:  # a filter with a part dropped would take more than was asked for
+        return [], f"{problem} Nothing was done."
+    expected = form.get("total", type=int)
+    if everything and expected is not None and expected != len(chosen):
+        return [], (f"The filter now matches {len(chosen)} photo{'' if len(chosen) == 1 else 's'}, not the "
+                    f"{expected} you selected: nothing was done. Select them again.")
+    if not chosen:
+        return [], "Select at least one photo first."
+    return chosen, None
 
 
 def _bulk_rerun(chosen, back: str):
-    """Run each selected photo again with the chosen model (its current run's other parameters)."""
+    """Run each selected photo again with the chosen model (its current run's other settings)."""
     try:
-        model = detection.check_model(request.form.get("model") or None)
-    except detection.UnknownModel as exc:
+        model = check_model(request.form.get("model") or None)
+    except Refused as exc:
         flash(str(exc), "error")
         return redirect(back)
     queued, problems = 0, []
-    for analysis in chosen:
-        params = services.DetectionParams(analysis.conf, analysis.iou, analysis.imgsz,
-                                          tuple(analysis.classes) if analysis.classes else None, model)
+    for run in chosen:
+        params = DetectionParams(run.conf, run.iou, run.imgsz, tuple(run.classes) if run.classes else None, model)
         try:
-            services.rerun(analysis, params)
+            uploads.rerun(run, params)
             queued += 1
-        except jobs.QueueUnavailable:
-            problems.append(services.QUEUE_DOWN)
-            break
         except NotFound:  # deleted meanwhile
             continue
-        except services.REFUSED as exc:
-            problems.append(f"{analysis.original_filename}: {services.refusal(exc)[1]}")
+        except uploads.QueueUnavailable:
+            problems.append(uploads.QUEUE_DOWN)
+            break
+        except uploads.REFUSED as exc:
+            problems.append(f"{run.photo.original_filename}: {exc}")
     if queued:
-        flash(f"Running {queued} photo{'' if queued == 1 else 's'} again with {model or detection.DEFAULT_NAME}: "
+        flash(f"Running {queued} photo{'' if queued == 1 else 's'} again with {model or DEFAULT_NAME}: "
               "each shows its new run once it is done.", "success")
     for problem in problems[:5]:
         flash(problem, "error")
@@ -384,24 +326,24 @@ def _bulk_rerun(chosen, back: str):
 def delete(public_id: str):
     """CSRF-protected like every POST. A gallery card's htmx delete gets an empty answer (the card
     swaps itself out); the detail page's form (`detail-delete`) goes back to the gallery."""
-    analysis = services.get_owned_analysis(current_user, public_id)
-    name = analysis.original_filename
-    services.delete_analysis(analysis)
+    run = lookups.owned_run(current_user, public_id)
+    name = run.photo.original_filename
+    removal.delete_photo(run)
     if wants_partial() and not triggered_by("detail-delete"):
         return "", 200, {"HX-Trigger": "labelsChanged"}
     flash(f"Deleted {name}.", "info")
-    return _go_to(url_for("analyses.gallery", **_filters_from_request()[1]))  # back to the listing it was in
+    return _go_to(url_for("analyses.gallery", **listing.read_filters(request.args)[1]))  # back to its listing
 
 
 @bp.route("/analyses/<public_id>/retry", methods=["POST"])
 @login_required
 def retry(public_id: str):
-    """Queue a failed analysis again. A gallery card's htmx retry gets the card back (polling);
-    the detail page reloads, polling until the new run ends."""
-    analysis = services.get_owned_analysis(current_user, public_id, exact=True)
-    _retry([analysis])
+    """Queue a failed run again. A gallery card's htmx retry gets the card back (polling); the
+    detail page reloads, polling until the new run ends."""
+    run = lookups.owned_run(current_user, public_id, exact=True)
+    _retry(lambda: uploads.retry([run]))
     if wants_partial() and not triggered_by("detail-retry"):
-        return _card(analysis), 200, _still_unavailable_event()
+        return _card(run, message=_still_unavailable())
     _flash_if_still_unavailable()
     return _go_to(url_for("analyses.detail", public_id=public_id))
 
@@ -409,8 +351,8 @@ def retry(public_id: str):
 @bp.route("/analyses/retry-failed", methods=["POST"])
 @login_required
 def retry_failed():
-    """Queue every failed analysis of the user again (after the model was fixed, say)."""
-    result = _retry(services.failed_analyses(current_user))
+    """Queue every failed photo of the user again (after the model was fixed, say)."""
+    result = _retry(lambda: uploads.retry_all_failed(current_user))
     if result is None:
         pass  # the queue is down: _retry said so
     elif result.accepted:
@@ -421,17 +363,17 @@ def retry_failed():
     return _go_to(url_for("analyses.gallery"))
 
 
-def _retry(analyses) -> services.UploadResult | None:
-    """services.retry, or None (after saying so) when the queue cannot be reached."""
+def _retry(do) -> uploads.UploadResult | None:
+    """A retry, or None (after saying so) when the queue cannot be reached."""
     try:
-        return services.retry(analyses)
-    except jobs.QueueUnavailable:
-        flash(services.NOT_REQUEUED, "error")
+        return do()
+    except uploads.QueueUnavailable as exc:
+        flash(str(exc), "error")
         return None
 
 
 def _still_unavailable() -> str | None:
-    problem = detection.availability()
+    problem = availability()
     return f"Detection is still unavailable: {problem.reason}." if problem else None
 
 
@@ -439,12 +381,6 @@ def _flash_if_still_unavailable() -> None:
     message = _still_unavailable()
     if message:
         flash(message, "error")
-
-
-def _still_unavailable_event() -> dict:
-    """An htmx event (see app.js) that shows the message beside the swapped card."""
-    message = _still_unavailable()
-    return {"HX-Trigger": json.dumps({"showMessage": message})} if message else {}
 
 
 def _go_to(url: str):

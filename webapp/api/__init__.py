@@ -1,15 +1,14 @@
-"""The JSON API under /api/v1 (blueprint `api`) and its Swagger UI at /docs."""
-from flask import Blueprint
+"""The JSON API under /api/v1 (blueprint `api`: analyses, accounts, keys) and its Swagger UI at
+/docs (blueprint `docs`). The route modules register on these blueprints when imported."""
+from flask import Blueprint, Flask
+
+from webapp.extensions import csrf
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 docs_bp = Blueprint("docs", __name__)
 
-from webapp.api import analyses, auth_routes, docs, keys_routes  # noqa: E402,F401
 
-
-def init_app(app) -> None:
-    from webapp.extensions import csrf
-
+def init_app(app: Flask) -> None:
     # The API checks CSRF itself, and only for requests authenticated by the session cookie.
     csrf.exempt(bp)
     app.register_blueprint(bp)

@@ -1,15 +1,19 @@
 """The API's contracts: Pydantic models that validate requests and describe responses.
 The OpenAPI document (`/api/v1/openapi.json`) is generated from these same classes."""
-from datetime import date, datetime
-from typing import Annotated, Literal, Optional
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
-from webapp.auth.services import (
-    EMAIL_MAX_LENGTH, PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, normalize_email,
-)
-from webapp.analyses.history import DAY, MAX_LABELS, MAX_PAGE
-from webapp.models import AnalysisStatus
+from webapp.analyses.listing import MAX_PAGE, FilterFields
+from webapp.analyses.params import RunFields
+from webapp.auth.accounts import EMAIL_MAX_LENGTH, PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, normalize_email
+from webapp.models import RunStatus
+
+# The API's name for a run's status (`RunStatus` in the code): the OpenAPI document's schema.
+AnalysisStatus = StrEnum("AnalysisStatus", {status.name: status.value for status in RunStatus})
+AnalysisStatus.__doc__ = "Where an analysis is: queued, running, finished with results, or stopped with a reason."
 
 ExportFormat = Literal["json", "coco", "yolo", "csv"]
 Variant = Literal["original", "annotated", "thumbnail"]
@@ -39,53 +43,10 @@ class UploadQuery(Schema):
     wait: bool = Field(False, description="Answer 201 once every analysis has finished.")
 
 
-class UploadParams(Schema):
-    """Optional form fields beside the files."""
-
-    conf: Optional[float] = Field(None, ge=0, le=1, description="Confidence to draw and count at.")
-    iou: Optional[float] = Field(None, ge=0, le=1, description="NMS IoU threshold.")
-    imgsz: Optional[int] = Field(None, ge=32, le=2048, description="Inference size in pixels.")
-    classes: Optional[list[str]] = Field(
-        None, description="Only detect these class names (repeat the field or separate by commas)."
-    )
-    model: Optional[str] = Field(
-        None, max_length=32, description="Which model (a name from `GET /api/v1/models`); the default when left out.",
-        json_schema_extra={"example": "default"},  # what Swagger UI's "Try it out" fills in (not "string")
-    )
-
-    @field_validator("classes", mode="before")
-    @classmethod
-    def split_commas(cls, value):
-        if isinstance(value, str):
-            value = [value]
-        if isinstance(value, list):
-            names = [n.strip() for item in value for n in str(item).split(",") if n.strip()]
-            return list(dict.fromkeys(names)) or None  # each once, in the order given
-        return value
+UploadParams = RunFields  # the optional fields of an upload or a re-run
 
 
-class HistoryFilters(Schema):
-    label: Optional[list[Annotated[str, Field(max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$")]]] = Field(
-        None, max_length=MAX_LABELS, description="Only analyses showing every one of these labels (repeat the field).")
-    from_: Optional[date] = Field(None, alias="from", description="Created on or after this day (UTC), YYYY-MM-DD.")
-    to: Optional[date] = Field(None, description="Created on or before this day (UTC), YYYY-MM-DD.")
-    sort: Literal["newest", "oldest"] = "newest"
-
-    @field_validator("from_", "to", mode="before")
-    @classmethod
-    def calendar_day(cls, value):
-        if value is not None and not (isinstance(value, str) and DAY.fullmatch(value)):
-            raise ValueError("use a day as YYYY-MM-DD")
-        return value
-
-    @model_validator(mode="after")
-    def range_in_order(self):
-        if self.from_ and self.to and self.from_ > self.to:
-            raise ValueError("`from` is after `to`")
-        return self
-
-
-class ListQuery(HistoryFilters):
+class ListQuery(FilterFields):
     cursor: Optional[str] = Field(None, max_length=200, description="Where to go on: a page's `next` carries it.")
     page: int = Field(1, ge=1, le=MAX_PAGE + 1, description="Compatibility alias; `cursor` pages any depth.")
     per_page: int = Field(20, ge=1, le=100)
@@ -110,7 +71,7 @@ class ExportQuery(Schema):
         "stored (down to the server's YOLO_STORE_FLOOR), as an evaluation (mAP) needs."))
 
 
-class BulkExportQuery(ExportQuery, HistoryFilters):
+class BulkExportQuery(ExportQuery, FilterFields):
     status: AnalysisStatus = AnalysisStatus.DONE
 
 

@@ -1,5 +1,5 @@
-"""Who is calling: an API key (`X-API-Key`, or `Authorization: Bearer spt_…`), a bearer access
-token, or else the browser session (with CSRF for changes)."""
+"""Who is calling the API: an API key (`X-API-Key`, or `Authorization: Bearer spt_…`), a bearer
+access token, or else the browser session (with CSRF for changes)."""
 from functools import wraps
 from typing import Optional
 
@@ -10,22 +10,23 @@ from flask_jwt_extended.exceptions import JWTExtendedException
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 
-from webapp.auth import keys
-from webapp.errors import ProblemError
-from webapp.extensions import csrf, db
+from webapp.auth import accounts, keys
+from webapp.extensions import csrf
 from webapp.models import User
+from webapp.web.answers import ProblemError
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 REFRESH_HEADER = "X-Requested-With"
+INVALID_TOKEN = "Invalid access token: log in again (POST /api/v1/auth/login)."
+EXPIRED_TOKEN = "The access token has expired: get a new one (POST /api/v1/auth/refresh, or log in again)."
+DETECT_ONLY = ("This API key may only call detection (POST /api/v1/analyses, POST /v1/vision/detection): "
+               "its scope is detect-only.")
+AUTHENTICATION_REQUIRED = "Authentication required: send Authorization: Bearer <access token> or an API key."
 
 
 def unauthorized(detail: str, invalid_token: bool = False) -> ProblemError:
     challenge = 'Bearer realm="api"' + (', error="invalid_token"' if invalid_token else "")
     return ProblemError(401, detail, headers={"WWW-Authenticate": challenge})
-
-
-INVALID_TOKEN = "Invalid access token: log in again (POST /api/v1/auth/login)."
-EXPIRED_TOKEN = "The access token has expired: get a new one (POST /api/v1/auth/refresh, or log in again)."
 
 
 def normalize_bearer() -> None:
@@ -59,7 +60,7 @@ def _user_from_bearer() -> User:
         raise unauthorized(EXPIRED_TOKEN, invalid_token=True) from None
     except (JWTExtendedException, pyjwt.PyJWTError, ValueError, TypeError):
         raise unauthorized(INVALID_TOKEN, invalid_token=True) from None
-    user = db.session.get(User, user_id)
+    user = accounts.get_user(user_id)
     if user is None:
         raise unauthorized("The token's user no longer exists.", invalid_token=True)
     if version != user.session_version:
@@ -90,10 +91,6 @@ def api_key_secret() -> Optional[str]:
     return credentials if scheme.lower() == "bearer" and keys.looks_like_key(credentials) else None
 
 
-DETECT_ONLY = ("This API key may only call detection (POST /api/v1/analyses, POST /v1/vision/detection): "
-               "its scope is detect-only.")
-
-
 def user_from_key(raw: str, detection: bool) -> User:
     """The owner of a valid key, within its scope and its rate limit; 401/403/429 otherwise."""
     key = keys.find(raw)
@@ -114,8 +111,8 @@ def api_user() -> User:
     return g.api_user
 
 
-def login_required(view=None, *, detection: bool = False, api_keys: bool = True):
-    """Authenticate the request (an API key, a bearer token, then the session) or answer 401.
+def authenticated(view=None, *, detection: bool = False, api_keys: bool = True):
+    """Authenticate an API request (an API key, a bearer token, then the session) or answer 401.
     `detection`: a detect-only key may call it too; `api_keys=False`: no key may (managing keys
     takes a login)."""
     def decorate(view):
@@ -132,12 +129,26 @@ def login_required(view=None, *, detection: bool = False, api_keys: bool = True)
             else:
                 g.api_user = _user_from_session()
                 if g.api_user is None:
-                    raise unauthorized("Authentication required: send Authorization: Bearer <access token> "
-                                       "or an API key.")
+                    raise unauthorized(AUTHENTICATION_REQUIRED)
             return view(*args, **kwargs)
         return wrapper
 
     return decorate(view) if view is not None else decorate
+
+
+def upload_signed_in() -> bool:
+    """Before an upload's body is read: whether it carries a credential that may upload (a key
+    that exists, a valid bearer token, or a signed-in session)."""
+    raw = api_key_secret()
+    if raw is not None:
+        return keys.find(raw) is not None
+    if request.headers.get("Authorization"):
+        return has_valid_bearer()
+    return current_user.is_authenticated
+
+
+def refuse_upload():
+    raise unauthorized("Authentication required: send Authorization: Bearer <access token>.")
 
 
 def require_same_site_script() -> None:

@@ -1,5 +1,6 @@
-"""Accounts: the sign-up, log-in and log-out pages (blueprint `auth`), their services and the
-API's tokens."""
+"""Accounts: the sign-up, log-in, account and API keys pages (blueprint `auth`, in `routes`),
+and their services: `accounts` (sign-up, credentials, lock-out, sessions), `tokens` (the API's
+access and refresh tokens), `keys` (API keys)."""
 from flask import Blueprint, current_app
 
 from webapp.extensions import limiter
@@ -13,5 +14,3 @@ def _auth_limit() -> str:
 
 # The one limit on credential checks (sign-up, log-in, refresh; pages and API), per client address.
 auth_rate_limit = limiter.limit(_auth_limit, methods=["POST"])
-
-from webapp.auth import routes  # noqa: E402,F401

@@ -3,13 +3,13 @@ from wtforms import BooleanField, EmailField, PasswordField, RadioField, StringF
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, EqualTo, Length, Regexp
 
-from webapp.auth.services import (
+from webapp.auth.accounts import (
     EMAIL_MAX_LENGTH, PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, PASSWORD_TOO_SHORT, normalize_email,
 )
 
 
 def new_password_field(label: str) -> PasswordField:
-    """A password being chosen: the one policy (auth/services.py), for sign-up and a change."""
+    """A password being chosen: the one policy (auth/accounts.py), for sign-up and a change."""
     return PasswordField(label, validators=[
         DataRequired(), Length(min=PASSWORD_MIN_LENGTH, max=PASSWORD_MAX_LENGTH, message=PASSWORD_TOO_SHORT)])
 

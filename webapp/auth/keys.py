@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from flask import current_app
 from limits import parse
 
+from webapp.errors import Refused
 from webapp.extensions import db, limiter
 from webapp.models import ApiKey, ApiKeyScope, User, utcnow
 
@@ -20,8 +21,10 @@ MAX_KEYS_PER_USER = 50
 LAST_USED_EVERY = timedelta(minutes=1)
 
 
-class TooManyKeys(ValueError):
+class TooManyKeys(Refused):
     """The user already has MAX_KEYS_PER_USER keys."""
+
+    kind = Refused.CONFLICT
 
 
 def looks_like_key(text: Optional[str]) -> bool:

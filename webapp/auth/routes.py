@@ -1,29 +1,23 @@
-import re
 from urllib.parse import urlsplit
 
 from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
-from webapp.auth import auth_rate_limit, bp, keys, services
+from webapp.analyses.quotas import usage
+from webapp.auth import accounts, auth_rate_limit, bp, keys
 from webapp.auth.forms import (
     ApiKeyForm, LoginForm, LogoutEverywhereForm, PasswordChangeForm, RevokeKeyForm, SignupForm,
 )
-from webapp.extensions import db, login_manager
-from webapp.htmx import wants_partial
+from webapp.extensions import login_manager
 from webapp.models import User
+from webapp.web.htmx import wants_partial
 
 BAD_CREDENTIALS = "Invalid email or password."
-LOGIN_ID = re.compile(r"[0-9]{1,18}:[0-9]{1,18}")  # User.get_id(): ASCII digits only
 
 
 @login_manager.user_loader
 def load_user(login_id: str):
-    """The user of a session or remember-me cookie, while its session version is current."""
-    if not LOGIN_ID.fullmatch(login_id):
-        return None  # a cookie from before session versions, or not one of ours
-    user_id, _, version = login_id.partition(":")
-    user = db.session.get(User, int(user_id))
-    return user if user is not None and user.session_version == int(version) else None
+    return accounts.load_login(login_id)
 
 
 @login_manager.unauthorized_handler
@@ -60,8 +54,8 @@ def signup():
     form = SignupForm()
     if form.validate_on_submit():
         try:
-            user = services.create_user(form.email.data, form.password.data)
-        except services.EmailTaken:
+            user = accounts.create_user(form.email.data, form.password.data)
+        except accounts.EmailTaken:
             form.email.errors.append("An account with this email already exists. Log in instead?")
         else:
             login_user(user)
@@ -80,9 +74,9 @@ def login():
     status = None
     if form.validate_on_submit():
         try:
-            user = services.authenticate(form.email.data, form.password.data,
-                                         request.cookies.get(services.DEVICE_COOKIE))
-        except services.TooManyFailures as exc:
+            user = accounts.authenticate(form.email.data, form.password.data,
+                                         request.cookies.get(accounts.DEVICE_COOKIE))
+        except accounts.TooManyFailures as exc:
             form.form_errors.append(str(exc))
             status = 429
         else:
@@ -98,9 +92,9 @@ def login():
 def remember_device(response, user: User):
     """This browser signed in to the account: give it a device cookie (see services), unless it
     has a genuine one for this account already."""
-    if services.device_nonce(request.cookies.get(services.DEVICE_COOKIE), user) is None:
-        response.set_cookie(services.DEVICE_COOKIE, services.new_device_token(user),
-                            max_age=services.DEVICE_COOKIE_DAYS * 86400, httponly=True, samesite="Lax",
+    if accounts.device_nonce(request.cookies.get(accounts.DEVICE_COOKIE), user) is None:
+        response.set_cookie(accounts.DEVICE_COOKIE, accounts.new_device_token(user),
+                            max_age=accounts.DEVICE_COOKIE_DAYS * 86400, httponly=True, samesite="Lax",
                             secure=current_app.config["SESSION_COOKIE_SECURE"])
     return response
 
@@ -108,7 +102,7 @@ def remember_device(response, user: User):
 @bp.route("/logout", methods=["POST"])
 @login_required
 def logout():
-    services.end_sessions(current_user._get_current_object())
+    accounts.end_sessions(current_user._get_current_object())
     logout_user()
     flash("You are logged out.", "info")
     return redirect(url_for("auth.login"))
@@ -121,12 +115,8 @@ def account():
 
 
 def _account_page(password_form: PasswordChangeForm, status: int = 200):
-    from webapp.analyses import services as analyses_services
-
     return render_template("auth/account.html", password_form=password_form,
-                           everywhere_form=LogoutEverywhereForm(formdata=None),
-                           usage=analyses_services.usage(current_user),
-                           human_bytes=analyses_services.human_bytes), status
+                           everywhere_form=LogoutEverywhereForm(formdata=None), usage=usage(current_user)), status
 
 
 @bp.route("/account/password", methods=["POST"])
@@ -139,15 +129,15 @@ def change_password():
     user = current_user._get_current_object()
     if form.validate_on_submit():
         try:
-            right = services.check_current_password(user, form.current.data,
-                                                    request.cookies.get(services.DEVICE_COOKIE))
-        except services.TooManyFailures as exc:
+            right = accounts.check_current_password(user, form.current.data,
+                                                    request.cookies.get(accounts.DEVICE_COOKIE))
+        except accounts.TooManyFailures as exc:
             form.current.errors.append(str(exc))
             return _account_page(form, 429)
         if not right:
             form.current.errors.append("Your current password is not right.")
         else:
-            services.end_everything(user, new_password=form.password.data)
+            accounts.end_everything(user, new_password=form.password.data)
             remembered = current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token") in request.cookies
             login_user(user, remember=remembered)  # this browser, with the new session version
             flash("Your password is changed. Your other devices and API tokens are logged out.", "success")
@@ -161,7 +151,7 @@ def logout_everywhere():
     form = LogoutEverywhereForm()
     if not form.validate_on_submit():
         return _account_page(PasswordChangeForm(formdata=None), 400)
-    services.end_everything(current_user._get_current_object())
+    accounts.end_everything(current_user._get_current_object())
     logout_user()
     flash("You are logged out on every device, and every API token is revoked.", "info")
     return redirect(url_for("auth.login"))

@@ -29,6 +29,16 @@ def _bgr(class_id: int) -> tuple[int, int, int]:
     return int(h[4:6], 16), int(h[2:4], 16), int(h[0:2], 16)
 
 
+def _readable_on(color: tuple[int, int, int]) -> tuple[int, int, int]:
+    """Black on a light colour, white on a dark one (BGR or RGB alike)."""
+    return (0, 0, 0) if sum(color) > 382 else (255, 255, 255)
+
+
+def text_color_hex(class_id: int) -> str:
+    """The colour of a label's text on its class's colour, as `draw_boxes` draws it."""
+    return "#000000" if _readable_on(_bgr(class_id)) == (0, 0, 0) else "#ffffff"
+
+
 def draw_boxes(image_bgr: np.ndarray, boxes: list[Box]) -> np.ndarray:
     """A copy of the image with each box, its label and confidence drawn on it."""
     canvas = image_bgr.copy()
@@ -45,7 +55,7 @@ def draw_boxes(image_bgr: np.ndarray, boxes: list[Box]) -> np.ndarray:
         above = p1[1] - th - baseline - 3 >= 0
         top = p1[1] - th - baseline - 3 if above else p1[1]
         cv2.rectangle(canvas, (p1[0], top), (p1[0] + tw + 4, top + th + baseline + 3), color, -1)
-        text_color = (0, 0, 0) if sum(color) > 382 else (255, 255, 255)
+        text_color = _readable_on(color)
         cv2.putText(canvas, text, (p1[0] + 2, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX,
                     font_scale, text_color, font_thickness, cv2.LINE_AA)
     return canvas

@@ -1,0 +1,26 @@
+// The gallery: coming back from a photo (#analysis-<id>), that photo's card in view and focused,
+// pages of the listing loaded until it is there (the "more" link's own request, at most 20); the
+// filter bar's "more…" list narrowed as one types.
+const wanted = /^#(analysis-[0-9a-f]{32})$/.exec(location.hash)?.[1];
+let pages = 0;
+
+function seek() {
+  const card = document.getElementById(wanted);
+  const more = document.querySelector("#cards > .more[hx-get]");
+  if (!card && more && pages++ < 20) return window.htmx.trigger(more, "seek");
+  card?.scrollIntoView({ block: "center" });
+  card?.querySelector("a.name").focus({ preventScroll: true });
+}
+
+if (wanted) {
+  addEventListener("load", () => requestAnimationFrame(seek));  // after the browser's own jump to the anchor
+  document.addEventListener("htmx:afterSettle", (event) => { if (event.target.closest("#cards")) seek(); });
+}
+
+document.addEventListener("input", (event) => {
+  if (event.target.id !== "label-search") return;
+  const text = event.target.value.trim().toLowerCase();
+  document.querySelectorAll(".more-list .chip").forEach((chip) => {
+    chip.hidden = text !== "" && !chip.dataset.name.toLowerCase().includes(text);
+  });
+});

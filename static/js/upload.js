@@ -1,0 +1,104 @@
+// The upload queue: each photo sent on its own request, with its own progress, answer and Cancel.
+// The browser checks first what it can (size, type, already in the library: the server answers
+// that with a tile to show, or 204); the tiles are the page's templates and the server's answers.
+const form = document.getElementById("upload-form");
+const queue = document.getElementById("uploads");
+const IMAGE = /^image\/(jpeg|png|webp|bmp|tiff|heic|heif)$|\.(jpe?g|jfif|png|webp|bmp|dib|tiff?|heic|heif)$/i;
+const SLACK = 4096;  // bytes of form fields and part headers around the file itself
+const files = new WeakMap();  // tile → its file
+let checks = Promise.resolve();  // photos are read and hashed one at a time, as their turn comes
+
+function tile(template, file) {
+  const node = document.getElementById(template).content.firstElementChild.cloneNode(true);
+  node.querySelectorAll("[data-name]").forEach((element) => { element.textContent = file.name; });
+  node.querySelectorAll("[data-label]").forEach((element) => {
+    element.setAttribute("aria-label", `${element.dataset.label} ${file.name}`);
+  });
+  files.set(node, file);
+  return node;
+}
+
+function rejected(node, reason) {
+  const refused = tile("tile-rejected", files.get(node));
+  refused.querySelector(".error").textContent = reason;
+  node.replaceWith(refused);
+}
+
+function add(file) {
+  document.getElementById("empty-state")?.remove();
+  const node = tile("tile-uploading", file);
+  queue.prepend(node);
+  window.htmx.process(node);
+  if (file.size > Number(form.dataset.maxBytes) - SLACK) rejected(node, form.dataset.tooLarge);
+  else if (!IMAGE.test(file.type) && !IMAGE.test(file.name)) rejected(node, form.dataset.notImage);
+  else checks = checks.then(() => node.isConnected && check(node));
+}
+
+async function check(node) {
+  const file = files.get(node);
+  let answer = null;
+  try {  // a courtesy (no digest outside a secure context): the upload goes ahead whatever happens
+    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", await file.arrayBuffer()));
+    const hex = Array.from(digest, (byte) => byte.toString(16).padStart(2, "0")).join("");
+    answer = await fetch(`${form.dataset.duplicates}${hex}?name=${encodeURIComponent(file.name)}`,
+      { headers: { "HX-Request": "true" } });
+  } catch (error) { /* send it */ }
+  if (!node.isConnected) return;
+  if (answer?.status !== 200) return send(node);
+  node.outerHTML = await answer.text();  // "Already in your library": view it, or upload anyway
+  files.set(queue.querySelector(".tile.duplicate"), file);
+}
+
+function send(node) {
+  const transfer = new DataTransfer();
+  transfer.items.add(files.get(node));
+  node.querySelector("input[type=file]").files = transfer.files;
+  node.classList.add("sending");
+  node.querySelector(".status").textContent = "Uploading…";
+  window.htmx.trigger(node.querySelector("form"), "send");
+}
+
+function remove(node, said) {  // the keyboard focus goes on to the next tile, else the file picker
+  const next = node.nextElementSibling || node.previousElementSibling;
+  const focused = node.contains(document.activeElement);
+  node.remove();
+  if (focused) (next?.querySelector("a, button") || document.getElementById("images")).focus();
+  document.getElementById("upload-status").textContent = said || "";
+}
+
+function clicked(event) {
+  const button = event.target.closest("button[data-action]");
+  const node = button?.closest(".tile");
+  if (node && button.dataset.action === "send") {  // "Upload anyway"
+    const again = tile("tile-uploading", files.get(node));
+    node.replaceWith(again);
+    window.htmx.process(again);
+    send(again);
+  } else if (node && button.dataset.action === "cancel") {
+    remove(node, `Upload of ${files.get(node).name} cancelled.`);  // first: an aborted request is no answer
+    window.htmx.trigger(node.querySelector("form"), "htmx:abort");
+  } else if (node) remove(node);
+}
+
+if (form && queue) {
+  const input = form.querySelector("input[type=file]");
+  const zone = form.querySelector(".dropzone");  // the file input covers it: a drop lands there too
+  form.classList.add("js");
+  input.addEventListener("change", () => { Array.from(input.files).forEach(add); input.value = ""; });
+  ["dragenter", "dragleave", "drop"].forEach((name) => zone.addEventListener(name, () => {
+    zone.classList.toggle("over", name === "dragenter");
+  }));
+  queue.addEventListener("click", clicked);
+  queue.addEventListener("htmx:xhr:progress", (event) => {
+    const node = event.target.closest(".tile");
+    if (!event.detail.lengthComputable || !node) return;
+    node.querySelector("progress").value = Math.round((event.detail.loaded / event.detail.total) * 100);
+    if (event.detail.loaded >= event.detail.total) node.querySelector(".cancel")?.remove();  // too late
+  });
+  queue.addEventListener("htmx:afterRequest", (event) => {  // an answer that is no tile: said on the tile
+    const node = event.target.closest(".tile.uploading");
+    if (!node?.isConnected || event.detail.successful) return;
+    const page = new DOMParser().parseFromString(event.detail.xhr.responseText || "", "text/html");
+    rejected(node, page.body.textContent.trim() || document.getElementById("unreachable").content.textContent.trim());
+  });
+}

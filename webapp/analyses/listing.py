@@ -1,0 +1,319 @@
+"""A user's photos as the gallery and the API list them, at any size: pages by keyset (an opaque
+cursor, never an OFFSET over the history), filtered by labels, status and dates on indexes, each
+photo once (its current run), with the counts the filter bar shows, read from the kept counts
+(`webapp/library/counts.py`) instead of recounted.
+
+The filter fields (labels, from, to, sort) are read one way for pages and API: `FilterFields`
+is what the API validates (strictly: a 422), `read_filters` what a page takes (forgivingly: it
+leaves out what the API would refuse and says so); both build `Filters` with `filters()`."""
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Annotated, Literal, Optional
+
+import sqlalchemy as sa
+from flask import current_app
+from itsdangerous import BadData, URLSafeSerializer
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from sqlalchemy.orm import aliased, selectinload
+
+from webapp.errors import Refused
+from webapp.extensions import db
+from webapp.models import Run, RunLabel, RunStatus, User, UserLabel
+
+MAX_PAGE = 100  # `page` is a compatibility alias: it may skip at most this many pages
+MAX_LABELS = 10  # labels one listing may ask for at once
+TOP_LABELS = 8  # labels the filter bar shows as chips; the others are behind "more…"
+DAY = re.compile(r"\d{4}-\d{2}-\d{2}")  # how a day is written in a query: YYYY-MM-DD
+CO_LABELS_UP_TO = 5000  # photos a label filter may match for the filter bar to count labels among them
+
+
+class BadCursor(Refused):
+    """The cursor is not one this app made."""
+
+    kind = Refused.INVALID
+
+
+@dataclass(frozen=True)
+class Filters:
+    labels: tuple[str, ...] = ()  # photos showing every one of these
+    status: Optional[RunStatus] = None
+    since: Optional[datetime] = None  # created at or after
+    until: Optional[datetime] = None  # created before
+    oldest_first: bool = False
+
+    @property
+    def narrowed(self) -> bool:
+        return bool(self.labels or self.status or self.since or self.until)
+
+
+def filters(labels=(), status=None, first_day: Optional[date] = None, last_day: Optional[date] = None,
+            oldest_first: bool = False) -> Filters:
+    """Filters from what people type: label names, and a range of whole days (UTC, inclusive)."""
+    def midnight(day: date) -> datetime:
+        return datetime.combine(day, time.min, tzinfo=timezone.utc)
+
+    names = (name.replace("\x00", "").strip() for name in labels if name)
+    return Filters(
+        labels=tuple(dict.fromkeys(name for name in names if name))[:MAX_LABELS],
+        status=status,
+        since=midnight(first_day) if first_day else None,
+        until=midnight(last_day + timedelta(days=1)) if last_day and last_day < date.max else None,
+        oldest_first=oldest_first,
+    )
+
+
+def parse_day(value: str) -> date:
+    """A day written YYYY-MM-DD; ValueError for anything else (a date must be a real one)."""
+    if not (isinstance(value, str) and DAY.fullmatch(value)):
+        raise ValueError("use a day as YYYY-MM-DD")
+    return date.fromisoformat(value)
+
+
+class FilterFields(BaseModel):
+    """The filter fields of a listing's query, as the API takes them."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    label: Optional[list[Annotated[str, Field(max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$")]]] = Field(
+        None, max_length=MAX_LABELS, description="Only analyses showing every one of these labels (repeat the field).")
+    from_: Optional[date] = Field(None, alias="from", description="Created on or after this day (UTC), YYYY-MM-DD.")
+    to: Optional[date] = Field(None, description="Created on or before this day (UTC), YYYY-MM-DD.")
+    sort: Literal["newest", "oldest"] = "newest"
+
+    @field_validator("from_", "to", mode="before")
+    @classmethod
+    def calendar_day(cls, value):
+        return None if value is None else parse_day(value)
+
+    @model_validator(mode="after")
+    def range_in_order(self):
+        if self.from_ and self.to and self.from_ > self.to:
+            raise ValueError("`from` is after `to`")
+        return self
+
+    def filters(self, status: Optional[RunStatus] = None) -> Filters:
+        return filters(self.label or (), status, self.from_, self.to, oldest_first=self.sort == "oldest")
+
+
+def read_filters(args) -> tuple[Filters, dict, Optional[str]]:
+    """A page's filters from its query string (or a form): the labels (all of them), from/to days
+    (inclusive) and sort; the query to repeat in links; and what was left out, in words."""
+    asked = [name for name in args.getlist("label") if name.strip()]
+    problem = f"Only the first {MAX_LABELS} labels are used." if len(set(asked)) > MAX_LABELS else None
+    days: dict[str, Optional[date]] = {}
+    for key in ("from", "to"):
+        value = args.get(key, "").strip()
+        try:
+            days[key] = parse_day(value) if value else None
+        except ValueError:
+            days[key], problem = None, f"Ignored the date {value!r}: use YYYY-MM-DD."
+    if days["from"] and days["to"] and days["from"] > days["to"]:
+        problem = "The first day is after the last: no photo can match. Swap them?"
+    found = filters(asked, None, days["from"], days["to"], oldest_first=args.get("sort") == "oldest")
+    return found, filter_query(found, days["from"], days["to"]), problem
+
+
+def filter_query(found: Filters, first_day: Optional[date] = None, last_day: Optional[date] = None) -> dict:
+    """The query string of these filters, for links that keep them."""
+    query: dict = {"label": list(found.labels)} if found.labels else {}
+    for key, day in (("from", first_day), ("to", last_day)):
+        if day:
+            query[key] = day.isoformat()
+    if found.oldest_first:
+        query["sort"] = "oldest"
+    return query
+
+
+# ---- pages ----
+
+@dataclass
+class Page:
+    items: list[Run] = field(default_factory=list)
+    next_cursor: Optional[str] = None
+    number: int = 1  # 1 for the first page, counted along the cursors
+    after: Optional[datetime] = None  # where its cursor started it: the upload time of the photo before
+
+
+def _signer() -> URLSafeSerializer:
+    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="history-cursor")
+
+
+def encode_cursor(run: Run, user: User, found: Filters, number: int) -> str:
+    """Where the page after `run` starts, signed: for this user and this order only."""
+    return _signer().dumps({"c": run.created_at.astimezone(timezone.utc).isoformat(), "i": run.id,
+                            "u": user.id, "o": found.oldest_first, "p": number})
+
+
+def decode_cursor(token: str, user: User, found: Filters) -> tuple[datetime, int, int]:
+    """(created_at, id, page number) of a cursor this app made for this user and order."""
+    try:
+        data = _signer().loads(token)
+        moment = datetime.fromisoformat(data["c"]).astimezone(timezone.utc)
+        ident, number = data["i"], data["p"]
+        if type(ident) is not int or type(number) is not int:
+            raise ValueError(token)
+    except (BadData, ValueError, TypeError, KeyError, OverflowError) as exc:
+        raise BadCursor("This cursor is not valid: use the `next` link of a page.") from exc
+    if data.get("u") != user.id or data.get("o") != found.oldest_first:
+        raise BadCursor("This cursor belongs to another listing (another order or user): use the "
+                        "`next` link of this one.")
+    return moment, ident, number
+
+
+def page(user: User, found: Filters = Filters(), cursor: Optional[str] = None, per_page: int = 24,
+         skip_pages: int = 0) -> Page:
+    """One page of the user's photos (their current runs), newest (or oldest) first, after
+    `cursor`. Raises BadCursor."""
+    stmt, created, ident = _ordered(user, found)
+    number, at = 1, None
+    if cursor:
+        at, last_id, number = decode_cursor(cursor, user, found)
+        stmt = stmt.where(_after(created, ident, at, last_id, found.oldest_first))
+    if skip_pages:
+        skip_pages = min(skip_pages, MAX_PAGE)
+        stmt, number = stmt.offset(skip_pages * per_page), number + skip_pages
+    rows = list(db.session.scalars(stmt.limit(per_page + 1)))
+    items = rows[:per_page]
+    following = encode_cursor(items[-1], user, found, number + 1) if len(rows) > per_page else None
+    return Page(items, following, number, at)
+
+
+def neighbours(user: User, found: Filters, run: Run) -> tuple[Optional[Run], Optional[Run]]:
+    """The photos just before and just after `run`'s in the listing `found` gives (same order),
+    or None at either end: the detail page's previous and next. Each is one row read along the
+    listing's index, from where `run` sits in it (whether or not it matches the filter itself)."""
+    def first_after(wanted: Filters) -> Optional[Run]:
+        stmt, created, ident = _ordered(user, wanted)
+        return db.session.scalars(stmt.where(
+            _after(created, ident, run.created_at, run.id, wanted.oldest_first)).limit(1)).first()
+
+    backwards = Filters(found.labels, found.status, found.since, found.until, not found.oldest_first)
+    return first_after(backwards), first_after(found)
+
+
+def count(user: User, found: Filters) -> int:
+    """How many photos match: a kept count where there is one, else counted."""
+    kept = total(user, found)
+    if kept is not None:
+        return kept
+    stmt = _ordered(user, found)[0].order_by(None)
+    return db.session.scalar(sa.select(sa.func.count()).select_from(stmt.subquery())) or 0
+
+
+def total(user: User, found: Filters) -> Optional[int]:
+    """How many photos match, where a kept count says so (no filter, or one label alone)."""
+    if not found.narrowed:
+        return db.session.scalar(sa.select(User.photos).where(User.id == user.id)) or 0
+    if len(found.labels) == 1 and not (found.since or found.until) and found.status in (None, "done"):
+        return label_photos(user, found.labels[0])
+    return None
+
+
+def select_all(user: User, found: Filters = Filters()):
+    """Every current run that matches, in order (exports, "select all")."""
+    return _ordered(user, found)[0]
+
+
+def all_matching(user: User, found: Filters, limit: Optional[int] = None, with_detections: bool = False) -> list[Run]:
+    """The current runs that match (at most `limit`), in order."""
+    stmt = select_all(user, found).limit(limit)
+    if with_detections:
+        stmt = stmt.options(selectinload(Run.detections))
+    return list(db.session.scalars(stmt))
+
+
+def _ordered(user: User, found: Filters):
+    """The filtered select, ordered along the index that serves it, with its ordering columns."""
+    if found.labels:
+        if found.status not in (None, RunStatus.DONE):
+            return sa.select(Run).where(sa.false()), Run.created_at, Run.id
+        driver = aliased(RunLabel)
+        first, *others = sorted(found.labels, key=lambda name: label_photos(user, name))
+        stmt = (sa.select(Run).join(driver, driver.run_id == Run.id)
+                .where(driver.user_id == user.id, driver.label == first))
+        for other in others:  # each a primary-key lookup of the driving row's run
+            stmt = stmt.where(sa.exists().where(RunLabel.run_id == driver.run_id, RunLabel.label == other))
+        created, ident = driver.created_at, driver.run_id
+    else:
+        stmt = sa.select(Run).where(Run.user_id == user.id, Run.current)  # one per photo
+        if found.status:
+            stmt = stmt.where(Run.status == found.status)
+        created, ident = Run.created_at, Run.id
+    if found.since:
+        stmt = stmt.where(created >= found.since)
+    if found.until:
+        stmt = stmt.where(created < found.until)
+    order = (created.asc(), ident.asc()) if found.oldest_first else (created.desc(), ident.desc())
+    return stmt.order_by(*order), created, ident
+
+
+def _after(created, ident, at: datetime, last_id: int, ascending: bool):
+    """Rows after (at, last_id) in the page order, written so that the index range starts there."""
+    if ascending:
+        return sa.and_(created >= at, sa.or_(created > at, ident > last_id))
+    return sa.and_(created <= at, sa.or_(created < at, ident < last_id))
+
+
+# ---- the labels shown with a page ----
+
+def label_photos(user: User, label: str) -> int:
+    return db.session.scalar(sa.select(UserLabel.photos).where(
+        UserLabel.user_id == user.id, UserLabel.label == label)) or 0
+
+
+def label_summary(user: User) -> list[tuple[str, int]]:
+    """Every label of the user's photos with how many show it, most common first."""
+    rows = db.session.execute(sa.select(UserLabel.label, UserLabel.photos).where(
+        UserLabel.user_id == user.id, UserLabel.photos > 0)).all()
+    return sorted(((label, n) for label, n in rows), key=lambda r: (-r[1], r[0]))
+
+
+def co_labels(user: User, found: Filters) -> Optional[dict[str, int]]:
+    """{label: photos} among the photos a label filter matches (what adding each label would
+    leave), or None when the filter may match more than CO_LABELS_UP_TO photos (then counting
+    them would cost more than a page should)."""
+    if not found.labels or min(label_photos(user, name) for name in found.labels) > CO_LABELS_UP_TO:
+        return None
+    matching = _ordered(user, found)[0].order_by(None).with_only_columns(Run.id).subquery()
+    return dict(db.session.execute(
+        sa.select(RunLabel.label, sa.func.count()).where(RunLabel.run_id.in_(sa.select(matching)))
+        .group_by(RunLabel.label)).tuples().all())
+
+
+@dataclass
+class FilterBar:
+    """The gallery's filter bar: every label with its photos, the chips in view (`top`), the
+    others behind "more…", and how many photos the filter matches."""
+
+    labels: list[tuple[str, int]]
+    top: list[tuple[str, int]]
+    more: list[tuple[str, int]]
+    matching: int
+
+
+def filter_bar(user: User, found: Filters) -> FilterBar:
+    """With labels chosen, the other labels offered are those that would leave photos, with how
+    many; a chosen label stays in view."""
+    labels = offered = label_summary(user)
+    together = co_labels(user, found)
+    if together is not None:
+        offered = [item for item in labels if item[0] in found.labels] + sorted(
+            ((name, together[name]) for name, _ in labels if name not in found.labels and together.get(name)),
+            key=lambda item: (-item[1], item[0]))
+    top = list(offered[:TOP_LABELS])
+    top += [item for item in offered[TOP_LABELS:] if item[0] in found.labels]
+    return FilterBar(labels, top, [item for item in offered if item not in top], count(user, found))
+
+
+def labels_of(runs: list[Run]) -> dict[int, list[tuple[str, int]]]:
+    """{run id: [(label, count), ...]} for a page of current runs, most boxes first (kept counts)."""
+    chips: dict[int, list[tuple[str, int]]] = {r.id: [] for r in runs}
+    if chips:
+        rows = db.session.execute(sa.select(RunLabel.run_id, RunLabel.label, RunLabel.count)
+                                  .where(RunLabel.run_id.in_(list(chips)))).all()
+        for run_id, label, count_ in rows:
+            chips[run_id].append((label, count_))
+    for found in chips.values():
+        found.sort(key=lambda c: (-c[1], c[0]))
+    return chips

@@ -1,0 +1,27 @@
+"""A run's images over HTTP, for the pages, the shared pages and the API alike: a stored one (its
+photo's original or thumbnail, its annotated image) or one drawn for what the viewer shows (a
+confidence and classes). How files are sent is `webapp/web/delivery.py`'s."""
+from typing import Optional
+
+from flask import request
+
+from webapp.analyses import lookups, viewer
+from webapp.models import Run
+from webapp.web import delivery
+
+
+def send_image(run: Run, variant: str, download: bool = False, name: Optional[str] = None):
+    """One of a run's stored images; 404 for an unknown variant or one not made (yet)."""
+    path = lookups.stored_image(run, variant)
+    name = name or f"{delivery.download_stem(run.photo.original_filename)}-{variant}{path.suffix if path else ''}"
+    return delivery.send_stored(path, name, download, missing=f"This analysis has no {variant} image (yet).")
+
+
+def send_view(run: Run, download: bool = False, name: Optional[str] = None):
+    """The annotated image drawn for the viewer's confidence and classes (the query's `conf`,
+    `classes`); drawn again only when the browser does not have it."""
+    min_conf, classes = delivery.view_params(run.conf, request.args)
+    tag = viewer.view_tag(run, min_conf, classes)
+    name = name or f"{delivery.download_stem(run.photo.original_filename)}-annotated-{min_conf:.2f}.jpg"
+    return delivery.send_drawn(tag, lambda: viewer.draw_view(run, min_conf, classes),
+                               download_name=name if download else None)

@@ -1,0 +1,275 @@
+"""Accepting work: an upload (each file stored as a photo with a pending first run), a re-run
+of a photo with other settings, a retry of failed runs; each queued for detection.
+
+Transaction rule (for every service, here and in the other service modules): **a service
+function commits its own work** before it returns, and rolls back what it started before it
+raises, so a view never commits and never has to remember to. Services raise the errors of
+`webapp/errors.py`; the web layer answers them.
+"""
+import hashlib
+import os
+import unicodedata
+import uuid
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Optional
+
+import sqlalchemy as sa
+from flask import current_app
+from sqlalchemy.orm.exc import ObjectDeletedError
+
+from webapp import storage
+from webapp.analyses.params import DetectionParams
+from webapp.analyses.quotas import QuotaExceeded, check_quota
+from webapp.analyses.lookups import NOT_FOUND
+from webapp.analyses.removal import delete_photo, delete_run
+from webapp.detection.registry import UnknownClasses, UnknownModel
+from webapp.detection.status import NotAvailable, check_classes, expected_model_name
+from webapp.errors import NotFound, Refused
+from webapp.extensions import db
+from webapp.jobs.priorities import FairShare, fair_priority, queued_runs
+from webapp.jobs.queue import check_queue, queue_run, wait_for_runs
+from webapp.jobs.scheduling import QueueUnavailable, get_runner
+from webapp.library.counts import count_created
+from webapp.library.current_run import lock_photos
+from webapp.models import Photo, Run, RunStatus, User, utcnow
+from webapp.vision.images import ImageRejected, LoadedImage, load_image, stored_original, thumbnail
+
+QUEUE_DOWN = "The detection queue cannot be reached right now, so nothing was stored. Please try again later."
+NOT_REQUEUED = "The detection queue could not be reached to retry it. Please try again later."
+CLASSES_UNCHECKED = "The classes you named cannot be checked until it is back."
+
+
+class TooManyFiles(Refused):
+    """More files in one upload than MAX_FILES_PER_UPLOAD: nothing was stored."""
+
+    kind = Refused.TOO_MANY
+
+    def __init__(self, count: int, limit: int):
+        super().__init__(f"Send at most {limit} files per upload (this one had {count}); "
+                         f"upload the rest in another request.")
+
+
+class TooManyRuns(Refused):
+    """The photo has MAX_RUNS_PER_PHOTO runs already."""
+
+    kind = Refused.CONFLICT
+
+
+# What refuses an upload or a run before anything is stored.
+REFUSED = (TooManyFiles, TooManyRuns, UnknownClasses, UnknownModel, NotAvailable, QueueUnavailable)
+
+
+@dataclass
+class Upload:
+    """One file of an upload: the name the client gave it, and how to read its bytes (one file
+    at a time, when its turn comes)."""
+
+    filename: Optional[str]
+    read: Callable[[], bytes]
+
+
+@dataclass
+class Rejected:
+    filename: str
+    reason: str
+
+
+@dataclass
+class UploadResult:
+    accepted: list[Run] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+    futures: list[Future] = field(default_factory=list)  # of each run queued in this process
+
+    def ids(self) -> list[int]:
+        """The accepted runs' ids, read without loading them (one may be deleted by now)."""
+        return [sa.inspect(run).identity[0] for run in self.accepted]
+
+    def wait(self, timeout: Optional[float]) -> bool:
+        """Block until the accepted runs are finished; False if `timeout` ran out first."""
+        return wait_for_runs(self.ids(), self.futures, timeout)
+
+
+def display_filename(name: Optional[str]) -> str:
+    """The client's filename, for display only: base name, printable, at most 255 characters."""
+    name = os.path.basename((name or "").replace("\\", "/"))
+    name = "".join(ch for ch in unicodedata.normalize("NFC", name) if ch.isprintable())
+    return name.strip()[:255] or "photo"
+
+
+def _ready_to_queue(params: DetectionParams) -> None:
+    """Before anything is stored: the classes are the model's, and the queue answers."""
+    try:
+        check_classes(params.classes, params.model)
+    except NotAvailable as exc:
+        raise NotAvailable(exc.unavailable, CLASSES_UNCHECKED) from exc
+    try:
+        check_queue()
+    except QueueUnavailable as exc:
+        raise QueueUnavailable(QUEUE_DOWN) from exc
+
+
+def upload_files(user: User, files: list[Upload], params: Optional[DetectionParams] = None) -> UploadResult:
+    """Accept each uploaded file on its own and queue the accepted ones for detection.
+    Before storing anything, raises TooManyFiles for more than MAX_FILES_PER_UPLOAD files,
+    UnknownClasses (or NotAvailable) when `params.classes` names classes the model does not
+    have, and QueueUnavailable when the broker cannot be reached. A file that cannot be queued
+    is rejected, its row and files removed; so is every file past the user's quota."""
+    params = params or DetectionParams()
+    limit = current_app.config["MAX_FILES_PER_UPLOAD"]
+    if limit and len(files) > limit:
+        raise TooManyFiles(len(files), limit)
+    _ready_to_queue(params)
+    result = UploadResult()
+    share = FairShare(user.id)
+    for file in files:
+        name = display_filename(file.filename)
+        try:
+            run, loaded = accept(user, name, file.read(), params)
+        except (ImageRejected, QuotaExceeded) as exc:
+            result.rejected.append(Rejected(name, str(exc)))
+            continue
+        try:  # a run in this process gets the decoded photo; a Celery task only the id
+            future = queue_run(run.id, share.next(), loaded.bgr_array() if get_runner().in_process else None)
+        except QueueUnavailable:
+            delete_photo(run)
+            result.rejected.append(Rejected(name, QUEUE_DOWN))
+            continue
+        if future is not None:
+            result.futures.append(future)
+        share.queued_one()
+        result.accepted.append(run)
+    return result
+
+
+def accept(user: User, filename: Optional[str], data: bytes,
+           params: Optional[DetectionParams] = None) -> tuple[Run, LoadedImage]:
+    """Validate an uploaded image, store it with a thumbnail and commit its photo with a pending
+    first run. Raises ImageRejected or QuotaExceeded (nothing stored). If storing fails, no
+    file or row is left behind."""
+    config = current_app.config
+    totals = db.session.execute(sa.select(User.photos, User.stored_bytes).where(User.id == user.id)).one()
+    check_quota(totals.photos + 1, totals.stored_bytes)  # already full: before any work (exact check below)
+    loaded = load_image(data, config["MAX_IMAGE_PIXELS"])
+    public_id = uuid.uuid4().hex
+    folder = f"{user.id}/{public_id}"
+    original_bytes, ext = stored_original(loaded, data)
+    thumbnail_bytes = thumbnail(loaded.bgr_array(), config["THUMBNAIL_SIZE"])
+    photo = Photo(
+        public_id=public_id, user_id=user.id, original_filename=display_filename(filename),
+        original_path=f"{folder}/original.{ext}", thumbnail_path=f"{folder}/thumbnail.jpg",
+        width=loaded.width, height=loaded.height, sha256=hashlib.sha256(data).hexdigest(),
+        stored_bytes=len(original_bytes) + len(thumbnail_bytes), created_at=utcnow(),
+    )
+    run = _new_run(photo, user, params or DetectionParams())
+    run.public_id = public_id  # the first run shares the photo's id (and its folder's name)
+    try:
+        db.session.add(run)
+        check_quota(*count_created(user.id, stored_bytes=photo.stored_bytes))  # locks the user
+        storage.save(photo.original_path, original_bytes)
+        storage.save(photo.thumbnail_path, thumbnail_bytes)
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        storage.delete([photo.original_path, photo.thumbnail_path])
+        raise
+    return run, loaded
+
+
+def _new_run(photo: Photo, owner: User, params: DetectionParams, current: bool = True) -> Run:
+    """A pending run of the model on the photo, with these settings (the defaults otherwise)."""
+    config = current_app.config
+    return Run(
+        photo=photo, owner=owner, current=current, created_at=photo.created_at,
+        model_name=expected_model_name(model=params.model),
+        model=params.model,
+        conf=config["YOLO_CONF"] if params.conf is None else params.conf,
+        iou=config["YOLO_IOU"] if params.iou is None else params.iou,
+        imgsz=params.imgsz or config["YOLO_IMGSZ"],
+        classes=list(params.classes) if params.classes else None,
+        worker=get_runner().queued_by(),
+    )
+
+
+def rerun(run: Run, params: DetectionParams) -> UploadResult:
+    """Queue a new run of the run's photo with these settings; its other runs stay. The gallery
+    keeps showing the photo's current run until the new one has finished. Raises TooManyRuns,
+    UnknownClasses (or NotAvailable) and QueueUnavailable before storing anything, NotFound
+    when the photo was deleted meanwhile."""
+    photo = run.photo
+    _ready_to_queue(params)
+    if not lock_photos([photo.id]):  # counted and added under the photo's lock: no overshoot
+        db.session.rollback()
+        raise NotFound(NOT_FOUND)
+    runs = db.session.scalar(sa.select(sa.func.count()).select_from(Run).where(Run.photo_id == photo.id))
+    limit = current_app.config["MAX_RUNS_PER_PHOTO"]
+    if limit and runs >= limit:
+        db.session.rollback()
+        raise TooManyRuns(f"This photo already has {runs} runs (the most is {limit}): delete one first.")
+    new = _new_run(photo, run.owner, params, current=False)
+    db.session.add(new)
+    db.session.commit()
+    try:  # read back now: the photo may be deleted from here on, and nothing below reloads it
+        db.session.refresh(new)
+    except ObjectDeletedError:
+        raise NotFound(NOT_FOUND) from None
+    result = UploadResult()
+    try:
+        future = queue_run(new.id, fair_priority(queued_runs(run.user_id) - 1))  # counted already
+    except QueueUnavailable:
+        delete_run(new)
+        raise QueueUnavailable(QUEUE_DOWN) from None
+    if future is not None:
+        result.futures.append(future)
+    result.accepted.append(new)
+    return result
+
+
+def retry(runs: list[Run]) -> UploadResult:
+    """Queue failed runs again with the same settings (a failed run stored no detection and no
+    annotated image); others are left as they are. Each is claimed by one conditional UPDATE, so
+    two retries at once queue it once. The result lists the ones queued as `accepted`. Raises
+    QueueUnavailable when there is something to retry and the queue cannot be reached."""
+    runner = get_runner()
+    ids = [r.id for r in runs if r.is_failed]
+    if ids:
+        try:
+            check_queue()
+        except QueueUnavailable as exc:
+            raise QueueUnavailable(NOT_REQUEUED) from exc
+    claimed = set(db.session.scalars(
+        sa.update(Run).where(Run.id.in_(ids), Run.status == RunStatus.FAILED)
+        .values(status=RunStatus.PENDING, error=None, annotated_path=None, started_at=None,
+                finished_at=None, preprocess_ms=None, inference_ms=None, postprocess_ms=None,
+                total_ms=None, device=None, attempts=0, worker=runner.queued_by())
+        .returning(Run.id)
+    )) if ids else set()
+    db.session.commit()
+    result = UploadResult()
+    queued: dict[int, int] = {}  # per owner: their runs queued before these, for the fair share
+    for run in (r for r in runs if r.id in claimed):
+        if run.user_id not in queued:  # the claimed ones are pending already: not counted before
+            queued[run.user_id] = queued_runs(run.user_id) - sum(
+                1 for r in runs if r.id in claimed and r.user_id == run.user_id)
+        try:
+            future = queue_run(run.id, fair_priority(queued[run.user_id]))
+        except QueueUnavailable:
+            run.fail(NOT_REQUEUED)
+            db.session.commit()
+            continue
+        if future is not None:
+            result.futures.append(future)
+        queued[run.user_id] += 1
+        result.accepted.append(run)
+    return result
+
+
+def retry_all_failed(user: User) -> UploadResult:
+    """Retry every failed current run of the user (a failed re-run is retried from its photo's page)."""
+    return retry(list(db.session.scalars(sa.select(Run).where(
+        Run.user_id == user.id, Run.current, Run.status == RunStatus.FAILED))))
+
+
+def uploads_from(files: Iterable) -> list[Upload]:
+    """Uploads from file objects with a `filename` and a `read()` (werkzeug's FileStorage)."""
+    return [Upload(f.filename, f.read) for f in files]

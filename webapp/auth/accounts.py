@@ -1,0 +1,213 @@
+"""Accounts, shared by the pages and the API: the email and password rules, sign-up, credential
+checks with their lock-out, and ending sessions. Services commit their own work (see
+`analyses/uploads.py`)."""
+import hashlib
+import logging
+import math
+import re
+import secrets
+import time
+from typing import Optional
+
+import sqlalchemy as sa
+from flask import current_app
+from itsdangerous import BadData, URLSafeSerializer
+from limits import parse
+from sqlalchemy.exc import IntegrityError
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from webapp.auth import tokens
+from webapp.errors import Refused
+from webapp.extensions import db, limiter
+from webapp.models import User
+
+logger = logging.getLogger(__name__)
+
+# The one password and email policy; the sign-up form and the API schema both use it.
+PASSWORD_MIN_LENGTH = 8
+PASSWORD_MAX_LENGTH = 1024
+EMAIL_MAX_LENGTH = 254
+PASSWORD_TOO_SHORT = f"Use at least {PASSWORD_MIN_LENGTH} characters."
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+
+# Checked against when the email is unknown, so both failures take the same time.
+_DUMMY_HASH = generate_password_hash("not-a-real-password", method="scrypt")
+
+
+class EmailTaken(Refused):
+    """An account with this email already exists."""
+
+    kind = Refused.CONFLICT
+
+
+class TooManyFailures(Exception):
+    """The account had LOGIN_FAILURE_LIMIT failed sign-ins: refused, even with the right password,
+    until `seconds` from now."""
+
+    def __init__(self, seconds: int):
+        self.seconds = max(1, seconds)
+        minutes = math.ceil(self.seconds / 60)
+        super().__init__(f"Too many failed sign-ins for this account: try again in {minutes} "
+                         f"minute{'' if minutes == 1 else 's'}.")
+
+
+def normalize_email(email):
+    """Trimmed and lower-cased, as emails are stored (so the unique index ignores case).
+    Anything that is not a string (a missing form field) is returned as it is."""
+    return email.strip().lower() if isinstance(email, str) else email
+
+
+LOGIN_ID = re.compile(r"[0-9]{1,18}:[0-9]{1,18}")  # User.get_id(): ASCII digits only
+
+
+def get_user(user_id: int) -> Optional[User]:
+    return db.session.get(User, user_id)
+
+
+def load_login(login_id: str) -> Optional[User]:
+    """The user of a session or remember-me cookie ("<id>:<session version>"), while its session
+    version is current; None for anything else (a cookie from before session versions, or not
+    one of ours)."""
+    if not LOGIN_ID.fullmatch(login_id):
+        return None
+    user_id, _, version = login_id.partition(":")
+    user = get_user(int(user_id))
+    return user if user is not None and user.session_version == int(version) else None
+
+
+def find_user(email: str) -> Optional[User]:
+    """The user with this email; None for none, and for text no email can hold (control
+    characters such as NUL, which PostgreSQL refuses), without asking the database."""
+    if CONTROL_CHARACTERS.search(email):
+        return None
+    return db.session.scalar(sa.select(User).where(User.email == normalize_email(email)))
+
+
+def create_user(email: str, password: str) -> User:
+    """Add and commit a new user. Raises EmailTaken (also when a concurrent sign-up won)."""
+    email = normalize_email(email)
+    if find_user(email) is not None:
+        raise EmailTaken(email)
+    user = User(email=email)
+    user.set_password(password)
+    db.session.add(user)
+    try:
+        db.session.commit()
+    except IntegrityError as exc:
+        db.session.rollback()
+        raise EmailTaken(email) from exc
+    return user
+
+
+def authenticate(email: str, password: str, device: Optional[str] = None) -> Optional[User]:
+    """The user for these credentials, or None; unknown email and wrong password look the same.
+    Raises TooManyFailures while the email (or, from a browser that signed in to this account
+    before, that browser: `device`, its device cookie) is locked out (see `_FailedSignIns`)."""
+    user = find_user(email)
+    failures = _FailedSignIns(email, device_nonce(device, user))
+    if not failures.reserve():
+        raise TooManyFailures(failures.seconds_left())
+    if user is None:
+        check_password_hash(_DUMMY_HASH, password)
+    elif user.check_password(password):
+        failures.forget()
+        return user
+    return None
+
+
+def check_current_password(user: User, password: str, device: Optional[str] = None) -> bool:
+    """Whether this is the user's password (a password change asks for it); failures count
+    towards the same lock-out as sign-ins. Raises TooManyFailures while it is locked out."""
+    failures = _FailedSignIns(user.email, device_nonce(device, user))
+    if not failures.reserve():
+        raise TooManyFailures(failures.seconds_left())
+    if user.check_password(password):
+        failures.forget()
+        return True
+    return False
+
+
+# A browser that signed in to an account gets a device cookie (OWASP's defence against lock-out
+# abuse): its own failed attempts are counted on it alone, so failures from elsewhere that lock
+# the account do not lock out its owner on a browser they have used before.
+DEVICE_COOKIE = "spotter_device"
+DEVICE_COOKIE_DAYS = 365
+
+
+def _devices() -> URLSafeSerializer:
+    return URLSafeSerializer(current_app.secret_key, salt="device-cookie")
+
+
+def new_device_token(user: User) -> str:
+    return _devices().dumps({"u": user.id, "n": secrets.token_hex(12)})
+
+
+def device_nonce(token: Optional[str], user: Optional[User]) -> Optional[str]:
+    """The device cookie's id when it is genuine and was issued to this user; else None."""
+    if not token or user is None or len(token) > 200:
+        return None
+    try:
+        data = _devices().loads(token)
+    except BadData:
+        return None
+    if not isinstance(data, dict) or data.get("u") != user.id or not isinstance(data.get("n"), str):
+        return None
+    return data["n"]
+
+
+class _FailedSignIns:
+    """Failed sign-ins of one email (as stored: trimmed, lower-case; known or not, so a lock-out
+    tells nothing about which accounts exist), from any address, in the rate limiter's storage:
+    Redis when RATELIMIT_STORAGE_URI names it, shared by every worker; or, for a browser with a
+    device cookie of the account, of that browser alone. LOGIN_FAILURE_LIMIT (e.g. "10 per 15
+    minutes") attempts lock sign-in until that window ends. Every attempt is counted before the
+    password is checked (so attempts at once cannot slip past the limit) and a success forgets
+    them. If the storage cannot be reached, sign-ins go on unlimited (the per-address limit may too)."""
+
+    def __init__(self, email, device: Optional[str] = None):
+        if device is not None:
+            self.namespace, self.key = "login-failures-device", device
+        else:
+            normalized = normalize_email(email) if isinstance(email, str) else ""
+            self.namespace = "login-failures"
+            self.key = hashlib.sha256(normalized.encode("utf-8", "replace")).hexdigest()[:32]
+        self.limit = parse(current_app.config["LOGIN_FAILURE_LIMIT"])
+
+    def _call(self, method: str):
+        if not limiter.enabled:
+            return None
+        try:
+            return getattr(limiter.limiter, method)(self.limit, self.namespace, self.key)
+        except Exception:  # noqa: BLE001 - the storage is down: log it, never lock everyone out
+            logger.warning("Cannot reach the rate limit storage for failed sign-ins", exc_info=True)
+            return None
+
+    def reserve(self) -> bool:
+        """Count this attempt; False when it is past the limit (locked)."""
+        return self._call("hit") is not False
+
+    def seconds_left(self) -> int:
+        stats = self._call("get_window_stats")
+        return int(stats.reset_time - time.time()) if stats else self.limit.get_expiry()
+
+    def forget(self) -> None:
+        self._call("clear")
+
+
+def end_sessions(user: User) -> None:
+    """A log-out: every browser session and remember-me cookie of the user issued so far stops
+    working, and so do access tokens (they carry the version; a script refreshes its own).
+    Refresh tokens, an API client's long-lived login, are left to `end_everything`. Commits."""
+    user.end_sessions()
+    db.session.commit()
+
+
+def end_everything(user: User, new_password: Optional[str] = None) -> None:
+    """Log out of all devices (optionally setting a new password): browser sessions, access tokens
+    and every refresh token, in one transaction that locks the user's row first (see
+    tokens.rotate). The caller logs the current browser in again after a new password. Commits."""
+    db.session.execute(sa.select(User.id).where(User.id == user.id).with_for_update())
+    if new_password is not None:
+        user.set_password(new_password)
+    user.end_sessions()
+    tokens.revoke_all(user)  # commits

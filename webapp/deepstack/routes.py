@@ -1,0 +1,105 @@
+"""`POST /v1/vision/detection`: DeepStack's request and answer shapes (its errors too, whatever
+goes wrong under /v1/vision/)."""
+import math
+import time
+from typing import Optional
+
+from flask import Flask, g, jsonify, request
+
+from webapp.api.security import api_key_secret, user_from_key
+from webapp.auth import keys
+from webapp.deepstack import bp, detect
+from webapp.errors import Refused
+from webapp.extensions import csrf
+from webapp.vision.detector import DetectorError
+from webapp.vision.images import ImageRejected
+from webapp.web import limits
+from webapp.web.answers import RETRY_LATER, ProblemError, register_shape
+
+DEFAULT_MIN_CONFIDENCE = 0.4
+PATHS = "/v1/vision/"
+INVALID_KEY = "Invalid API key: it does not exist or it was revoked."
+
+
+class Failed(Exception):
+    def __init__(self, status: int, error: str, headers: Optional[dict] = None):
+        super().__init__(error)
+        self.status, self.error, self.headers = status, error, headers or {}
+
+
+def deepstack_error(status: int, error: str, headers: Optional[dict] = None):
+    """DeepStack's error shape, which its clients read: {"success": false, "error": ...}."""
+    response = jsonify({"success": False, "error": error})
+    response.status_code = status
+    response.headers.update(headers or {})
+    return response
+
+
+def _key_may_upload() -> bool:
+    """Before the body is read: a key in a header must exist (one in the form is checked once read)."""
+    raw = api_key_secret()
+    return raw is None or keys.find(raw) is not None
+
+
+@bp.route("/v1/vision/detection", methods=["POST"])
+@limits.upload(signed_in=_key_may_upload, refuse=lambda: deepstack_error(401, INVALID_KEY))
+def detection_endpoint():
+    started = time.perf_counter()
+    try:
+        user = _authenticate()
+        min_conf = _min_confidence()
+        upload = request.files.get("image")
+        if upload is None:
+            raise Failed(400, "Send the photo in the multipart field `image`.")
+        predictions = _detect(user, upload.filename or "deepstack.jpg", upload.read(), min_conf)
+    except Failed as exc:
+        return deepstack_error(exc.status, exc.error, exc.headers)
+    return jsonify({"success": True, "predictions": predictions,
+                    "duration": round((time.perf_counter() - started) * 1000)})
+
+
+def _detect(user, filename: str, data: bytes, min_conf: float) -> list[dict]:
+    """The service's answer, or its error as DeepStack's status: 400 for a photo it cannot use,
+    422 when detection fails on it, 503 (with Retry-After) when something it needs is down."""
+    try:
+        if g.api_key.save_to_gallery:
+            return detect.detect_and_keep(user, filename, data, min_conf)
+        return detect.detect(data, min_conf)
+    except ImageRejected as exc:
+        raise Failed(400, str(exc)) from None
+    except DetectorError as exc:
+        raise Failed(422, str(exc)) from None
+    except Refused as exc:
+        if exc.kind == Refused.UNAVAILABLE:
+            raise Failed(503, str(exc), RETRY_LATER) from None
+        raise Failed(400, str(exc)) from None
+
+
+def _authenticate():
+    raw = api_key_secret() or (request.form.get("api_key") or "").strip()
+    if not raw:
+        raise Failed(401, "An API key is required: send it as the form field api_key (or the X-API-Key header). "
+                          "Create one on the API keys page.")
+    try:
+        return user_from_key(raw, detection=True)
+    except ProblemError as exc:
+        raise Failed(exc.status, exc.detail, {k: v for k, v in exc.headers.items() if k == "Retry-After"}) from None
+
+
+def _min_confidence() -> float:
+    text = (request.form.get("min_confidence") or "").strip()
+    if not text:
+        return DEFAULT_MIN_CONFIDENCE
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value <= 1:
+        raise Failed(400, "min_confidence must be a number from 0 to 1.")
+    return value
+
+
+def init_app(app: Flask) -> None:
+    csrf.exempt(bp)  # no cookie authenticates it: an API key does
+    register_shape(app, PATHS, deepstack_error)
+    app.register_blueprint(bp)

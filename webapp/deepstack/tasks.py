@@ -1,0 +1,48 @@
+"""The DeepStack endpoint's Celery task, run by a worker: detection on a photo the web process
+put in the shared uploads folder, answered through the result backend."""
+from flask import current_app
+
+from webapp import storage
+from webapp.detection.registry import get_detector
+from webapp.detection.status import NotAvailable, explain
+from webapp.jobs.celery import DEEPSTACK_QUEUE
+from webapp.jobs.scheduling import remote
+from webapp.vision.detector import Box, DetectorError, ModelUnavailable
+from webapp.vision.images import ImageRejected, stored_pixels
+
+
+def prediction(box: Box) -> dict:
+    """A box as DeepStack writes it: integer pixels of the upright photo."""
+    return {"label": box.label, "confidence": round(float(box.confidence), 4),
+            "x_min": int(round(box.x1)), "y_min": int(round(box.y1)),
+            "x_max": int(round(box.x2)), "y_max": int(round(box.y2))}
+
+
+def predictions(pixels, min_conf: float) -> list[dict]:
+    """Every box at or above `min_conf` in these upright BGR pixels, on the default model.
+    Raises ModelUnavailable or DetectorError."""
+    result = get_detector().detect(pixels, floor=min_conf)
+    return [prediction(b) for b in result.boxes if b.confidence >= min_conf]
+
+
+# The task's name travels in broker messages (it is where the function lived first): keep it.
+@remote(name="webapp.deepstack.detect_stored", queue=DEEPSTACK_QUEUE)
+def detect_stored(relative: str, min_conf: float) -> dict:
+    """On a worker: detect on a photo the web process put in the shared uploads folder (removed
+    once read, even if the web process that wrote it is gone)."""
+    try:
+        data = storage.absolute(relative).read_bytes()
+    except OSError:
+        return {"success": False, "error": "The photo did not reach the worker (is the uploads folder shared?)."}
+    finally:
+        storage.delete([relative])
+    try:
+        pixels = stored_pixels(data, current_app.config["MAX_IMAGE_PIXELS"])
+    except ImageRejected:
+        return {"success": False, "error": "The photo could not be read on the worker."}
+    try:
+        return {"success": True, "predictions": predictions(pixels, min_conf)}
+    except ModelUnavailable as exc:
+        return {"success": False, "error": str(NotAvailable(explain(exc, current_app.config)))}
+    except DetectorError as exc:
+        return {"success": False, "error": str(exc)}

@@ -1,0 +1,38 @@
+"""What /healthz checks. Only the database decides whether the web tier is healthy: it is
+healthy without a model or a worker (uploads are kept and retried)."""
+import logging
+
+import sqlalchemy as sa
+from sqlalchemy.exc import SQLAlchemyError
+
+from webapp.detection.status import status_line
+from webapp.extensions import db
+from webapp.jobs.scheduling import QueueUnavailable, get_runner
+
+logger = logging.getLogger(__name__)
+
+
+def database_answers() -> bool:
+    try:
+        db.session.execute(sa.text("SELECT 1"))
+    except SQLAlchemyError as exc:
+        db.session.rollback()
+        logger.warning("Health check: database unreachable: %s", exc.__class__.__name__)
+        return False
+    return True
+
+
+def queue_health() -> dict:
+    """With Celery: whether the broker answers and how many workers answer a ping within a second."""
+    runner = get_runner()
+    if runner.in_process:
+        return {}
+    try:
+        runner.check_broker()
+    except QueueUnavailable:
+        return {"broker": "unreachable", "workers": 0}
+    return {"broker": "ok", "workers": runner.workers_answering(timeout=1.0)}
+
+
+def model_health() -> str:
+    return status_line()

@@ -1,0 +1,55 @@
+"""What a process does when it starts and when it stops, the same for a gunicorn worker (its
+`post_worker_init` / `worker_exit` hooks in gunicorn.conf.py) and a Celery worker (its signals in
+webapp/worker.py)."""
+import logging
+from pathlib import Path
+
+from flask import Flask
+
+from webapp import storage
+from webapp.detection.registry import get_detector, runs_here
+from webapp.jobs.recovery import requeue_interrupted, requeue_lost
+from webapp.jobs.reports import report, withdraw_report
+from webapp.jobs.scheduling import get_runner
+from webapp.jobs.stream import batch_size
+from webapp.vision.detector import ModelUnavailable
+
+logger = logging.getLogger(__name__)
+
+
+def start_process(app: Flask) -> None:
+    """Once, when the process starts: queue again what stopped processes left behind (a Celery
+    worker: work whose message or worker is gone; any other process: runs a dead process of this
+    host had), remove temporary photos a killed process left, and where this process detects,
+    load and warm the model so the first photo does not wait for it. A web process only loads a
+    model already on disk (one still to be downloaded is fetched when the first photo comes); a
+    Celery worker loads it whatever it takes, then reports it to the web tier."""
+    with app.app_context():
+        worker = app.config["DETECTION_WORKER"]
+        if worker:
+            requeue_lost()
+        else:
+            requeue_interrupted()
+            storage.sweep_temporary()
+        if runs_here(app) and (worker or Path(get_detector(app).settings.model).exists()):
+            _warm_model(app)
+        report(app)
+
+
+def _warm_model(app: Flask) -> None:
+    detector = get_detector(app)
+    try:
+        detector.load()
+        detector.warm_up(batch_size(app, load=True))
+    except ModelUnavailable as exc:
+        logger.error("Detection is unavailable: %s", exc)  # runs fail with it, and can be retried
+
+
+def stop_process(app: Flask, finish: bool) -> None:
+    """When the process stops: what is being detected finishes; queued work finishes too
+    (`finish`: a Celery worker's warm shutdown, whose tasks go back to the broker otherwise) or
+    stays pending for the next process's start (a gunicorn worker). A Celery worker withdraws
+    its report."""
+    get_runner(app).close(finish=finish, timeout=None if finish else 20)
+    if app.config["DETECTION_WORKER"]:
+        withdraw_report(app)

@@ -1,0 +1,65 @@
+"""How much a request may send before anything reads it: an upload up to MAX_CONTENT_LENGTH,
+every other request up to MAX_BODY_SIZE (a log-in form, a JSON body: a few hundred bytes).
+Runs before the CSRF check, which would otherwise parse a form of any size first.
+
+A route that takes uploads says so where it is defined (`@upload(...)`), with who may send one:
+an upload from someone not signed in is refused before its body is read."""
+from typing import Callable, Optional
+
+from flask import Flask, current_app, request
+from flask_login import current_user
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from webapp.extensions import login_manager
+from webapp.storage import human_size
+
+
+def upload(signed_in: Optional[Callable[[], bool]] = None, refuse: Optional[Callable[[], object]] = None,
+           back_to: Optional[str] = None):
+    """Mark a view as taking uploads (MAX_CONTENT_LENGTH). `signed_in` says whether the caller
+    may send one (default: a signed-in browser session), `refuse` answers one who may not
+    (default: the log-in page); a plain form's 413 goes back to the endpoint `back_to`, saying why."""
+    def mark(view):
+        view.upload_limit = True
+        view.upload_signed_in = signed_in or (lambda: current_user.is_authenticated)
+        view.upload_refused = refuse or login_manager.unauthorized
+        view.upload_back_to = back_to
+        return view
+
+    return mark
+
+
+def init_app(app: Flask) -> None:
+    """Register before the CSRF protection (before-request functions run in order)."""
+    app.before_request(limit_body)
+
+
+def _view():
+    return current_app.view_functions.get(request.endpoint) if request.endpoint else None
+
+
+def is_upload() -> bool:
+    return bool(getattr(_view(), "upload_limit", False))
+
+
+def back_to() -> Optional[str]:
+    """Where a plain upload form that was too large goes back to (an endpoint), if anywhere."""
+    return getattr(_view(), "upload_back_to", None)
+
+
+def limit_body():
+    """A declared length over the limit is refused at once (413), without reading the body; one
+    sent without a length is cut off at the limit while it is read. An upload from someone not
+    signed in is refused before its body is read."""
+    view = _view()
+    if is_upload() and not view.upload_signed_in():
+        return view.upload_refused()
+    limit = current_app.config["MAX_CONTENT_LENGTH"] if is_upload() else current_app.config["MAX_BODY_SIZE"]
+    request.max_content_length = limit
+    if limit is not None and (request.content_length or 0) > limit:
+        raise RequestEntityTooLarge()
+
+
+def too_large_message() -> str:
+    limit = current_app.config.get("MAX_CONTENT_LENGTH") or 0
+    return f"The upload is too large: the limit is {human_size(limit)} per request."

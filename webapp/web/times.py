@@ -1,0 +1,37 @@
+"""Times as the viewer reads them: in their own time zone, which the browser says in a `tz`
+cookie (an IANA name; static/js/messages.js sets it). Until it has, times are in UTC, and say so."""
+from datetime import datetime, timezone
+from typing import Optional
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from flask import Flask, g, request
+
+COOKIE = "tz"
+
+
+def viewer_zone() -> Optional[ZoneInfo]:
+    """The viewer's time zone, from the cookie (None when there is none, or none such)."""
+    if "viewer_zone" not in g:
+        name = request.cookies.get(COOKIE, "")
+        try:
+            g.viewer_zone = ZoneInfo(name) if 0 < len(name) <= 64 and ".." not in name else None
+        except (ZoneInfoNotFoundError, ValueError):
+            g.viewer_zone = None
+    return g.viewer_zone
+
+
+def local_time(moment: datetime) -> str:
+    """"1 Dec 2026, 14:05" in the viewer's zone, or "1 Dec 2026, 13:05 UTC"."""
+    zone = viewer_zone()
+    shown = moment.astimezone(zone or timezone.utc)
+    return f"{shown.day} {shown:%b %Y, %H:%M}" + ("" if zone else " UTC")
+
+
+def month_of(moment: datetime) -> str:
+    """"December 2026": the month of the gallery's heading, in the viewer's zone."""
+    return f"{moment.astimezone(viewer_zone() or timezone.utc):%B %Y}"
+
+
+def init_app(app: Flask) -> None:
+    app.add_template_filter(local_time)
+    app.add_template_filter(month_of, "month")
