@@ -16,8 +16,11 @@ run: $(VENV)/.run-installed migrate
 	$(BIN)/flask --app wsgi --debug recover-interrupted
 	$(BIN)/flask --app wsgi run --debug --no-reload --host $(HOST) --port $(PORT)
 
+# Two pytest-xdist workers (the tests keep their databases, Redis databases and ports apart);
+# TEST_WORKERS=0 runs them in this one process.
+TEST_WORKERS ?= 2
 test: $(VENV)/.dev-installed
-	$(OFFLINE) $(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(OFFLINE) $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 # Production-style server (needs SECRET_KEY and JWT_SECRET_KEY); gunicorn.conf.py makes each
 # worker recover analyses interrupted by a restart.
@@ -31,8 +34,10 @@ migrate: $(VENV)/.run-installed
 check-model: $(VENV)/.run-installed
 	$(BIN)/flask --app wsgi --debug check-model
 
+# Style (ruff), the architecture's import contracts (import-linter: .importlinter), the Dockerfile.
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check webapp tests bench migrations wsgi.py gunicorn.conf.py
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/hadolint Dockerfile
 
 bench: $(VENV)/.dev-installed

@@ -62,10 +62,10 @@ def seed(n: int) -> None:
                 for photo, photo_id in zip(photos, photo_ids, strict=True)]
         ids = db.session.scalars(sa.insert(Run).returning(Run.id, sort_by_parameter_order=True), rows).all()
         detections = []
-        for index, analysis_id in enumerate(ids, start=first):
+        for index, run_id in enumerate(ids, start=first):
             labels = ["person"] * (rng.random() < 0.7) + ["toothbrush"] * (index in rare)
             labels += rng.choices(LABELS, k=7 - len(labels))
-            detections += [{"analysis_id": analysis_id, "class_id": 0, "label": label,
+            detections += [{"run_id": run_id, "class_id": 0, "label": label,
                             "confidence": rng.uniform(0.05, 1.0), "x1": 1, "y1": 1, "x2": 9, "y2": 9}
                            for label in labels]
         db.session.execute(sa.insert(Detection), detections)

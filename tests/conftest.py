@@ -26,6 +26,7 @@ from webapp.extensions import db  # noqa: E402
 SHARED = Path(os.environ.get("SHARED_DIR", BASE_DIR.parent / "shared"))
 COCO_MODEL = SHARED / "models" / "yolo11n_int8_openvino_model"
 COCO128 = SHARED / "datasets" / "coco128"
+V8 = SHARED / "models" / "yolov8n_dynamic_quantized.onnx"  # a second model: a YOLOv8n int8 ONNX
 
 BACKENDS = ["sqlite", "postgresql"]
 
@@ -35,24 +36,54 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "real_model: needs the COCO-pretrained model (../shared/models)")
 
 
-def reset_postgres(url: str) -> None:
-    engine = sa.create_engine(url)
+_engines: dict[str, sa.Engine] = {}
+
+
+def reset_postgres(url: str, models: bool = False) -> None:
+    """PostgreSQL's public schema emptied: with the models' tables (`models`), or with nothing.
+    Tables left by the test before are emptied (TRUNCATE) when they are exactly the models';
+    anything else (a migrated schema, say) is dropped and made again."""
+    engine = _engines.setdefault(url, sa.create_engine(url, poolclass=sa.pool.NullPool))
     with engine.begin() as conn:
+        tables = set(conn.scalars(sa.text("SELECT table_name FROM information_schema.tables "
+                                          "WHERE table_schema = 'public'")))
+        if models and tables == set(db.metadata.tables):
+            quoted = ", ".join(f'"{name}"' for name in sorted(tables))
+            conn.execute(sa.text(f"TRUNCATE {quoted} RESTART IDENTITY CASCADE"))
+            return
         conn.execute(sa.text("DROP SCHEMA IF EXISTS public CASCADE"))
         conn.execute(sa.text("CREATE SCHEMA public"))
+        if models:
+            db.metadata.create_all(conn)
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """TEST_DATABASE_URL; under pytest-xdist, a database of each worker's own beside it (made
+    when missing), so that workers never empty each other's tables."""
+    url = os.environ.get("TEST_DATABASE_URL")
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not url or not worker:
+        return url
+    base = sa.engine.make_url(url)
+    mine = base.set(database=f"{base.database}_{worker}")
+    engine = sa.create_engine(base, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:
+        if not conn.scalar(sa.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": mine.database}):
+            conn.execute(sa.text(f'CREATE DATABASE "{mine.database}"'))
     engine.dispose()
+    return mine.render_as_string(hide_password=False)
 
 
 @pytest.fixture(params=BACKENDS)
-def database_url(request, tmp_path):
-    """An empty database: a new SQLite file, or PostgreSQL with a fresh public schema."""
+def database_url(request, tmp_path, postgres_url):
+    """A database for the test: a new SQLite file, or PostgreSQL (emptied by `make_app`, or by
+    whoever uses it directly: `reset_postgres`)."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'test.sqlite3'}"
-    url = os.environ.get("TEST_DATABASE_URL")
-    if not url:
+    if not postgres_url:
         pytest.skip("PostgreSQL not configured: set TEST_DATABASE_URL to run these (CI does)")
-    reset_postgres(url)
-    return url
+    return postgres_url
 
 
 @pytest.fixture
@@ -76,6 +107,8 @@ def make_app(database_url, tmp_path):
     apps = []
 
     def factory(create_schema=True, **overrides):
+        if not apps and database_url.startswith("postgresql"):  # the test's first app: an empty database
+            reset_postgres(database_url, models=create_schema)
         app = create_app(make_config(database_url, tmp_path, **overrides))
         if create_schema:
             with app.app_context():

@@ -3,6 +3,7 @@ import os
 from collections import Counter
 
 import sqlalchemy as sa
+from flask import current_app
 
 from tests.helpers import PASSWORD
 from webapp.library import counts
@@ -19,7 +20,7 @@ def user(email="ada@example.com", password=PASSWORD) -> User:
     if found is not None:
         return found
     made = User(email=email)
-    made.set_password(password)
+    made.set_password(password, current_app.config["PASSWORD_HASH_METHOD"])
     db.session.add(made)
     db.session.commit()
     return made
@@ -58,3 +59,16 @@ def add_analysis(app, status=RunStatus.DONE, labels=(), user_email="ada@example.
         _ = made.detections
         db.session.expunge_all()
         return made
+
+
+def add_boxes(app, public_id: str, boxes: list[tuple[str, int, float, tuple]]) -> None:
+    """Give a finished analysis these detections (label, class id, confidence, corners), counted
+    as the pipeline counts them."""
+    with app.app_context():
+        analysis = db.session.scalar(sa.select(Run).where(Run.public_id == public_id))
+        for label, class_id, conf, (x1, y1, x2, y2) in boxes:
+            db.session.add(Detection(run=analysis, label=label, class_id=class_id, confidence=conf,
+                                     x1=x1, y1=y1, x2=x2, y2=y2))
+        db.session.flush()
+        counts.record_labels(analysis, Counter(label for label, _, conf, _ in boxes if conf >= analysis.conf))
+        db.session.commit()

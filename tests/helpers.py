@@ -171,6 +171,14 @@ def break_function(monkeypatch, target: str) -> None:
     monkeypatch.setattr(target, explode)
 
 
+def redis_url(db: int) -> str:
+    """A Redis database of the tests' own (10 to 15, one per kind of test), another one for each
+    pytest-xdist worker (`make test` runs two: the second one's are 4 to 9)."""
+    worker = int((os.environ.get("PYTEST_XDIST_WORKER") or "gw0").removeprefix("gw"))
+    assert worker < 2, "the tests' Redis databases are laid out for two workers at most"
+    return f"redis://127.0.0.1:6379/{db - 6 * worker}"
+
+
 def fresh_redis(url: str):
     """A client of the Redis database at `url`, emptied; the test is skipped without Redis."""
     import redis
@@ -264,7 +272,7 @@ class Workers:
 
     def wait_until_answering(self, seconds=90):
         """Until a worker answers a ping and its process has reported its model (loaded at start)."""
-        from webapp.detection.status import REPORT_KEY
+        from webapp.detection.availability import REPORT_KEY
         from webapp.jobs.scheduling import get_runner
 
         broker = redis.Redis.from_url(self.app.config["CELERY_BROKER_URL"])

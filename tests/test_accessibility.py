@@ -6,7 +6,7 @@ from axe_playwright_python.sync_playwright import Axe
 from tests.browser import sign_up, upload_and_wait
 from tests.helpers import analyses
 from tests.images import encode, sample
-from tests.test_gallery_actions import add_boxes
+from tests.factories import add_boxes
 
 pytestmark = pytest.mark.browser
 

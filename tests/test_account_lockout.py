@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.helpers import PASSWORD, csrf_from
+from tests.helpers import PASSWORD, csrf_from, redis_url
 
 LIMIT = "5 per 15 minutes"
 
@@ -113,7 +113,7 @@ def test_wrong_current_passwords_on_the_account_page_count_too(app, auth, client
 def test_the_counter_is_kept_in_redis_when_the_rate_limiter_uses_it(make_app, auth):
     from tests.helpers import fresh_redis
 
-    url = "redis://127.0.0.1:6379/11"
+    url = redis_url(11)
     fresh_redis(url)
     first = make_app(RATELIMIT_STORAGE_URI=url, LOGIN_FAILURE_LIMIT=LIMIT)
     first.test_client().post("/api/v1/auth/signup", json={"email": "ada@example.com", "password": PASSWORD})

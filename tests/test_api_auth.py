@@ -1,5 +1,4 @@
 """API authentication: sign-up, log-in, the refresh-token life cycle, bad tokens, rate limits."""
-import time
 from datetime import datetime, timedelta, timezone
 
 import jwt
@@ -7,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.factories import add_analysis
-from tests.helpers import PASSWORD, ApiActions, fresh_redis
+from tests.helpers import ApiActions, PASSWORD, fresh_redis, redis_url
 from webapp.extensions import db
 from webapp.models import RefreshToken, User
 from webapp.auth.accounts import PASSWORD_MIN_LENGTH
@@ -157,19 +156,37 @@ def test_logout_revokes_the_refresh_token_and_clears_the_cookie(api, client, app
     assert api.refresh().status_code == 401
 
 
-def test_an_expired_refresh_token_is_refused(make_app, auth_factory):
+def later(monkeypatch, seconds: float) -> None:
+    """Move the clocks that tokens are checked against `seconds` on (the refresh tokens' rows,
+    and PyJWT's for access tokens), rather than waiting."""
+    import jwt.api_jwt
+
+    from webapp.auth import tokens
+
+    ahead = timedelta(seconds=seconds)
+
+    class Later(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime.now(tz) + ahead
+
+    monkeypatch.setattr(jwt.api_jwt, "datetime", Later)
+    monkeypatch.setattr(tokens, "utcnow", lambda: datetime.now(timezone.utc) + ahead)
+
+
+def test_an_expired_refresh_token_is_refused(make_app, monkeypatch):
     app = make_app(REFRESH_TOKEN_TTL=1)
     api = ApiActions(app.test_client())
     api.user()
-    time.sleep(1.2)
+    later(monkeypatch, 1.2)
     assert api.refresh().status_code == 401
 
 
-def test_an_expired_access_token_is_401(make_app):
+def test_an_expired_access_token_is_401(make_app, monkeypatch):
     app = make_app(ACCESS_TOKEN_TTL=1)
     api = ApiActions(app.test_client())
     api.user()
-    time.sleep(2.1)
+    later(monkeypatch, 2.1)
     response = api.get("/api/v1/me")
     assert response.status_code == 401 and "invalid_token" in response.headers["WWW-Authenticate"]
 
@@ -241,7 +258,7 @@ def test_auth_endpoints_are_rate_limited(make_app, url, body):
 
 
 def test_rate_limits_can_live_in_redis(make_app):
-    url = "redis://127.0.0.1:6379/15"
+    url = redis_url(15)
     limits = fresh_redis(url)
     app = make_app(RATELIMIT_AUTH="2 per minute", RATELIMIT_STORAGE_URI=url)
     client = app.test_client()

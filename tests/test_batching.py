@@ -11,7 +11,7 @@ from tests.conftest import COCO128, SHARED
 from tests.helpers import ApiActions, analyses, stored_files
 from tests.images import encode, sample
 from webapp.library import counts
-from webapp.jobs.queue import run_analysis
+from webapp.jobs.queue import detect_run
 from webapp.detection.registry import get_detector
 from webapp.extensions import db
 from webapp.jobs.scheduling import get_runner
@@ -115,9 +115,9 @@ def test_a_batch_is_stored_with_one_insert_of_detections_and_one_commit(make_app
     assert gate.sizes == [1, 4]
     rows = analyses(app)
     assert all(len(a.detections) > 0 for a in rows)  # a floor of 0 keeps every box of random weights
-    stores = [name for name in statements if name.startswith("analysis-store")]
+    stores = [name for name in statements if name.startswith("run-store")]
     assert len(stores) == 2  # the photo alone, then the batch of four: one INSERT each
-    assert len([name for name in commits if name.startswith("analysis-store")]) == 2
+    assert len([name for name in commits if name.startswith("run-store")]) == 2
     sa.event.remove(engine, "before_execute", count)
     sa.event.remove(engine, "commit", count_commit)
 
@@ -137,7 +137,7 @@ def test_a_flood_of_queued_uploads_holds_a_bounded_number_of_decoded_photos(make
     for _ in range(8):
         assert api.upload(*photos_png(5)).status_code == 202
     assert gate.entered.wait(60)
-    stream = get_runner(app).stream(run_analysis)
+    stream = get_runner(app).stream(detect_run)
     held = stream.held_images()
     assert 0 < held <= stream.pixel_bound() < 40  # 40 queued; pixels for a bounded few, ids for the rest
     gate.open()

@@ -102,10 +102,12 @@ def test_swagger_ui_lists_every_endpoint_and_try_it_out_works_with_a_token(serve
 
 
 def upload_pngs(page, tmp_path, *names):
+    """Upload photos of these names, each different (the same bytes twice would be "already in
+    your library" as soon as the first is stored)."""
     files = []
-    for name in names:
+    for i, name in enumerate(names):
         path = tmp_path / name
-        path.write_bytes(encode(sample(160, 120), "PNG"))
+        path.write_bytes(encode(sample(160 + i, 120), "PNG"))
         files.append(str(path))
     page.set_input_files("#images", files)
 

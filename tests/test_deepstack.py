@@ -10,7 +10,8 @@ import urllib.request
 import pytest
 
 from tests.helpers import (
-    GUNICORN, ApiActions, Workers, analyses, free_port, fresh_redis, gunicorn, production_env, serving, stored_files,
+    GUNICORN, ApiActions, Workers, analyses, free_port, fresh_redis, gunicorn, production_env, redis_url, serving,
+    stored_files,
 )
 from tests.images import encode, sample
 from webapp.config import BASE_DIR
@@ -123,7 +124,7 @@ def test_a_revoked_key_is_refused(app, client):
 
 
 def test_in_scale_out_mode_a_worker_detects_and_the_web_process_removes_the_photo(make_app, tmp_path):
-    broker = "redis://127.0.0.1:6379/10"
+    broker = redis_url(10)
     fresh_redis(broker)
     app = make_app(ANALYSIS_EXECUTOR="celery", CELERY_BROKER_URL=broker, DEEPSTACK_TIMEOUT=60)
     client = app.test_client()
@@ -142,7 +143,7 @@ def test_in_scale_out_mode_a_worker_detects_and_the_web_process_removes_the_phot
 
 
 def test_in_scale_out_mode_without_a_worker_the_answer_is_a_503_in_time(make_app):
-    broker = "redis://127.0.0.1:6379/10"
+    broker = redis_url(10)
     fresh_redis(broker)
     app = make_app(ANALYSIS_EXECUTOR="celery", CELERY_BROKER_URL=broker, DEEPSTACK_TIMEOUT=2)
     client = app.test_client()

@@ -1,20 +1,21 @@
 """One user's backlog does not starve another's photos: a user's photos are queued at a lower
 priority the more of theirs are already waiting (priorities.fair_priority), in the thread
 executor's stream and on the Celery broker. A queues 200 photos, then B one: B's is done before
-A's 20th."""
+A's 20th (the rest of A's backlog is not waited for). The model runs at 64 px: what is measured
+is the order, not detection."""
 import threading
 import time
 
 import pytest
 
-from tests.helpers import ApiActions, Workers, analyses, fresh_redis
+from tests.helpers import ApiActions, Workers, analyses, fresh_redis, redis_url
 from tests.images import encode, sample
 from webapp.jobs import scheduling as jobs
 from webapp.jobs import pipeline, priorities
 from webapp.models import RunStatus
 
 BACKLOG = 200
-BROKER = "redis://127.0.0.1:6379/14"
+BROKER = redis_url(14)
 
 
 def queue_backlog_then_one(app) -> tuple[ApiActions, ApiActions]:
@@ -27,23 +28,23 @@ def queue_backlog_then_one(app) -> tuple[ApiActions, ApiActions]:
     return a, b
 
 
-def wait_all_finished(app, seconds=180):
+def wait_for_b(app, seconds=180):
+    """Every row, once B's photo has finished."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         rows = analyses(app)
-        if all(row.status not in RunStatus.active() for row in rows):
+        if any(row.photo.original_filename == "b.png" and row.status not in RunStatus.active() for row in rows):
             return rows
-        time.sleep(0.2)
-    raise AssertionError("the analyses did not finish")
+        time.sleep(0.1)
+    raise AssertionError("B's photo did not finish")
 
 
 def assert_b_before_a_20th(rows):
-    assert {row.status for row in rows} == {RunStatus.DONE}
     b_row = next(row for row in rows if row.photo.original_filename == "b.png")
-    a_done = sorted(row.finished_at for row in rows if row.user_id != b_row.user_id)
-    assert len(a_done) == BACKLOG
-    assert b_row.finished_at < a_done[19], (
-        f"B's photo finished after {sum(t <= b_row.finished_at for t in a_done)} of A's")
+    assert b_row.status == RunStatus.DONE, b_row.error
+    a_before = [row for row in rows if row.user_id != b_row.user_id and row.status == RunStatus.DONE
+                and row.finished_at <= b_row.finished_at]
+    assert len(a_before) < 20, f"B's photo finished after {len(a_before)} of A's"
 
 
 @pytest.mark.parametrize("queued, priority", [(0, 0), (7, 0), (8, 3), (31, 3), (32, 6), (127, 6), (128, 9),
@@ -53,7 +54,7 @@ def test_a_users_photos_go_lower_the_more_of_theirs_are_queued(queued, priority)
 
 
 def test_the_thread_executor_runs_another_users_photo_before_a_long_backlog(make_app, monkeypatch):
-    app = make_app(ANALYSIS_EXECUTOR="thread", DETECT_BATCH=2, DETECT_THREADS=2, DETECT_WINDOW=2)
+    app = make_app(ANALYSIS_EXECUTOR="thread", DETECT_BATCH=2, DETECT_THREADS=2, DETECT_WINDOW=2, YOLO_IMGSZ=64)
     gate = threading.Event()  # detection waits until both users have queued their photos
     detect = pipeline.detect
 
@@ -64,18 +65,20 @@ def test_the_thread_executor_runs_another_users_photo_before_a_long_backlog(make
     monkeypatch.setattr(pipeline, "detect", gated)
     queue_backlog_then_one(app)
     gate.set()
-    assert jobs.get_runner(app).wait(timeout=180)
-    assert_b_before_a_20th(wait_all_finished(app))
+    try:
+        assert_b_before_a_20th(wait_for_b(app))
+    finally:
+        jobs.get_runner(app).close(finish=False)  # A's backlog: not waited for
 
 
 def test_celery_runs_another_users_photo_before_a_long_backlog(make_app, tmp_path):
     fresh_redis(BROKER)
-    app = make_app(ANALYSIS_EXECUTOR="celery", CELERY_BROKER_URL=BROKER)
+    app = make_app(ANALYSIS_EXECUTOR="celery", CELERY_BROKER_URL=BROKER, YOLO_IMGSZ=64)
     queue_backlog_then_one(app)  # all on the broker before any worker runs
     workers = Workers(app, tmp_path)
     try:
-        workers.start(DETECT_BATCH="2", DETECT_THREADS="2")
-        assert_b_before_a_20th(wait_all_finished(app))
+        workers.start(DETECT_BATCH="2", DETECT_THREADS="2", YOLO_IMGSZ="64")
+        assert_b_before_a_20th(wait_for_b(app))
     finally:
         workers.stop()
         jobs.get_runner(app).close()

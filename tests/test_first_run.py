@@ -1,6 +1,6 @@
 """The first run: which model the app finds, what it says when it has none, and retrying the
 photos that failed meanwhile; start-up work that happens only when asked for."""
-import json
+import re
 import logging
 import shutil
 import socket
@@ -11,7 +11,7 @@ import pytest
 from tests.factories import add_analysis
 from tests.helpers import HX, ApiActions, analyses, post_form, upload
 from tests.images import encode, sample
-from webapp.detection import registry, status as detection_status
+from webapp.detection import availability as detection_status, registry
 from webapp.jobs.pipeline import UNAVAILABLE
 from webapp.jobs.recovery import INTERRUPTED
 from webapp.models import RunStatus
@@ -158,8 +158,9 @@ def test_retry_all_with_nothing_failed_says_so(client, auth):
 def test_a_retry_while_detection_is_still_unavailable_says_so(failed):
     client, analysis = failed
     response = post_form(client, f"/analyses/{analysis.public_id}/retry", headers=HX)
-    event = json.loads(response.headers["HX-Trigger"])
-    assert event["showMessage"].startswith("Detection is still unavailable: no detection model")
+    page = response.get_data(as_text=True)  # the card, and the message swapped into the message area
+    message = re.search(r'<div id="htmx-errors" hx-swap-oob="innerHTML"><p class="flash flash-error">([^<]*)</p>', page)
+    assert message and message.group(1).startswith("Detection is still unavailable: no detection model")
 
 
 def test_an_upload_without_javascript_does_not_claim_detection_is_running(failed):

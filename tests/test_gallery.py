@@ -80,11 +80,11 @@ def test_gallery_pages_load_more_as_you_scroll(make_app, auth_factory):
     for _ in range(3):
         add_analysis(app, labels=[("dog", 0.9)])
     first = client.get("/analyses").get_data(as_text=True)
-    assert first.count('class="tile ') == 2 and 'hx-trigger="revealed"' in first
+    assert first.count('class="tile status-') == 2 and 'hx-trigger="revealed' in first
     next_url = re.search(r'class="more" hx-get="([^"]+)"', first).group(1).replace("&amp;", "&")
     assert "cursor=" in next_url
     more = client.get(next_url, headers=HX).get_data(as_text=True)
-    assert more.count('class="tile ') == 1 and "<html" not in more and "revealed" not in more
+    assert more.count('class="tile status-') == 1 and "<html" not in more and "revealed" not in more
 
 
 def test_gallery_chips_narrow_to_photos_showing_every_selected_label(client, auth, app):
@@ -136,7 +136,7 @@ def test_gallery_uses_a_fixed_number_of_queries(make_app, auth_factory):
 
 def test_detail_page_shows_the_result(client, done):
     page = client.get(f"/analyses/{done.public_id}").get_data(as_text=True)
-    assert "photo.png" in page and 'id="conf"' in page and 'id="detections-data"' in page
+    assert "photo.png" in page and 'id="conf"' in page and 'id="overlay"' in page
     assert f"/analyses/{done.public_id}/image/annotated" in page
     assert f"/analyses/{done.public_id}/image/original" in page
     assert f"/analyses/{done.public_id}/delete" in page

@@ -4,7 +4,6 @@ bulk delete, and the filter bar's refresh signal. (The browser side: test_galler
 import io
 import json
 import zipfile
-from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 import cv2
@@ -12,30 +11,17 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from tests.factories import add_analysis
+from tests.factories import add_analysis, add_boxes
 from tests.helpers import HX, analyses, csrf_from, stored_files, upload
 from tests.images import encode, sample
 from webapp.analyses import listing
 from webapp.library import counts
 from webapp.extensions import db
-from webapp.models import Run, Detection, User
+from webapp.models import Run, User
 from webapp.vision.detector import Box
 from webapp.vision.draw import draw_boxes
 
 START = datetime(2026, 3, 1, 12, tzinfo=timezone.utc)
-
-
-def add_boxes(app, public_id: str, boxes: list[tuple[str, int, float, tuple]]) -> None:
-    """Give a finished analysis these detections (label, class id, confidence, corners), counted
-    as the pipeline counts them."""
-    with app.app_context():
-        analysis = db.session.scalar(sa.select(Run).where(Run.public_id == public_id))
-        for label, class_id, conf, (x1, y1, x2, y2) in boxes:
-            db.session.add(Detection(run=analysis, label=label, class_id=class_id, confidence=conf,
-                                     x1=x1, y1=y1, x2=x2, y2=y2))
-        db.session.flush()
-        counts.record_labels(analysis, Counter(label for label, _, conf, _ in boxes if conf >= analysis.conf))
-        db.session.commit()
 
 
 @pytest.fixture

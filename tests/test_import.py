@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from tests import factories
 from tests.conftest import COCO128
-from tests.helpers import analyses, fresh_redis, stored_files
+from tests.helpers import analyses, fresh_redis, redis_url, stored_files
 from tests.images import encode, sample
 from webapp.library import counts
 from webapp.extensions import db
@@ -132,7 +132,7 @@ def test_broken_links_and_pipes_in_a_folder_are_counted_as_ignored(importer, tmp
 
 
 def test_import_with_celery_and_no_worker_says_so_and_leaves_the_photos_queued(make_app, tmp_path):
-    url = "redis://127.0.0.1:6379/12"
+    url = redis_url(12)
     broker = fresh_redis(url)
     app = make_app(ANALYSIS_EXECUTOR="celery", CELERY_BROKER_URL=url)
     with app.app_context():

@@ -3,12 +3,11 @@ run and labelled with the model it asked for. The pair in ../shared/models is re
 OpenVINO (the default) and YOLOv8n int8 ONNX."""
 import pytest
 
-from tests.conftest import SHARED
+from tests.conftest import V8
 from tests.helpers import ApiActions, analyses, csrf_from
 from tests.images import encode, sample
 from webapp.detection.registry import named_models
 
-V8 = SHARED / "models" / "yolov8n_dynamic_quantized.onnx"
 
 
 @pytest.fixture

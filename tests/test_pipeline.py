@@ -8,7 +8,7 @@ import pytest
 from tests.factories import add_analysis
 from tests.helpers import HX, analyses, csrf_from, stored_files, upload
 from tests.images import HOSTILE, encode, sample
-from webapp.jobs.queue import run_analysis
+from webapp.jobs.queue import detect_run
 from webapp.jobs.recovery import INTERRUPTED, fail_interrupted, requeue_interrupted
 from webapp.extensions import db
 from webapp.jobs.scheduling import get_runner
@@ -115,7 +115,7 @@ def test_a_photo_deleted_while_it_is_analysed_leaves_no_file_and_no_error(app, c
 
         monkeypatch.setattr(pipeline, "draw_boxes", draw_then_delete)
         with caplog.at_level(logging.INFO, logger="webapp"):
-            run_analysis(pending.id)
+            detect_run(pending.id)
     assert analyses(app) == [] and stored_files(app) == []
     assert "ERROR" not in caplog.text and "was deleted while it ran" in caplog.text
 
@@ -169,7 +169,7 @@ def test_classes_the_model_lacks_fail_the_analysis_instead_of_detecting_everythi
     """A stored analysis limited to unknown classes (the model changed since the upload, say)."""
     pending = add_analysis(app, status=RunStatus.PENDING, classes=["unicorn"])
     with app.app_context():
-        run_analysis(pending.id)
+        detect_run(pending.id)
     [analysis] = analyses(app)
     assert analysis.status == RunStatus.FAILED
     assert analysis.error == "This model has no class named unicorn."

@@ -7,16 +7,15 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import SHARED
+from tests.conftest import V8
 from tests.helpers import ApiActions, analyses, csrf_from, delete_photo_elsewhere, stored_files, upload
 from tests.images import encode, sample
-from tests.test_gallery_actions import add_boxes
+from tests.factories import add_boxes
 from webapp.analyses import uploads
 from webapp.library import counts
 from webapp.extensions import db
 from webapp.models import Run, Photo
 
-V8 = SHARED / "models" / "yolov8n_dynamic_quantized.onnx"
 
 
 @pytest.fixture
@@ -136,7 +135,7 @@ def test_label_search_follows_the_run_the_gallery_shows(app, client, auth):
     gallery = client.get("/analyses?label=dog").get_data(as_text=True)
     assert f"analysis-{second}" in gallery
     assert "No photo matches" in client.get("/analyses?label=cat").get_data(as_text=True)
-    assert client.get("/analyses").get_data(as_text=True).count('class="tile ') == 1
+    assert client.get("/analyses").get_data(as_text=True).count('class="tile status-') == 1
 
 
 def test_the_detail_page_lists_runs_and_compares_two_side_by_side(app, client, auth):
@@ -311,7 +310,7 @@ def _deleted_by_another_request_first(app, monkeypatch, name, public_id):
 
 
 def test_a_rerun_whose_photo_is_deleted_as_it_is_queued_is_not_found(api, app, photo, monkeypatch):
-    _deleted_by_another_request_first(app, monkeypatch, "queued_runs", photo)
+    _deleted_by_another_request_first(app, monkeypatch, "FairShare", photo)
     response = rerun(api, photo, conf="0.1")
     assert response.status_code == 404 and response.json["title"]
     assert analyses(app) == [] and stored_files(app) == []
@@ -322,7 +321,7 @@ def test_a_run_again_form_whose_photo_is_deleted_as_it_is_queued_is_no_error(app
     upload(client, ("p.png", encode(sample(320, 240), "PNG")))
     [first] = analyses(app)
     token = csrf_from(client.get(f"/analyses/{first.public_id}").get_data(as_text=True))
-    _deleted_by_another_request_first(app, monkeypatch, "queued_runs", first.public_id)
+    _deleted_by_another_request_first(app, monkeypatch, "FairShare", first.public_id)
     response = client.post(f"/analyses/{first.public_id}/runs", data={"csrf_token": token})
     assert response.status_code in (302, 404)
     assert analyses(app) == [] and stored_files(app) == []
@@ -331,14 +330,14 @@ def test_a_run_again_form_whose_photo_is_deleted_as_it_is_queued_is_no_error(app
 def test_an_upload_deleted_while_the_caller_waits_is_not_found(api, app, monkeypatch):
     from webapp.analyses import uploads
 
-    original = uploads.UploadResult.wait
+    original = uploads.Queued.wait
 
     def deleted_meanwhile(result, timeout):
         finished = original(result, timeout)
         delete_photo_elsewhere(app, analyses(app)[0].public_id)
         return finished
 
-    monkeypatch.setattr(uploads.UploadResult, "wait", deleted_meanwhile)
+    monkeypatch.setattr(uploads.Queued, "wait", deleted_meanwhile)
     response = api.upload(("photo.png", encode(sample(320, 240), "PNG")), query="?wait=true")
     assert response.status_code == 404 and "deleted" in response.json["detail"]
     assert analyses(app) == [] and stored_files(app) == []

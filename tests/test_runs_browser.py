@@ -4,7 +4,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser import shot, sign_up, upload_and_wait
-from tests.test_runs import V8
+from tests.conftest import V8
 
 pytestmark = pytest.mark.browser
 

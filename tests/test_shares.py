@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from tests.helpers import analyses, csrf_from, upload
 from tests.images import encode, sample
-from tests.test_gallery_actions import add_boxes
+from tests.factories import add_boxes
 from webapp.extensions import db
 from webapp.models import ShareLink
 

@@ -5,7 +5,7 @@ from playwright.sync_api import expect
 from tests.browser import shot, sign_up, upload_and_wait
 from tests.helpers import analyses
 from tests.images import encode, sample
-from tests.test_gallery_actions import add_boxes
+from tests.factories import add_boxes
 
 pytestmark = pytest.mark.browser
 

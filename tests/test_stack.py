@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import select
 import socket
 import subprocess
 import sys
@@ -22,7 +23,8 @@ import pytest
 import redis
 import yaml
 
-from tests.helpers import free_port
+from tests.conftest import reset_postgres
+from tests.helpers import free_port, redis_url
 from webapp.config import BASE_DIR
 
 ENTRYPOINT = BASE_DIR / "docker" / "entrypoint.sh"
@@ -229,11 +231,13 @@ http {{
 
 @pytest.fixture
 def stack(database_url, tmp_path):
-    broker = "redis://127.0.0.1:6379/12"
+    broker = redis_url(12)
     try:
         redis.Redis.from_url(broker).flushdb()
     except redis.exceptions.ConnectionError:
         pytest.skip("Redis is not running on 127.0.0.1:6379 (CI starts it)")
+    if database_url.startswith("postgresql"):
+        reset_postgres(database_url)  # empty: the stack's own `migrate` makes the schema
     running = Stack(database_url, tmp_path, broker)
     running.migrate()
     yield running
@@ -294,6 +298,22 @@ def stall(port: int, kind: str, source: str = "127.0.0.1") -> socket.socket:
     return sock
 
 
+def wait_held(port: int, count: int, seconds: float = 10) -> None:
+    """Until the server listening on `port` has taken `count` connections: established, and
+    none left waiting in its accept queue (what `ss` says, rather than a pause)."""
+    def ss(*args) -> list[str]:
+        return subprocess.run(["ss", "-Htn", *args, f"( sport = :{port} )"], capture_output=True, text=True,
+                              check=True).stdout.splitlines()
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        queued = sum(int(line.split()[1]) for line in ss("-l"))  # a listening socket's Recv-Q
+        if len(ss("state", "established")) >= count and queued == 0:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"the server on {port} did not take {count} connections in {seconds}s")
+
+
 def timed(method: str, url: str, body: bytes = b"", headers: dict | None = None) -> tuple[float, int]:
     started = time.perf_counter()
     status, _ = http(method, url, body, headers)
@@ -321,7 +341,7 @@ def test_100_stalled_connections_leave_healthz_and_sign_in_answering_within_a_se
     # from four addresses (nginx lets each hold 64 connections), none of them the one measuring
     stalled = [stall(stack.port, "headers" if i % 2 else "body", f"127.0.0.{2 + i % 4}") for i in range(100)]
     try:
-        time.sleep(1)  # they are all held open now
+        wait_held(stack.port, 100)  # they are all held open now
         health = [timed("GET", f"{stack.base}/healthz") for _ in range(20)]
         sign_in = [timed("POST", f"{stack.base}/api/v1/auth/login", creds, json_headers) for _ in range(3)]
     finally:
@@ -389,20 +409,27 @@ def test_a_flood_of_oversized_forms_leaves_healthz_answering(stack, database_url
     assert "POST /logout" not in stack.log("web")  # none of it reached gunicorn
 
 
+def answered(sockets: list[socket.socket], expected: int, seconds: float = 10) -> list[bytes]:
+    """What the server answered on these sockets: waited for until `expected` have answered,
+    then a moment more, for any answer beyond those."""
+    answers: dict[socket.socket, bytes] = {}
+    deadline = time.monotonic() + seconds
+    while len(answers) < expected and time.monotonic() < deadline:
+        readable, _, _ = select.select([s for s in sockets if s not in answers], [], [], 0.2)
+        for sock in readable:
+            answers[sock] = sock.recv(64)
+    readable, _, _ = select.select([s for s in sockets if s not in answers], [], [], 0.2)
+    return list(answers.values()) + [sock.recv(64) for sock in readable]
+
+
 def test_one_client_cannot_hold_more_than_its_share_of_connections(stack):
     stack.start("web")
     stack.start_proxy()
     stack.wait_healthy()
     held = [stall(stack.port, "body", "127.0.0.9") for _ in range(100)]
     try:
-        time.sleep(1)
-        refused = 0
-        for sock in held:
-            sock.settimeout(0.05)
-            try:
-                refused += sock.recv(64).startswith(b"HTTP/1.1 429")
-            except OSError:
-                pass
+        answers = answered(held, expected=100 - 64)
+        refused = sum(answer.startswith(b"HTTP/1.1 429") for answer in answers)
         health = [timed("GET", f"{stack.base}/healthz") for _ in range(5)]
     finally:
         for sock in held:
@@ -451,7 +478,7 @@ def test_bare_gunicorn_is_frozen_by_a_few_stalled_clients_which_is_why_nginx_is_
     wait_until(lambda: http("GET", f"http://127.0.0.1:{stack.web_port}/healthz")[1], 120, "gunicorn", stack.processes)
     stalled = [stall(stack.web_port, "body") for _ in range(8)]
     try:
-        time.sleep(0.5)
+        wait_held(stack.web_port, 8)
         with pytest.raises(OSError):  # a timeout: every thread waits for a body that never comes
             urllib.request.urlopen(f"http://127.0.0.1:{stack.web_port}/healthz", timeout=3)
     finally:

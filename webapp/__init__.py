@@ -38,11 +38,11 @@ def register_extensions(app: Flask) -> None:
 
 def register_subsystems(app: Flask) -> None:
     from webapp import storage
-    from webapp.detection import status
+    from webapp.detection import availability
     from webapp.jobs import scheduling
 
     storage.init_app(app)
-    status.init_app(app)
+    availability.init_app(app)
     scheduling.init_app(app)
 
 

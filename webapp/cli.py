@@ -9,7 +9,7 @@ from flask.cli import with_appcontext
 from webapp.analyses import importing
 from webapp.auth.accounts import find_user
 from webapp.detection.registry import DEFAULT_NAME, get_detector, model_names, runs_here
-from webapp.detection.status import NO_WORKER, START_WORKER, explain
+from webapp.detection.availability import NO_WORKER, START_WORKER, explain
 from webapp.jobs.recovery import fail_interrupted
 from webapp.jobs.scheduling import QueueUnavailable, get_runner
 from webapp.library.counts import check_counts as find_differences, rebuild_counts, runs_by_status

@@ -75,7 +75,7 @@ class Config:
     # Running analyses: "thread" (in-process background worker), "sync" (inside the request) or
     # "celery" (Celery workers over the broker; the web processes then never load a model).
     ANALYSIS_EXECUTOR = os.environ.get("ANALYSIS_EXECUTOR") or "thread"
-    # Detection in batches (see webapp/analyses/batching.py): up to DETECT_BATCH photos per
+    # Detection in batches (see webapp/jobs/stream.py): up to DETECT_BATCH photos per
     # prediction (0: 32 on CUDA; on the CPU as many as the model runs at once, 1 but for OpenVINO),
     # waiting at most DETECT_BATCH_WAIT_MS for a batch to fill while more photos are being read;
     # DETECT_THREADS threads read photos and draw results; DETECT_WINDOW uploads may hand their
@@ -113,6 +113,9 @@ class Config:
     LOGIN_FAILURE_LIMIT = os.environ.get("LOGIN_FAILURE_LIMIT") or "10 per 15 minutes"
     RATELIMIT_HEADERS_ENABLED = True
     LOG_LEVEL = os.environ.get("LOG_LEVEL") or "INFO"
+    # How passwords are hashed (werkzeug's method): scrypt's own cost. Not a setting: the tests
+    # alone lower it, so that signing up a thousand times does not take minutes.
+    PASSWORD_HASH_METHOD = "scrypt"
 
     # Cookies are Secure in production unless SESSION_COOKIE_SECURE says otherwise (None: decide
     # by mode); the API's refresh cookie follows the same setting.
@@ -139,6 +142,7 @@ class TestConfig(Config):
     YOLO_OFFLINE = True
     LOG_LEVEL = "WARNING"
     RATELIMIT_AUTH = "1000 per minute"
+    PASSWORD_HASH_METHOD = "scrypt:1024:8:1"  # 3 ms instead of 120: the tests sign up a thousand times
     SESSION_COOKIE_SECURE = None
     TRUSTED_PROXIES = 0
     CORS_ORIGINS: list[str] = []

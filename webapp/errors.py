@@ -11,6 +11,10 @@ class NotFound(DomainError):
     """The thing does not exist, or it is not the caller's: both look exactly alike."""
 
 
+class Gone(DomainError):
+    """The thing was there, and has ended for good (an expired or revoked share link)."""
+
+
 class Refused(DomainError):
     """Nothing was done, for a reason of this kind:
 

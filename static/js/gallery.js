@@ -17,10 +17,11 @@ if (wanted) {
   document.addEventListener("htmx:afterSettle", (event) => { if (event.target.closest("#cards")) seek(); });
 }
 
-document.addEventListener("input", (event) => {
-  if (event.target.id !== "label-search") return;
-  const text = event.target.value.trim().toLowerCase();
+function narrow() {  // as one types, and when the list comes back from the server (it is refreshed as it opens)
+  const text = document.getElementById("label-search")?.value.trim().toLowerCase() || "";
   document.querySelectorAll(".more-list .chip").forEach((chip) => {
     chip.hidden = text !== "" && !chip.dataset.name.toLowerCase().includes(text);
   });
-});
+}
+document.addEventListener("input", (event) => { if (event.target.id === "label-search") narrow(); });
+document.addEventListener("htmx:load", (event) => { if (event.target.matches(".more-list")) narrow(); });

@@ -13,7 +13,7 @@ function typing(target, key) {  // arrows move a slider or a select; text fields
 document.addEventListener("keydown", (event) => {
   if (event.altKey || event.ctrlKey || event.metaKey || event.shiftKey || typing(event.target, event.key)) return;
   if (event.key === "0") document.getElementById("stage")?.dispatchEvent(new Event("zoom-reset"));
-  const link = LINKS[event.key] && !document.querySelector("dialog[open]") && document.querySelector(LINKS[event.key]);
+  const link = LINKS[event.key] && document.querySelector(LINKS[event.key]);
   if (link) window.location.assign(link.href);
 });
 

@@ -46,6 +46,5 @@ if (form && grids.length) {
     picks().forEach((box) => { box.checked = false; });
     update();
   });
-  document.addEventListener("htmx:load", update);
-  document.addEventListener("htmx:afterSettle", update);
+  document.addEventListener("htmx:load", update);  // new cards, a refreshed filter bar
 }

@@ -45,8 +45,10 @@ async function check(node) {
   } catch (error) { /* send it */ }
   if (!node.isConnected) return;
   if (answer?.status !== 200) return send(node);
-  node.outerHTML = await answer.text();  // "Already in your library": view it, or upload anyway
-  files.set(queue.querySelector(".tile.duplicate"), file);
+  const question = document.createElement("template");  // "Already in your library": view it, or upload anyway
+  question.innerHTML = await answer.text();
+  files.set(question.content.firstElementChild, file);
+  node.replaceWith(question.content);
 }
 
 function send(node) {
@@ -76,14 +78,13 @@ function clicked(event) {
     send(again);
   } else if (node && button.dataset.action === "cancel") {
     remove(node, `Upload of ${files.get(node).name} cancelled.`);  // first: an aborted request is no answer
-    window.htmx.trigger(node.querySelector("form"), "htmx:abort");
+    document.body.dispatchEvent(new CustomEvent("htmx:abort", { detail: { elt: node.querySelector("form") } }));
   } else if (node) remove(node);
 }
 
 if (form && queue) {
   const input = form.querySelector("input[type=file]");
   const zone = form.querySelector(".dropzone");  // the file input covers it: a drop lands there too
-  form.classList.add("js");
   input.addEventListener("change", () => { Array.from(input.files).forEach(add); input.value = ""; });
   ["dragenter", "dragleave", "drop"].forEach((name) => zone.addEventListener(name, () => {
     zone.classList.toggle("over", name === "dragenter");
@@ -100,5 +101,6 @@ if (form && queue) {
     if (!node?.isConnected || event.detail.successful) return;
     const page = new DOMParser().parseFromString(event.detail.xhr.responseText || "", "text/html");
     rejected(node, page.body.textContent.trim() || document.getElementById("unreachable").content.textContent.trim());
+    document.getElementById("htmx-errors").replaceChildren();  // said on the tile: not twice
   });
 }

@@ -63,10 +63,8 @@ function setUp(stage) {
       apply();
     }
   });
-  ["pointerup", "pointercancel"].forEach((name) => stage.addEventListener(name, (event) => {
-    pointers.delete(event.pointerId);
-    if (pointers.size < 2) pinch = null;
-  }));
+  const release = (event) => { pointers.delete(event.pointerId); if (pointers.size < 2) pinch = null; };
+  ["pointerup", "pointercancel"].forEach((name) => stage.addEventListener(name, release));
   addEventListener("resize", fit);
   fit();
 }

@@ -26,7 +26,7 @@ from typing import IO, Optional, Union
 import yaml
 
 from webapp import storage
-from webapp.detection.status import NotAvailable, class_names
+from webapp.detection.availability import DetectionUnavailable, class_names
 from webapp.models import Run, utcnow
 
 # The 80 COCO classes in the order COCO-trained YOLO models number them (Ultralytics' coco.yaml),
@@ -106,7 +106,7 @@ def model_classes(runs: list[Run]) -> Classes:
     reporting right now; otherwise the model's ids, with the names the model or the detections give."""
     try:
         names = dict(class_names())
-    except NotAvailable:
+    except DetectionUnavailable:
         names = {}
     stored = {d.class_id: d.label for run in runs for d in run.detections}
     coco_like = all(0 <= i < len(COCO80) and COCO80[i] == label for i, label in stored.items())

@@ -3,7 +3,7 @@ from flask_wtf.file import FileRequired, MultipleFileField
 from wtforms import SelectField
 from wtforms.validators import ValidationError
 
-from webapp.detection.registry import DEFAULT_NAME, UnknownModel, check_model, model_names
+from webapp.detection.registry import DEFAULT_NAME, UnknownModel, model_key, model_names
 
 
 class UploadForm(FlaskForm):
@@ -17,6 +17,6 @@ class UploadForm(FlaskForm):
 
     def validate_model(self, field) -> None:
         try:
-            check_model(field.data or None)
+            model_key(field.data or None)
         except UnknownModel as exc:
             raise ValidationError(str(exc)) from None

@@ -1,7 +1,6 @@
 """`flask import-photos`: a photo library added for one user through the same path as uploads
 (validation, stored original, thumbnail, a pending run, the batched detection stream)."""
 import hashlib
-import time
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,18 +10,16 @@ import sqlalchemy as sa
 from flask import current_app
 
 from webapp.analyses.quotas import QuotaExceeded
-from webapp.analyses.removal import delete_photo
-from webapp.analyses.uploads import accept, retry
+from webapp.analyses.uploads import accept_and_queue, retry
 from webapp.extensions import db
-from webapp.jobs.priorities import fair_priority, queued_runs
-from webapp.jobs.queue import queue_run
-from webapp.jobs.scheduling import QueueUnavailable, get_runner
+from webapp.jobs.priorities import FairShare
+from webapp.jobs.queue import run_statuses, wait_for_runs
 from webapp.models import Photo, Run, RunStatus, User
+from webapp.storage import human_size
 from webapp.vision.images import ImageRejected
 
 # What a library folder may hold that the app reads (by extension; the content is still checked).
 SUFFIXES = {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif"}
-POLL_SECONDS = 0.5
 
 
 @dataclass
@@ -68,7 +65,7 @@ def import_photos(user: User, files: list[Path], progress: Callable[[int], None]
     ahead = config["DETECT_WINDOW"] + 2
     outstanding: set[Future] = set()
     to_retry: set[str] = set()
-    queued = queued_runs(user.id)
+    share = FairShare(user.id)
     for path in files:
         try:
             problem, data = _read(path, config["MAX_CONTENT_LENGTH"])
@@ -81,11 +78,10 @@ def import_photos(user: User, files: list[Path], progress: Callable[[int], None]
                 if existing.get(digest) == RunStatus.FAILED:
                     to_retry.add(digest)
                 continue
-            future = _import_one(user, path, data, fair_priority(queued), report)
+            future = _import_one(user, path, data, share, report)
             if future is False:
                 continue
             known.add(digest)
-            queued += 1
             if future is not None:
                 outstanding.add(future)
                 if len(outstanding) > ahead:
@@ -97,18 +93,14 @@ def import_photos(user: User, files: list[Path], progress: Callable[[int], None]
     return report
 
 
-def _import_one(user: User, path: Path, data: bytes, priority: int, report: ImportReport):
-    """Store one photo and queue its run: its Future (None on Celery), or False when refused."""
+def _import_one(user: User, path: Path, data: bytes, share: FairShare, report: ImportReport):
+    """Store one photo and queue its run: its Future (None on Celery), or False when refused.
+    Raises QueueUnavailable (the photo deleted again: running the import again picks it up)."""
     try:
-        run, loaded = accept(user, path.name, data)
+        run, future = accept_and_queue(user, path.name, data, None, share)
     except (ImageRejected, QuotaExceeded) as exc:
         report.refused.append((path, str(exc)))
         return False
-    try:
-        future = queue_run(run.id, priority, loaded.bgr_array() if get_runner().in_process else None)
-    except QueueUnavailable:
-        delete_photo(run)  # nothing half-imported: running the import again picks it up
-        raise
     report.imported.append(run.id)
     return future
 
@@ -132,13 +124,13 @@ def _read(path: Path, limit: int) -> tuple[Optional[str], bytes]:
             return "not a regular file (a folder link, a pipe, a device or a broken link)", b""
         size = path.stat().st_size
         if size > limit:
-            return f"larger than the upload limit ({size / 2**20:.1f} MB, the limit is {limit / 2**20:g} MB)", b""
+            return f"larger than the upload limit ({human_size(size)}, the limit is {human_size(limit)})", b""
         with path.open("rb") as f:
             data = f.read(limit + 1)
     except OSError as exc:
         return f"cannot be read: {exc.strerror or exc}", b""
     if len(data) > limit:
-        return f"larger than the upload limit ({limit / 2**20:g} MB)", b""
+        return f"larger than the upload limit ({human_size(limit)})", b""
     return None, data
 
 
@@ -146,23 +138,5 @@ def wait_for(ids: list[int], progress: Callable[[int], None] = lambda n: None,
              timeout: Optional[float] = None) -> dict[RunStatus, int]:
     """Until none of these runs is pending or running (in this process or on workers); their
     count by status."""
-    deadline = time.monotonic() + timeout if timeout else None
-    finished = 0
-    while True:
-        db.session.rollback()  # a new transaction: what the workers committed is seen
-        counts = _counts(ids)
-        now_finished = sum(n for status, n in counts.items() if status not in RunStatus.active())
-        progress(now_finished - finished)
-        finished = now_finished
-        if finished >= sum(counts.values()) or (deadline and time.monotonic() > deadline):
-            return counts
-        time.sleep(POLL_SECONDS)
-
-
-def _counts(ids: list[int]) -> dict[RunStatus, int]:
-    counts: dict[RunStatus, int] = {}
-    for start in range(0, len(ids), 1000):
-        for status, n in db.session.execute(sa.select(Run.status, sa.func.count()).where(
-                Run.id.in_(ids[start:start + 1000])).group_by(Run.status)):
-            counts[status] = counts.get(status, 0) + n
-    return counts
+    wait_for_runs(ids, timeout=timeout, progress=progress)
+    return run_statuses(ids)

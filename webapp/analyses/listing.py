@@ -110,17 +110,17 @@ def read_filters(args) -> tuple[Filters, dict, Optional[str]]:
             days[key], problem = None, f"Ignored the date {value!r}: use YYYY-MM-DD."
     if days["from"] and days["to"] and days["from"] > days["to"]:
         problem = "The first day is after the last: no photo can match. Swap them?"
-    found = filters(asked, None, days["from"], days["to"], oldest_first=args.get("sort") == "oldest")
-    return found, filter_query(found, days["from"], days["to"]), problem
+    wanted = filters(asked, None, days["from"], days["to"], oldest_first=args.get("sort") == "oldest")
+    return wanted, filter_query(wanted, days["from"], days["to"]), problem
 
 
-def filter_query(found: Filters, first_day: Optional[date] = None, last_day: Optional[date] = None) -> dict:
+def filter_query(wanted: Filters, first_day: Optional[date] = None, last_day: Optional[date] = None) -> dict:
     """The query string of these filters, for links that keep them."""
-    query: dict = {"label": list(found.labels)} if found.labels else {}
+    query: dict = {"label": list(wanted.labels)} if wanted.labels else {}
     for key, day in (("from", first_day), ("to", last_day)):
         if day:
             query[key] = day.isoformat()
-    if found.oldest_first:
+    if wanted.oldest_first:
         query["sort"] = "oldest"
     return query
 
@@ -139,13 +139,13 @@ def _signer() -> URLSafeSerializer:
     return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="history-cursor")
 
 
-def encode_cursor(run: Run, user: User, found: Filters, number: int) -> str:
+def encode_cursor(run: Run, user: User, wanted: Filters, number: int) -> str:
     """Where the page after `run` starts, signed: for this user and this order only."""
     return _signer().dumps({"c": run.created_at.astimezone(timezone.utc).isoformat(), "i": run.id,
-                            "u": user.id, "o": found.oldest_first, "p": number})
+                            "u": user.id, "o": wanted.oldest_first, "p": number})
 
 
-def decode_cursor(token: str, user: User, found: Filters) -> tuple[datetime, int, int]:
+def decode_cursor(token: str, user: User, wanted: Filters) -> tuple[datetime, int, int]:
     """(created_at, id, page number) of a cursor this app made for this user and order."""
     try:
         data = _signer().loads(token)
@@ -155,81 +155,81 @@ def decode_cursor(token: str, user: User, found: Filters) -> tuple[datetime, int
             raise ValueError(token)
     except (BadData, ValueError, TypeError, KeyError, OverflowError) as exc:
         raise BadCursor("This cursor is not valid: use the `next` link of a page.") from exc
-    if data.get("u") != user.id or data.get("o") != found.oldest_first:
+    if data.get("u") != user.id or data.get("o") != wanted.oldest_first:
         raise BadCursor("This cursor belongs to another listing (another order or user): use the "
                         "`next` link of this one.")
     return moment, ident, number
 
 
-def page(user: User, found: Filters = Filters(), cursor: Optional[str] = None, per_page: int = 24,
+def page(user: User, wanted: Filters = Filters(), cursor: Optional[str] = None, per_page: int = 24,
          skip_pages: int = 0) -> Page:
     """One page of the user's photos (their current runs), newest (or oldest) first, after
     `cursor`. Raises BadCursor."""
-    stmt, created, ident = _ordered(user, found)
+    stmt, created, ident = _ordered(user, wanted)
     number, at = 1, None
     if cursor:
-        at, last_id, number = decode_cursor(cursor, user, found)
-        stmt = stmt.where(_after(created, ident, at, last_id, found.oldest_first))
+        at, last_id, number = decode_cursor(cursor, user, wanted)
+        stmt = stmt.where(_after(created, ident, at, last_id, wanted.oldest_first))
     if skip_pages:
         skip_pages = min(skip_pages, MAX_PAGE)
         stmt, number = stmt.offset(skip_pages * per_page), number + skip_pages
     rows = list(db.session.scalars(stmt.limit(per_page + 1)))
     items = rows[:per_page]
-    following = encode_cursor(items[-1], user, found, number + 1) if len(rows) > per_page else None
+    following = encode_cursor(items[-1], user, wanted, number + 1) if len(rows) > per_page else None
     return Page(items, following, number, at)
 
 
-def neighbours(user: User, found: Filters, run: Run) -> tuple[Optional[Run], Optional[Run]]:
-    """The photos just before and just after `run`'s in the listing `found` gives (same order),
+def neighbours(user: User, wanted: Filters, run: Run) -> tuple[Optional[Run], Optional[Run]]:
+    """The photos just before and just after `run`'s in the listing `wanted` gives (same order),
     or None at either end: the detail page's previous and next. Each is one row read along the
     listing's index, from where `run` sits in it (whether or not it matches the filter itself)."""
-    def first_after(wanted: Filters) -> Optional[Run]:
-        stmt, created, ident = _ordered(user, wanted)
+    def first_after(direction: Filters) -> Optional[Run]:
+        stmt, created, ident = _ordered(user, direction)
         return db.session.scalars(stmt.where(
-            _after(created, ident, run.created_at, run.id, wanted.oldest_first)).limit(1)).first()
+            _after(created, ident, run.created_at, run.id, direction.oldest_first)).limit(1)).first()
 
-    backwards = Filters(found.labels, found.status, found.since, found.until, not found.oldest_first)
-    return first_after(backwards), first_after(found)
+    backwards = Filters(wanted.labels, wanted.status, wanted.since, wanted.until, not wanted.oldest_first)
+    return first_after(backwards), first_after(wanted)
 
 
-def count(user: User, found: Filters) -> int:
+def count(user: User, wanted: Filters) -> int:
     """How many photos match: a kept count where there is one, else counted."""
-    kept = total(user, found)
+    kept = total(user, wanted)
     if kept is not None:
         return kept
-    stmt = _ordered(user, found)[0].order_by(None)
+    stmt = _ordered(user, wanted)[0].order_by(None)
     return db.session.scalar(sa.select(sa.func.count()).select_from(stmt.subquery())) or 0
 
 
-def total(user: User, found: Filters) -> Optional[int]:
+def total(user: User, wanted: Filters) -> Optional[int]:
     """How many photos match, where a kept count says so (no filter, or one label alone)."""
-    if not found.narrowed:
+    if not wanted.narrowed:
         return db.session.scalar(sa.select(User.photos).where(User.id == user.id)) or 0
-    if len(found.labels) == 1 and not (found.since or found.until) and found.status in (None, "done"):
-        return label_photos(user, found.labels[0])
+    if len(wanted.labels) == 1 and not (wanted.since or wanted.until) and wanted.status in (None, RunStatus.DONE):
+        return label_photos(user, wanted.labels[0])
     return None
 
 
-def select_all(user: User, found: Filters = Filters()):
+def select_all(user: User, wanted: Filters = Filters()):
     """Every current run that matches, in order (exports, "select all")."""
-    return _ordered(user, found)[0]
+    return _ordered(user, wanted)[0]
 
 
-def all_matching(user: User, found: Filters, limit: Optional[int] = None, with_detections: bool = False) -> list[Run]:
+def all_matching(user: User, wanted: Filters, limit: Optional[int] = None, with_detections: bool = False) -> list[Run]:
     """The current runs that match (at most `limit`), in order."""
-    stmt = select_all(user, found).limit(limit)
+    stmt = select_all(user, wanted).limit(limit)
     if with_detections:
         stmt = stmt.options(selectinload(Run.detections))
     return list(db.session.scalars(stmt))
 
 
-def _ordered(user: User, found: Filters):
+def _ordered(user: User, wanted: Filters):
     """The filtered select, ordered along the index that serves it, with its ordering columns."""
-    if found.labels:
-        if found.status not in (None, RunStatus.DONE):
+    if wanted.labels:
+        if wanted.status not in (None, RunStatus.DONE):
             return sa.select(Run).where(sa.false()), Run.created_at, Run.id
         driver = aliased(RunLabel)
-        first, *others = sorted(found.labels, key=lambda name: label_photos(user, name))
+        first, *others = sorted(wanted.labels, key=lambda name: label_photos(user, name))
         stmt = (sa.select(Run).join(driver, driver.run_id == Run.id)
                 .where(driver.user_id == user.id, driver.label == first))
         for other in others:  # each a primary-key lookup of the driving row's run
@@ -237,14 +237,14 @@ def _ordered(user: User, found: Filters):
         created, ident = driver.created_at, driver.run_id
     else:
         stmt = sa.select(Run).where(Run.user_id == user.id, Run.current)  # one per photo
-        if found.status:
-            stmt = stmt.where(Run.status == found.status)
+        if wanted.status:
+            stmt = stmt.where(Run.status == wanted.status)
         created, ident = Run.created_at, Run.id
-    if found.since:
-        stmt = stmt.where(created >= found.since)
-    if found.until:
-        stmt = stmt.where(created < found.until)
-    order = (created.asc(), ident.asc()) if found.oldest_first else (created.desc(), ident.desc())
+    if wanted.since:
+        stmt = stmt.where(created >= wanted.since)
+    if wanted.until:
+        stmt = stmt.where(created < wanted.until)
+    order = (created.asc(), ident.asc()) if wanted.oldest_first else (created.desc(), ident.desc())
     return stmt.order_by(*order), created, ident
 
 
@@ -269,13 +269,13 @@ def label_summary(user: User) -> list[tuple[str, int]]:
     return sorted(((label, n) for label, n in rows), key=lambda r: (-r[1], r[0]))
 
 
-def co_labels(user: User, found: Filters) -> Optional[dict[str, int]]:
+def co_labels(user: User, wanted: Filters) -> Optional[dict[str, int]]:
     """{label: photos} among the photos a label filter matches (what adding each label would
     leave), or None when the filter may match more than CO_LABELS_UP_TO photos (then counting
     them would cost more than a page should)."""
-    if not found.labels or min(label_photos(user, name) for name in found.labels) > CO_LABELS_UP_TO:
+    if not wanted.labels or min(label_photos(user, name) for name in wanted.labels) > CO_LABELS_UP_TO:
         return None
-    matching = _ordered(user, found)[0].order_by(None).with_only_columns(Run.id).subquery()
+    matching = _ordered(user, wanted)[0].order_by(None).with_only_columns(Run.id).subquery()
     return dict(db.session.execute(
         sa.select(RunLabel.label, sa.func.count()).where(RunLabel.run_id.in_(sa.select(matching)))
         .group_by(RunLabel.label)).tuples().all())
@@ -292,18 +292,18 @@ class FilterBar:
     matching: int
 
 
-def filter_bar(user: User, found: Filters) -> FilterBar:
+def filter_bar(user: User, wanted: Filters) -> FilterBar:
     """With labels chosen, the other labels offered are those that would leave photos, with how
     many; a chosen label stays in view."""
     labels = offered = label_summary(user)
-    together = co_labels(user, found)
+    together = co_labels(user, wanted)
     if together is not None:
-        offered = [item for item in labels if item[0] in found.labels] + sorted(
-            ((name, together[name]) for name, _ in labels if name not in found.labels and together.get(name)),
+        offered = [item for item in labels if item[0] in wanted.labels] + sorted(
+            ((name, together[name]) for name, _ in labels if name not in wanted.labels and together.get(name)),
             key=lambda item: (-item[1], item[0]))
     top = list(offered[:TOP_LABELS])
-    top += [item for item in offered[TOP_LABELS:] if item[0] in found.labels]
-    return FilterBar(labels, top, [item for item in offered if item not in top], count(user, found))
+    top += [item for item in offered[TOP_LABELS:] if item[0] in wanted.labels]
+    return FilterBar(labels, top, [item for item in offered if item not in top], count(user, wanted))
 
 
 def labels_of(runs: list[Run]) -> dict[int, list[tuple[str, int]]]:
@@ -314,6 +314,6 @@ def labels_of(runs: list[Run]) -> dict[int, list[tuple[str, int]]]:
                                   .where(RunLabel.run_id.in_(list(chips)))).all()
         for run_id, label, count_ in rows:
             chips[run_id].append((label, count_))
-    for found in chips.values():
-        found.sort(key=lambda c: (-c[1], c[0]))
+    for labels in chips.values():
+        labels.sort(key=lambda c: (-c[1], c[0]))
     return chips

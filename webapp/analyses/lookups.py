@@ -90,7 +90,9 @@ def count_failed(user: User) -> int:
 def stored_image(run: Run, variant: str) -> Optional[Path]:
     """Where one of a run's images is stored (its photo's original or thumbnail, or its own
     annotated image), or None: an unknown variant, one not made (yet), or a file gone."""
+    if variant not in VARIANTS:
+        return None
     relative = {"original": run.photo.original_path, "thumbnail": run.photo.thumbnail_path,
-                "annotated": run.annotated_path}.get(variant)
+                "annotated": run.annotated_path}[variant]
     path = storage.absolute(relative) if relative else None
     return path if path is not None and path.is_file() else None

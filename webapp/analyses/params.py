@@ -5,7 +5,7 @@ from typing import Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from webapp.detection.registry import check_model
+from webapp.detection.registry import model_key
 
 
 @dataclass(frozen=True)
@@ -48,4 +48,4 @@ class RunFields(BaseModel):
     def params(self) -> DetectionParams:
         """The run's settings, its model checked (raises UnknownModel)."""
         return DetectionParams(self.conf, self.iou, self.imgsz, tuple(self.classes) if self.classes else None,
-                               check_model(self.model))
+                               model_key(self.model))

@@ -11,8 +11,8 @@ from flask_login import current_user, login_required
 from webapp.analyses import bp, exports, listing, lookups, removal, sending, uploads, viewer
 from webapp.analyses.forms import UploadForm
 from webapp.analyses.params import DetectionParams, RunFields
-from webapp.detection.registry import DEFAULT_NAME, check_model, model_names, runs_here
-from webapp.detection.status import availability
+from webapp.detection.registry import DEFAULT_NAME, model_key, model_names, runs_here
+from webapp.detection.availability import availability
 from webapp.errors import NotFound, Refused
 from webapp.library.current_run import current_run
 from webapp.models import RunStatus
@@ -80,7 +80,7 @@ def upload():
     if not form.validate_on_submit():
         return _upload_invalid(form)
     files = [f for f in request.files.getlist("images") if f and (f.filename or f.content_length)]
-    params = DetectionParams(model=check_model(form.model.data or None))
+    params = DetectionParams(model=model_key(form.model.data or None))
     try:
         result = uploads.upload_files(current_user, [uploads.Upload(f.filename, f.read) for f in files], params)
     except uploads.REFUSED as exc:
@@ -140,8 +140,6 @@ def rerun(public_id: str):
     except ProblemError as exc:
         flash(exc.detail, "error")
         return redirect(back)
-    except NotFound:
-        raise
     except Refused as exc:
         flash(str(exc), "error")
         return redirect(back)
@@ -205,11 +203,8 @@ def _card(run, query: dict | None = None, message: str | None = None):
 def image(public_id: str, variant: str):
     """A stored image. The annotated one with `conf` (0-1) and/or `classes` (comma-separated
     names; empty: none) is drawn for what the detail page shows: its slider and class toggles."""
-    download = request.args.get("download") == "1"
-    if variant == "annotated" and ("conf" in request.args or "classes" in request.args):
-        run = lookups.owned_run(current_user, public_id, with_detections=True)
-        return sending.send_view(run, download)
-    return sending.send_image(lookups.owned_run(current_user, public_id), variant, download)
+    run = lookups.owned_run(current_user, public_id, with_detections=sending.drawn(variant, request.args))
+    return sending.send_run_image(run, variant, request.args, download=request.args.get("download") == "1")
 
 
 @bp.route("/analyses/<public_id>/detections.json", methods=["GET"])
@@ -296,7 +291,7 @@ def _chosen(form, found: listing.Filters, problem):
 def _bulk_rerun(chosen, back: str):
     """Run each selected photo again with the chosen model (its current run's other settings)."""
     try:
-        model = check_model(request.form.get("model") or None)
+        model = model_key(request.form.get("model") or None)
     except Refused as exc:
         flash(str(exc), "error")
         return redirect(back)
@@ -363,7 +358,7 @@ def retry_failed():
     return _go_to(url_for("analyses.gallery"))
 
 
-def _retry(do) -> uploads.UploadResult | None:
+def _retry(do) -> uploads.Queued | None:
     """A retry, or None (after saying so) when the queue cannot be reached."""
     try:
         return do()

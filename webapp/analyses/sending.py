@@ -3,11 +3,22 @@ photo's original or thumbnail, its annotated image) or one drawn for what the vi
 confidence and classes). How files are sent is `webapp/web/delivery.py`'s."""
 from typing import Optional
 
-from flask import request
-
 from webapp.analyses import lookups, viewer
 from webapp.models import Run
 from webapp.web import delivery
+
+
+def drawn(variant: str, args) -> bool:
+    """Whether the query asks for the annotated image drawn for a confidence or classes."""
+    return variant == "annotated" and ("conf" in args or "classes" in args)
+
+
+def send_run_image(run: Run, variant: str, args, download: bool = False, name: Optional[str] = None):
+    """The image a query asks for: drawn for its `conf` and `classes` (the run's detections
+    loaded), or stored."""
+    if drawn(variant, args):
+        return send_view(run, args, download, name)
+    return send_image(run, variant, download, name)
 
 
 def send_image(run: Run, variant: str, download: bool = False, name: Optional[str] = None):
@@ -17,10 +28,10 @@ def send_image(run: Run, variant: str, download: bool = False, name: Optional[st
     return delivery.send_stored(path, name, download, missing=f"This analysis has no {variant} image (yet).")
 
 
-def send_view(run: Run, download: bool = False, name: Optional[str] = None):
-    """The annotated image drawn for the viewer's confidence and classes (the query's `conf`,
-    `classes`); drawn again only when the browser does not have it."""
-    min_conf, classes = delivery.view_params(run.conf, request.args)
+def send_view(run: Run, args, download: bool = False, name: Optional[str] = None):
+    """The annotated image drawn for the viewer's confidence and classes (`conf`, `classes` in
+    `args`); drawn again only when the browser does not have it."""
+    min_conf, classes = delivery.view_params(run.conf, args)
     tag = viewer.view_tag(run, min_conf, classes)
     name = name or f"{delivery.download_stem(run.photo.original_filename)}-annotated-{min_conf:.2f}.jpg"
     return delivery.send_drawn(tag, lambda: viewer.draw_view(run, min_conf, classes),

@@ -12,7 +12,7 @@ import unicodedata
 import uuid
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Optional
+from typing import Callable, Optional
 
 import sqlalchemy as sa
 from flask import current_app
@@ -23,11 +23,11 @@ from webapp.analyses.params import DetectionParams
 from webapp.analyses.quotas import QuotaExceeded, check_quota
 from webapp.analyses.lookups import NOT_FOUND
 from webapp.analyses.removal import delete_photo, delete_run
-from webapp.detection.registry import UnknownClasses, UnknownModel
-from webapp.detection.status import NotAvailable, check_classes, expected_model_name
+from webapp.detection.registry import UnknownClasses
+from webapp.detection.availability import DetectionUnavailable, check_classes, expected_model_name
 from webapp.errors import NotFound, Refused
 from webapp.extensions import db
-from webapp.jobs.priorities import FairShare, fair_priority, queued_runs
+from webapp.jobs.priorities import FairShare
 from webapp.jobs.queue import check_queue, queue_run, wait_for_runs
 from webapp.jobs.scheduling import QueueUnavailable, get_runner
 from webapp.library.counts import count_created
@@ -57,7 +57,7 @@ class TooManyRuns(Refused):
 
 
 # What refuses an upload or a run before anything is stored.
-REFUSED = (TooManyFiles, TooManyRuns, UnknownClasses, UnknownModel, NotAvailable, QueueUnavailable)
+REFUSED = (TooManyFiles, TooManyRuns, UnknownClasses, DetectionUnavailable, QueueUnavailable)
 
 
 @dataclass
@@ -71,14 +71,22 @@ class Upload:
 
 @dataclass
 class Rejected:
+    """A file of an upload refused, and why: in words, and the kind (a `Refused` kind;
+    UNAVAILABLE when the queue could not take it)."""
+
     filename: str
     reason: str
+    kind: str = Refused.INVALID
 
 
 @dataclass
-class UploadResult:
+class Queued:
+    """What an upload, a re-run or a retry queued (`accepted`), and what it did not: files
+    refused (`rejected`), runs that could not be queued again (`unqueued`: marked failed)."""
+
     accepted: list[Run] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
+    unqueued: list[Run] = field(default_factory=list)
     futures: list[Future] = field(default_factory=list)  # of each run queued in this process
 
     def ids(self) -> list[int]:
@@ -101,18 +109,18 @@ def _ready_to_queue(params: DetectionParams) -> None:
     """Before anything is stored: the classes are the model's, and the queue answers."""
     try:
         check_classes(params.classes, params.model)
-    except NotAvailable as exc:
-        raise NotAvailable(exc.unavailable, CLASSES_UNCHECKED) from exc
+    except DetectionUnavailable as exc:
+        raise DetectionUnavailable(exc.diagnosis, CLASSES_UNCHECKED) from exc
     try:
         check_queue()
     except QueueUnavailable as exc:
         raise QueueUnavailable(QUEUE_DOWN) from exc
 
 
-def upload_files(user: User, files: list[Upload], params: Optional[DetectionParams] = None) -> UploadResult:
+def upload_files(user: User, files: list[Upload], params: Optional[DetectionParams] = None) -> Queued:
     """Accept each uploaded file on its own and queue the accepted ones for detection.
     Before storing anything, raises TooManyFiles for more than MAX_FILES_PER_UPLOAD files,
-    UnknownClasses (or NotAvailable) when `params.classes` names classes the model does not
+    UnknownClasses (or DetectionUnavailable) when `params.classes` names classes the model does not
     have, and QueueUnavailable when the broker cannot be reached. A file that cannot be queued
     is rejected, its row and files removed; so is every file past the user's quota."""
     params = params or DetectionParams()
@@ -120,26 +128,37 @@ def upload_files(user: User, files: list[Upload], params: Optional[DetectionPara
     if limit and len(files) > limit:
         raise TooManyFiles(len(files), limit)
     _ready_to_queue(params)
-    result = UploadResult()
+    result = Queued()
     share = FairShare(user.id)
     for file in files:
         name = display_filename(file.filename)
         try:
-            run, loaded = accept(user, name, file.read(), params)
+            run, future = accept_and_queue(user, name, file.read(), params, share)
         except (ImageRejected, QuotaExceeded) as exc:
-            result.rejected.append(Rejected(name, str(exc)))
+            result.rejected.append(Rejected(name, str(exc), getattr(exc, "kind", Refused.INVALID)))
             continue
-        try:  # a run in this process gets the decoded photo; a Celery task only the id
-            future = queue_run(run.id, share.next(), loaded.bgr_array() if get_runner().in_process else None)
         except QueueUnavailable:
-            delete_photo(run)
-            result.rejected.append(Rejected(name, QUEUE_DOWN))
+            result.rejected.append(Rejected(name, QUEUE_DOWN, Refused.UNAVAILABLE))
             continue
         if future is not None:
             result.futures.append(future)
-        share.queued_one()
         result.accepted.append(run)
     return result
+
+
+def accept_and_queue(user: User, filename: Optional[str], data: bytes, params: Optional[DetectionParams],
+                     share: FairShare) -> tuple[Run, Optional[Future]]:
+    """`accept` the photo, then queue its run at the user's fair share (a run in this process gets
+    the decoded photo; a Celery task only the id). Raises what `accept` raises, and
+    QueueUnavailable, after deleting the photo again: nothing half-stored."""
+    run, loaded = accept(user, filename, data, params)
+    try:
+        future = queue_run(run.id, share.next(), loaded.bgr_array() if get_runner().in_process else None)
+    except QueueUnavailable:
+        delete_photo(run)
+        raise
+    share.queued_one()
+    return run, future
 
 
 def accept(user: User, filename: Optional[str], data: bytes,
@@ -191,10 +210,10 @@ def _new_run(photo: Photo, owner: User, params: DetectionParams, current: bool =
     )
 
 
-def rerun(run: Run, params: DetectionParams) -> UploadResult:
+def rerun(run: Run, params: DetectionParams) -> Queued:
     """Queue a new run of the run's photo with these settings; its other runs stay. The gallery
     keeps showing the photo's current run until the new one has finished. Raises TooManyRuns,
-    UnknownClasses (or NotAvailable) and QueueUnavailable before storing anything, NotFound
+    UnknownClasses (or DetectionUnavailable) and QueueUnavailable before storing anything, NotFound
     when the photo was deleted meanwhile."""
     photo = run.photo
     _ready_to_queue(params)
@@ -213,9 +232,9 @@ def rerun(run: Run, params: DetectionParams) -> UploadResult:
         db.session.refresh(new)
     except ObjectDeletedError:
         raise NotFound(NOT_FOUND) from None
-    result = UploadResult()
+    result = Queued()
     try:
-        future = queue_run(new.id, fair_priority(queued_runs(run.user_id) - 1))  # counted already
+        future = queue_run(new.id, FairShare(run.user_id, waiting=1).next())
     except QueueUnavailable:
         delete_run(new)
         raise QueueUnavailable(QUEUE_DOWN) from None
@@ -225,7 +244,7 @@ def rerun(run: Run, params: DetectionParams) -> UploadResult:
     return result
 
 
-def retry(runs: list[Run]) -> UploadResult:
+def retry(runs: list[Run]) -> Queued:
     """Queue failed runs again with the same settings (a failed run stored no detection and no
     annotated image); others are left as they are. Each is claimed by one conditional UPDATE, so
     two retries at once queue it once. The result lists the ones queued as `accepted`. Raises
@@ -245,31 +264,26 @@ def retry(runs: list[Run]) -> UploadResult:
         .returning(Run.id)
     )) if ids else set()
     db.session.commit()
-    result = UploadResult()
-    queued: dict[int, int] = {}  # per owner: their runs queued before these, for the fair share
-    for run in (r for r in runs if r.id in claimed):
-        if run.user_id not in queued:  # the claimed ones are pending already: not counted before
-            queued[run.user_id] = queued_runs(run.user_id) - sum(
-                1 for r in runs if r.id in claimed and r.user_id == run.user_id)
+    result = Queued()
+    runs = [r for r in runs if r.id in claimed]
+    shares = {user_id: FairShare(user_id, waiting=sum(r.user_id == user_id for r in runs))
+              for user_id in {r.user_id for r in runs}}  # the claimed runs are pending already
+    for run in runs:
         try:
-            future = queue_run(run.id, fair_priority(queued[run.user_id]))
+            future = queue_run(run.id, shares[run.user_id].next())
         except QueueUnavailable:
             run.fail(NOT_REQUEUED)
             db.session.commit()
+            result.unqueued.append(run)
             continue
+        shares[run.user_id].queued_one()
         if future is not None:
             result.futures.append(future)
-        queued[run.user_id] += 1
         result.accepted.append(run)
     return result
 
 
-def retry_all_failed(user: User) -> UploadResult:
+def retry_all_failed(user: User) -> Queued:
     """Retry every failed current run of the user (a failed re-run is retried from its photo's page)."""
     return retry(list(db.session.scalars(sa.select(Run).where(
         Run.user_id == user.id, Run.current, Run.status == RunStatus.FAILED))))
-
-
-def uploads_from(files: Iterable) -> list[Upload]:
-    """Uploads from file objects with a `filename` and a `read()` (werkzeug's FileStorage)."""
-    return [Upload(f.filename, f.read) for f in files]

@@ -9,7 +9,7 @@ from webapp import storage
 from webapp.errors import NotFound
 from webapp.models import Run
 from webapp.vision.detector import Box
-from webapp.vision.draw import class_color_hex, draw_boxes, encode_jpeg, text_color_hex
+from webapp.vision.draw import class_color_hex, draw_boxes, encode_jpeg, line_width, text_color_hex
 from webapp.vision.images import stored_pixels
 
 
@@ -31,7 +31,7 @@ def viewer(run: Run) -> dict:
 
 def label_font(run: Run) -> int:
     """The overlay's labels' size, in the photo's pixels (seven times its boxes' line)."""
-    return max(2, round(run.photo.width / 300)) * 7
+    return line_width(run.photo.height, run.photo.width) * 7
 
 
 def overlay_boxes(run: Run, detections: list[dict]) -> list[dict]:
@@ -40,7 +40,7 @@ def overlay_boxes(run: Run, detections: list[dict]) -> list[dict]:
     the box where there is room, else inside it; the largest boxes first, so the small ones are
     on top and can be pointed at. Labels are drawn at a size the page's script scales up when
     the photo is shown small (`--label-k`)."""
-    line, font = max(2, round(run.photo.width / 300)), label_font(run)
+    line, font = line_width(run.photo.height, run.photo.width), label_font(run)
     found = []
     for d, detection in zip(run.detections, detections, strict=True):
         text = f"{d.label} {d.confidence:.2f}"

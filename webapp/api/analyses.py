@@ -7,16 +7,17 @@ from flask import Response, current_app, request, url_for
 
 from webapp.analyses import exports, listing, lookups, removal, sending, uploads
 from webapp.analyses.lookups import NOT_FOUND
+from webapp.analyses.params import RunFields
 from webapp.api import bp
 from webapp.api.openapi import operation
 from webapp.api.schemas import (
     AnalysisOut, AnalysisPage, AnalysisSummary, BulkExportQuery, DetailQuery, DetectionOut, ExportQuery,
-    ImageQuery, ListQuery, ModelsOut, RunsOut, UploadOut, UploadParams, UploadQuery,
+    ImageQuery, ListQuery, ModelsOut, RunsOut, UploadOut, UploadQuery,
 )
 from webapp.api.security import api_user, authenticated, refuse_upload, upload_signed_in
 from webapp.detection.registry import DEFAULT_NAME
-from webapp.detection.status import models_info
-from webapp.errors import NotFound
+from webapp.detection.availability import models_info
+from webapp.errors import NotFound, Refused
 from webapp.models import Run
 from webapp.web import delivery, limits
 from webapp.web.answers import RETRY_LATER, ProblemError
@@ -54,7 +55,7 @@ UPLOAD_BODY = {"schema": {
     "properties": {
         "images": {"type": "array", "items": {"type": "string", "format": "binary"},
                    "description": "One or more photos (JPEG, PNG, WebP, BMP, TIFF, HEIC)."},
-        **_optional_fields(UploadParams),
+        **_optional_fields(RunFields),
     },
 }, "encoding": {"images": {"contentType": "application/octet-stream"}}}
 
@@ -104,13 +105,13 @@ def detail(run: Run, min_conf: Optional[float] = None) -> dict:
            responses={201: UploadOut, 202: UploadOut, 401: None, 404: None, 413: None, 422: None, 503: None})
 def upload():
     wait = query(UploadQuery).wait
-    params = form(UploadParams).params()
+    params = form(RunFields).params()
     files = [f for f in request.files.getlist("images") if f and f.filename]
     if not files:
         raise ProblemError(422, "Send one or more files in the multipart field `images`.")
     result = uploads.upload_files(api_user(), [uploads.Upload(f.filename, f.read) for f in files], params)
     rejected = [{"filename": r.filename, "reason": r.reason} for r in result.rejected]
-    if not result.accepted and any(r.reason == uploads.QUEUE_DOWN for r in result.rejected):
+    if not result.accepted and any(r.kind == Refused.UNAVAILABLE for r in result.rejected):
         raise ProblemError(503, uploads.QUEUE_DOWN, rejected=rejected, headers=RETRY_LATER)
     if not result.accepted:
         raise ProblemError(422, "No file was accepted.", rejected=rejected)
@@ -123,7 +124,7 @@ MAX_WAITING = 2
 _waiting = threading.BoundedSemaphore(MAX_WAITING)
 
 
-def _queued(result: uploads.UploadResult, wait: bool, rejected: list[dict]):
+def _queued(result: uploads.Queued, wait: bool, rejected: list[dict]):
     """202 with the queued runs, or with `wait` (when a waiting slot is free), 201 once they are
     finished."""
     finished = False
@@ -151,7 +152,7 @@ def retry(public_id: str):
     wait = query(UploadQuery).wait
     run = owned(public_id, exact=True)
     result = uploads.retry([run])
-    if not result.accepted and run.is_failed and run.error == uploads.NOT_REQUEUED:
+    if result.unqueued:
         raise ProblemError(503, uploads.NOT_REQUEUED, headers=RETRY_LATER)
     if not result.accepted:
         raise ProblemError(409, f"Only a failed analysis can be retried; this one is {run.status}.")
@@ -161,7 +162,7 @@ def retry(public_id: str):
 @bp.route("/analyses/<public_id>/runs", methods=["POST"])
 @authenticated(detection=True)
 @operation(summary="Run the analysis's photo again, with other settings", tag=TAG, query=UploadQuery,
-           multipart={"schema": {"type": "object", "properties": _optional_fields(UploadParams)}},
+           multipart={"schema": {"type": "object", "properties": _optional_fields(RunFields)}},
            description="The same parameters as an upload (conf, iou, imgsz, classes, model), without files; "
                        "the photo's other runs stay. 202 with the new run; with `wait=true`, 201 once it is "
                        "finished. The list and the gallery show the photo's latest finished run.",
@@ -171,11 +172,11 @@ def create_run(public_id: str):
     run = owned(public_id)
     if request.is_json:
         raise ProblemError(415, "Send the settings as form fields (multipart or urlencoded), as for an upload.")
-    misplaced = sorted(set(request.args) & set(UploadParams.model_fields))
+    misplaced = sorted(set(request.args) & set(RunFields.model_fields))
     if misplaced:
         raise ProblemError(422, f"Send {', '.join(misplaced)} as form fields, not in the query string.")
     wait = query(UploadQuery).wait
-    return _queued(uploads.rerun(run, form(UploadParams).params()), wait, [])
+    return _queued(uploads.rerun(run, form(RunFields).params()), wait, [])
 
 
 @bp.route("/analyses/<public_id>/runs", methods=["GET"])
@@ -211,13 +212,13 @@ def delete_run(public_id: str, run_id: str):
 def list_analyses():
     q = query(ListQuery)
     wanted = q.filters(q.status)
-    found = listing.page(api_user(), wanted, cursor=q.cursor, per_page=q.per_page, skip_pages=q.page - 1)
-    chips = listing.labels_of(found.items)
+    page = listing.page(api_user(), wanted, cursor=q.cursor, per_page=q.per_page, skip_pages=q.page - 1)
+    chips = listing.labels_of(page.items)
     total = listing.total(api_user(), wanted)
-    next_url = url_for("api.list_analyses", cursor=found.next_cursor, per_page=q.per_page, label=q.label,
-                       status=q.status, sort=q.sort, **{"from": q.from_, "to": q.to}) if found.next_cursor else None
-    body = {"items": [AnalysisSummary.model_validate(summary(r, chips[r.id])) for r in found.items],
-            "total": total, "page": found.number, "per_page": q.per_page,
+    next_url = url_for("api.list_analyses", cursor=page.next_cursor, per_page=q.per_page, label=q.label,
+                       status=q.status, sort=q.sort, **{"from": q.from_, "to": q.to}) if page.next_cursor else None
+    body = {"items": [AnalysisSummary.model_validate(summary(r, chips[r.id])) for r in page.items],
+            "total": total, "page": page.number, "per_page": q.per_page,
             "pages": -(-total // q.per_page) if total is not None else None, "next": next_url}
     return AnalysisPage.model_validate(body).model_dump(mode="json")
 

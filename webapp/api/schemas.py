@@ -7,7 +7,6 @@ from typing import Literal, Optional
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
 from webapp.analyses.listing import MAX_PAGE, FilterFields
-from webapp.analyses.params import RunFields
 from webapp.auth.accounts import EMAIL_MAX_LENGTH, PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, normalize_email
 from webapp.models import RunStatus
 
@@ -41,9 +40,6 @@ class LoginIn(Schema):
 
 class UploadQuery(Schema):
     wait: bool = Field(False, description="Answer 201 once every analysis has finished.")
-
-
-UploadParams = RunFields  # the optional fields of an upload or a re-run
 
 
 class ListQuery(FilterFields):

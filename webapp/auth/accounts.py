@@ -1,6 +1,7 @@
 """Accounts, shared by the pages and the API: the email and password rules, sign-up, credential
 checks with their lock-out, and ending sessions. Services commit their own work (see
 `analyses/uploads.py`)."""
+import functools
 import hashlib
 import logging
 import math
@@ -30,8 +31,14 @@ EMAIL_MAX_LENGTH = 254
 PASSWORD_TOO_SHORT = f"Use at least {PASSWORD_MIN_LENGTH} characters."
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 
-# Checked against when the email is unknown, so both failures take the same time.
-_DUMMY_HASH = generate_password_hash("not-a-real-password", method="scrypt")
+@functools.cache
+def _dummy_hash(method: str) -> str:
+    """Checked against when the email is unknown, so both failures take the same time."""
+    return generate_password_hash("not-a-real-password", method=method)
+
+
+def _hash_method() -> str:
+    return current_app.config["PASSWORD_HASH_METHOD"]
 
 
 class EmailTaken(Refused):
@@ -89,7 +96,7 @@ def create_user(email: str, password: str) -> User:
     if find_user(email) is not None:
         raise EmailTaken(email)
     user = User(email=email)
-    user.set_password(password)
+    user.set_password(password, _hash_method())
     db.session.add(user)
     try:
         db.session.commit()
@@ -108,7 +115,7 @@ def authenticate(email: str, password: str, device: Optional[str] = None) -> Opt
     if not failures.reserve():
         raise TooManyFailures(failures.seconds_left())
     if user is None:
-        check_password_hash(_DUMMY_HASH, password)
+        check_password_hash(_dummy_hash(_hash_method()), password)
     elif user.check_password(password):
         failures.forget()
         return user
@@ -208,6 +215,6 @@ def end_everything(user: User, new_password: Optional[str] = None) -> None:
     tokens.rotate). The caller logs the current browser in again after a new password. Commits."""
     db.session.execute(sa.select(User.id).where(User.id == user.id).with_for_update())
     if new_password is not None:
-        user.set_password(new_password)
+        user.set_password(new_password, _hash_method())
     user.end_sessions()
     tokens.revoke_all(user)  # commits

@@ -14,7 +14,7 @@ from webapp.analyses.params import DetectionParams
 from webapp.analyses.uploads import Upload, upload_files
 from webapp.deepstack.tasks import detect_stored, predictions, prediction
 from webapp.detection.registry import runs_here
-from webapp.detection.status import NotAvailable, explain
+from webapp.detection.availability import DetectionUnavailable, explain
 from webapp.errors import Refused
 from webapp.extensions import db
 from webapp.jobs.scheduling import get_runner
@@ -32,7 +32,7 @@ def detect(data: bytes, min_conf: float) -> list[dict]:
         try:
             return predictions(loaded.bgr_array(), min_conf)
         except ModelUnavailable as exc:
-            raise NotAvailable(explain(exc, current_app.config)) from None
+            raise DetectionUnavailable(explain(exc, current_app.config)) from None
     body, extension = stored_original(loaded, data)
     relative = storage.save_temporary(body, extension)
     try:

@@ -4,7 +4,7 @@ from flask import current_app
 
 from webapp import storage
 from webapp.detection.registry import get_detector
-from webapp.detection.status import NotAvailable, explain
+from webapp.detection.availability import DetectionUnavailable, explain
 from webapp.jobs.celery import DEEPSTACK_QUEUE
 from webapp.jobs.scheduling import remote
 from webapp.vision.detector import Box, DetectorError, ModelUnavailable
@@ -43,6 +43,6 @@ def detect_stored(relative: str, min_conf: float) -> dict:
     try:
         return {"success": True, "predictions": predictions(pixels, min_conf)}
     except ModelUnavailable as exc:
-        return {"success": False, "error": str(NotAvailable(explain(exc, current_app.config)))}
+        return {"success": False, "error": str(DetectionUnavailable(explain(exc, current_app.config)))}
     except DetectorError as exc:
         return {"success": False, "error": str(exc)}

@@ -78,7 +78,7 @@ def model_names(app: Optional[Flask] = None) -> list[str]:
     return list(named_models((app or current_app).config))
 
 
-def check_model(name: Optional[str], app: Optional[Flask] = None) -> Optional[str]:
+def model_key(name: Optional[str], app: Optional[Flask] = None) -> Optional[str]:
     """The model's name as stored (None for the default); UnknownModel when there is none such."""
     if name in (None, "", DEFAULT_NAME):
         return None

@@ -5,7 +5,7 @@ import logging
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
-from webapp.detection.status import status_line
+from webapp.detection.availability import status_line
 from webapp.extensions import db
 from webapp.jobs.scheduling import QueueUnavailable, get_runner
 

@@ -27,17 +27,23 @@ def queued_runs(user_id: int) -> int:
 
 
 class FairShare:
-    """Priorities for a sequence of runs queued for one user now: counted again (not just one
-    more) while the count still decides the priority, so uploads at once from one user see
-    each other's runs."""
+    """The priorities of the runs one user queues now, one after another (an upload, a retry,
+    an import, recovery). `waiting`: how many of the user's pending runs are about to be queued
+    here (a retry's claimed runs, a re-run's new run): not counted as queued before their turn.
+    The count is taken again (not just one more) while it still decides the priority, so uploads
+    at once from one user see each other's runs."""
 
-    def __init__(self, user_id: int, already: int | None = None):
-        self.user_id = user_id
-        self.queued = queued_runs(user_id) if already is None else already
+    def __init__(self, user_id: int, waiting: int = 0):
+        self.user_id, self.waiting = user_id, waiting
+        self.queued = queued_runs(user_id) - waiting
 
     def next(self) -> int:
         """The priority of the next run; call `queued_one` once it is queued."""
         return fair_priority(self.queued)
 
     def queued_one(self) -> None:
-        self.queued = queued_runs(self.user_id) if self.queued < FAIR_SHARE_STEPS[-1][0] else self.queued + 1
+        self.waiting = max(0, self.waiting - 1)
+        if self.queued < FAIR_SHARE_STEPS[-1][0]:
+            self.queued = queued_runs(self.user_id) - self.waiting
+        else:
+            self.queued += 1

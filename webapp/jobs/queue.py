@@ -3,7 +3,7 @@ the import and recovery make, and `wait_for_runs`, how a caller waits for runs t
 upload with `?wait=true`, a DeepStack call that keeps its photo)."""
 import time
 from concurrent.futures import Future, wait
-from typing import Optional
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import sqlalchemy as sa
@@ -14,14 +14,14 @@ from webapp.jobs.scheduling import background, get_runner
 from webapp.jobs.stream import Stream
 from webapp.models import Run, RunStatus
 
-# How often a waiting caller looks at runs Celery workers finish: soon at first (a photo takes
-# tens of milliseconds), then less and less often, up to the longest interval.
+# How often a waiting caller looks at runs workers finish: soon at first (a photo takes tens of
+# milliseconds), then less and less often, up to the longest interval.
 WAIT_POLL_SECONDS = (0.01, 0.25)
 
 
 # The task's name travels in broker messages (it is where the function lived first): keep it.
 @background(name="webapp.analyses.pipeline.run_analysis", stream=Stream)
-def run_analysis(run_id: int, image_bgr: Optional[np.ndarray] = None, redelivered: bool = False) -> None:
+def detect_run(run_id: int, image_bgr: Optional[np.ndarray] = None, redelivered: bool = False) -> None:
     """The detection job: one run through the pipeline's stages (batched with others by the stream)."""
     pipeline.run_one(run_id, image_bgr, redelivered)
 
@@ -37,22 +37,38 @@ def queue_run(run_id: int, priority: int = 0, image_bgr: Optional[np.ndarray] = 
     of a run in this process (None inline or on Celery); raises QueueUnavailable."""
     runner = get_runner()
     local = {"image_bgr": image_bgr} if image_bgr is not None and runner.in_process else None
-    return runner.submit(run_analysis, run_id, local=local, priority=priority)
+    return runner.submit(detect_run, run_id, local=local, priority=priority)
 
 
-def wait_for_runs(ids: list[int], futures: list[Future], timeout: Optional[float]) -> bool:
+def wait_for_runs(ids: list[int], futures: Sequence[Future] = (), timeout: Optional[float] = None,
+                  progress: Optional[Callable[[int], None]] = None) -> bool:
     """Block until these runs are finished; False if `timeout` ran out first. Runs in this
-    process are waited for by their Futures; Celery's by watching their rows."""
-    if get_runner().in_process:
+    process are waited for by their Futures when the caller has them; otherwise (Celery, an
+    import) by watching their rows, telling `progress` how many more have finished each time."""
+    if get_runner().in_process and futures and progress is None:
         _, not_done = wait(futures, timeout=timeout)
         return not not_done
-    deadline = time.monotonic() + (timeout or 0)
+    deadline = None if timeout is None else time.monotonic() + timeout
     interval, longest = WAIT_POLL_SECONDS
+    finished = 0
     while True:
         db.session.rollback()  # a new transaction, so the workers' commits are seen
-        active = db.session.scalar(sa.select(sa.func.count()).select_from(Run).where(
-            Run.id.in_(ids), Run.status.in_(RunStatus.active())))
-        if not active or time.monotonic() >= deadline:
-            return not active
+        counts = run_statuses(ids)
+        now = sum(n for status, n in counts.items() if status not in RunStatus.active())
+        if progress is not None:
+            progress(now - finished)
+        finished = now
+        if finished >= sum(counts.values()) or (deadline is not None and time.monotonic() >= deadline):
+            return finished >= sum(counts.values())
         time.sleep(interval)
         interval = min(interval * 1.5, longest)
+
+
+def run_statuses(ids: list[int]) -> dict[RunStatus, int]:
+    """How many of these runs are in each status (a run deleted meanwhile is in none)."""
+    counts: dict[RunStatus, int] = {}
+    for start in range(0, len(ids), 1000):
+        for status, n in db.session.execute(sa.select(Run.status, sa.func.count()).where(
+                Run.id.in_(ids[start:start + 1000])).group_by(Run.status)):
+            counts[status] = counts.get(status, 0) + n
+    return counts

@@ -19,7 +19,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from webapp.extensions import db
 from webapp.jobs.celery import queue_keys
-from webapp.jobs.priorities import fair_priority
+from webapp.jobs.priorities import FairShare
 from webapp.jobs.processes import CELERY_OWNER, is_alive, process_state
 from webapp.jobs.queue import queue_run
 from webapp.jobs.scheduling import get_runner
@@ -72,10 +72,10 @@ def requeue_interrupted() -> int:
         if claimed:
             taken.append((run.id, run.user_id))
     db.session.commit()
-    per_user: dict[int, int] = {}
-    for run_id, user_id in taken:
-        queue_run(run_id, fair_priority(per_user.get(user_id, 0)))
-        per_user[user_id] = per_user.get(user_id, 0) + 1
+    shares = {user_id: FairShare(user_id, waiting=sum(u == user_id for _, u in taken)) for _, user_id in taken}
+    for run_id, user_id in taken:  # oldest first, each user's lower the more they have
+        queue_run(run_id, shares[user_id].next())
+        shares[user_id].queued_one()
     if taken:
         logger.warning("Queued again %d runs a stopped process left unfinished", len(taken))
     return len(taken)

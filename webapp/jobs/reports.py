@@ -11,7 +11,7 @@ import redis
 from flask import Flask, current_app
 
 from webapp.detection.registry import get_detector, model_names
-from webapp.detection.status import REPORT_KEY, availability, reports_redis
+from webapp.detection.availability import REPORT_KEY, availability, reports_redis
 from webapp.jobs.processes import worker_id
 
 logger = logging.getLogger(__name__)

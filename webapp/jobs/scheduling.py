@@ -134,7 +134,7 @@ class JobRunner:
             with self._lock:
                 if self._executor is None:
                     self._executor = ThreadPoolExecutor(
-                        max_workers=self.app.config["DETECT_THREADS"], thread_name_prefix="analysis")
+                        max_workers=self.app.config["DETECT_THREADS"], thread_name_prefix="job")
                 future = self._executor.submit(self._run, fn, args, kwargs)
         with self._lock:
             self._futures.add(future)

@@ -145,7 +145,7 @@ class Stream:
             for target, count in stages:
                 for i in range(count):
                     thread = threading.Thread(target=self._in_context, args=(target,), daemon=True,
-                                              name=f"analysis-{target.__name__.strip('_')}-{i}")
+                                              name=f"run-{target.__name__.strip('_')}-{i}")
                     thread.start()
                     self._threads.append(thread)
 

@@ -35,8 +35,9 @@ class User(UserMixin, db.Model):
         back_populates="user", cascade="all, delete-orphan", passive_deletes=True
     )
 
-    def set_password(self, password: str) -> None:
-        self.password_hash = generate_password_hash(password, method="scrypt")
+    def set_password(self, password: str, method: str = "scrypt") -> None:
+        """Keep only a salted hash of the password (werkzeug's `method`: scrypt by default)."""
+        self.password_hash = generate_password_hash(password, method=method)
 
     def get_id(self) -> str:
         """Flask-Login's alternative id: "<id>:<session version>", so a login ends with its version."""

@@ -17,7 +17,7 @@ from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy.orm import selectinload
 
-from webapp.errors import NotFound, Refused
+from webapp.errors import Gone, NotFound, Refused
 from webapp.extensions import db
 from webapp.models import Run, ShareLink, User, utcnow
 
@@ -29,16 +29,12 @@ NOT_FOUND = ("This link does not exist: check that it was copied whole. The phot
              "have been deleted.")
 
 
-class LinkGone(Exception):
+class LinkGone(Gone):
     """The link was real but has expired or been revoked."""
 
     def __init__(self, reason: str):
         super().__init__(reason)
         self.reason = reason
-
-
-class TooManyLinks(Refused):
-    kind = Refused.CONFLICT
 
 
 def _serializer(moment: Optional[datetime] = None) -> URLSafeTimedSerializer:
@@ -60,13 +56,16 @@ def lifetime_name(seconds: Optional[int]) -> str:
 
 
 def create(run: Run, lifetime: Optional[int]) -> ShareLink:
-    """A new link to the run (owned by its owner). Raises TooManyLinks. Commits."""
+    """A new link to the run (owned by its owner). Refused: a run not finished, or the most
+    links. Commits."""
+    if not run.is_done:
+        raise Refused("Only a finished result can be shared.", Refused.CONFLICT)
     now = utcnow()
     live = sum(1 for link in db.session.scalars(sa.select(ShareLink).where(  # the live ones: not expired
         ShareLink.user_id == run.user_id, ShareLink.revoked_at.is_(None)))
         if link.expires_at is None or link.expires_at > now)
     if live >= MAX_LINKS_PER_USER:
-        raise TooManyLinks(f"You already have {MAX_LINKS_PER_USER} shared links: revoke some first.")
+        raise Refused(f"You already have {MAX_LINKS_PER_USER} shared links: revoke some first.", Refused.CONFLICT)
     link = ShareLink(user_id=run.user_id, run_id=run.id, lifetime_seconds=lifetime,
                      created_at=utcnow().replace(microsecond=0))
     db.session.add(link)

@@ -4,12 +4,14 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from flask_login import current_user, login_required
 
 from webapp.analyses import lookups, sending, viewer
+from webapp.errors import Refused
 from webapp.extensions import limiter
 from webapp.models import ShareLink, utcnow
 from webapp.shares import bp, links
 from webapp.web import delivery
 
 SHARED_HEADERS = {"Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex, nofollow, noarchive"}
+SHARED_VARIANTS = ("original", "annotated")  # not the thumbnail: the page does not show it
 
 
 def url_for_link(link: ShareLink) -> str:
@@ -27,12 +29,9 @@ def share(public_id: str):
     if choice not in links.LIFETIMES:
         flash("Choose how long the link lasts: 1 day, 7 days, 30 days or never.", "error")
         return redirect(back)
-    if not run.is_done:
-        flash("Only a finished result can be shared.", "error")
-        return redirect(back)
     try:
         link = links.create(run, links.LIFETIMES[choice][1])
-    except links.TooManyLinks as exc:
+    except Refused as exc:
         flash(str(exc), "error")
         return redirect(back)
     flash("Link created: anyone who has it sees this result (not your account or other photos).", "success")
@@ -85,20 +84,14 @@ def _shared_headers(response):
 @bp.route("/s/<token>/image/<variant>", methods=["GET"])
 @limiter.limit(lambda: current_app.config["SHARE_IMAGE_RATE_LIMIT"])
 def image(token: str, variant: str):
-    try:
-        link = links.resolve(token)
-    except links.LinkGone as gone:
-        abort(410, description=gone.reason)
-    if variant not in ("original", "annotated"):
+    """The shared run's original or annotated image (Gone: a 410, as `web/answers.py` says it)."""
+    link = links.resolve(token)
+    if variant not in SHARED_VARIANTS:
         abort(404, description="No such image.")
-    run = link.run
     download = request.args.get("download") == "1"
-    if variant == "annotated" and ("conf" in request.args or "classes" in request.args):
-        response = sending.send_view(run, download)
-    else:
-        response = sending.send_image(run, variant, download)
+    response = sending.send_run_image(link.run, variant, request.args, download)
     # never the owner's file name, shown or saved: "shared-annotated.jpg"
-    suffix = ".jpg" if variant == "annotated" else "." + run.photo.original_path.rsplit(".", 1)[-1]
+    suffix = ".jpg" if variant == "annotated" else "." + link.run.photo.original_path.rsplit(".", 1)[-1]
     return delivery.attach(response, f"shared-{variant}{suffix}", "attachment" if download else "inline")
 
 

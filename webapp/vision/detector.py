@@ -1,4 +1,4 @@
-"""The YOLO detector: loaded once per process, reused for every analysis. Knows nothing of Flask."""
+"""The YOLO detector: loaded once per process, reused for every photo. Knows nothing of Flask."""
 import logging
 import threading
 import time

@@ -39,11 +39,16 @@ def text_color_hex(class_id: int) -> str:
     return "#000000" if _readable_on(_bgr(class_id)) == (0, 0, 0) else "#ffffff"
 
 
+def line_width(height: int, width: int) -> int:
+    """How thick a box is drawn on an image of this size, in its pixels."""
+    return max(round((height + width) / 2 * 0.003), 2)
+
+
 def draw_boxes(image_bgr: np.ndarray, boxes: list[Box]) -> np.ndarray:
     """A copy of the image with each box, its label and confidence drawn on it."""
     canvas = image_bgr.copy()
     height, width = canvas.shape[:2]
-    line = max(round((height + width) / 2 * 0.003), 2)
+    line = line_width(height, width)
     font_scale = max(line / 3, 0.5)
     font_thickness = max(line - 1, 1)
     for box in sorted(boxes, key=lambda b: b.confidence):

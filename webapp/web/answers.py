@@ -3,8 +3,8 @@ clients that ask for JSON), HTML pages for people, an HTML fragment for htmx req
 shape of its own for a path prefix that declares one (the DeepStack endpoint's).
 
 The services' errors (`webapp/errors.py`) are answered here by class and kind: NotFound is a
-404, a refusal is 413 (too large, too many), 409 (conflict), 422 (invalid, quota) or 503 with
-`Retry-After` (unavailable)."""
+404, Gone a 410, a refusal is 413 (too large, too many), 409 (conflict), 422 (invalid, quota)
+or 503 with `Retry-After` (unavailable)."""
 import logging
 from typing import Callable, Optional
 
@@ -15,7 +15,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.http import HTTP_STATUS_CODES
 
-from webapp.errors import DomainError, NotFound, Refused
+from webapp.errors import DomainError, Gone, NotFound, Refused
 from webapp.extensions import db, login_manager
 from webapp.storage import human_size
 from webapp.web import limits
@@ -41,16 +41,15 @@ class ProblemError(Exception):
 
 
 def status_of(error: DomainError) -> int:
-    return 404 if isinstance(error, NotFound) else STATUS_OF_KIND.get(getattr(error, "kind", None), 422)
+    if isinstance(error, NotFound):
+        return 404
+    if isinstance(error, Gone):
+        return 410
+    return STATUS_OF_KIND.get(getattr(error, "kind", None), 422)
 
 
 def headers_of(error: DomainError) -> dict:
     return dict(RETRY_LATER) if status_of(error) == 503 else {}
-
-
-def as_problem(error: DomainError, **extra) -> ProblemError:
-    """The API's problem for a service's error (extra members, e.g. `rejected`, added)."""
-    return ProblemError(status_of(error), str(error), headers=headers_of(error), **extra)
 
 
 def register_shape(app: Flask, prefix: str, answer: Callable) -> None:

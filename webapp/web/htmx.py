@@ -1,8 +1,5 @@
-"""How the HTML views answer scripted requests: a fragment instead of a whole page."""
+"""How the HTML views answer htmx's requests: a fragment instead of a whole page."""
 from flask import request
-
-# Sent by our own upload script (static/app.js), which is not htmx but also swaps in fragments.
-SCRIPT_HEADER = ("X-Requested-With", "XMLHttpRequest")
 
 
 def is_htmx() -> bool:
@@ -10,8 +7,8 @@ def is_htmx() -> bool:
 
 
 def wants_partial() -> bool:
-    """An htmx request or our upload script: answer with a fragment, not a whole page."""
-    return is_htmx() or request.headers.get(SCRIPT_HEADER[0]) == SCRIPT_HEADER[1]
+    """An htmx request: answer with a fragment, not a whole page."""
+    return is_htmx()
 
 
 def triggered_by(element_id: str) -> bool:

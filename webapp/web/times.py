@@ -23,8 +23,8 @@ def viewer_zone() -> Optional[ZoneInfo]:
 def local_time(moment: datetime) -> str:
     """"1 Dec 2026, 14:05" in the viewer's zone, or "1 Dec 2026, 13:05 UTC"."""
     zone = viewer_zone()
-    shown = moment.astimezone(zone or timezone.utc)
-    return f"{shown.day} {shown:%b %Y, %H:%M}" + ("" if zone else " UTC")
+    there = moment.astimezone(zone or timezone.utc)
+    return f"{there.day} {there:%b %Y, %H:%M}" + ("" if zone else " UTC")
 
 
 def month_of(moment: datetime) -> str:

@@ -1,6 +1,6 @@
-"""Whether detection is available, and the model's classes, wherever it runs: in this process
-(the model is asked) or on Celery workers (what they last reported in Redis, see
-`webapp/jobs/reports.py`). Said in words for users and for administrators."""
+"""Whether detection is available (and if not, a diagnosis in words for users and for
+administrators), and the model's classes, wherever it runs: in this process (the model is
+asked) or on Celery workers (what they last reported in Redis, see `webapp/jobs/reports.py`)."""
 import json
 import logging
 from dataclasses import dataclass
@@ -25,20 +25,22 @@ START_WORKER = ("Start one: `celery -A webapp.worker worker -Q detect` (in the s
 
 
 @dataclass(frozen=True)
-class Unavailable:
+class Diagnosis:
+    """Why detection is unavailable, for users, and what an administrator does about it."""
+
     reason: str  # for users: what is wrong, in plain words
     fix: str  # for administrators: exactly what to do
     uploads_kept: bool = True  # photos are still accepted (to be retried), or refused meanwhile
 
 
-class NotAvailable(Refused):
-    """Detection cannot run now; `unavailable` says why and how to fix it."""
+class DetectionUnavailable(Refused):
+    """Detection cannot run now; `diagnosis` says why and how to fix it."""
 
     kind = Refused.UNAVAILABLE
 
-    def __init__(self, unavailable: Unavailable, detail: str = ""):
-        super().__init__(f"Detection is unavailable: {unavailable.reason}." + (f" {detail}" if detail else ""))
-        self.unavailable = unavailable
+    def __init__(self, diagnosis: Diagnosis, detail: str = ""):
+        super().__init__(f"Detection is unavailable: {diagnosis.reason}." + (f" {detail}" if detail else ""))
+        self.diagnosis = diagnosis
 
 
 def init_app(app: Flask) -> None:
@@ -59,7 +61,7 @@ def init_app(app: Flask) -> None:
         logger.info("Detection model: %s", detector.settings.model)
 
 
-def availability(app: Optional[Flask] = None) -> Optional[Unavailable]:
+def availability(app: Optional[Flask] = None) -> Optional[Diagnosis]:
     """None when detection looks available (without loading the model here), else why not and
     the fix. With Celery workers: what they last reported."""
     app = app or current_app
@@ -69,7 +71,7 @@ def availability(app: Optional[Flask] = None) -> Optional[Unavailable]:
     report = read_report(app)
     if not report.get("reason"):
         return None
-    return Unavailable(report["reason"], report["fix"], uploads_kept=not report.get("queue_down"))
+    return Diagnosis(report["reason"], report["fix"], uploads_kept=not report.get("queue_down"))
 
 
 def status_line(app: Optional[Flask] = None) -> str:
@@ -80,25 +82,25 @@ def status_line(app: Optional[Flask] = None) -> str:
 
 def class_names(app: Optional[Flask] = None, model: Optional[str] = None) -> dict[int, str]:
     """The model's classes by id: loaded here, or as a worker reported them (a model other than
-    the default: {} until a worker has loaded it). Raises NotAvailable."""
+    the default: {} until a worker has loaded it). Raises DetectionUnavailable."""
     app = app or current_app
     if runs_here(app):
         try:
             return get_detector(app, model).names()
         except ModelUnavailable as exc:
-            raise NotAvailable(explain(exc, app.config)) from exc
+            raise DetectionUnavailable(explain(exc, app.config)) from exc
     report = read_report(app)
     if model not in (None, DEFAULT_NAME):
         found = (report.get("models") or {}).get(model) or {}
         return {int(k): v for k, v in (found.get("names") or {}).items()}
     if report.get("reason") or not report.get("names"):
-        raise NotAvailable(Unavailable(report.get("reason") or NO_WORKER, report.get("fix") or START_WORKER))
+        raise DetectionUnavailable(Diagnosis(report.get("reason") or NO_WORKER, report.get("fix") or START_WORKER))
     return {int(k): v for k, v in report["names"].items()}
 
 
 def check_classes(names: Optional[tuple[str, ...]], model: Optional[str] = None) -> None:
     """Raise UnknownClasses for names the model does not know, before anything is stored. Needs
-    the model's classes, so it may raise NotAvailable. (A model no Celery worker has loaded yet
+    the model's classes, so it may raise DetectionUnavailable. (A model no Celery worker has loaded yet
     is not checked here: its worker fails the run with the same check.)"""
     if names:
         known = class_names(model=model)
@@ -124,8 +126,8 @@ def models_info(app: Optional[Flask] = None) -> list[dict]:
         try:
             classes = class_names(app, model=key)
             info["classes"] = {str(k): v for k, v in classes.items()} or None
-        except NotAvailable as exc:
-            info.update(available=False, reason=exc.unavailable.reason)
+        except DetectionUnavailable as exc:
+            info.update(available=False, reason=exc.diagnosis.reason)
         found.append(info)
     return found
 
@@ -162,29 +164,29 @@ def read_report(app: Flask) -> dict:
     return next((r for r in reports if not r.get("reason")), reports[0])
 
 
-def explain(error: ModelUnavailable, config) -> Unavailable:
+def explain(error: ModelUnavailable, config) -> Diagnosis:
     """What a model that cannot be loaded means for users, and the administrator's fix."""
     models_dir, name = config["MODELS_DIR"], Path(error.model).name
     kinds = "a .pt or .onnx file, or an *_openvino_model folder"
     configured = config["YOLO_MODEL"] and not is_bare_weights_name(config["YOLO_MODEL"])
     if error.cause == "missing" and configured:
-        return Unavailable(
+        return Diagnosis(
             "the detection model configured on this server is missing",
             f"YOLO_MODEL is {config['YOLO_MODEL']}, which does not exist. Point YOLO_MODEL at a "
             f"model ({kinds}), or unset it and copy a model into {models_dir}/; then restart.")
     if error.cause in ("missing", "offline"):  # a model to download, with downloads off
-        return Unavailable(
+        return Diagnosis(
             "no detection model is installed on this server, and it is not allowed to download one",
             f"Copy a YOLO model ({kinds}) into {models_dir}/ (it is found without a restart), "
             f"or set YOLO_MODEL to a model's path; or unset YOLO_OFFLINE so that {name} is "
             f"downloaded from {DOWNLOAD_SOURCE}.")
     if error.cause == "download":
-        return Unavailable(
+        return Diagnosis(
             "the detection model could not be downloaded",
             f"Check that this machine can reach {DOWNLOAD_SOURCE}; or download {name} there on a "
             f"machine with internet and copy it into {models_dir}/ (it is found without a restart), "
             f"or set YOLO_MODEL to a local model.")
-    return Unavailable(
+    return Diagnosis(
         "the detection model could not be loaded",
         f"Replace {error.model} with a complete, working model (a folder still being copied in "
         f"is retried on the next photo), then check it with `make check-model` "
