@@ -96,33 +96,36 @@ def _path(rule: str) -> tuple[str, list[dict]]:
     return path, params
 
 
+def _entry(endpoint: str, op: Operation, path_params: list[dict], components: _Components) -> dict[str, Any]:
+    """One operation of the document: what `@operation` says of the view, and its schemas."""
+    entry: dict[str, Any] = {
+        "summary": op.summary, "tags": [op.tag],
+        "operationId": endpoint.split(".", 1)[1],
+        "parameters": path_params + _parameters(op, components),
+        "responses": _responses(op, components),
+    }
+    if op.description:
+        entry["description"] = op.description
+    if op.public:
+        entry["security"] = []
+    if op.body is not None:
+        entry["requestBody"] = {"required": True, "content": {
+            "application/json": {"schema": components.ref(op.body, mode="validation")}}}
+    if op.multipart is not None:
+        entry["requestBody"] = {"required": True, "content": {"multipart/form-data": op.multipart}}
+    return entry
+
+
 def build_document(app: Flask, blueprint: str, title: str, version: str) -> dict:
     components = _Components()
     paths: dict[str, dict] = {}
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
-        if not rule.endpoint.startswith(blueprint + "."):
-            continue
         op: Optional[Operation] = getattr(app.view_functions[rule.endpoint], "openapi", None)
-        if op is None:
+        if not rule.endpoint.startswith(blueprint + ".") or op is None:
             continue
         path, path_params = _path(rule.rule)
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
-            entry: dict[str, Any] = {
-                "summary": op.summary, "tags": [op.tag],
-                "operationId": rule.endpoint.split(".", 1)[1],
-                "parameters": path_params + _parameters(op, components),
-                "responses": _responses(op, components),
-            }
-            if op.description:
-                entry["description"] = op.description
-            if op.public:
-                entry["security"] = []
-            if op.body is not None:
-                entry["requestBody"] = {"required": True, "content": {
-                    "application/json": {"schema": components.ref(op.body, mode="validation")}}}
-            if op.multipart is not None:
-                entry["requestBody"] = {"required": True, "content": {"multipart/form-data": op.multipart}}
-            paths.setdefault(path, {})[method.lower()] = entry
+            paths.setdefault(path, {})[method.lower()] = _entry(rule.endpoint, op, path_params, components)
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": version,
