@@ -13,6 +13,10 @@ from webapp.config import BASE_DIR
 
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", BASE_DIR / "test-artifacts"))
+# A run's page once its scripts have set it up (viewer.js: the slider and the rows; zoom.js: the
+# stage fitted to the window) and its boxes show. The boxes alone are drawn by the server, so they
+# show before the scripts run.
+VIEWER_READY = "#stage[data-ready][data-zoomable] #overlay g.box:visible"
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",

@@ -3,7 +3,7 @@ no serious or critical violation, on a desktop screen and a phone's."""
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 
-from tests.browser import sign_up, upload_and_wait
+from tests.browser import VIEWER_READY, sign_up, upload_and_wait
 from tests.helpers import analyses
 from tests.images import encode, sample
 from tests.factories import add_boxes
@@ -58,7 +58,7 @@ def test_gallery_and_detail_have_no_serious_accessibility_violations(serve, coco
     page.reload()
     audit("gallery")
     page.locator(".tile .name", has_text="bus.jpg").click()
-    page.wait_for_selector("#overlay g.box:visible")
+    page.wait_for_selector(VIEWER_READY)
     audit("detail")
     page.goto(base + "/account")
     audit("account")

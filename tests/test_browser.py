@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser import shot, sign_up, upload_and_wait
+from tests.browser import VIEWER_READY, shot, sign_up, upload_and_wait
 from tests.helpers import ApiActions, analyses
 from tests.images import encode, sample
 from webapp.web.limits import too_large_message
@@ -38,7 +38,7 @@ def test_upload_filter_inspect_and_delete(live_server, page, assets, request):
     assert page.locator(".tile").count() == 2
 
     page.locator(".tile .name", has_text="bus.jpg").click()
-    page.wait_for_selector("#overlay g.box:visible")
+    page.wait_for_selector(VIEWER_READY)
     at_default = drawn_boxes(page)
     assert at_default >= 5
     slider = page.locator("#conf")
@@ -231,7 +231,7 @@ def test_gallery_tiles_show_box_badges_and_local_times_in_light_dark_and_phone_s
             page.set_viewport_size({"width": width, "height": height})
             shot(page, request, f"gallery-{scheme}-{width}")
             page.locator(".tile .name", has_text="bus.jpg").click()
-            page.wait_for_selector("#overlay g.box:visible")
+            page.wait_for_selector(VIEWER_READY)
             shot(page, request, f"detail-{scheme}-{width}")
             page.go_back()
             page.wait_for_selector(".tile")

@@ -16,7 +16,7 @@ from tests.factories import add_analysis
 from tests.helpers import PASSWORD, analyses
 from webapp.models import RunStatus
 from tests.images import encode, sample
-from tests.browser import shot, sign_up, upload_and_wait
+from tests.browser import VIEWER_READY, shot, sign_up, upload_and_wait
 from webapp.vision.detector import Box
 from webapp.vision.draw import draw_boxes
 from webapp.vision.images import NOT_AN_IMAGE
@@ -201,7 +201,7 @@ def test_the_detail_page_download_matches_the_slider_and_boxes_link_to_rows(serv
     upload_and_wait(page, str(assets / "bus.jpg"), timeout=120_000)
     expect(page.locator("nav.filter")).to_contain_text("bus")  # the filter bar refreshed by itself
     page.locator(".tile .name").click()
-    page.wait_for_selector("#overlay g.box:visible")
+    page.wait_for_selector(VIEWER_READY)
     stage = page.locator("#stage").bounding_box()
     assert stage["height"] <= page.viewport_size["height"]  # a portrait photo fits the screen
 

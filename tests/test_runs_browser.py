@@ -3,7 +3,7 @@ compare the two runs side by side, share B's run, open the link signed out, revo
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser import shot, sign_up, upload_and_wait
+from tests.browser import VIEWER_READY, shot, sign_up, upload_and_wait
 from tests.conftest import V8
 
 pytestmark = pytest.mark.browser
@@ -17,14 +17,14 @@ def test_rerun_with_another_model_compare_share_and_revoke(serve, coco_model, pa
     page.select_option("#upload-model", "default")
     upload_and_wait(page, str(assets / "bus.jpg"), timeout=120_000)
     page.locator(".tile .name").click()
-    page.wait_for_selector("#overlay g.box:visible")
+    page.wait_for_selector(VIEWER_READY)
     first_url = page.url
 
     page.click("summary:has-text('Run again')")
     page.select_option("#rerun-model", "v8")
     page.fill("#rerun-conf", "0.1")
     page.click("#rerun-form button[type=submit]")
-    page.wait_for_selector("#overlay g.box:visible", timeout=120_000)  # the new run's page, once it is done
+    page.wait_for_selector(VIEWER_READY, timeout=120_000)  # the new run's page, once it is done
     assert page.url != first_url
     expect(page.locator("table.runs tbody tr")).to_have_count(2)
     assert "v8" in page.locator("table.runs tr.current").inner_text()

@@ -1,3 +1,5 @@
+"""The upload form of the gallery page (the photos and, when there are several, the model)."""
+
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileRequired, MultipleFileField
 from wtforms import SelectField

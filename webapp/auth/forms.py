@@ -1,3 +1,5 @@
+"""The account pages' forms: sign-up, log-in, password change, API keys, log out everywhere."""
+
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, RadioField, StringField, SubmitField
 from wtforms.fields.choices import SelectChoice

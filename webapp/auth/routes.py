@@ -1,3 +1,6 @@
+"""The account pages: sign-up, log-in and log-out, the account page (password, usage, log out
+everywhere) and the API keys page."""
+
 from urllib.parse import urlsplit
 
 from flask import current_app, flash, redirect, render_template, request, url_for

@@ -1,3 +1,6 @@
+"""`GET /healthz`: 200 while the database answers, 503 when it does not; the queue and the model
+are reported, not judged (see `checks`)."""
+
 from webapp.health import bp, checks
 
 
