@@ -34,6 +34,22 @@ BACKENDS = ["sqlite", "postgresql"]
 def pytest_configure(config):
     config.addinivalue_line("markers", "browser: drives a real headless Chromium")
     config.addinivalue_line("markers", "real_model: needs the COCO-pretrained model (../shared/models)")
+    config.addinivalue_line("markers", "any_database: what it checks (a page's markup, the proxy) does not "
+                                       "depend on the database: run on one backend, PostgreSQL where configured")
+
+
+def pytest_collection_modifyitems(config, items):
+    """An `any_database` test runs on PostgreSQL when TEST_DATABASE_URL is set (as CI's stack
+    does), else on SQLite; its other backend's copy is deselected, not run twice for nothing."""
+    keep = "postgresql" if os.environ.get("TEST_DATABASE_URL") else "sqlite"
+    def other_backend(item) -> bool:
+        params = item.callspec.params if hasattr(item, "callspec") else {}
+        return bool(item.get_closest_marker("any_database")) and params.get("database_url", keep) != keep
+
+    dropped = [item for item in items if other_backend(item)]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if not other_backend(item)]
 
 
 _engines: dict[str, sa.Engine] = {}

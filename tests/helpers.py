@@ -16,7 +16,7 @@ import pytest
 import redis
 import sqlalchemy as sa
 
-from webapp.config import BASE_DIR, TestConfig
+from webapp.config import BASE_DIR, Config, TestConfig
 from webapp.extensions import db
 from webapp.models import Run
 
@@ -25,6 +25,10 @@ HX = {"HX-Request": "true"}
 
 
 def make_config(database_url: str, tmp_path: Path, **overrides) -> type:
+    """A test configuration on this database and these folders. A real model (`YOLO_MODEL`
+    given) looks at the production input size unless the test says otherwise."""
+    if "YOLO_MODEL" in overrides:
+        overrides.setdefault("YOLO_IMGSZ", Config.YOLO_IMGSZ)
     values = {
         "SQLALCHEMY_DATABASE_URI": database_url,
         "INSTANCE_PATH": str(tmp_path / "instance"),
@@ -271,15 +275,20 @@ class Workers:
         return process
 
     def wait_until_answering(self, seconds=90):
-        """Until a worker answers a ping and its process has reported its model (loaded at start)."""
+        """Until this worker has reported its model (loaded at start) and answers a ping. The ping
+        is sent here, not through the app's runner, which keeps an answer for a few seconds."""
         from webapp.detection.availability import REPORT_KEY
         from webapp.jobs.scheduling import get_runner
 
         broker = redis.Redis.from_url(self.app.config["CELERY_BROKER_URL"])
+        control = get_runner(self.app).celery.control
+        name = f"test{len(self.processes) - 1}@{socket.gethostname()}"
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             assert self.processes[-1].poll() is None, self.log()
-            if get_runner(self.app).workers_answering(timeout=0.5) and broker.hlen(REPORT_KEY):
+            if not broker.hlen(REPORT_KEY):
+                time.sleep(0.1)
+            elif control.ping(destination=[name], timeout=0.3):
                 return
         raise AssertionError("the worker did not answer a ping:\n" + self.log())
 

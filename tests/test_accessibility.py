@@ -8,7 +8,7 @@ from tests.helpers import analyses
 from tests.images import encode, sample
 from tests.factories import add_boxes
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.any_database]  # the pages' markup, whatever stores it
 
 SERIOUS = {"serious", "critical"}
 SCREENS = {"desktop": (1280, 800), "phone": (390, 844)}

@@ -64,6 +64,7 @@ def test_upload_filter_inspect_and_delete(live_server, page, assets, request):
     assert "Deleted bus.jpg" in page.locator(".flashes[role=status]").inner_text()
 
 
+@pytest.mark.any_database  # the card shown; the refusal itself is tested on both
 def test_a_rejected_file_shows_its_reason_on_its_card(serve, page, tmp_path):
     sign_up(page, serve()[0], "reject@example.com")
     fake = tmp_path / "holiday.jpg"
@@ -74,6 +75,7 @@ def test_a_rejected_file_shows_its_reason_on_its_card(serve, page, tmp_path):
     assert "holiday.jpg" in card.inner_text() and "not an image" in card.inner_text()
 
 
+@pytest.mark.any_database  # the Swagger UI page; the API itself is tested on both
 def test_swagger_ui_lists_every_endpoint_and_try_it_out_works_with_a_token(serve, page, request):
     base, app = serve()
     api = ApiActions(app.test_client()).user("docs@example.com")
@@ -165,6 +167,7 @@ def test_without_a_model_the_gallery_shows_a_banner_and_retry_all_works_once_one
     assert page.locator("#detection-unavailable").count() == 0
 
 
+@pytest.mark.any_database  # refused in the browser, before anything is stored
 def test_a_file_over_the_limit_is_refused_before_it_is_sent(serve, page, tmp_path):
     base, app = serve(MAX_CONTENT_LENGTH=50_000)
     sign_up(page, base, "big@example.com")
@@ -180,6 +183,7 @@ def test_a_file_over_the_limit_is_refused_before_it_is_sent(serve, page, tmp_pat
     assert posts == [] and rows(app) == 0
 
 
+@pytest.mark.any_database  # the session cookie, not the database
 @pytest.mark.parametrize("sign_out", ["log out in another tab", "session cookie gone"])
 def test_an_upload_after_the_session_ended_goes_to_log_in(serve, page, tmp_path, sign_out):
     base, app = serve()
@@ -237,6 +241,7 @@ def test_gallery_tiles_show_box_badges_and_local_times_in_light_dark_and_phone_s
             page.wait_for_selector(".tile")
 
 
+@pytest.mark.any_database  # the Swagger UI page; the API itself is tested on both
 def test_swagger_ui_puts_auth_first_and_uploads_with_try_it_out_as_it_opens(serve, page, tmp_path):
     base, app = serve()
     api = ApiActions(app.test_client()).user("swagger@example.com")
@@ -262,6 +267,7 @@ def test_swagger_ui_puts_auth_first_and_uploads_with_try_it_out_as_it_opens(serv
     assert status.inner_text().strip() == "202", upload.locator(".live-responses-table").inner_text()
 
 
+@pytest.mark.any_database  # the form's markup and focus
 def test_a_form_sent_back_with_errors_focuses_its_first_bad_field_and_shows_the_rule_first(serve, page):
     base, _ = serve()
     page.goto(f"{base}/signup")

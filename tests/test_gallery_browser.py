@@ -43,6 +43,7 @@ def pngs(tmp_path, count: int) -> list[str]:
     return paths
 
 
+@pytest.mark.any_database  # keyboard handling in the page
 def test_arrow_keys_step_through_the_label_filter_and_escape_returns_to_that_photo(serve, page):
     base, app = serve(GALLERY_PER_PAGE=4)
     made = [add_analysis(app, original_filename=f"p{i:02d}.jpg", created_at=START + timedelta(days=5 * i),
@@ -165,6 +166,7 @@ def test_an_upload_can_be_cancelled_midway_and_nothing_is_stored(serve, page, tm
     assert analyses(app) == []
 
 
+@pytest.mark.any_database  # refused in the browser, before anything is stored
 def test_a_file_that_is_not_an_image_is_refused_in_the_browser_and_can_be_dismissed(serve, page, tmp_path):
     base, _ = serve()
     sign_up(page, base, "types@example.com")
@@ -246,6 +248,7 @@ def test_the_detail_page_download_matches_the_slider_and_boxes_link_to_rows(serv
     assert "scale(1)" in page.locator("#zoom").get_attribute("style")
 
 
+@pytest.mark.any_database  # keyboard handling in the page
 def test_escape_returns_to_a_card_of_the_first_page_in_view_and_focused(serve, page):
     base, app = serve(GALLERY_PER_PAGE=12)
     for i in range(12):
@@ -262,6 +265,7 @@ def test_escape_returns_to_a_card_of_the_first_page_in_view_and_focused(serve, p
     expect(page.locator(".tile .name", has_text="q09.jpg")).to_be_focused()
 
 
+@pytest.mark.any_database  # the page's scripts under the CSP
 def test_a_detail_page_polling_a_running_analysis_breaks_no_content_security_rule(serve, page):
     """htmx settles a swapped element's attributes, `style` included by default: the zoomable
     stage's inline style (set from the script) would be re-applied as an attribute, which the

@@ -276,6 +276,7 @@ def test_the_stack_processes_take_a_photo_from_sign_up_to_done(stack, coco_model
     assert "/api/v1/analyses" in stack.log("web")
 
 
+@pytest.mark.any_database  # the proxy's and gunicorn's behaviour, not the database's
 def test_a_body_over_the_limit_is_refused_by_nginx_with_a_readable_413(stack):
     stack.start("web")
     stack.start_proxy()
@@ -331,6 +332,7 @@ def record(name: str, figures: dict) -> None:
     print(name, figures)
 
 
+@pytest.mark.any_database  # the proxy's and gunicorn's behaviour, not the database's
 def test_100_stalled_connections_leave_healthz_and_sign_in_answering_within_a_second(stack, database_url):
     stack.start("web")  # 1 gunicorn worker × 4 threads: 8 stalled clients froze it before nginx
     stack.start_proxy()
@@ -354,6 +356,7 @@ def test_100_stalled_connections_leave_healthz_and_sign_in_answering_within_a_se
     assert worst_health < 1.0 and worst_sign_in < 1.0
 
 
+@pytest.mark.any_database  # the proxy's and gunicorn's behaviour, not the database's
 def test_a_flood_of_oversized_forms_leaves_healthz_answering(stack, database_url):
     stack.start("web")
     stack.start_proxy()
@@ -422,6 +425,7 @@ def answered(sockets: list[socket.socket], expected: int, seconds: float = 10) -
     return list(answers.values()) + [sock.recv(64) for sock in readable]
 
 
+@pytest.mark.any_database  # the proxy's and gunicorn's behaviour, not the database's
 def test_one_client_cannot_hold_more_than_its_share_of_connections(stack):
     stack.start("web")
     stack.start_proxy()
@@ -438,6 +442,7 @@ def test_one_client_cannot_hold_more_than_its_share_of_connections(stack):
     assert {status for _, status in health} == {200} and max(t for t, _ in health) < 1.0
 
 
+@pytest.mark.any_database  # the proxy's and gunicorn's behaviour, not the database's
 def test_an_upload_without_any_credential_is_refused_by_nginx_before_its_body(stack):
     stack.start("web")
     stack.start_proxy()
@@ -448,6 +453,7 @@ def test_an_upload_without_any_credential_is_refused_by_nginx_before_its_body(st
     assert "POST /api/v1/analyses" not in stack.log("web")
 
 
+@pytest.mark.any_database  # the proxy's and gunicorn's behaviour, not the database's
 def test_a_very_long_address_is_refused_by_nginx_with_a_414(stack):
     stack.start("web")
     stack.start_proxy()
@@ -458,6 +464,7 @@ def test_a_very_long_address_is_refused_by_nginx_with_a_414(stack):
     assert "label=aaaa" not in stack.log("web")
 
 
+@pytest.mark.any_database  # the proxy's and gunicorn's behaviour, not the database's
 @pytest.mark.parametrize("proxies, hsts", [("2", True), ("1", False)])
 def test_https_from_a_proxy_in_front_of_nginx_reaches_the_app_only_when_trusted(stack, proxies, hsts):
     """nginx appends to X-Forwarded-Proto: with TRUSTED_PROXIES=2 (a TLS proxy, then nginx) the app
@@ -471,6 +478,7 @@ def test_https_from_a_proxy_in_front_of_nginx_reaches_the_app_only_when_trusted(
         assert ("Strict-Transport-Security" in response.headers) is hsts
 
 
+@pytest.mark.any_database  # the proxy's and gunicorn's behaviour, not the database's
 def test_bare_gunicorn_is_frozen_by_a_few_stalled_clients_which_is_why_nginx_is_in_front(stack):
     """The README's warning, kept true: without nginx, one stalled client per gunicorn thread
     (1 worker × 4 threads here) and /healthz no longer answers."""

@@ -138,6 +138,7 @@ class TestConfig(Config):
     SQLALCHEMY_DATABASE_URI = "sqlite://"
     ANALYSIS_EXECUTOR = "sync"
     YOLO_MODEL = "yolo11n.yaml"  # random weights, built by Ultralytics without any download
+    YOLO_IMGSZ = 160  # random weights find nothing real: a small input keeps the suite fast
     YOLO_DEVICE = "cpu"
     YOLO_OFFLINE = True
     LOG_LEVEL = "WARNING"
