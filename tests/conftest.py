@@ -42,6 +42,7 @@ def pytest_collection_modifyitems(config, items):
     """An `any_database` test runs on PostgreSQL when TEST_DATABASE_URL is set (as CI's stack
     does), else on SQLite; its other backend's copy is deselected, not run twice for nothing."""
     keep = "postgresql" if os.environ.get("TEST_DATABASE_URL") else "sqlite"
+
     def other_backend(item) -> bool:
         params = item.callspec.params if hasattr(item, "callspec") else {}
         return bool(item.get_closest_marker("any_database")) and params.get("database_url", keep) != keep
