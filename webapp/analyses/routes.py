@@ -18,7 +18,7 @@ from webapp.library.current_run import current_run
 from webapp.models import RunStatus
 from webapp.web import delivery, limits
 from webapp.web.answers import ProblemError, status_of
-from webapp.web.htmx import is_htmx, triggered_by, wants_partial
+from webapp.web.htmx import triggered_by, wants_partial
 from webapp.web.validation import parse
 from webapp.vision.images import NOT_AN_IMAGE
 
@@ -137,10 +137,7 @@ def rerun(public_id: str):
     fields = {k: v for k, v in ((k, request.form.get(k, "").strip()) for k in names) if v}
     try:
         result = uploads.rerun(run, parse(RunFields, fields).params())
-    except ProblemError as exc:
-        flash(exc.detail, "error")
-        return redirect(back)
-    except Refused as exc:
+    except (ProblemError, Refused) as exc:  # a bad field, or settings the model refuses
         flash(str(exc), "error")
         return redirect(back)
     new = lookups.public_id_of(result.ids()[0])
@@ -226,7 +223,7 @@ def duplicate(digest: str):
     if not SHA256.fullmatch(digest):
         abort(400, description="Not a SHA-256 digest (64 hexadecimal digits).")
     found = lookups.find_duplicate(current_user, digest)
-    if is_htmx():  # the upload queue: its question as a tile, or nothing to ask
+    if wants_partial():  # the upload queue: its question as a tile, or nothing to ask
         if found is None:
             return "", 204
         return render_template("analyses/_duplicate.html", found=found, name=request.args.get("name", ""))

@@ -89,6 +89,12 @@ class Queued:
     unqueued: list[Run] = field(default_factory=list)
     futures: list[Future] = field(default_factory=list)  # of each run queued in this process
 
+    def add(self, run: Run, future: Optional[Future]) -> None:
+        """A run queued (with its future when it runs in this process)."""
+        self.accepted.append(run)
+        if future is not None:
+            self.futures.append(future)
+
     def ids(self) -> list[int]:
         """The accepted runs' ids, read without loading them (one may be deleted by now)."""
         return [sa.inspect(run).identity[0] for run in self.accepted]
@@ -140,9 +146,7 @@ def upload_files(user: User, files: list[Upload], params: Optional[DetectionPara
         except QueueUnavailable:
             result.rejected.append(Rejected(name, QUEUE_DOWN, Refused.UNAVAILABLE))
             continue
-        if future is not None:
-            result.futures.append(future)
-        result.accepted.append(run)
+        result.add(run, future)
     return result
 
 
@@ -238,9 +242,7 @@ def rerun(run: Run, params: DetectionParams) -> Queued:
     except QueueUnavailable:
         delete_run(new)
         raise QueueUnavailable(QUEUE_DOWN) from None
-    if future is not None:
-        result.futures.append(future)
-    result.accepted.append(new)
+    result.add(new, future)
     return result
 
 
@@ -266,8 +268,7 @@ def retry(runs: list[Run]) -> Queued:
     db.session.commit()
     result = Queued()
     runs = [r for r in runs if r.id in claimed]
-    shares = {user_id: FairShare(user_id, waiting=sum(r.user_id == user_id for r in runs))
-              for user_id in {r.user_id for r in runs}}  # the claimed runs are pending already
+    shares = FairShare.of_each([r.user_id for r in runs])  # the claimed runs are pending already
     for run in runs:
         try:
             future = queue_run(run.id, shares[run.user_id].next())
@@ -277,9 +278,7 @@ def retry(runs: list[Run]) -> Queued:
             result.unqueued.append(run)
             continue
         shares[run.user_id].queued_one()
-        if future is not None:
-            result.futures.append(future)
-        result.accepted.append(run)
+        result.add(run, future)
     return result
 
 

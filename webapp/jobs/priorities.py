@@ -3,6 +3,8 @@ theirs are queued already: the first few at the top (0), then 3, 6, 9. Another u
 photos therefore go ahead of the rest of a long backlog, in the thread executor's stream and on
 the Celery broker alike (Celery's Redis transport keeps a list per priority), and nothing is
 held back while no one else is waiting. Strict priority, without ageing."""
+from collections import Counter
+
 import sqlalchemy as sa
 
 from webapp.extensions import db
@@ -36,6 +38,12 @@ class FairShare:
     def __init__(self, user_id: int, waiting: int = 0):
         self.user_id, self.waiting = user_id, waiting
         self.queued = queued_runs(user_id) - waiting
+
+    @classmethod
+    def of_each(cls, user_ids: list[int]) -> dict[int, "FairShare"]:
+        """{user id: their share} for runs of these users (one id per run) about to be queued,
+        pending already: each user's are their `waiting`."""
+        return {user_id: cls(user_id, waiting=n) for user_id, n in Counter(user_ids).items()}
 
     def next(self) -> int:
         """The priority of the next run; call `queued_one` once it is queued."""

@@ -72,7 +72,7 @@ def requeue_interrupted() -> int:
         if claimed:
             taken.append((run.id, run.user_id))
     db.session.commit()
-    shares = {user_id: FairShare(user_id, waiting=sum(u == user_id for _, u in taken)) for _, user_id in taken}
+    shares = FairShare.of_each([user_id for _, user_id in taken])
     for run_id, user_id in taken:  # oldest first, each user's lower the more they have
         queue_run(run_id, shares[user_id].next())
         shares[user_id].queued_one()

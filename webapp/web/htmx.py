@@ -2,15 +2,11 @@
 from flask import request
 
 
-def is_htmx() -> bool:
-    return request.headers.get("HX-Request") == "true"
-
-
 def wants_partial() -> bool:
     """An htmx request: answer with a fragment, not a whole page."""
-    return is_htmx()
+    return request.headers.get("HX-Request") == "true"
 
 
 def triggered_by(element_id: str) -> bool:
     """The htmx request came from the element with this id (htmx sends it as HX-Trigger)."""
-    return is_htmx() and request.headers.get("HX-Trigger") == element_id
+    return wants_partial() and request.headers.get("HX-Trigger") == element_id
