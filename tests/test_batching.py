@@ -90,7 +90,8 @@ def test_analyses_waiting_together_are_detected_in_one_batch(make_app, monkeypat
 
 
 def test_a_batch_is_stored_with_one_insert_of_detections_and_one_commit(make_app, monkeypatch):
-    app = make_app(ANALYSIS_EXECUTOR="thread", DETECT_BATCH=4, YOLO_STORE_FLOOR=0.0)
+    # the batch waits for photos still being read however long they take (a busy machine), not 20 ms
+    app = make_app(ANALYSIS_EXECUTOR="thread", DETECT_BATCH=4, DETECT_BATCH_WAIT_MS=60_000, YOLO_STORE_FLOOR=0.0)
     gate = Gate(monkeypatch, app)
     statements, commits = [], []
     with app.app_context():
@@ -148,7 +149,7 @@ def test_a_flood_of_queued_uploads_holds_a_bounded_number_of_decoded_photos(make
 
 
 def test_a_photo_that_breaks_a_batched_prediction_fails_alone(make_app, monkeypatch):
-    app = make_app(ANALYSIS_EXECUTOR="thread", DETECT_BATCH=4)
+    app = make_app(ANALYSIS_EXECUTOR="thread", DETECT_BATCH=4, DETECT_BATCH_WAIT_MS=60_000)  # the three together
     gate = Gate(monkeypatch, app, poisoned=lambda image: image.shape[1] == 97)
     api = ApiActions(app.test_client()).user()
     api.upload(("first.png", encode(sample(200, 64), "PNG")))
