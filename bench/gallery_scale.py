@@ -5,7 +5,9 @@ Seeds one user with N done analyses (7 detections each, labels from a skewed mix
 fill a page with it: 30% of 100, 0.03% of 100,000) straight through the models (bulk
 inserts, no inference), then times, through the Flask test client, the gallery's first page, a
 page filtered by a common and by a rare label, a scroll page deep in the history (after half the
-photos), and the API list unfiltered and filtered. Median of 15 requests each, at N=100 and
+photos), and the API list unfiltered and filtered: in both orders, by date taken (the default:
+dates spread over ten years, independent of upload order, many photos sharing a minute) and by
+upload time (`by=uploaded`). Median of 15 requests each, at N=100 and
 N=100,000, on SQLite and on PostgreSQL, in one run; prints each time and the ratio.
 
 Usage: python bench/gallery_scale.py [--large 100000] [--postgres postgresql://postgres@127.0.0.1:5432/bench]
@@ -49,16 +51,20 @@ def seed(n: int) -> None:
     db.session.commit()
     start = datetime(2024, 1, 1, tzinfo=timezone.utc)
     rare = set(rng.sample(range(n), RARE_PHOTOS))
+    decade = 10 * 365 * 24 * 60  # minutes: taken times a minute apart at most, so many are equal
     for first in range(0, n, 5000):
         photos = [{"public_id": f"{i:032x}", "user_id": user.id, "original_filename": f"IMG_{i}.jpg",
                    "original_path": f"{user.id}/{i:032x}/original.jpg", "width": 640, "height": 480,
-                   "sha256": "0" * 64, "created_at": start + timedelta(seconds=i)}
+                   "sha256": "0" * 64, "created_at": start + timedelta(seconds=i),
+                   "taken_at": datetime(2014, 1, 1) + timedelta(minutes=rng.randrange(min(decade, n))),
+                   "taken_source": "exif"}
                   for i in range(first, min(first + 5000, n))]
         photo_ids = db.session.scalars(sa.insert(Photo).returning(Photo.id, sort_by_parameter_order=True),
                                        photos).all()
         rows = [{"public_id": photo["public_id"], "user_id": user.id, "photo_id": photo_id, "status": "done",
                  "model_name": "yolo11n.pt", "conf": 0.25, "iou": 0.7, "imgsz": 640,
-                 "created_at": photo["created_at"], "queued_at": photo["created_at"], "attempts": 1}
+                 "created_at": photo["created_at"], "taken_at": photo["taken_at"], "queued_at": photo["created_at"],
+                 "attempts": 1}
                 for photo, photo_id in zip(photos, photo_ids, strict=True)]
         ids = db.session.scalars(sa.insert(Run).returning(Run.id, sort_by_parameter_order=True), rows).all()
         detections = []
@@ -94,8 +100,12 @@ def measure(database_url: str, n: int, tmp: Path) -> dict[str, float]:
         seed(n)
         user = db.session.scalar(sa.select(User).where(User.email == EMAIL))
         middle = db.session.scalar(sa.select(Run).where(Run.user_id == user.id)
-                                   .order_by(Run.created_at.desc(), Run.id.desc()).offset(n // 2))
+                                   .order_by(Run.taken_at.desc(), Run.id.desc()).offset(n // 2))
         deep = listing.encode_cursor(middle, user, listing.Filters(), n // 2 // 24)
+        uploaded = listing.Filters(by_upload=True)
+        middle = db.session.scalar(sa.select(Run).where(Run.user_id == user.id)
+                                   .order_by(Run.created_at.desc(), Run.id.desc()).offset(n // 2))
+        deep_uploaded = listing.encode_cursor(middle, user, uploaded, n // 2 // 24)
     client = app.test_client()
     assert AuthActions(client).login(EMAIL, PASSWORD).status_code == 302
     token = client.post("/api/v1/auth/login", json={"email": EMAIL, "password": PASSWORD}).json["access_token"]
@@ -109,6 +119,12 @@ def measure(database_url: str, n: int, tmp: Path) -> dict[str, float]:
         "GET /api/v1/analyses?label=dog": median_ms(client, "/api/v1/analyses?label=dog", bearer),
         "GET /api/v1/analyses?label=dog&label=person": median_ms(client, "/api/v1/analyses?label=dog&label=person",
                                                                  bearer),
+        "GET /analyses?by=uploaded": median_ms(client, "/analyses?by=uploaded"),
+        "GET /analyses?by=uploaded&label=toothbrush": median_ms(client, "/analyses?by=uploaded&label=toothbrush"),
+        "GET /analyses?by=uploaded&cursor=<half way>": median_ms(
+            client, f"/analyses?by=uploaded&cursor={deep_uploaded}", HX),
+        "GET /api/v1/analyses?by=uploaded&label=dog": median_ms(client, "/api/v1/analyses?by=uploaded&label=dog",
+                                                                bearer),
     }
     with app.app_context():
         db.session.remove()

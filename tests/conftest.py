@@ -103,7 +103,7 @@ def database_url(request, tmp_path, postgres_url):
     return postgres_url
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def coco_model():
     if not COCO_MODEL.exists():
         pytest.skip(f"COCO model not found at {COCO_MODEL} (it lies in ../shared/models)")
@@ -178,7 +178,7 @@ def auth_factory():
     return factory
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def assets():
     """The real photos that ship inside the ultralytics package."""
     import ultralytics

@@ -1,6 +1,7 @@
 """Rows made directly in the database, for tests that need data without running the model."""
 import os
 from collections import Counter
+from datetime import timezone
 
 import sqlalchemy as sa
 from flask import current_app
@@ -11,7 +12,8 @@ from webapp.extensions import db
 from webapp.models import Run, RunStatus, Detection, Photo, User, utcnow
 
 PHOTO_FIELDS = ("original_filename", "original_path", "thumbnail_path", "width", "height", "sha256",
-                "stored_bytes")
+                "stored_bytes", "taken_offset", "taken_source", "camera_make", "camera_model", "latitude",
+                "longitude", "display_path")
 
 
 def user(email="ada@example.com", password=PASSWORD) -> User:
@@ -33,10 +35,13 @@ def analysis(owner: User, status=RunStatus.DONE, labels=(), **values) -> Run:
     photo_fields = dict(original_filename="p.jpg", original_path=f"{folder}/original.jpg", width=100, height=100,
                         sha256="0" * 64, created_at=values.get("created_at") or utcnow())
     photo_fields.update({k: values.pop(k) for k in PHOTO_FIELDS if k in values})
-    photo = Photo(user_id=owner.id, **photo_fields)
+    # taken: as given (a camera's local time), else the upload time in UTC, as an upload does
+    taken = values.pop("taken_at", None) or photo_fields["created_at"].astimezone(timezone.utc).replace(tzinfo=None)
+    photo = Photo(user_id=owner.id, taken_at=taken, **photo_fields)
     if "public_id" in values:
         photo.public_id = values["public_id"]
-    fields = dict(model_name="m", conf=0.25, iou=0.7, imgsz=640, status=status, created_at=photo.created_at)
+    fields = dict(model_name="m", conf=0.25, iou=0.7, imgsz=640, status=status, created_at=photo.created_at,
+                  taken_at=taken)
     made = Run(owner=owner, photo=photo, **{**fields, **values})
     made.detections = [
         Detection(class_id=i, label=label, confidence=conf, x1=0, y1=0, x2=10, y2=10)

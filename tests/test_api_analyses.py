@@ -56,9 +56,9 @@ def test_upload_answers_202_and_location_without_wait(make_app):
 def test_upload_parameters_are_used(api, assets):
     api.user()
     response = api.upload(("bus.jpg", (assets / "bus.jpg").read_bytes()), query="?wait=true",
-                          conf="0.5", iou="0.5", imgsz="320", classes="person")
+                          conf="0.5", iou="0.5", imgsz="640", classes="person")
     analysis = response.json["analyses"][0]
-    assert analysis["model"] == {**analysis["model"], "conf": 0.5, "iou": 0.5, "imgsz": 320, "classes": ["person"]}
+    assert analysis["model"] == {**analysis["model"], "conf": 0.5, "iou": 0.5, "imgsz": 640, "classes": ["person"]}
     assert {d["name"] for d in analysis["detections"]} == {"person"}
     assert all(d["confidence"] >= 0.5 for d in analysis["detections"])
 

@@ -168,8 +168,8 @@ def test_a_photo_that_breaks_a_batched_prediction_fails_alone(make_app, monkeypa
 
 
 def test_a_photo_read_again_from_storage_has_the_pixels_the_upload_decoded(make_app):
-    """Past the window an analysis reads its stored original again (with OpenCV): it must see
-    exactly what the upload decoded (with Pillow), or its boxes would depend on the queue."""
+    """Past the window an analysis reads its stored original again: it must see exactly what
+    the upload decoded, or its boxes would depend on the queue."""
     from webapp.jobs.pipeline import read_original
     from webapp.analyses.uploads import accept as accept_upload
     from tests import factories
@@ -180,9 +180,9 @@ def test_a_photo_read_again_from_storage_has_the_pixels_the_upload_decoded(make_
     with app.app_context():
         owner = factories.user()
         for name, data in files:
-            analysis, loaded = accept_upload(owner, name, data)
+            analysis, decoded = accept_upload(owner, name, data)
             again = read_original(analysis.photo.original_path)
-            assert again.shape == loaded.bgr_array().shape and (again == loaded.bgr_array()).all(), name
+            assert again.shape == decoded.pixels.shape and (again == decoded.pixels).all(), name
 
 
 def test_the_first_upload_does_not_wait_for_the_model_to_load(make_app, monkeypatch):

@@ -107,9 +107,9 @@ def test_a_worker_killed_mid_analysis_is_replaced_and_the_analysis_ends_done_onc
     celery_app.config["YOLO_MODEL"] = coco_model
     first = workers.start()
     api = ApiActions(celery_app.test_client()).user()
-    big = encode(sample(6000, 4500), "JPEG")  # 27 MP at imgsz 2048: a few seconds of work to interrupt
+    big = encode(sample(6000, 4500), "JPEG")  # 27 MP to decode, draw and encode: a second or two to interrupt
     for _ in range(5):
-        public_id = api.upload(("big.jpg", big), imgsz="2048").json["analyses"][0]["id"]
+        public_id = api.upload(("big.jpg", big)).json["analyses"][0]["id"]
         caught = wait_for_status(celery_app, public_id, {RunStatus.RUNNING, RunStatus.DONE})
         if caught.status == RunStatus.RUNNING:
             break

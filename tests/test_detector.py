@@ -6,7 +6,7 @@ from PIL import Image
 
 from tests.images import with_orientation
 from webapp.vision.detector import Detector, DetectorError, DetectorSettings, shared_detector
-from webapp.vision.images import load_image
+from webapp.vision.images import decode
 
 LIMIT = 40_000_000
 
@@ -21,7 +21,7 @@ def labels_at(result, conf=0.25):
 
 
 def detect_file(detector, path):
-    return detector.detect(load_image(path.read_bytes(), LIMIT).bgr_array())
+    return detector.detect(decode(path.read_bytes(), LIMIT).pixels)
 
 
 def test_bus_photo_shows_a_bus_and_at_least_four_people(detector, assets):
@@ -52,10 +52,10 @@ def test_low_confidence_detections_are_kept_for_filtering(detector, assets):
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_every_exif_orientation_gives_the_same_detections_on_the_upright_image(detector, assets, orientation):
     upright = Image.open(assets / "bus.jpg").convert("RGB")
-    reference = detector.detect(load_image((assets / "bus.jpg").read_bytes(), LIMIT).bgr_array())
-    rotated = load_image(with_orientation(upright, orientation), LIMIT)
-    assert rotated.image.size == upright.size
-    result = detector.detect(rotated.bgr_array())
+    reference = detector.detect(decode((assets / "bus.jpg").read_bytes(), LIMIT).pixels)
+    rotated = decode(with_orientation(upright, orientation), LIMIT)
+    assert (rotated.width, rotated.height) == upright.size
+    result = detector.detect(rotated.pixels)
     assert labels_at(result) == labels_at(reference)
     ref_bus = next(b for b in reference.boxes if b.label == "bus")
     bus = next(b for b in result.boxes if b.label == "bus")

@@ -33,12 +33,12 @@ def test_each_gunicorn_worker_queues_again_what_dead_processes_left_at_start(tmp
         for number, (public_id, status) in enumerate((("f00d", "running"), ("beef", "pending")), start=1):
             conn.execute(
                 "INSERT INTO photo (id, public_id, user_id, original_filename, original_path, width, height, sha256,"
-                f" created_at) VALUES ({number}, '{public_id}', 1, 'p.png', '1/f00d/original.png', 96, 64, 'x',"
-                " '2026-01-01')")
+                f" created_at, taken_at) VALUES ({number}, '{public_id}', 1, 'p.png', '1/f00d/original.png', 96, 64,"
+                " 'x', '2026-01-01', '2026-01-01')")
             conn.execute(
                 "INSERT INTO analysis (public_id, user_id, photo_id, status, model_name, conf, iou, imgsz, worker,"
-                f" created_at, queued_at) VALUES ('{public_id}', 1, {number}, '{status}', 'm', 0.25, 0.7, 640,"
-                f" '{socket.gethostname()}:999999:1', '2026-01-01', '2026-01-01')")
+                f" created_at, taken_at, queued_at) VALUES ('{public_id}', 1, {number}, '{status}', 'm', 0.25, 0.7,"
+                f" 640, '{socket.gethostname()}:999999:1', '2026-01-01', '2026-01-01', '2026-01-01')")
     port = free_port()
     with serving(gunicorn(port), env, port):
         deadline = time.monotonic() + 60

@@ -145,7 +145,7 @@ def test_photos_and_runs_migration_up_down_up_keeps_every_analysis(make_app):
         _check_analyses_kept()
         first = db.session.scalar(sa.select(Run).where(Run.public_id == "a" * 32))
         rerun = Run(photo=first.photo, user_id=1, current=False, created_at=first.created_at, model_name="m",
-                         conf=0.5, iou=0.7, imgsz=320, status="done")
+                    taken_at=first.taken_at, conf=0.5, iou=0.7, imgsz=320, status="done")
         db.session.add(rerun)
         db.session.commit()
         db.session.remove()
@@ -160,3 +160,49 @@ def test_photos_and_runs_migration_up_down_up_keeps_every_analysis(make_app):
 
         upgrade()
         _check_analyses_kept()
+
+
+def test_date_taken_migration_up_down_up_reads_each_stored_original(make_app):
+    """0011 reads the date taken, camera and location from each stored original (upload time
+    where it says none or its file is gone), for the photo, its runs and its label rows."""
+    from datetime import datetime, timezone
+    from pathlib import Path
+
+    from tests.helpers import ApiActions
+    from tests.images import encode, sample
+    from tests.test_photo_facts import exif_photo
+    from webapp.models import Photo, Run, RunLabel
+
+    app = make_app(create_schema=False)
+    with app.app_context():
+        upgrade()
+    api = ApiActions(app.test_client()).user()
+    api.upload(("dated.jpg", exif_photo(offset="+02:00")), ("plain.png", encode(sample(), "PNG")),
+               ("gone.jpg", exif_photo(taken="2010:01:01 00:00:00")))
+    with app.app_context():
+        gone = db.session.scalar(sa.select(Photo).where(Photo.original_filename == "gone.jpg"))
+        (Path(app.config["UPLOAD_DIR"]) / gone.original_path).unlink()
+        db.session.execute(sa.insert(RunLabel).values(  # a label row, as a finished run has
+            run_id=gone.runs[0].id, label="person", user_id=gone.user_id, count=1,
+            created_at=gone.created_at, taken_at=gone.taken_at))
+        db.session.commit()
+        db.session.remove()
+        for _ in range(2):
+            downgrade(revision="0010")
+            assert "taken_at" not in {c["name"] for c in sa.inspect(db.engine).get_columns("photo")}
+            upgrade()
+            photos = {p.original_filename: p for p in db.session.scalars(sa.select(Photo))}
+            dated, plain, gone = photos["dated.jpg"], photos["plain.png"], photos["gone.jpg"]
+            assert (dated.taken_at, dated.taken_offset, dated.taken_source) == (
+                datetime(2016, 7, 14, 18, 3, 21), 120, "exif")
+            assert (dated.camera_model, round(dated.latitude, 4), round(dated.longitude, 4)) == (
+                "Canon EOS 5D", 48.8582, -2.2944)
+            uploaded = plain.created_at.astimezone(timezone.utc).replace(tzinfo=None)  # as written, in UTC
+            assert (plain.taken_at, plain.taken_source) == (uploaded, "upload")
+            assert gone.taken_source == "upload" and gone.latitude is None  # its file is gone: upload time
+            for photo in photos.values():
+                assert {run.taken_at for run in photo.runs} == {photo.taken_at}
+            assert db.session.scalar(sa.select(RunLabel.taken_at)) == gone.taken_at
+            db.session.remove()
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Run)) == 3

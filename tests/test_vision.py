@@ -9,60 +9,56 @@ from PIL import Image
 from tests.images import HOSTILE, encode, sample, with_orientation
 from webapp.vision.draw import class_color_hex, draw_boxes, encode_jpeg
 from webapp.vision.detector import Box
-from webapp.vision.images import ImageRejected, load_image, stored_original, thumbnail
+from webapp.vision.images import ImageRejected, decode, rendition, thumbnail
 
 LIMIT = 40_000_000
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "BMP", "TIFF", "HEIF"])
 def test_every_supported_format_decodes_to_upright_rgb(fmt):
-    loaded = load_image(encode(sample(), fmt), LIMIT)
-    assert loaded.image.mode == "RGB"
-    assert (loaded.width, loaded.height) == (96, 64)
-    assert loaded.format == fmt
+    decoded = decode(encode(sample(), fmt), LIMIT)
+    assert decoded.pixels.shape == (64, 96, 3) and decoded.pixels.dtype == np.uint8
+    assert decoded.format == fmt
 
 
 @pytest.mark.parametrize("case", HOSTILE.keys())
 def test_hostile_files_are_rejected_with_a_reason(case):
     _, data, reason = HOSTILE[case]
     with pytest.raises(ImageRejected) as info:
-        load_image(data, LIMIT)
+        decode(data, LIMIT)
     assert re.search(reason, str(info.value))
 
 
 def test_pixel_limit_is_checked_before_decoding():
     data = encode(sample(200, 100), "PNG")
     with pytest.raises(ImageRejected, match="200×100 pixels"):
-        load_image(data, max_pixels=10_000)
+        decode(data, max_pixels=10_000)
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_exif_orientation_is_applied(orientation):
     upright = sample(120, 60)
-    loaded = load_image(with_orientation(upright, orientation), LIMIT)
-    assert (loaded.width, loaded.height) == (120, 60)
-    top_left = np.asarray(loaded.image)[5, 5]
-    assert top_left[0] > 180 and top_left[2] < 80, "the red block must be back at the top left"
-    assert loaded.orientation == orientation
+    decoded = decode(with_orientation(upright, orientation), LIMIT)
+    assert (decoded.width, decoded.height) == (120, 60)
+    blue, _, red = decoded.pixels[5, 5]
+    assert red > 180 and blue < 80, "the red block must be back at the top left"
+    assert decoded.orientation == orientation
 
 
 def test_transparent_png_is_flattened_on_white():
     image = Image.new("RGBA", (10, 10), (0, 0, 0, 0))
-    loaded = load_image(encode(image, "PNG"), LIMIT)
-    assert loaded.image.getpixel((5, 5)) == (255, 255, 255)
+    decoded = decode(encode(image, "PNG"), LIMIT)
+    assert tuple(decoded.pixels[5, 5]) == (255, 255, 255)
 
 
-def test_upright_web_images_are_stored_unchanged():
-    data = encode(sample(), "JPEG")
-    assert stored_original(load_image(data, LIMIT), data) == (data, "jpg")
+def test_upright_web_images_need_no_rendition():
+    assert rendition(decode(encode(sample(), "JPEG"), LIMIT)) is None
 
 
-def test_rotated_or_non_web_images_are_stored_upright():
-    rotated = with_orientation(sample(120, 60), 6)
-    stored, ext = stored_original(load_image(rotated, LIMIT), rotated)
-    assert ext == "jpg" and Image.open(io.BytesIO(stored)).size == (120, 60)
-    bmp = encode(sample(), "BMP")
-    assert stored_original(load_image(bmp, LIMIT), bmp)[1] == "png"
+def test_rotated_or_non_web_images_get_an_upright_rendition():
+    shown, ext = rendition(decode(with_orientation(sample(120, 60), 6), LIMIT))
+    assert ext == "jpg" and Image.open(io.BytesIO(shown)).size == (120, 60)
+    assert rendition(decode(encode(sample(), "BMP"), LIMIT))[1] == "png"
 
 
 def test_thumbnail_is_a_small_jpeg():
@@ -71,8 +67,7 @@ def test_thumbnail_is_a_small_jpeg():
 
 
 def test_bgr_array_is_what_opencv_expects():
-    loaded = load_image(encode(sample(), "PNG"), LIMIT)
-    array = loaded.bgr_array()
+    array = decode(encode(sample(), "PNG"), LIMIT).pixels
     assert array.shape == (64, 96, 3) and array.dtype == np.uint8
     assert tuple(array[5, 5]) == (20, 20, 230)
 
@@ -101,4 +96,4 @@ def test_rejection_does_not_go_through_ultralytics_pil_patch():
     import ultralytics.utils.patches  # noqa: F401  (patches PIL.Image.open on import)
 
     with pytest.raises(ImageRejected, match="not an image"):
-        load_image(b"plain text, not a picture", LIMIT)
+        decode(b"plain text, not a picture", LIMIT)

@@ -11,7 +11,11 @@ dataset loader, spreadsheets).
   `info.category_ids` says which. `categories` lists every class of the model.
 - **YOLO**: one run is its label file; several are a zip that Ultralytics loads as it is
   (`images/`, `labels/` with matching stems, `data.yaml` naming every class id, `classes.txt`
-  with one name per line in id order).
+  with one name per line in id order). Its images are the upright photos the pages show, with
+  no metadata (no location, camera serial, names): a dataset leaves the owner's account.
+- **Location**: a photo's GPS position is in an export only when asked (`location`): then JSON
+  and COCO images carry `location: {latitude, longitude}` (null where the photo has none) and
+  CSV rows two more columns.
 """
 import csv
 import io
@@ -28,6 +32,8 @@ import yaml
 from webapp import storage
 from webapp.detection.availability import DetectionUnavailable, class_names
 from webapp.models import Run, utcnow
+from webapp.vision.images import FORMAT_OF
+from webapp.vision.metadata import without_metadata
 
 # The 80 COCO classes in the order COCO-trained YOLO models number them (Ultralytics' coco.yaml),
 # and the official COCO category id of each (Ultralytics' coco80_to_coco91_class); a test checks
@@ -83,8 +89,19 @@ def dataset_stem(run: Run) -> str:
 
 
 def dataset_file_name(run: Run) -> str:
-    """The image's file name in COCO's `file_name` and in a YOLO zip's images/."""
+    """The image's file name in COCO's `file_name` and in a YOLO zip's images/ (the upright
+    photo pages show: the original, or its rendition)."""
+    return dataset_stem(run) + PurePosixPath(run.photo.shown_path).suffix
+
+
+def original_file_name(run: Run) -> str:
+    """The original's file name in the gallery's zip (originals/): its own extension."""
     return dataset_stem(run) + PurePosixPath(run.photo.original_path).suffix
+
+
+def location_of(run: Run) -> Optional[dict]:
+    photo = run.photo
+    return {"latitude": photo.latitude, "longitude": photo.longitude} if photo.has_location else None
 
 
 @dataclass(frozen=True)
@@ -117,24 +134,27 @@ def model_classes(runs: list[Run]) -> Classes:
     return Classes(dict(sorted(names.items())), official_coco=False)
 
 
-def as_json(runs: list[Run], min_conf: Optional[float]) -> dict:
+def as_json(runs: list[Run], min_conf: Optional[float], location: bool = False) -> dict:
     return {"images": [{
         "id": a.public_id, "filename": a.photo.original_filename, "width": a.photo.width, "height": a.photo.height,
         "model": a.model_name, "conf": a.conf, "status": a.status,
+        **({"location": location_of(a)} if location else {}),
         "detections": [d.as_dict() for d in a.detections_at(min_conf)],
     } for a in runs]}
 
 
-def as_coco(runs: list[Run], min_conf: Optional[float], classes: Optional[Classes] = None) -> dict:
+def as_coco(runs: list[Run], min_conf: Optional[float], classes: Optional[Classes] = None,
+            location: bool = False, name_of=dataset_file_name) -> dict:
     """COCO detection results: images (id = the run's row id), annotations with `score`, and
     every category of the model (see the module's docstring for the ids)."""
     runs = [a for a in runs if a.is_done]  # not yet analysed is not "nothing in it"
     classes = classes or model_classes(runs)
     images, annotations = [], []
     for run in runs:
-        images.append({"id": run.id, "file_name": dataset_file_name(run),
+        images.append({"id": run.id, "file_name": name_of(run),
                        "width": run.photo.width, "height": run.photo.height,
-                       "analysis_id": run.public_id, "original_filename": run.photo.original_filename})
+                       "analysis_id": run.public_id, "original_filename": run.photo.original_filename,
+                       **({"location": location_of(run)} if location else {})})
         for d in run.detections_at(min_conf):
             w, h = d.x2 - d.x1, d.y2 - d.y1  # from the unrounded corners; rounded once, below
             annotations.append({
@@ -178,36 +198,40 @@ def _text_cell(text: str) -> str:
     return "'" + text if text.startswith(FORMULA_START) else text
 
 
-def as_csv(runs: list[Run], min_conf: Optional[float]) -> str:
+def as_csv(runs: list[Run], min_conf: Optional[float], location: bool = False) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["analysis_id", "filename", "width", "height", "label", "class",
-                     "confidence", "x1", "y1", "x2", "y2"])
+                     "confidence", "x1", "y1", "x2", "y2"] + (["latitude", "longitude"] if location else []))
     for a in runs:
+        where = [a.photo.latitude, a.photo.longitude] if location else []
         for d in a.detections_at(min_conf):
             writer.writerow([a.public_id, _text_cell(a.photo.original_filename), a.photo.width, a.photo.height,
                              _text_cell(d.label), d.class_id, f"{d.confidence:.4f}",
-                             f"{d.x1:.2f}", f"{d.y1:.2f}", f"{d.x2:.2f}", f"{d.y2:.2f}"])
+                             f"{d.x1:.2f}", f"{d.y1:.2f}", f"{d.x2:.2f}", f"{d.y2:.2f}", *where])
     return out.getvalue()
 
 
 def export(runs: list[Run], fmt: str, min_conf: Optional[float], name: str,
-           dataset: bool = False) -> Export:
+           dataset: bool = False, location: bool = False) -> Export:
     """`fmt` is json, coco, yolo or csv. YOLO of one run is its label file; with `dataset`
-    (the bulk export, however many match), a zip that is a ready Ultralytics dataset."""
+    (the bulk export, however many match), a zip that is a ready Ultralytics dataset.
+    `location`: with the photos' GPS positions (see the module's docstring)."""
     if fmt == "json":
-        return Export(json.dumps(as_json(runs, min_conf), indent=2).encode(), "application/json", f"{name}.json")
+        return Export(json.dumps(as_json(runs, min_conf, location), indent=2).encode(), "application/json",
+                      f"{name}.json")
     if fmt == "coco":
-        return Export(json.dumps(as_coco(runs, min_conf)).encode(), "application/json", f"{name}-coco.json")
+        return Export(json.dumps(as_coco(runs, min_conf, location=location)).encode(), "application/json",
+                      f"{name}-coco.json")
     if fmt == "csv":
-        return Export(as_csv(runs, min_conf).encode(), "text/csv", f"{name}.csv")
+        return Export(as_csv(runs, min_conf, location).encode(), "text/csv", f"{name}.csv")
     if not dataset:
         return Export(yolo_lines(runs[0], min_conf).encode(), "text/plain", f"{name}.txt")
     return Export(yolo_dataset(runs, min_conf), "application/zip", f"{name}-yolo.zip")
 
 
 def yolo_dataset(runs: list[Run], min_conf: Optional[float]) -> IO[bytes]:
-    """A zip Ultralytics loads as a dataset: images/<stem>.<ext> (the stored upright originals),
+    """A zip Ultralytics loads as a dataset: images/<stem>.<ext> (the upright photos, no metadata),
     labels/<stem>.txt, data.yaml (train and val both images/, names for every class id) and
     classes.txt (one name per line, line n is class n). Only finished runs (a photo not yet
     analysed is not a photo with nothing in it). Written to a temporary file, not memory: a whole
@@ -220,8 +244,8 @@ def yolo_dataset(runs: list[Run], min_conf: Optional[float]) -> IO[bytes]:
     with zipfile.ZipFile(spool, "w", zipfile.ZIP_DEFLATED) as archive:
         for a in runs:
             try:
-                archive.write(storage.absolute(a.photo.original_path), f"images/{dataset_file_name(a)}",
-                              compress_type=zipfile.ZIP_STORED)  # already compressed
+                archive.writestr(f"images/{dataset_file_name(a)}", _public_bytes(a),
+                                 compress_type=zipfile.ZIP_STORED)  # already compressed
             except FileNotFoundError:  # deleted while the export was being written: its labels only
                 pass
             archive.writestr(f"labels/{dataset_stem(a)}.txt", yolo_lines(a, min_conf))
@@ -233,15 +257,22 @@ def yolo_dataset(runs: list[Run], min_conf: Optional[float]) -> IO[bytes]:
     return spool
 
 
+def _public_bytes(run: Run) -> bytes:
+    """The photo as pages show it, without metadata: the rendition, or the original stripped."""
+    photo = run.photo
+    data = storage.absolute(photo.shown_path).read_bytes()
+    return data if photo.display_path else without_metadata(data, FORMAT_OF[photo.shown_path.rsplit(".", 1)[-1]])
+
+
 def bulk_zip(runs: list[Run]) -> IO[bytes]:
-    """The gallery's "download as zip" of selected photos: originals/ (the stored upright
-    originals), annotated/ (the annotated images of finished ones), detections-coco.json and
+    """The gallery's "download as zip" of selected photos, for their owner: originals/ (exactly
+    as uploaded, metadata included), annotated/ (the annotated images of finished ones), detections-coco.json and
     detections.csv (the boxes each photo's page shows, at its own threshold). File names are the
     unique names of the COCO export, so the three agree. Spooled to a temporary file."""
     spool = tempfile.TemporaryFile()
     with zipfile.ZipFile(spool, "w", zipfile.ZIP_DEFLATED) as archive:
         for a in runs:
-            files = [("originals", a.photo.original_path, dataset_file_name(a))]
+            files = [("originals", a.photo.original_path, original_file_name(a))]
             if a.is_done and a.annotated_path:
                 files.append(("annotated", a.annotated_path, f"{dataset_stem(a)}.jpg"))
             for folder, relative, name in files:
@@ -249,7 +280,7 @@ def bulk_zip(runs: list[Run]) -> IO[bytes]:
                     archive.write(storage.absolute(relative), f"{folder}/{name}", compress_type=zipfile.ZIP_STORED)
                 except FileNotFoundError:  # deleted while the zip was being written
                     pass
-        archive.writestr("detections-coco.json", json.dumps(as_coco(runs, None), indent=1))
+        archive.writestr("detections-coco.json", json.dumps(as_coco(runs, None, name_of=original_file_name), indent=1))
         archive.writestr("detections.csv", as_csv([a for a in runs if a.is_done], None))
     spool.seek(0)
     return spool

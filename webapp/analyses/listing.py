@@ -3,7 +3,11 @@ cursor, never an OFFSET over the history), filtered by labels, status and dates 
 photo once (its current run), with the counts the filter bar shows, read from the kept counts
 (`webapp/library/counts.py`) instead of recounted.
 
-The filter fields (labels, from, to, sort) are read one way for pages and API: `FilterFields`
+Two orders, each on its own indexes: by date taken (the default: `taken_at`, the local time the
+camera wrote, else the upload time in UTC) and by upload time (`by=uploaded`). The day filters
+follow the order: days as the photos were taken (as written), or upload days (UTC).
+
+The filter fields (labels, from, to, sort, by) are read one way for pages and API: `FilterFields`
 is what the API validates (strictly: a 422), `read_filters` what a page takes (forgivingly: it
 leaves out what the API would refuse and says so); both build `Filters` with `filters()`."""
 import re
@@ -38,9 +42,10 @@ class BadCursor(Refused):
 class Filters:
     labels: tuple[str, ...] = ()  # photos showing every one of these
     status: Optional[RunStatus] = None
-    since: Optional[datetime] = None  # created at or after
-    until: Optional[datetime] = None  # created before
+    since: Optional[datetime] = None  # taken (or uploaded) at or after
+    until: Optional[datetime] = None  # taken (or uploaded) before
     oldest_first: bool = False
+    by_upload: bool = False  # ordered and filtered by upload time, not date taken
 
     @property
     def narrowed(self) -> bool:
@@ -48,10 +53,11 @@ class Filters:
 
 
 def filters(labels=(), status=None, first_day: Optional[date] = None, last_day: Optional[date] = None,
-            oldest_first: bool = False) -> Filters:
-    """Filters from what people type: label names, and a range of whole days (UTC, inclusive)."""
+            oldest_first: bool = False, by_upload: bool = False) -> Filters:
+    """Filters from what people type: label names, and a range of whole days (inclusive): days
+    taken as written, or upload days in UTC."""
     def midnight(day: date) -> datetime:
-        return datetime.combine(day, time.min, tzinfo=timezone.utc)
+        return datetime.combine(day, time.min, tzinfo=timezone.utc if by_upload else None)
 
     names = (name.replace("\x00", "").strip() for name in labels if name)
     return Filters(
@@ -59,7 +65,7 @@ def filters(labels=(), status=None, first_day: Optional[date] = None, last_day: 
         status=status,
         since=midnight(first_day) if first_day else None,
         until=midnight(last_day + timedelta(days=1)) if last_day and last_day < date.max else None,
-        oldest_first=oldest_first,
+        oldest_first=oldest_first, by_upload=by_upload,
     )
 
 
@@ -77,9 +83,12 @@ class FilterFields(BaseModel):
 
     label: Optional[list[Annotated[str, Field(max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$")]]] = Field(
         None, max_length=MAX_LABELS, description="Only analyses showing every one of these labels (repeat the field).")
-    from_: Optional[date] = Field(None, alias="from", description="Created on or after this day (UTC), YYYY-MM-DD.")
-    to: Optional[date] = Field(None, description="Created on or before this day (UTC), YYYY-MM-DD.")
+    from_: Optional[date] = Field(None, alias="from", description=(
+        "Taken (with `by=uploaded`: uploaded, UTC) on or after this day, YYYY-MM-DD."))
+    to: Optional[date] = Field(None, description="Taken (or uploaded) on or before this day, YYYY-MM-DD.")
     sort: Literal["newest", "oldest"] = "newest"
+    by: Literal["taken", "uploaded"] = Field("taken", description=(
+        "Order and filter by date taken (the camera's, else the upload time) or by upload time."))
 
     @field_validator("from_", "to", mode="before")
     @classmethod
@@ -93,12 +102,13 @@ class FilterFields(BaseModel):
         return self
 
     def filters(self, status: Optional[RunStatus] = None) -> Filters:
-        return filters(self.label or (), status, self.from_, self.to, oldest_first=self.sort == "oldest")
+        return filters(self.label or (), status, self.from_, self.to, oldest_first=self.sort == "oldest",
+                       by_upload=self.by == "uploaded")
 
 
 def read_filters(args) -> tuple[Filters, dict, Optional[str]]:
     """A page's filters from its query string (or a form): the labels (all of them), from/to days
-    (inclusive) and sort; the query to repeat in links; and what was left out, in words."""
+    (inclusive), sort and by; the query to repeat in links; and what was left out, in words."""
     asked = [name for name in args.getlist("label") if name.strip()]
     problem = f"Only the first {MAX_LABELS} labels are used." if len(set(asked)) > MAX_LABELS else None
     days: dict[str, Optional[date]] = {}
@@ -110,7 +120,8 @@ def read_filters(args) -> tuple[Filters, dict, Optional[str]]:
             days[key], problem = None, f"Ignored the date {value!r}: use YYYY-MM-DD."
     if days["from"] and days["to"] and days["from"] > days["to"]:
         problem = "The first day is after the last: no photo can match. Swap them?"
-    wanted = filters(asked, None, days["from"], days["to"], oldest_first=args.get("sort") == "oldest")
+    wanted = filters(asked, None, days["from"], days["to"], oldest_first=args.get("sort") == "oldest",
+                     by_upload=args.get("by") == "uploaded")
     return wanted, filter_query(wanted, days["from"], days["to"]), problem
 
 
@@ -122,6 +133,8 @@ def filter_query(wanted: Filters, first_day: Optional[date] = None, last_day: Op
             query[key] = day.isoformat()
     if wanted.oldest_first:
         query["sort"] = "oldest"
+    if wanted.by_upload:
+        query["by"] = "uploaded"
     return query
 
 
@@ -132,30 +145,37 @@ class Page:
     items: list[Run] = field(default_factory=list)
     next_cursor: Optional[str] = None
     number: int = 1  # 1 for the first page, counted along the cursors
-    after: Optional[datetime] = None  # where its cursor started it: the upload time of the photo before
+    after: Optional[datetime] = None  # where its cursor started it: the date (taken or uploaded) of the photo before
 
 
 def _signer() -> URLSafeSerializer:
     return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="history-cursor")
 
 
+def sort_date(run: Run, wanted: Filters) -> datetime:
+    """The date `run` is ordered by in this listing: its upload time (UTC) or date taken (naive)."""
+    return run.created_at.astimezone(timezone.utc) if wanted.by_upload else run.taken_at
+
+
 def encode_cursor(run: Run, user: User, wanted: Filters, number: int) -> str:
     """Where the page after `run` starts, signed: for this user and this order only."""
-    return _signer().dumps({"c": run.created_at.astimezone(timezone.utc).isoformat(), "i": run.id,
-                            "u": user.id, "o": wanted.oldest_first, "p": number})
+    return _signer().dumps({"c": sort_date(run, wanted).isoformat(), "i": run.id,
+                            "u": user.id, "o": wanted.oldest_first, "b": wanted.by_upload, "p": number})
 
 
 def decode_cursor(token: str, user: User, wanted: Filters) -> tuple[datetime, int, int]:
-    """(created_at, id, page number) of a cursor this app made for this user and order."""
+    """(date, id, page number) of a cursor this app made for this user and order."""
     try:
         data = _signer().loads(token)
-        moment = datetime.fromisoformat(data["c"]).astimezone(timezone.utc)
+        by_upload = data.get("b", True)  # cursors made before dates taken were upload-ordered
+        moment = datetime.fromisoformat(data["c"])
+        moment = moment.astimezone(timezone.utc) if by_upload else moment.replace(tzinfo=None)
         ident, number = data["i"], data["p"]
         if type(ident) is not int or type(number) is not int:
             raise ValueError(token)
     except (BadData, ValueError, TypeError, KeyError, OverflowError) as exc:
         raise BadCursor("This cursor is not valid: use the `next` link of a page.") from exc
-    if data.get("u") != user.id or data.get("o") != wanted.oldest_first:
+    if data.get("u") != user.id or data.get("o") != wanted.oldest_first or by_upload != wanted.by_upload:
         raise BadCursor("This cursor belongs to another listing (another order or user): use the "
                         "`next` link of this one.")
     return moment, ident, number
@@ -186,9 +206,10 @@ def neighbours(user: User, wanted: Filters, run: Run) -> tuple[Optional[Run], Op
     def first_after(direction: Filters) -> Optional[Run]:
         stmt, created, ident = _ordered(user, direction)
         return db.session.scalars(stmt.where(
-            _after(created, ident, run.created_at, run.id, direction.oldest_first)).limit(1)).first()
+            _after(created, ident, sort_date(run, wanted), run.id, direction.oldest_first)).limit(1)).first()
 
-    backwards = Filters(wanted.labels, wanted.status, wanted.since, wanted.until, not wanted.oldest_first)
+    backwards = Filters(wanted.labels, wanted.status, wanted.since, wanted.until, not wanted.oldest_first,
+                        wanted.by_upload)
     return first_after(backwards), first_after(wanted)
 
 
@@ -234,12 +255,12 @@ def _ordered(user: User, wanted: Filters):
                 .where(driver.user_id == user.id, driver.label == first))
         for other in others:  # each a primary-key lookup of the driving row's run
             stmt = stmt.where(sa.exists().where(RunLabel.run_id == driver.run_id, RunLabel.label == other))
-        created, ident = driver.created_at, driver.run_id
+        created, ident = (driver.created_at if wanted.by_upload else driver.taken_at), driver.run_id
     else:
         stmt = sa.select(Run).where(Run.user_id == user.id, Run.current)  # one per photo
         if wanted.status:
             stmt = stmt.where(Run.status == wanted.status)
-        created, ident = Run.created_at, Run.id
+        created, ident = (Run.created_at if wanted.by_upload else Run.taken_at), Run.id
     if wanted.since:
         stmt = stmt.where(created >= wanted.since)
     if wanted.until:

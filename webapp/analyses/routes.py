@@ -37,6 +37,13 @@ def status_label(status: RunStatus) -> str:
     return STATUS_LABELS[status]
 
 
+@bp.app_template_filter("camera")
+def camera(photo) -> str:
+    """"Apple iPhone 15": the make, then the model unless it already names the make."""
+    make, model = photo.camera_make or "", photo.camera_model or ""
+    return model if make and model.lower().startswith(make.lower()) else f"{make} {model}".strip()
+
+
 @bp.route("/", methods=["GET"])
 def index():
     if current_user.is_authenticated:

@@ -5,7 +5,11 @@ from typing import Optional
 
 from webapp.analyses import lookups, viewer
 from webapp.models import Run
+from webapp.vision.images import FORMAT_OF
+from webapp.vision.metadata import without_metadata
 from webapp.web import delivery
+
+MIMETYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
 
 
 def drawn(variant: str, args) -> bool:
@@ -36,3 +40,25 @@ def send_view(run: Run, args, download: bool = False, name: Optional[str] = None
     name = name or f"{delivery.download_stem(run.photo.original_filename)}-annotated-{min_conf:.2f}.jpg"
     return delivery.send_drawn(tag, lambda: viewer.draw_view(run, min_conf, classes),
                                download_name=name if download else None)
+
+
+def public_extension(run: Run) -> str:
+    """The extension of what `send_public_photo` sends."""
+    return run.photo.shown_path.rsplit(".", 1)[-1]
+
+
+def send_public_photo(run: Run):
+    """The photo for someone other than its owner (a share link): what pages show of it, with no
+    metadata at all (no location, camera serial, names or comments). A rendition has none; an
+    original a browser shows as it is is sent with its metadata blocks left out, its coded pixels
+    untouched."""
+    photo, extension = run.photo, public_extension(run)
+    path = lookups.stored_image(run, "display")  # the rendition, or the original
+    if photo.display_path or path is None:
+        return delivery.send_stored(path, f"photo.{extension}", missing=MISSING)
+    return delivery.send_drawn(f"public-{photo.sha256[:32]}",
+                               lambda: without_metadata(path.read_bytes(), FORMAT_OF[extension]),
+                               mimetype=MIMETYPES[extension])
+
+
+MISSING = "This photo's file is missing."

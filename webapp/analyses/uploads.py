@@ -11,6 +11,7 @@ import os
 import unicodedata
 import uuid
 from concurrent.futures import Future
+from datetime import datetime, timezone
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -23,7 +24,7 @@ from webapp.analyses.params import DetectionParams
 from webapp.analyses.quotas import QuotaExceeded, check_quota
 from webapp.analyses.lookups import NOT_FOUND
 from webapp.analyses.removal import delete_photo, delete_run
-from webapp.detection.registry import UnknownClasses
+from webapp.detection.registry import UnknownClasses, check_size, run_size
 from webapp.detection.availability import DetectionUnavailable, check_classes, expected_model_name
 from webapp.errors import NotFound, Refused
 from webapp.extensions import db
@@ -33,7 +34,8 @@ from webapp.jobs.scheduling import QueueUnavailable, get_runner
 from webapp.library.counts import count_created
 from webapp.library.current_run import lock_photos
 from webapp.models import Photo, Run, RunStatus, User, utcnow
-from webapp.vision.images import ImageRejected, LoadedImage, load_image, stored_original, thumbnail
+from webapp.vision.images import Decoded, ImageRejected, decode, rendition, thumbnail
+from webapp.vision.metadata import Facts
 
 QUEUE_DOWN = "The detection queue cannot be reached right now, so nothing was stored. Please try again later."
 NOT_REQUEUED = "The detection queue could not be reached to retry it. Please try again later."
@@ -112,7 +114,9 @@ def display_filename(name: Optional[str]) -> str:
 
 
 def _ready_to_queue(params: DetectionParams) -> None:
-    """Before anything is stored: the classes are the model's, and the queue answers."""
+    """Before anything is stored: the classes are the model's, the size one it runs at, and the
+    queue answers."""
+    check_size(params.imgsz, params.model)
     try:
         check_classes(params.classes, params.model)
     except DetectionUnavailable as exc:
@@ -155,9 +159,9 @@ def accept_and_queue(user: User, filename: Optional[str], data: bytes, params: O
     """`accept` the photo, then queue its run at the user's fair share (a run in this process gets
     the decoded photo; a Celery task only the id). Raises what `accept` raises, and
     QueueUnavailable, after deleting the photo again: nothing half-stored."""
-    run, loaded = accept(user, filename, data, params)
+    run, decoded = accept(user, filename, data, params)
     try:
-        future = queue_run(run.id, share.next(), loaded.bgr_array() if get_runner().in_process else None)
+        future = queue_run(run.id, share.next(), decoded.pixels if get_runner().in_process else None)
     except QueueUnavailable:
         delete_photo(run)
         raise
@@ -166,49 +170,66 @@ def accept_and_queue(user: User, filename: Optional[str], data: bytes, params: O
 
 
 def accept(user: User, filename: Optional[str], data: bytes,
-           params: Optional[DetectionParams] = None) -> tuple[Run, LoadedImage]:
-    """Validate an uploaded image, store it with a thumbnail and commit its photo with a pending
-    first run. Raises ImageRejected or QuotaExceeded (nothing stored). If storing fails, no
-    file or row is left behind."""
+           params: Optional[DetectionParams] = None) -> tuple[Run, Decoded]:
+    """Validate an uploaded image, store it exactly as uploaded (with a rendition where a browser
+    cannot show it upright, and a thumbnail) and commit its photo with a pending first run.
+    Raises ImageRejected or QuotaExceeded (nothing stored). If storing fails, no file or row is
+    left behind."""
     config = current_app.config
     totals = db.session.execute(sa.select(User.photos, User.stored_bytes).where(User.id == user.id)).one()
     check_quota(totals.photos + 1, totals.stored_bytes)  # already full: before any work (exact check below)
-    loaded = load_image(data, config["MAX_IMAGE_PIXELS"])
+    decoded = decode(data, config["MAX_IMAGE_PIXELS"])
     public_id = uuid.uuid4().hex
     folder = f"{user.id}/{public_id}"
-    original_bytes, ext = stored_original(loaded, data)
-    thumbnail_bytes = thumbnail(loaded.bgr_array(), config["THUMBNAIL_SIZE"])
+    shown = rendition(decoded)
+    thumbnail_bytes = thumbnail(decoded.pixels, config["THUMBNAIL_SIZE"])
+    uploaded = utcnow()
     photo = Photo(
         public_id=public_id, user_id=user.id, original_filename=display_filename(filename),
-        original_path=f"{folder}/original.{ext}", thumbnail_path=f"{folder}/thumbnail.jpg",
-        width=loaded.width, height=loaded.height, sha256=hashlib.sha256(data).hexdigest(),
-        stored_bytes=len(original_bytes) + len(thumbnail_bytes), created_at=utcnow(),
+        original_path=f"{folder}/original.{decoded.extension}", thumbnail_path=f"{folder}/thumbnail.jpg",
+        display_path=f"{folder}/display.{shown[1]}" if shown else None,
+        width=decoded.width, height=decoded.height, sha256=hashlib.sha256(data).hexdigest(),
+        stored_bytes=len(data) + len(thumbnail_bytes) + (len(shown[0]) if shown else 0), created_at=uploaded,
+        **described(decoded.facts, uploaded),
     )
     run = _new_run(photo, user, params or DetectionParams())
     run.public_id = public_id  # the first run shares the photo's id (and its folder's name)
     try:
         db.session.add(run)
         check_quota(*count_created(user.id, stored_bytes=photo.stored_bytes))  # locks the user
-        storage.save(photo.original_path, original_bytes)
+        storage.save(photo.original_path, data)
+        if shown:
+            storage.save(photo.display_path, shown[0])
         storage.save(photo.thumbnail_path, thumbnail_bytes)
         db.session.commit()
     except BaseException:
         db.session.rollback()
-        storage.delete([photo.original_path, photo.thumbnail_path])
+        storage.delete(photo.files)
         raise
-    return run, loaded
+    return run, decoded
+
+
+def described(facts: Facts, uploaded: datetime) -> dict:
+    """A photo's date taken (the camera's, else the upload time in UTC), camera and location."""
+    if facts.taken_at is not None:
+        taken = {"taken_at": facts.taken_at, "taken_offset": facts.taken_offset, "taken_source": "exif"}
+    else:
+        taken = {"taken_at": uploaded.astimezone(timezone.utc).replace(tzinfo=None), "taken_offset": 0,
+                 "taken_source": "upload"}
+    return {**taken, "camera_make": facts.camera_make, "camera_model": facts.camera_model,
+            "latitude": facts.latitude, "longitude": facts.longitude}
 
 
 def _new_run(photo: Photo, owner: User, params: DetectionParams, current: bool = True) -> Run:
     """A pending run of the model on the photo, with these settings (the defaults otherwise)."""
     config = current_app.config
     return Run(
-        photo=photo, owner=owner, current=current, created_at=photo.created_at,
+        photo=photo, owner=owner, current=current, created_at=photo.created_at, taken_at=photo.taken_at,
         model_name=expected_model_name(model=params.model),
         model=params.model,
         conf=config["YOLO_CONF"] if params.conf is None else params.conf,
         iou=config["YOLO_IOU"] if params.iou is None else params.iou,
-        imgsz=params.imgsz or config["YOLO_IMGSZ"],
+        imgsz=run_size(params.imgsz, params.model),
         classes=list(params.classes) if params.classes else None,
         worker=get_runner().queued_by(),
     )

@@ -10,7 +10,7 @@ from webapp.errors import NotFound
 from webapp.models import Run
 from webapp.vision.detector import Box
 from webapp.vision.draw import class_color_hex, draw_boxes, encode_jpeg, line_width, text_color_hex
-from webapp.vision.images import stored_pixels
+from webapp.vision.images import decode
 
 
 def viewer(run: Run) -> dict:
@@ -82,5 +82,5 @@ def draw_view(run: Run, min_conf: float, classes: Optional[frozenset[str]]) -> b
     path = storage.absolute(run.photo.original_path)
     boxes = [Box(d.class_id, d.label, d.confidence, d.x1, d.y1, d.x2, d.y2)
              for d in run.detections_at(min_conf) if classes is None or d.label in classes]
-    pixels = stored_pixels(path.read_bytes(), current_app.config["MAX_IMAGE_PIXELS"])
+    pixels = decode(path.read_bytes(), current_app.config["MAX_IMAGE_PIXELS"]).pixels
     return encode_jpeg(draw_boxes(pixels, boxes))

@@ -21,6 +21,7 @@ from webapp.errors import NotFound, Refused
 from webapp.models import Run
 from webapp.web import delivery, limits
 from webapp.web.answers import RETRY_LATER, ProblemError
+from webapp.web.times import taken_iso
 from webapp.web.validation import form, query
 
 TAG = "analyses"
@@ -69,6 +70,7 @@ def _urls(run: Run) -> dict:
     def image(variant):
         return url_for("api.image", public_id=run.public_id, variant=variant)
     return {"self": url_for("api.get_analysis", public_id=run.public_id), "original": image("original"),
+            "display": image("display"),
             "annotated": image("annotated") if run.annotated_path else None,
             "thumbnail": image("thumbnail") if run.photo.thumbnail_path else None,
             "export": url_for("api.export_one", public_id=run.public_id, format="json")}
@@ -76,11 +78,16 @@ def _urls(run: Run) -> dict:
 
 def summary(run: Run, labels: list[tuple[str, int]]) -> dict:
     photo = run.photo
+    taken = taken_iso(photo.taken_at, photo.taken_offset)
     return {"id": run.public_id, "status": run.status, "error": run.error, "filename": photo.original_filename,
             "width": photo.width, "height": photo.height, "sha256": photo.sha256, "labels": dict(labels),
-            "created_at": run.created_at, "finished_at": run.finished_at, "urls": _urls(run),
-            "queued_at": run.queued_at, "shown": run.current,
-            "photo": {"id": photo.public_id, "created_at": photo.created_at, "runs": photo.run_count}}
+            "created_at": run.created_at, "uploaded_at": photo.created_at, "taken_at": taken,
+            "finished_at": run.finished_at, "urls": _urls(run), "queued_at": run.queued_at, "shown": run.current,
+            "photo": {"id": photo.public_id, "created_at": photo.created_at, "uploaded_at": photo.created_at,
+                      "taken_at": taken, "taken_from": photo.taken_source, "has_location": photo.has_location,
+                      "camera": ({"make": photo.camera_make, "model": photo.camera_model}
+                                 if photo.camera_make or photo.camera_model else None),
+                      "runs": photo.run_count}}
 
 
 def detail(run: Run, min_conf: Optional[float] = None) -> dict:
@@ -216,7 +223,8 @@ def list_analyses():
     chips = listing.labels_of(page.items)
     total = listing.total(api_user(), wanted)
     next_url = url_for("api.list_analyses", cursor=page.next_cursor, per_page=q.per_page, label=q.label,
-                       status=q.status, sort=q.sort, **{"from": q.from_, "to": q.to}) if page.next_cursor else None
+                       status=q.status, sort=q.sort, by=q.by,
+                       **{"from": q.from_, "to": q.to}) if page.next_cursor else None
     body = {"items": [AnalysisSummary.model_validate(summary(r, chips[r.id])) for r in page.items],
             "total": total, "page": page.number, "per_page": q.per_page,
             "pages": -(-total // q.per_page) if total is not None else None, "next": next_url}
@@ -265,7 +273,7 @@ def image(public_id: str):
 def export_one(public_id: str):
     q = query(ExportQuery)
     run = owned(public_id, with_detections=True)
-    return delivery.send_export(exports.export([run], q.format, q.min_conf, exports.stem(run)))
+    return delivery.send_export(exports.export([run], q.format, q.min_conf, exports.stem(run), location=q.location))
 
 
 @bp.route("/analyses/export", methods=["GET"])
@@ -275,5 +283,6 @@ def export_one(public_id: str):
 def export_many():
     q = query(BulkExportQuery)
     runs = listing.all_matching(api_user(), q.filters(q.status), with_detections=True)
-    return delivery.send_export(exports.export(runs, q.format, q.min_conf, "analyses", dataset=True))
+    return delivery.send_export(exports.export(runs, q.format, q.min_conf, "analyses", dataset=True,
+                                               location=q.location))
 

@@ -15,7 +15,7 @@ AnalysisStatus = StrEnum("AnalysisStatus", {status.name: status.value for status
 AnalysisStatus.__doc__ = "Where an analysis is: queued, running, finished with results, or stopped with a reason."
 
 ExportFormat = Literal["json", "coco", "yolo", "csv"]
-Variant = Literal["original", "annotated", "thumbnail"]
+Variant = Literal["original", "display", "annotated", "thumbnail"]
 
 
 class Schema(BaseModel):
@@ -65,6 +65,9 @@ class ExportQuery(Schema):
         "Export the detections at or above this confidence. Not given: each analysis's own threshold "
         "(its `conf`, 0.25 unless set at upload), i.e. the boxes its page shows. `min_conf=0`: everything "
         "stored (down to the server's YOLO_STORE_FLOOR), as an evaluation (mAP) needs."))
+    location: bool = Field(False, description=(
+        "Include each photo's GPS position (from its EXIF), where it has one. Left out unless asked: "
+        "an export may leave your account."))
 
 
 class BulkExportQuery(ExportQuery, FilterFields):
@@ -160,15 +163,30 @@ class TimingsOut(Schema):
 
 class UrlsOut(Schema):
     self: str
-    original: str
+    original: str = Field(description="The photo exactly as uploaded (its metadata included).")
+    display: str = Field(description="What pages show of it: upright, in a format browsers show.")
     annotated: Optional[str]
     thumbnail: Optional[str]
     export: str
 
 
+class CameraOut(Schema):
+    make: Optional[str]
+    model: Optional[str]
+
+
+TAKEN_AT = ("When it was taken: the camera's date (ISO 8601 with its offset from UTC where the camera "
+            "wrote one, else local time as written, without an offset); without one, the upload time (UTC).")
+
+
 class PhotoOut(Schema):
     id: str = Field(description="The photo's own id (every run of it has its own analysis id).")
-    created_at: datetime = Field(description="When it was uploaded.")
+    created_at: datetime = Field(description="When it was uploaded (the same as uploaded_at).")
+    uploaded_at: datetime = Field(description="When it was uploaded.")
+    taken_at: str = Field(description=TAKEN_AT)
+    taken_from: Literal["exif", "upload"] = Field(description="Where taken_at comes from.")
+    camera: Optional[CameraOut] = Field(description="The camera's make and model, from its EXIF.")
+    has_location: bool = Field(description="Whether its EXIF has a GPS position (kept for you; never shared).")
     runs: int = Field(description="How many runs it has (GET .../runs lists them).")
 
 
@@ -182,6 +200,8 @@ class AnalysisSummary(Schema):
     sha256: str
     labels: dict[str, int] = Field(description="Detections at the analysis's conf, by label.")
     created_at: datetime = Field(description="When the photo was uploaded (queued_at: when this run was asked for).")
+    uploaded_at: datetime = Field(description="When the photo was uploaded.")
+    taken_at: str = Field(description=TAKEN_AT)
     finished_at: Optional[datetime]
     urls: UrlsOut
     queued_at: datetime

@@ -20,21 +20,20 @@ from webapp.extensions import db
 from webapp.jobs.scheduling import get_runner
 from webapp.models import Run
 from webapp.vision.detector import ModelUnavailable
-from webapp.vision.images import load_image, stored_original
+from webapp.vision.images import decode
 
 WORKER_FAILED = "Detection failed on a worker; its log has the details."
 
 
 def detect(data: bytes, min_conf: float) -> list[dict]:
     """The boxes at or above `min_conf` in the photo, as DeepStack writes them; nothing stored."""
-    loaded = load_image(data, current_app.config["MAX_IMAGE_PIXELS"])
+    decoded = decode(data, current_app.config["MAX_IMAGE_PIXELS"])  # refused here, before a worker sees it
     if runs_here():
         try:
-            return predictions(loaded.bgr_array(), min_conf)
+            return predictions(decoded.pixels, min_conf)
         except ModelUnavailable as exc:
             raise DetectionUnavailable(explain(exc, current_app.config)) from None
-    body, extension = stored_original(loaded, data)
-    relative = storage.save_temporary(body, extension)
+    relative = storage.save_temporary(data, decoded.extension)  # the photo as sent: decoded there alike
     try:
         answer = get_runner().call(detect_stored, relative, min_conf, timeout=current_app.config["DEEPSTACK_TIMEOUT"])
     finally:
@@ -47,7 +46,6 @@ def detect(data: bytes, min_conf: float) -> list[dict]:
 
 def detect_and_keep(user, filename: str, data: bytes, min_conf: float) -> list[dict]:
     """The key keeps detections: an ordinary upload, waited for, its boxes answered."""
-    load_image(data, current_app.config["MAX_IMAGE_PIXELS"])  # refused before anything is stored
     result = upload_files(user, [Upload(filename, lambda: data)], DetectionParams(conf=min_conf))
     if not result.accepted:
         if result.rejected:

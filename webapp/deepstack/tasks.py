@@ -8,7 +8,7 @@ from webapp.detection.availability import DetectionUnavailable, explain
 from webapp.jobs.celery import DEEPSTACK_QUEUE
 from webapp.jobs.scheduling import remote
 from webapp.vision.detector import Box, DetectorError, ModelUnavailable
-from webapp.vision.images import ImageRejected, stored_pixels
+from webapp.vision.images import ImageRejected, decode
 
 
 def prediction(box: Box) -> dict:
@@ -37,7 +37,7 @@ def detect_stored(relative: str, min_conf: float) -> dict:
     finally:
         storage.delete([relative])
     try:
-        pixels = stored_pixels(data, current_app.config["MAX_IMAGE_PIXELS"])
+        pixels = decode(data, current_app.config["MAX_IMAGE_PIXELS"]).pixels
     except ImageRejected:
         return {"success": False, "error": "The photo could not be read on the worker."}
     try:

@@ -1,10 +1,12 @@
 """Which model runs: the configured models by name, the detector of each (loaded once per
 process), and the class check every path shares."""
+import functools
 import logging
 import re
 from pathlib import Path
 from typing import Optional
 
+import yaml
 from flask import Flask, current_app
 
 from webapp.errors import Refused
@@ -106,6 +108,67 @@ def settings_for(config, name: Optional[str] = None) -> DetectorSettings:
         imgsz=config["YOLO_IMGSZ"], floor=min(config["YOLO_STORE_FLOOR"], config["YOLO_CONF"]),
         download=download, openvino_hint=config["DETECT_OPENVINO_HINT"],
     )
+
+
+class FixedSize(Refused):
+    """A size asked of a model exported for one input size only."""
+
+    def __init__(self, asked: int, size: int, name: str):
+        super().__init__(f"The model {name} runs at {size} px only (it was exported for that input size): "
+                         f"leave imgsz out or send {size}, not {asked}.", Refused.INVALID)
+        self.asked, self.size = asked, size
+
+
+def fixed_input_size(app: Optional[Flask] = None, model: Optional[str] = None) -> Optional[int]:
+    """The one input size the model was exported for (an OpenVINO folder whose metadata says it
+    is not dynamic, an ONNX file with a fixed input shape), or None: it runs at any size (or its
+    files do not say, where the `onnx` package is not installed). Read from its files, without
+    loading it, so a web process without PyTorch knows too."""
+    path = Path(settings_for((app or current_app).config, model).model)
+    try:
+        return _input_size(str(path), path.stat().st_mtime)
+    except OSError:
+        return None
+
+
+@functools.lru_cache(maxsize=16)
+def _input_size(path: str, _mtime: float) -> Optional[int]:
+    model = Path(path)
+    try:
+        if model.is_dir() and (model / "metadata.yaml").is_file():
+            metadata = yaml.safe_load((model / "metadata.yaml").read_text()) or {}
+            size = metadata.get("imgsz")
+            if (metadata.get("args") or {}).get("dynamic") or not size:
+                return None
+            return int(max(size)) if isinstance(size, list) else int(size)
+        if model.suffix == ".onnx":
+            return _onnx_input_size(model)
+    except Exception:  # noqa: BLE001 - a broken model: its loading says what is wrong, in words
+        logger.warning("Could not read the input size of %s", path, exc_info=True)
+    return None
+
+
+def _onnx_input_size(model: Path) -> Optional[int]:
+    try:
+        import onnx
+    except ImportError:  # the web tier does not carry it: its workers record the size they ran at
+        return None
+    graph = onnx.load(str(model), load_external_data=False).graph
+    dims = [d.dim_value for d in graph.input[0].type.tensor_type.shape.dim[2:]] if graph.input else []
+    return max(dims) if dims and all(d > 0 for d in dims) else None
+
+
+def check_size(imgsz: Optional[int], model: Optional[str] = None) -> None:
+    """Raise FixedSize when `imgsz` is asked of a model that runs at another size only."""
+    size = fixed_input_size(model=model) if imgsz else None
+    if size and imgsz != size:
+        raise FixedSize(imgsz, size, settings_for(current_app.config, model).model_name)
+
+
+def run_size(imgsz: Optional[int], model: Optional[str] = None) -> int:
+    """The size a run really runs at: the model's own where it has only one, else the one asked
+    (or YOLO_IMGSZ)."""
+    return fixed_input_size(model=model) or imgsz or current_app.config["YOLO_IMGSZ"]
 
 
 def is_bare_weights_name(model: str) -> bool:

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from webapp import storage
-from webapp.detection.registry import UnknownClasses, class_ids, get_detector
+from webapp.detection.registry import UnknownClasses, class_ids, fixed_input_size, get_detector
 from webapp.extensions import db
 from webapp.jobs.processes import process_state
 from webapp.jobs.reports import report
@@ -23,7 +23,7 @@ from webapp.library.current_run import lock_photos, make_current
 from webapp.models import Detection, Run, RunStatus, count_labels, utcnow
 from webapp.vision.detector import Box, DetectionResult, DetectorError, ModelUnavailable
 from webapp.vision.draw import draw_boxes, encode_jpeg
-from webapp.vision.images import ImageRejected, stored_pixels
+from webapp.vision.images import ImageRejected, decode
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +88,7 @@ def prepare(run_id: int, image_bgr: Optional[np.ndarray] = None, redelivered: bo
     db.session.commit()  # nothing held open while the photo is read
     try:
         detector = get_detector(model=model)
+        imgsz = fixed_input_size(model=model) or imgsz  # what it really runs at (and is recorded)
         classes = class_ids(wanted, detector.names())
         work.key = (model, min(detector.settings.floor, floor), iou, imgsz,
                     tuple(classes) if classes is not None else None)
@@ -98,8 +99,8 @@ def prepare(run_id: int, image_bgr: Optional[np.ndarray] = None, redelivered: bo
 
 
 def read_original(original_path: str) -> np.ndarray:
-    """The stored original's upright BGR pixels."""
-    return stored_pixels(storage.absolute(original_path).read_bytes(), current_app.config["MAX_IMAGE_PIXELS"])
+    """The stored original's upright BGR pixels, by the one decode every path uses."""
+    return decode(storage.absolute(original_path).read_bytes(), current_app.config["MAX_IMAGE_PIXELS"]).pixels
 
 
 def detect(batch: list[Work]) -> None:
@@ -230,6 +231,7 @@ def _store_result(run: Run, work: Work, now) -> None:
     run.postprocess_ms = result.timings_ms.get("postprocess")
     run.total_ms = (time.perf_counter() - work.started) * 1000
     run.device = result.device
+    run.imgsz = work.key[3]  # the size it ran at
     run.status = RunStatus.DONE
     run.finished_at = now
 

@@ -27,7 +27,8 @@ def record_labels(run: Run, labels: dict[str, int], replace: bool = True) -> Non
     if not labels:
         return
     db.session.execute(sa.insert(RunLabel), [
-        {"run_id": run.id, "label": label, "user_id": run.user_id, "count": count, "created_at": run.created_at}
+        {"run_id": run.id, "label": label, "user_id": run.user_id, "count": count, "created_at": run.created_at,
+         "taken_at": run.taken_at}
         for label, count in labels.items()])
     insert = (postgresql.insert if db.engine.dialect.name == "postgresql" else sqlite.insert)(UserLabel)
     db.session.execute(
@@ -129,8 +130,8 @@ def rebuild_counts() -> None:
     db.session.execute(sa.delete(RunLabel))
     db.session.execute(sa.delete(UserLabel))
     db.session.execute(sa.insert(RunLabel).from_select(
-        ["analysis_id", "label", "user_id", "count", "created_at"],
-        _expected_labels().add_columns(Run.created_at).group_by(Run.created_at)))
+        ["analysis_id", "label", "user_id", "count", "created_at", "taken_at"],
+        _expected_labels().add_columns(Run.created_at, Run.taken_at).group_by(Run.created_at, Run.taken_at)))
     db.session.execute(sa.insert(UserLabel).from_select(
         ["user_id", "label", "photos"],
         sa.select(RunLabel.user_id, RunLabel.label, sa.func.count()).group_by(RunLabel.user_id, RunLabel.label)))

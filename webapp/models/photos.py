@@ -48,8 +48,10 @@ def count_labels(boxes: Iterable) -> Counter:
 
 
 class Photo(db.Model):
-    """What belongs to an uploaded photo, whatever is run on it: its owner, the stored upright
-    original and thumbnail, size, SHA-256 and upload time."""
+    """What belongs to an uploaded photo, whatever is run on it: its owner, the original exactly
+    as uploaded, the rendition the pages show where a browser cannot show the original upright,
+    the thumbnail, the upright size, SHA-256 (of the original's bytes), when it was uploaded and
+    taken, its camera and location."""
 
     __tablename__ = "photo"
     __table_args__ = (sa.Index("ix_photo_user_sha256", "user_id", "sha256"),)
@@ -60,13 +62,26 @@ class Photo(db.Model):
     original_filename: Mapped[str] = mapped_column(sa.String(255))  # the client's name, for display only
     # Paths relative to UPLOAD_DIR, all made by the server.
     original_path: Mapped[str] = mapped_column(sa.String(500))
+    # The rendition pages show (upright JPEG or PNG, no metadata), or None: the original is one.
+    display_path: Mapped[Optional[str]] = mapped_column(sa.String(500))
     thumbnail_path: Mapped[Optional[str]] = mapped_column(sa.String(500))
-    width: Mapped[int]
+    width: Mapped[int]  # upright
     height: Mapped[int]
-    # Bytes of the stored original and thumbnail (what counts towards QUOTA_BYTES).
+    # Bytes of the stored original, rendition and thumbnail (what counts towards QUOTA_BYTES).
     stored_bytes: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
     sha256: Mapped[str] = mapped_column(sa.String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)  # uploaded
+    # When it was taken, as the camera wrote it (local time, no zone), with the camera's offset
+    # from UTC in minutes where it wrote one; without a date in the photo, the upload time (UTC,
+    # offset 0) and `taken_source` "upload" instead of "exif".
+    taken_at: Mapped[datetime] = mapped_column(sa.DateTime)
+    taken_offset: Mapped[Optional[int]]
+    taken_source: Mapped[str] = mapped_column(sa.String(8), default="upload", server_default="upload")
+    camera_make: Mapped[Optional[str]] = mapped_column(sa.String(100))
+    camera_model: Mapped[Optional[str]] = mapped_column(sa.String(100))
+    # Where it was taken (degrees), from its EXIF: shown to the owner, never shared.
+    latitude: Mapped[Optional[float]]
+    longitude: Mapped[Optional[float]]
 
     runs: Mapped[list["Run"]] = relationship(
         back_populates="photo", cascade="all, delete-orphan", passive_deletes=True,
@@ -77,6 +92,24 @@ class Photo(db.Model):
     def folder(self) -> str:
         """The photo's folder under UPLOAD_DIR: its original, thumbnail and runs' images."""
         return self.original_path.rsplit("/", 1)[0]
+
+    @property
+    def shown_path(self) -> str:
+        """What pages show of it: the rendition, or the original where a browser shows that."""
+        return self.display_path or self.original_path
+
+    @property
+    def has_location(self) -> bool:
+        return self.latitude is not None and self.longitude is not None
+
+    @property
+    def taken_from_exif(self) -> bool:
+        return self.taken_source == "exif"
+
+    @property
+    def files(self) -> list[str]:
+        """Its stored files (not its runs' annotated images)."""
+        return [p for p in (self.original_path, self.display_path, self.thumbnail_path) if p]
 
 
 class Run(db.Model):
@@ -117,9 +150,10 @@ class Run(db.Model):
     worker: Mapped[Optional[str]] = mapped_column(sa.String(255))
     # Runs started; a photo that keeps killing its worker is given up after ANALYSIS_MAX_ATTEMPTS.
     attempts: Mapped[int] = mapped_column(default=0, server_default="0")
-    # The photo's upload time (the gallery's order: a run does not move its photo); the run's
-    # own time is queued_at.
+    # The photo's upload time and date taken (the gallery's two orders: a run does not move its
+    # photo); the run's own time is queued_at.
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    taken_at: Mapped[datetime] = mapped_column(sa.DateTime)
     queued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
     finished_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
@@ -176,6 +210,8 @@ class Run(db.Model):
 # breaking ties (keyset pages).
 sa.Index("ix_analysis_user_shown_created", Run.user_id, Run.current, Run.created_at, Run.id)
 sa.Index("ix_analysis_user_status", Run.user_id, Run.status, Run.created_at, Run.id)
+sa.Index("ix_analysis_user_shown_taken", Run.user_id, Run.current, Run.taken_at, Run.id)
+sa.Index("ix_analysis_user_status_taken", Run.user_id, Run.status, Run.taken_at, Run.id)
 
 # How many runs a photo has, read with it (one subquery on the photo_id index, not the runs).
 Photo.run_count = column_property(
@@ -220,9 +256,11 @@ class RunLabel(db.Model):
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"))
     count: Mapped[int]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)  # the run's, for ordering
+    taken_at: Mapped[datetime] = mapped_column(sa.DateTime)  # likewise
 
 
 sa.Index("ix_analysis_label_user_label", RunLabel.user_id, RunLabel.label, RunLabel.created_at, RunLabel.run_id)
+sa.Index("ix_analysis_label_user_label_taken", RunLabel.user_id, RunLabel.label, RunLabel.taken_at, RunLabel.run_id)
 
 
 class UserLabel(db.Model):

@@ -67,6 +67,7 @@ def view(token: str):
     return render_template(
         "shares/view.html", run=run, **viewer.viewer(run),
         urls={"original": url_for("shares.image", token=token, variant="original"),
+              "display": url_for("shares.image", token=token, variant="original"),
               "annotated": url_for("shares.image", token=token, variant="annotated"), "json": None},
         photo_name="Shared photo", stepping=False, expires_at=link.expires_at,
     )
@@ -89,9 +90,12 @@ def image(token: str, variant: str):
     if variant not in SHARED_VARIANTS:
         abort(404, description="No such image.")
     download = request.args.get("download") == "1"
-    response = sending.send_run_image(link.run, variant, request.args, download)
+    if variant == "original":  # what the page shows, without the photo's metadata (its location...)
+        response = sending.send_public_photo(link.run)
+    else:
+        response = sending.send_run_image(link.run, variant, request.args, download)
     # never the owner's file name, shown or saved: "shared-annotated.jpg"
-    suffix = ".jpg" if variant == "annotated" else "." + link.run.photo.original_path.rsplit(".", 1)[-1]
+    suffix = ".jpg" if variant == "annotated" else "." + sending.public_extension(link.run)
     return delivery.attach(response, f"shared-{variant}{suffix}", "attachment" if download else "inline")
 
 

@@ -1,14 +1,32 @@
-"""Decoding and validating uploaded images; EXIF orientation; stored encodings and thumbnails."""
+"""Uploaded photos: the one decode every path uses, their browser renditions and thumbnails.
+
+A photo is stored as it was uploaded, byte for byte. `decode` turns those bytes into the upright
+RGB pixels (as a BGR array: what Ultralytics and OpenCV take) that everything sees: detection on
+every path (an upload, a re-run, a retry, either executor, the import, the DeepStack endpoint),
+the thumbnail, the rendition and every drawn image. Its rules:
+
+- orientation: the EXIF orientation is applied (HEIF's own rotation and mirroring, which
+  pillow-heif applies while decoding, likewise);
+- transparency (RGBA, grey with alpha, a palette or a colour marked transparent) is laid over
+  white;
+- CMYK is converted to sRGB through the photo's ICC profile where it has one, else by Pillow's
+  plain formula; an RGB photo's own profile is kept with it, not applied (as Ultralytics reads it);
+- 16-bit samples keep their high byte (v >> 8); palettes are expanded.
+
+A browser shows some originals as they are (upright JPEG, PNG or WebP in plain RGB or grey); for
+the others (a portrait phone photo, HEIC, BMP, TIFF, CMYK, transparency, 16-bit) `rendition` makes
+a copy from the decoded pixels for the pages to show."""
 import io
 import sys
 import warnings
 from dataclasses import dataclass, field
-from typing import Optional
 
 import cv2
 import numpy as np
 import pillow_heif
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, UnidentifiedImageError
+
+from webapp.vision.metadata import Facts, facts
 
 pillow_heif.register_heif_opener()
 
@@ -28,9 +46,19 @@ _pil_open = _unpatched_open()
 OPEN_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "HEIF")
 SUPPORTED_TEXT = "JPEG, PNG, WebP, BMP, TIFF or HEIC/HEIF"
 NOT_AN_IMAGE = f"This file is not an image we can read. Upload a {SUPPORTED_TEXT} image."
-# Formats a browser shows as they are: an upright file in one of these is stored unchanged.
-WEB_FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
-LOSSLESS_FORMATS = {"PNG", "BMP", "TIFF"}
+# The original's file extension, by the format Pillow found in it.
+EXTENSIONS = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp", "BMP": "bmp", "TIFF": "tif",
+              "HEIF": "heic"}
+FORMAT_OF = {"jpg": "JPEG", "png": "PNG", "webp": "WEBP", "bmp": "BMP", "tif": "TIFF", "heic": "HEIF"}
+# Originals a browser shows exactly as decoded here: these formats, upright, in these modes.
+BROWSER_FORMATS = ("JPEG", "MPO", "PNG", "WEBP")
+BROWSER_MODES = ("RGB", "L", "P")
+LOSSLESS_FORMATS = ("PNG", "BMP", "TIFF")
+# EXIF orientation -> the Pillow transpose that makes the photo upright (as ImageOps does it).
+_UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+            5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+            8: Image.Transpose.ROTATE_90}
+_SRGB = ImageCms.createProfile("sRGB")
 
 
 class ImageRejected(ValueError):
@@ -38,29 +66,50 @@ class ImageRejected(ValueError):
 
 
 @dataclass
-class LoadedImage:
-    image: Image.Image  # upright, RGB
+class Decoded:
+    """A photo decoded: its upright pixels and what the file says about itself."""
+
+    pixels: np.ndarray = field(repr=False)  # upright, H×W×3 BGR uint8
     format: str  # as Pillow names it: JPEG, MPO, PNG, WEBP, BMP, TIFF, HEIF
-    orientation: int  # the EXIF orientation that was applied (1 = none)
-    _bgr: Optional[np.ndarray] = field(default=None, repr=False)
+    orientation: int  # the EXIF (or HEIF) orientation the file was written with (1 = upright)
+    browser_ready: bool  # a browser shows the original as these pixels: no rendition needed
+    lossless: bool  # the original's pixels are exact (a rendition of it is a PNG)
+    icc_profile: bytes | None = field(default=None, repr=False)  # an RGB photo's own profile
+    facts: Facts = field(default_factory=Facts)
 
     @property
     def width(self) -> int:
-        return self.image.width
+        return self.pixels.shape[1]
 
     @property
     def height(self) -> int:
-        return self.image.height
+        return self.pixels.shape[0]
 
-    def bgr_array(self) -> np.ndarray:
-        """The pixels as Ultralytics and OpenCV expect them (H×W×3, BGR, uint8); made once."""
-        if self._bgr is None:
-            self._bgr = cv2.cvtColor(np.asarray(self.image), cv2.COLOR_RGB2BGR)
-        return self._bgr
+    @property
+    def extension(self) -> str:
+        return EXTENSIONS.get(self.format, "img")
 
 
-def load_image(data: bytes, max_pixels: int) -> LoadedImage:
-    """Decode `data` into an upright RGB image.
+@dataclass
+class Header:
+    """What a photo's header says, before any pixel is decoded."""
+
+    format: str
+    width: int  # as stored (before orientation)
+    height: int
+    facts: Facts
+
+
+def read_header(data: bytes) -> Header:
+    """The format, size and metadata of `data`; ImageRejected when it is not an image we read."""
+    if not data:
+        raise ImageRejected("The file is empty.")
+    image = _open(data)
+    return Header(image.format or "", image.width, image.height, facts(image))
+
+
+def decode(data: bytes, max_pixels: int) -> Decoded:
+    """The one decode: `data` as upright BGR pixels, by the rules above.
 
     Raises ImageRejected for an empty file, a file that is not a supported image, an image whose
     declared size exceeds `max_pixels` (checked from the header, before any pixel is decoded),
@@ -78,12 +127,22 @@ def load_image(data: bytes, max_pixels: int) -> LoadedImage:
         image.load()
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageRejected("The image file is damaged or truncated.") from exc
-    orientation = _orientation(image)
+    fmt, mode = image.format or "", image.mode
+    written, applied = _orientation(image)
     try:
-        upright = ImageOps.exif_transpose(image) or image
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageRejected("The image's EXIF data is damaged.") from exc
-    return LoadedImage(image=_to_rgb(upright), format=image.format or "", orientation=orientation)
+        rgb = _to_rgb(image)
+    except (OSError, ValueError, ImageCms.PyCMSError) as exc:
+        raise ImageRejected("The image's colours are in a form we cannot read.") from exc
+    if applied in _UPRIGHT:
+        rgb = rgb.transpose(_UPRIGHT[applied])
+    plain = mode in BROWSER_MODES and "transparency" not in image.info
+    return Decoded(
+        pixels=cv2.cvtColor(np.asarray(rgb), cv2.COLOR_RGB2BGR), format=fmt, orientation=written,
+        browser_ready=fmt in BROWSER_FORMATS and written == 1 and plain,
+        lossless=fmt in LOSSLESS_FORMATS or mode.startswith("I"),
+        icc_profile=image.info.get("icc_profile") if mode != "CMYK" else None,
+        facts=facts(image),
+    )
 
 
 def _open(data: bytes) -> Image.Image:
@@ -97,44 +156,50 @@ def _open(data: bytes) -> Image.Image:
         raise ImageRejected(NOT_AN_IMAGE) from exc
 
 
-def _orientation(image: Image.Image) -> int:
+def _orientation(image: Image.Image) -> tuple[int, int]:
+    """(the orientation the file was written with, the one still to apply to its pixels).
+    pillow-heif applies HEIF's own and says which it was in `original_orientation`."""
     try:
-        return int(image.getexif().get(ImageOps.ExifTags.Base.Orientation, 1) or 1)
+        value = int(image.getexif().get(0x0112, 1) or 1)
     except (OSError, SyntaxError, ValueError, TypeError):
-        return 1
+        value = 1
+    applied = value if value in _UPRIGHT else 1
+    written = int(image.info.get("original_orientation") or applied)
+    return written, applied
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
-    if image.mode == "RGB":
+    mode = image.mode
+    if mode == "RGB" and "transparency" not in image.info:
         return image
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+    if mode in ("RGBA", "RGBa", "LA", "La", "PA") or "transparency" in image.info:
         rgba = image.convert("RGBA")
         background = Image.new("RGB", rgba.size, (255, 255, 255))
         background.paste(rgba, mask=rgba.getchannel("A"))
         return background
-    if image.mode.startswith("I;16") or image.mode == "I":
-        image = image.point(lambda v: v / 256).convert("L")
+    if mode == "CMYK":
+        profile = image.info.get("icc_profile")
+        if profile:
+            return ImageCms.profileToProfile(image, ImageCms.ImageCmsProfile(io.BytesIO(profile)), _SRGB,
+                                             renderingIntent=ImageCms.Intent.PERCEPTUAL, outputMode="RGB")
+        return image.convert("RGB")
+    if mode.startswith("I"):  # 16-bit (or wider) grey: the high byte
+        grey = (np.clip(np.asarray(image, dtype=np.int64), 0, 65535) >> 8).astype(np.uint8)
+        return Image.fromarray(grey, "L").convert("RGB")
     return image.convert("RGB")
 
 
-def stored_original(loaded: LoadedImage, data: bytes) -> tuple[bytes, str]:
-    """The bytes and extension to keep as the original: the upload itself when a browser can show
-    it and it is already upright, else the upright pixels re-encoded."""
-    if loaded.orientation == 1 and loaded.format in WEB_FORMATS:
-        return data, WEB_FORMATS[loaded.format]
-    if loaded.format in LOSSLESS_FORMATS:
-        return encode(loaded.image, "PNG"), "png"
-    return encode(loaded.image, "JPEG", quality=92), "jpg"
-
-
-def stored_pixels(data: bytes, max_pixels: int) -> np.ndarray:
-    """A stored original's upright BGR pixels. It was validated when it was uploaded and is
-    stored upright as JPEG, PNG or WebP, so OpenCV decodes it straight to BGR (twice as fast as
-    Pillow plus a conversion); anything OpenCV cannot read goes through the upload's own checks."""
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
-    if image is not None:
-        return image
-    return load_image(data, max_pixels).bgr_array()
+def rendition(decoded: Decoded) -> tuple[bytes, str] | None:
+    """(bytes, extension) of a copy the browser shows as `decoded`'s pixels, upright, without the
+    original's metadata: a PNG of a lossless original, else a JPEG (quality 92) carrying the
+    original's colour profile. None when the original itself is one (`browser_ready`)."""
+    if decoded.browser_ready:
+        return None
+    image = Image.fromarray(cv2.cvtColor(decoded.pixels, cv2.COLOR_BGR2RGB))
+    extra = {"icc_profile": decoded.icc_profile} if decoded.icc_profile else {}
+    if decoded.lossless:
+        return encode(image, "PNG", compress_level=3, **extra), "png"
+    return encode(image, "JPEG", quality=92, **extra), "jpg"
 
 
 def encode(image: Image.Image, fmt: str, **params) -> bytes:
