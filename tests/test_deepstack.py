@@ -3,6 +3,7 @@ client against gunicorn, DeepStack's answer and error shapes, API keys of either
 stored unless the key keeps detections, and in scale-out mode the detection runs on a worker."""
 import io
 import json
+import sqlite3
 import subprocess
 import time
 import urllib.request
@@ -180,3 +181,62 @@ def test_photos_a_dead_web_process_left_behind_are_swept(app):
         os.utime(old, (time.time() - 7200, time.time() - 7200))
         assert storage.sweep_temporary() == 1
         assert not old.exists() and storage.absolute(f"{storage.TEMPORARY_FOLDER}/new.jpg").exists()
+
+
+@pytest.mark.real_model
+def test_the_codeproject_ai_client_detects_without_a_key_from_an_open_network_through_gunicorn(
+        tmp_path, coco_model, assets):
+    """CodeProject.AI's client cannot send a key: from a network in DEEPSTACK_OPEN_NETWORKS it
+    detects (nothing stored), and its boxes are Ultralytics' own on the same decoded photo;
+    without that setting it gets the 401, as before."""
+    from codeprojectai.core import CodeProjectAIException, CodeProjectAIObject
+    from ultralytics import YOLO
+
+    from webapp.vision.images import decode
+
+    photo = (assets / "bus.jpg").read_bytes()
+    [raw] = YOLO(coco_model, task="detect").predict(decode(photo, 10**8).pixels, imgsz=640, conf=0.45, iou=0.7,
+                                                    verbose=False)
+    names = raw.names
+    expected = sorted((names[int(c)], round(p, 4), *(int(round(v)) for v in box)) for c, p, box in zip(
+        raw.boxes.cls.tolist(), raw.boxes.conf.tolist(), raw.boxes.xyxy.tolist(), strict=True))
+    for networks, opened in (("127.0.0.0/8", True), ("", False)):
+        port, folder = free_port(), tmp_path / ("open" if opened else "closed")
+        folder.mkdir()
+        env = production_env(folder, YOLO_MODEL=coco_model, ANALYSIS_EXECUTOR="thread",
+                             DEEPSTACK_OPEN_NETWORKS=networks)
+        migrated = subprocess.run([str(GUNICORN.parent / "flask"), "--app", "wsgi", "db", "upgrade"], cwd=BASE_DIR,
+                                  env=env, capture_output=True, text=True, timeout=120)
+        assert migrated.returncode == 0, migrated.stderr
+        with serving(gunicorn(port), env, port):
+            client = CodeProjectAIObject(ip="127.0.0.1", port=port, timeout=60)  # min_confidence 0.45
+            if not opened:
+                with pytest.raises(CodeProjectAIException, match="401"):
+                    client.detect(photo)
+                continue
+            predictions = client.detect(photo)
+        got = sorted((p["label"], p["confidence"], p["x_min"], p["y_min"], p["x_max"], p["y_max"]) for p in predictions)
+        assert got == expected and any(p[0] == "bus" for p in got)
+        with sqlite3.connect(env["DATABASE_URL"].removeprefix("sqlite:///")) as conn:
+            assert conn.execute("SELECT COUNT(*) FROM photo").fetchone() == (0,)  # nothing stored
+
+
+def test_keyless_calls_from_an_open_network_are_rate_limited_per_address(make_app):
+    app = make_app(DEEPSTACK_OPEN_NETWORKS=["127.0.0.0/8"], DEEPSTACK_OPEN_RATE_LIMIT="2 per minute")
+    client = app.test_client()
+    statuses = [detect(client, encode(sample(), "PNG")).status_code for _ in range(3)]
+    assert statuses == [200, 200, 429]
+    assert detect(client, encode(sample(), "PNG")).get_json()["success"] is False
+
+
+def test_a_keyless_call_from_outside_the_open_networks_is_still_401(make_app):
+    app = make_app(DEEPSTACK_OPEN_NETWORKS=["192.168.1.0/24"])
+    response = detect(app.test_client(), encode(sample(), "PNG"))
+    assert response.status_code == 401 and "API key is required" in response.get_json()["error"]
+
+
+def test_open_networks_must_be_written_as_networks(make_app):
+    from webapp.config import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="DEEPSTACK_OPEN_NETWORKS"):
+        make_app(DEEPSTACK_OPEN_NETWORKS=["not-a-network"])

@@ -107,6 +107,11 @@ class Config:
     RATELIMIT_AUTH = os.environ.get("RATELIMIT_AUTH") or "10 per minute"
     # Seconds the DeepStack endpoint waits for a Celery worker's answer.
     DEEPSTACK_TIMEOUT = _env_int("DEEPSTACK_TIMEOUT", 30)
+    # Networks (CIDR, comma-separated) whose clients may call the DeepStack endpoint without a key
+    # (clients that cannot send one, e.g. CodeProject.AI's): detection only, nothing stored,
+    # DEEPSTACK_OPEN_RATE_LIMIT per address. Empty (the default): a key is always needed.
+    DEEPSTACK_OPEN_NETWORKS = _env_list("DEEPSTACK_OPEN_NETWORKS")
+    DEEPSTACK_OPEN_RATE_LIMIT = os.environ.get("DEEPSTACK_OPEN_RATE_LIMIT") or "60 per minute"
     # Requests per API key (every request it authenticates, from any address).
     API_KEY_RATE_LIMIT = os.environ.get("API_KEY_RATE_LIMIT") or "600 per minute"
     # Failed sign-ins per account, from any address, before its sign-in is refused for the window.

@@ -1,21 +1,26 @@
 """`POST /v1/vision/detection`: DeepStack's request and answer shapes (its errors too, whatever
 goes wrong under /v1/vision/)."""
+import ipaddress
+import logging
 import math
 import time
 from typing import Optional
 
-from flask import Flask, g, jsonify, request
+from flask import Flask, current_app, g, jsonify, request
+from flask_limiter.util import get_remote_address
 
 from webapp.api.security import api_key_secret, user_from_key
 from webapp.auth import keys
 from webapp.deepstack import bp, detect
 from webapp.errors import Refused
-from webapp.extensions import csrf
+from webapp.config import ConfigurationError
+from webapp.extensions import csrf, limiter
 from webapp.vision.detector import DetectorError
 from webapp.vision.images import ImageRejected
 from webapp.web import limits
 from webapp.web.answers import RETRY_LATER, ProblemError, register_shape
 
+logger = logging.getLogger(__name__)
 DEFAULT_MIN_CONFIDENCE = 0.4
 PATHS = "/v1/vision/"
 INVALID_KEY = "Invalid API key: it does not exist or it was revoked."
@@ -41,8 +46,26 @@ def _key_may_upload() -> bool:
     return raw is None or keys.find(raw) is not None
 
 
+def _open_to_caller() -> bool:
+    """Whether the caller's address is in DEEPSTACK_OPEN_NETWORKS (may detect without a key)."""
+    networks = current_app.extensions.get("deepstack_open_networks") or ()
+    try:
+        address = ipaddress.ip_address(request.remote_addr or "")
+    except ValueError:
+        return False
+    return any(address in network for network in networks)
+
+
+def _keyless() -> bool:
+    """A call from an open network without a key header: rate-limited per address (from the
+    headers alone: the body is not read before the upload's limits are checked)."""
+    return api_key_secret() is None and _open_to_caller()
+
+
 @bp.route("/v1/vision/detection", methods=["POST"])
 @limits.upload(signed_in=_key_may_upload, refuse=lambda: deepstack_error(401, INVALID_KEY))
+@limiter.limit(lambda: current_app.config["DEEPSTACK_OPEN_RATE_LIMIT"], key_func=get_remote_address,
+               exempt_when=lambda: not _keyless())
 def detection_endpoint():
     started = time.perf_counter()
     try:
@@ -60,9 +83,10 @@ def detection_endpoint():
 
 def _detect(user, filename: str, data: bytes, min_conf: float) -> list[dict]:
     """The service's answer, or its error as DeepStack's status: 400 for a photo it cannot use,
-    422 when detection fails on it, 503 (with Retry-After) when something it needs is down."""
+    422 when detection fails on it, 503 (with Retry-After) when something it needs is down.
+    Without a user (a keyless call from an open network), detection only."""
     try:
-        if g.api_key.save_to_gallery:
+        if user is not None and g.api_key.save_to_gallery:
             return detect.detect_and_keep(user, filename, data, min_conf)
         return detect.detect(data, min_conf)
     except ImageRejected as exc:
@@ -77,6 +101,8 @@ def _detect(user, filename: str, data: bytes, min_conf: float) -> list[dict]:
 
 def _authenticate():
     raw = api_key_secret() or (request.form.get("api_key") or "").strip()
+    if not raw and _open_to_caller():
+        return None  # DEEPSTACK_OPEN_NETWORKS: detection only, nothing stored, nobody's account
     if not raw:
         raise Failed(401, "An API key is required: send it as the form field api_key (or the X-API-Key header). "
                           "Create one on the API keys page.")
@@ -100,6 +126,15 @@ def _min_confidence() -> float:
 
 
 def init_app(app: Flask) -> None:
+    try:
+        app.extensions["deepstack_open_networks"] = tuple(
+            ipaddress.ip_network(text, strict=False) for text in app.config["DEEPSTACK_OPEN_NETWORKS"])
+    except ValueError as exc:
+        raise ConfigurationError(f"Configuration error: DEEPSTACK_OPEN_NETWORKS: {exc} "
+                                 "(write networks as CIDR, comma-separated: 192.168.1.0/24,10.0.0.5)") from None
+    if app.extensions["deepstack_open_networks"]:
+        logger.warning("The DeepStack endpoint detects without a key for %s",
+                       ", ".join(map(str, app.extensions["deepstack_open_networks"])))
     csrf.exempt(bp)  # no cookie authenticates it: an API key does
     register_shape(app, PATHS, deepstack_error)
     app.register_blueprint(bp)
