@@ -58,7 +58,8 @@ def upgrade():
     with op.batch_alter_table('analysis', schema=None) as batch_op:
         batch_op.alter_column('taken_at', existing_type=sa.DateTime(), nullable=False)
         batch_op.create_index('ix_analysis_user_shown_taken', ['user_id', 'shown', 'taken_at', 'id'], unique=False)
-        batch_op.create_index('ix_analysis_user_status_taken', ['user_id', 'status', 'taken_at', 'id'], unique=False)
+        batch_op.create_index('ix_analysis_user_status_taken', ['user_id', 'status', 'shown', 'taken_at', 'id'],
+                              unique=False)
     with op.batch_alter_table('analysis_label', schema=None) as batch_op:
         batch_op.alter_column('taken_at', existing_type=sa.DateTime(), nullable=False)
         batch_op.create_index('ix_analysis_label_user_label_taken', ['user_id', 'label', 'taken_at', 'analysis_id'],

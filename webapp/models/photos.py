@@ -211,7 +211,9 @@ class Run(db.Model):
 sa.Index("ix_analysis_user_shown_created", Run.user_id, Run.current, Run.created_at, Run.id)
 sa.Index("ix_analysis_user_status", Run.user_id, Run.status, Run.created_at, Run.id)
 sa.Index("ix_analysis_user_shown_taken", Run.user_id, Run.current, Run.taken_at, Run.id)
-sa.Index("ix_analysis_user_status_taken", Run.user_id, Run.status, Run.taken_at, Run.id)
+# (status, then current: a status filter names both, so this one is chosen over the order's own
+# index even without planner statistics, as SQLite has none)
+sa.Index("ix_analysis_user_status_taken", Run.user_id, Run.status, Run.current, Run.taken_at, Run.id)
 
 # How many runs a photo has, read with it (one subquery on the photo_id index, not the runs).
 Photo.run_count = column_property(
