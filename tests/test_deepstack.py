@@ -221,12 +221,14 @@ def test_the_codeproject_ai_client_detects_without_a_key_from_an_open_network_th
             assert conn.execute("SELECT COUNT(*) FROM photo").fetchone() == (0,)  # nothing stored
 
 
-def test_keyless_calls_from_an_open_network_are_rate_limited_per_address(make_app):
+def test_keyless_calls_from_an_open_network_are_rate_limited_per_address_and_keyed_ones_are_not(make_app):
     app = make_app(DEEPSTACK_OPEN_NETWORKS=["127.0.0.0/8"], DEEPSTACK_OPEN_RATE_LIMIT="2 per minute")
     client = app.test_client()
     statuses = [detect(client, encode(sample(), "PNG")).status_code for _ in range(3)]
     assert statuses == [200, 200, 429]
     assert detect(client, encode(sample(), "PNG")).get_json()["success"] is False
+    key = key_for(client, ApiActions(client).user())
+    assert detect(client, encode(sample(), "PNG"), api_key=key).status_code == 200  # a key in the form
 
 
 def test_a_keyless_call_from_outside_the_open_networks_is_still_401(make_app):

@@ -5,13 +5,15 @@ none of it. And the input size a run records is the one the model really ran at.
 import io
 import json
 import re
+import struct
 import zipfile
+import zlib
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import pytest
 import sqlalchemy as sa
-from PIL import Image
+from PIL import Image, ImageCms
 
 from tests import factories
 from tests.helpers import ApiActions, analyses, csrf_from, upload
@@ -236,3 +238,96 @@ def test_the_one_input_size_is_read_from_an_openvino_folder_and_an_onnx_file(mak
         app = make_app(YOLO_MODEL=model)
         with app.app_context():
             assert fixed_input_size() == size, model
+
+
+# ---- crafted files: nothing of the metadata reaches a stranger, nothing breaks ----
+
+SENTINEL = b"SENTINEL"
+
+
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def _segment(marker: int, body: bytes) -> bytes:
+    return bytes([0xFF, marker]) + struct.pack(">H", len(body) + 2) + body
+
+
+def _icc_named(text: str) -> bytes:
+    """sRGB's profile with its description overwritten (same length): free text a profile carries."""
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    old = "sRGB built-in".encode("utf-16-be")
+    assert old in profile
+    return profile.replace(old, text[:13].ljust(13).encode("utf-16-be"))
+
+
+def crafted_files() -> dict[str, bytes]:
+    plain = encode(sample(96, 64), "JPEG", quality=90)
+    jfif_end = 2 + 2 + struct.unpack(">H", plain[4:6])[0]
+    thumb = exif_photo(size=(16, 12))  # a whole JPEG, with GPS, serial and names, as a thumbnail
+    files = {
+        "junk-between-segments.jpg": plain.replace(b"\xff\xdb", b"\x00\x00\x00\xff\xdb", 1),
+        "jfxx-thumbnail.jpg": plain[:jfif_end] + _segment(0xE0, b"JFXX\x00\x10" + thumb) + plain[jfif_end:],
+        "icc-description.jpg": encode(sample(96, 64), "JPEG", icc_profile=_icc_named("SENTINEL-ICC!")),
+    }
+    progressive = encode(sample(96, 64), "JPEG", progressive=True, quality=90)
+    second_scan = progressive.index(b"\xff\xda", progressive.index(b"\xff\xda") + 2)
+    files["between-scans.jpg"] = (progressive[:second_scan] + _segment(0xFE, SENTINEL + b"-COM-BETWEEN-SCANS")
+                                  + progressive[second_scan:])
+    png = encode(sample(96, 64), "PNG")
+    header_end = 8 + 25
+    extra = (_chunk(b"iCCP", SENTINEL + b"-ICCNAME Jane\x00\x00" + zlib.compress(_icc_named("x")))
+             + _chunk(b"prVt", SENTINEL + b"-PRIVATE") + _chunk(b"caBX", SENTINEL + b"-C2PA"))
+    files["chunks.png"] = png[:header_end] + extra + png[header_end:]
+    exif = Image.Exif()
+    exif[0x013B] = "SENTINEL-ARTIST"
+    webp = encode(sample(96, 64), "WEBP", exif=exif.tobytes())
+    private = SENTINEL + b"-WEBP!"  # an even length: no padding byte
+    body = webp[12:] + b"SNTL" + struct.pack("<I", len(private)) + private
+    files["chunks.webp"] = b"RIFF" + struct.pack("<I", len(body) + 4) + b"WEBP" + body + b"XTRA" + SENTINEL
+    return files
+
+
+@pytest.mark.parametrize("name", crafted_files())
+def test_a_crafted_file_is_shared_and_exported_without_any_of_its_metadata(app, client, auth, name):
+    data = crafted_files()[name]
+    auth.signup()
+    assert upload(client, (name, data)).status_code < 400
+    [run] = analyses(app)
+    assert run.status.value == "done", run.error
+    assert client.get(f"/analyses/{run.public_id}/image/original").data == data
+    link = share(client, run.public_id)
+    anonymous = app.test_client()
+    for variant in ("original", "annotated"):
+        served = anonymous.get(f"{link}/image/{variant}")
+        assert served.status_code == 200, (variant, served.status_code)
+        assert SENTINEL not in served.data and SENTINEL.decode().encode("utf-16-be") not in served.data, variant
+        assert "Last-Modified" not in served.headers, "when it was uploaded is not the stranger's business"
+        decoded = decode(served.data, 10**8)
+        assert (decoded.width, decoded.height) == (96, 64) and not decoded.facts.taken_at
+    api = ApiActions(client)
+    api.login()
+    dataset = api.get("/api/v1/analyses/export?format=yolo")
+    assert dataset.status_code == 200
+    with zipfile.ZipFile(io.BytesIO(dataset.data)) as archive:
+        [image] = [archive.read(n) for n in archive.namelist() if n.startswith("images/")]
+    assert SENTINEL not in image and SENTINEL.decode().encode("utf-16-be") not in image
+
+
+def test_a_date_taken_in_the_future_is_not_believed():
+    far = decode(exif_photo(taken="9999:12:31 23:59:59", offset=None), 10**8)
+    assert far.facts.taken_at is None
+    soon = datetime.now() + timedelta(days=30)
+    assert decode(exif_photo(taken=f"{soon:%Y:%m:%d %H:%M:%S}", offset=None), 10**8).facts.taken_at is None
+
+
+@pytest.mark.parametrize("make, model, shown", [
+    ("Canon", "Canon EOS 5D", "Canon EOS 5D"), ("NIKON CORPORATION", "NIKON D850", "NIKON D850"),
+    ("Apple", "iPhone 15", "Apple iPhone 15"), ("", "Pixel 8", "Pixel 8"), ("Sony", "", "Sony"),
+])
+def test_the_camera_is_named_once(make, model, shown):
+    from types import SimpleNamespace
+
+    from webapp.analyses.routes import camera
+
+    assert camera(SimpleNamespace(camera_make=make or None, camera_model=model or None)) == shown

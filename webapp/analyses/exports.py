@@ -28,12 +28,12 @@ from pathlib import PurePosixPath
 from typing import IO, Optional, Union
 
 import yaml
+from flask import current_app
 
 from webapp import storage
 from webapp.detection.availability import DetectionUnavailable, class_names
 from webapp.models import Run, utcnow
-from webapp.vision.images import FORMAT_OF
-from webapp.vision.metadata import without_metadata
+from webapp.vision.images import public_copy
 
 # The 80 COCO classes in the order COCO-trained YOLO models number them (Ultralytics' coco.yaml),
 # and the official COCO category id of each (Ultralytics' coco80_to_coco91_class); a test checks
@@ -258,10 +258,11 @@ def yolo_dataset(runs: list[Run], min_conf: Optional[float]) -> IO[bytes]:
 
 
 def _public_bytes(run: Run) -> bytes:
-    """The photo as pages show it, without metadata: the rendition, or the original stripped."""
-    photo = run.photo
-    data = storage.absolute(photo.shown_path).read_bytes()
-    return data if photo.display_path else without_metadata(data, FORMAT_OF[photo.shown_path.rsplit(".", 1)[-1]])
+    """The photo as pages show it (the rendition, or the original), with nothing but what decoding
+    needs (`vision.images.public_copy`)."""
+    shown = run.photo.shown_path
+    return public_copy(storage.absolute(shown).read_bytes(), shown.rsplit(".", 1)[-1],
+                       current_app.config["MAX_IMAGE_PIXELS"])
 
 
 def bulk_zip(runs: list[Run]) -> IO[bytes]:

@@ -39,9 +39,11 @@ def status_label(status: RunStatus) -> str:
 
 @bp.app_template_filter("camera")
 def camera(photo) -> str:
-    """"Apple iPhone 15": the make, then the model unless it already names the make."""
+    """"Apple iPhone 15": the make, then the model unless it already names the make ("Canon EOS
+    5D", "NIKON D850" for NIKON CORPORATION)."""
     make, model = photo.camera_make or "", photo.camera_model or ""
-    return model if make and model.lower().startswith(make.lower()) else f"{make} {model}".strip()
+    brand = make.split()[0].lower() if make.split() else ""
+    return model if brand and model.lower().startswith(brand) else f"{make} {model}".strip()
 
 
 @bp.route("/", methods=["GET"])

@@ -1,12 +1,15 @@
 """A run's images over HTTP, for the pages, the shared pages and the API alike: a stored one (its
 photo's original or thumbnail, its annotated image) or one drawn for what the viewer shows (a
 confidence and classes). How files are sent is `webapp/web/delivery.py`'s."""
+import hashlib
 from typing import Optional
 
+from flask import current_app
+
 from webapp.analyses import lookups, viewer
+from webapp.errors import NotFound
 from webapp.models import Run
-from webapp.vision.images import FORMAT_OF
-from webapp.vision.metadata import without_metadata
+from webapp.vision.images import public_copy
 from webapp.web import delivery
 
 MIMETYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
@@ -43,22 +46,26 @@ def send_view(run: Run, args, download: bool = False, name: Optional[str] = None
 
 
 def public_extension(run: Run) -> str:
-    """The extension of what `send_public_photo` sends."""
+    """The extension of the photo `send_shared` sends (the rendition's, or the original's)."""
     return run.photo.shown_path.rsplit(".", 1)[-1]
 
 
-def send_public_photo(run: Run):
-    """The photo for someone other than its owner (a share link): what pages show of it, with no
-    metadata at all (no location, camera serial, names or comments). A rendition has none; an
-    original a browser shows as it is is sent with its metadata blocks left out, its coded pixels
-    untouched."""
-    photo, extension = run.photo, public_extension(run)
-    path = lookups.stored_image(run, "display")  # the rendition, or the original
-    if photo.display_path or path is None:
-        return delivery.send_stored(path, f"photo.{extension}", missing=MISSING)
-    return delivery.send_drawn(f"public-{photo.sha256[:32]}",
-                               lambda: without_metadata(path.read_bytes(), FORMAT_OF[extension]),
-                               mimetype=MIMETYPES[extension])
-
-
-MISSING = "This photo's file is missing."
+def send_shared(run: Run, variant: str, args, download: bool = False):
+    """A run's image for someone other than its owner (a share link): the photo as its pages show
+    it, with nothing but what decoding needs (no location, camera serial, names, comments, colour
+    profile: `vision.images.public_copy`), or the annotated image (stored or drawn for the
+    viewer's confidence and classes; neither carries metadata). Sent with an opaque ETag and no
+    Last-Modified: when the photo was uploaded is not the stranger's to know."""
+    if drawn(variant, args):
+        return send_view(run, args, download)
+    path = lookups.stored_image(run, "display" if variant == "original" else variant)
+    if path is None:
+        raise NotFound(f"This photo has no {variant} image (yet).")
+    max_pixels = current_app.config["MAX_IMAGE_PIXELS"]
+    if variant == "original":
+        extension = public_extension(run)
+        make = lambda: public_copy(path.read_bytes(), extension, max_pixels)  # noqa: E731
+    else:
+        extension, make = "jpg", path.read_bytes
+    tag = hashlib.sha256(f"shared:{variant}:{run.public_id}:{run.photo.sha256}:{run.finished_at}".encode())
+    return delivery.send_drawn(tag.hexdigest()[:32], make, mimetype=MIMETYPES[extension])

@@ -56,16 +56,8 @@ def _open_to_caller() -> bool:
     return any(address in network for network in networks)
 
 
-def _keyless() -> bool:
-    """A call from an open network without a key header: rate-limited per address (from the
-    headers alone: the body is not read before the upload's limits are checked)."""
-    return api_key_secret() is None and _open_to_caller()
-
-
 @bp.route("/v1/vision/detection", methods=["POST"])
 @limits.upload(signed_in=_key_may_upload, refuse=lambda: deepstack_error(401, INVALID_KEY))
-@limiter.limit(lambda: current_app.config["DEEPSTACK_OPEN_RATE_LIMIT"], key_func=get_remote_address,
-               exempt_when=lambda: not _keyless())
 def detection_endpoint():
     started = time.perf_counter()
     try:
@@ -74,11 +66,21 @@ def detection_endpoint():
         upload = request.files.get("image")
         if upload is None:
             raise Failed(400, "Send the photo in the multipart field `image`.")
+        if user is None:
+            _count_keyless_call()
         predictions = _detect(user, upload.filename or "deepstack.jpg", upload.read(), min_conf)
     except Failed as exc:
         return deepstack_error(exc.status, exc.error, exc.headers)
     return jsonify({"success": True, "predictions": predictions,
                     "duration": round((time.perf_counter() - started) * 1000)})
+
+
+def _count_keyless_call() -> None:
+    """A keyless call from an open network counts against DEEPSTACK_OPEN_RATE_LIMIT for its address
+    (a 429 past it); a call with a key, in the form or a header, does not."""
+    with limiter.limit(current_app.config["DEEPSTACK_OPEN_RATE_LIMIT"], key_func=get_remote_address,
+                       scope="deepstack-open"):
+        pass
 
 
 def _detect(user, filename: str, data: bytes, min_conf: float) -> list[dict]:

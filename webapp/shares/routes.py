@@ -90,10 +90,7 @@ def image(token: str, variant: str):
     if variant not in SHARED_VARIANTS:
         abort(404, description="No such image.")
     download = request.args.get("download") == "1"
-    if variant == "original":  # what the page shows, without the photo's metadata (its location...)
-        response = sending.send_public_photo(link.run)
-    else:
-        response = sending.send_run_image(link.run, variant, request.args, download)
+    response = sending.send_shared(link.run, variant, request.args, download)  # no metadata, no dates
     # never the owner's file name, shown or saved: "shared-annotated.jpg"
     suffix = ".jpg" if variant == "annotated" else "." + sending.public_extension(link.run)
     return delivery.attach(response, f"shared-{variant}{suffix}", "attachment" if download else "inline")

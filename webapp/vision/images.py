@@ -26,7 +26,7 @@ import numpy as np
 import pillow_heif
 from PIL import Image, ImageCms, UnidentifiedImageError
 
-from webapp.vision.metadata import Facts, facts
+from webapp.vision.metadata import Facts, NotStrippable, facts, without_metadata
 
 pillow_heif.register_heif_opener()
 
@@ -200,6 +200,21 @@ def rendition(decoded: Decoded) -> tuple[bytes, str] | None:
     if decoded.lossless:
         return encode(image, "PNG", compress_level=3, **extra), "png"
     return encode(image, "JPEG", quality=92, **extra), "jpg"
+
+
+def public_copy(data: bytes, extension: str, max_pixels: int) -> bytes:
+    """What leaves the owner's account of a stored photo (an original a browser shows, or a
+    rendition): its own bytes with only what decoding needs (see `metadata.without_metadata`);
+    a file that cannot be walked is encoded again from its decoded pixels (as a JPEG at quality
+    92, a PNG or a WebP, by `extension`), which carries nothing else either."""
+    try:
+        return without_metadata(data, FORMAT_OF[extension])
+    except NotStrippable:
+        params = [cv2.IMWRITE_JPEG_QUALITY, 92] if extension == "jpg" else []
+        ok, buffer = cv2.imencode(f".{extension}", decode(data, max_pixels).pixels, params)
+        if not ok:
+            raise ImageRejected("The photo could not be encoded again.") from None
+        return buffer.tobytes()
 
 
 def encode(image: Image.Image, fmt: str, **params) -> bytes:

@@ -1,14 +1,15 @@
 """What a photo's metadata says (date taken, camera, location) and the same photo without it.
 
 `facts` reads EXIF once, from the image Pillow opened. `without_metadata` returns the photo's own
-bytes with every metadata block left out (EXIF, XMP, IPTC, comments, text chunks) and the coded
-pixels untouched: what a share link serves of a photo whose original a browser shows as it is.
-Pillow cannot do that without decoding and encoding again (which changes a JPEG's pixels), so the
-three container formats a browser shows are walked here: JPEG segments, PNG chunks, RIFF chunks."""
+bytes with only what decoding needs (no EXIF, XMP, IPTC, comments, colour profile, thumbnails,
+text or private chunks) and the coded pixels untouched: what leaves the owner's account (a share
+link, a dataset). Pillow cannot do that without decoding and encoding again (which changes a
+JPEG's pixels), so the three container formats a browser shows are walked here: JPEG segments,
+PNG chunks, RIFF chunks; what is kept is named, anything else is left out."""
 import re
 import struct
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Optional
 
 from PIL import Image
@@ -55,7 +56,7 @@ def _text(value) -> Optional[str]:
         value = value.decode("utf-8", "replace")
     if not isinstance(value, str):
         return None
-    value = "".join(ch for ch in value if ch.isprintable()).strip()
+    value = "".join(ch for ch in value if ch.isprintable()).strip().lstrip("\ufeff\xff\xfe")
     return value[:100] or None
 
 
@@ -67,7 +68,9 @@ def _when(value) -> Optional[datetime]:
         moment = datetime(*(int(part) for part in match.groups()))
     except ValueError:
         return None
-    return moment if moment.year >= EARLIEST_YEAR else None
+    if moment.year < EARLIEST_YEAR or moment > datetime.now() + timedelta(days=2):  # a clock never set, or wrong
+        return None
+    return moment
 
 
 def _offset(value) -> Optional[int]:
@@ -95,16 +98,21 @@ class NotStrippable(ValueError):
     """Not a JPEG, PNG or WebP this module can walk."""
 
 
-# JPEG segments kept: what decoding needs (tables, frame, scan, restart interval), JFIF, the
-# colour profile (APP2 ICC_PROFILE) and Adobe's colour transform flag (APP14). APP1 (EXIF, XMP),
-# APP13 (IPTC), COM and every other APPn are left out.
-_KEEP_APP = {0xE0: (b"JFIF\x00", b"JFXX\x00"), 0xE2: (b"ICC_PROFILE\x00",), 0xEE: (b"Adobe",)}
-_PNG_DROP = {b"tEXt", b"zTXt", b"iTXt", b"eXIf", b"tIME"}
-_WEBP_DROP = {b"EXIF", b"XMP "}
+# What is kept is what decoding needs, by name; everything else goes (EXIF, XMP, IPTC, comments,
+# colour profiles, whose descriptions are free text, thumbnails, private and unknown chunks).
+# JPEG: tables, frames, scans, restart intervals (every marker below APP0), JFIF without its
+# thumbnail, Adobe's colour transform flag; nothing after the first end of image (a multi-picture
+# file's other pictures, trailing data).
+_ADOBE = 0xEE
+_PNG_KEEP = {b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"gAMA", b"cHRM", b"sRGB", b"sBIT", b"bKGD", b"pHYs",
+             b"cICP", b"acTL", b"fcTL", b"fdAT"}
+_WEBP_KEEP = {b"VP8 ", b"VP8L", b"VP8X", b"ALPH", b"ANIM", b"ANMF"}
+_WEBP_METADATA_FLAGS = 0x20 | 0x08 | 0x04  # VP8X: ICC profile, EXIF, XMP
 
 
 def without_metadata(data: bytes, fmt: str) -> bytes:
-    """`data` (a JPEG, PNG or WebP, as Pillow names the format) with its metadata left out."""
+    """`data` (a JPEG, PNG or WebP, as Pillow names the format) with only what decoding needs.
+    Raises NotStrippable for a file it cannot walk (then make a copy from the pixels instead)."""
     if fmt in ("JPEG", "MPO"):
         return _jpeg(data)
     if fmt == "PNG":
@@ -117,26 +125,46 @@ def without_metadata(data: bytes, fmt: str) -> bytes:
 def _jpeg(data: bytes) -> bytes:
     if data[:2] != b"\xff\xd8":
         raise NotStrippable("not a JPEG")
-    out, at = [b"\xff\xd8"], 2
-    while at + 4 <= len(data):
-        if data[at] != 0xFF:
-            raise NotStrippable("broken JPEG segment")
+    out, at, size = [b"\xff\xd8"], 2, len(data)
+    while True:
+        at = data.find(b"\xff", at)  # stray bytes between segments (decoders skip them) left out
+        while 0 <= at < size - 1 and data[at + 1] == 0xFF:  # fill bytes
+            at += 1
+        if at < 0 or at + 1 >= size:
+            raise NotStrippable("no end of image in the JPEG")
         marker = data[at + 1]
-        if marker == 0xFF:  # fill byte
+        if marker == 0xD9:
+            out.append(b"\xff\xd9")
+            return b"".join(out)
+        if marker == 0x00 or 0xD0 <= marker <= 0xD7 or marker == 0x01:  # not a segment: skipped
+            at += 2
+            continue
+        if at + 4 > size:
+            raise NotStrippable("a JPEG segment is cut short")
+        end = at + 2 + struct.unpack(">H", data[at + 2:at + 4])[0]
+        segment = data[at:end]
+        if marker == 0xDA:  # a scan: its header and coded data, up to the next marker
+            end = _after_scan(data, end)
+            out.append(data[at:end])
+        elif marker == 0xE0 and segment[4:9] == b"JFIF\x00" and len(segment) >= 18:
+            out.append(b"\xff\xe0\x00\x10" + segment[4:16] + b"\x00\x00")  # no thumbnail
+        elif marker < 0xE0 or (marker == _ADOBE and segment[4:9] == b"Adobe"):
+            out.append(segment)
+        at = end
+
+
+def _after_scan(data: bytes, at: int) -> int:
+    """Where a scan's coded data ends: the next 0xFF that is neither stuffing (FF 00), a restart
+    marker (FF D0-D7) nor fill."""
+    while True:
+        at = data.find(b"\xff", at)
+        if at < 0 or at + 1 >= len(data):
+            return len(data)
+        following = data[at + 1]
+        if following == 0x00 or 0xD0 <= following <= 0xD7 or following == 0xFF:
             at += 1
             continue
-        length = struct.unpack(">H", data[at + 2:at + 4])[0]
-        segment = data[at:at + 2 + length]
-        if marker == 0xDA:  # start of scan: the coded image up to the first end of image
-            end = data.find(b"\xff\xd9", at + 2 + length)
-            out.append(data[at:] if end < 0 else data[at:end + 2])
-            return b"".join(out)  # a multi-picture file's other pictures (and their EXIF) left out
-        keep = marker < 0xE0 or (marker <= 0xEF and marker in _KEEP_APP
-                                 and data[at + 4:at + 4 + 16].startswith(_KEEP_APP[marker]))
-        if keep:
-            out.append(segment)
-        at += 2 + length
-    raise NotStrippable("no image data in the JPEG")
+        return at
 
 
 def _png(data: bytes) -> bytes:
@@ -147,24 +175,24 @@ def _png(data: bytes) -> bytes:
     while at + 8 <= len(data):
         length, kind = struct.unpack(">I4s", data[at:at + 8])
         end = at + 12 + length
-        if kind not in _PNG_DROP:
+        if kind in _PNG_KEEP:
             out.append(data[at:end])
         if kind == b"IEND":
-            break
+            return b"".join(out)
         at = end
-    return b"".join(out)
+    raise NotStrippable("no end in the PNG")
 
 
 def _webp(data: bytes) -> bytes:
     if data[:4] != b"RIFF" or data[8:12] != b"WEBP":
         raise NotStrippable("not a WebP")
-    chunks, at = [], 12
-    while at + 8 <= len(data):
+    chunks, at, end = [], 12, min(len(data), 8 + struct.unpack("<I", data[4:8])[0])  # nothing past the RIFF
+    while at + 8 <= end:
         kind, length = struct.unpack("<4sI", data[at:at + 8])
         chunk = data[at:at + 8 + length + (length & 1)]
         if kind == b"VP8X":  # the extended header's flags say which metadata follows: none now
-            chunk = chunk[:8] + bytes([chunk[8] & ~0x0C]) + chunk[9:]
-        if kind not in _WEBP_DROP:
+            chunk = chunk[:8] + bytes([chunk[8] & ~_WEBP_METADATA_FLAGS & 0xFF]) + chunk[9:]
+        if kind in _WEBP_KEEP:
             chunks.append(chunk)
         at += 8 + length + (length & 1)
     body = b"WEBP" + b"".join(chunks)
