@@ -149,3 +149,32 @@ def test_a_key_name_is_required_on_the_page_and_in_the_api(client, auth, app):
     api = ApiActions(app.test_client()).user("grace@example.com")
     response = api.client.post("/api/v1/keys", json={"name": "bad\x00name"}, headers=api.headers)
     assert response.status_code == 422
+
+
+DETECT_ONLY_ROUTES = {("POST", "/api/v1/analyses"), ("POST", "/v1/vision/detection")}  # docs/api.md, API keys
+
+
+def test_a_detect_only_key_opens_only_the_routes_its_scope_names(app):
+    """Every route of the URL map, every method, with a detect-only key and with no credential at
+    all: a route the key opens (2xx with it, not without) must be one the docs list for the scope."""
+    client = app.test_client()
+    api = ApiActions(client).user()
+    key = new_key(client, api, scope="detect-only")["key"]
+    photo = upload_with(client, api.headers).get_json()["analyses"][0]["id"]
+    values = {"public_id": photo, "other_id": photo, "run_id": photo, "variant": "original", "format": "json",
+              "share_id": "x" * 16, "token": "x", "key_id": "1", "filename": "app.css"}
+    opened = []
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        url = rule.build({name: values.get(name, "x") for name in rule.arguments}, append_unknown=False)[1]
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            form = {"images": [(io.BytesIO(PHOTO), "p.png")], "image": (io.BytesIO(PHOTO), "p.png")}
+            with_key = app.test_client().open(url, method=method, headers={"X-API-Key": key}, data=form,
+                                              content_type="multipart/form-data")
+            anonymous = app.test_client().open(url, method=method, data={
+                "images": [(io.BytesIO(PHOTO), "p.png")], "image": (io.BytesIO(PHOTO), "p.png")},
+                content_type="multipart/form-data")
+            if with_key.status_code < 300 and not anonymous.status_code < 300:
+                opened.append((method, rule.rule))
+    assert set(opened) == DETECT_ONLY_ROUTES, opened

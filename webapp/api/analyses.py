@@ -167,7 +167,7 @@ def retry(public_id: str):
 
 
 @bp.route("/analyses/<public_id>/runs", methods=["POST"])
-@authenticated(detection=True)
+@authenticated  # not for a detect-only key: a run of a stored photo answers with what the photo is
 @operation(summary="Run the analysis's photo again, with other settings", tag=TAG, query=UploadQuery,
            multipart={"schema": {"type": "object", "properties": _optional_fields(RunFields)}},
            description="The same parameters as an upload (conf, iou, imgsz, classes, model), without files; "
