@@ -64,3 +64,15 @@ def test_api_answers_carry_the_headers(client):
     response = client.get("/api/v1/me", headers=api.headers)
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["Content-Security-Policy"].startswith("default-src 'none'")
+
+
+@pytest.mark.parametrize("path", ["/login", "/analyses", "/healthz", "/s/x", "/api/v1/me"])
+def test_a_host_that_is_not_a_host_name_is_a_400_not_a_500(client, path):
+    response = client.get(path, headers={"Host": "a" * 64 + ".example.com"})  # a label over 63 characters
+    assert response.status_code == 400, response.data[:300]
+    assert b"Traceback" not in response.data
+
+
+def test_an_htmx_current_url_that_is_not_a_url_is_ignored(client):
+    response = client.get("/analyses", headers={"HX-Request": "true", "HX-Current-URL": "http://[x"})
+    assert response.status_code == 401 and response.headers["HX-Redirect"].startswith("/login")

@@ -35,7 +35,10 @@ def unauthorized():
 
 def _page_to_return_to() -> str:
     """This request's path, or for an htmx request the page it was made from (not the fragment)."""
-    current = urlsplit(request.headers.get("HX-Current-URL", ""))
+    try:
+        current = urlsplit(request.headers.get("HX-Current-URL", ""))
+    except ValueError:  # not a URL (`http://[x`): the request's own path, as without the header
+        return request.full_path.rstrip("?")
     if current.path and current.netloc == request.host:
         return current.path + (f"?{current.query}" if current.query else "")
     return request.full_path.rstrip("?")

@@ -54,6 +54,7 @@ FORMAT_OF = {"jpg": "JPEG", "png": "PNG", "webp": "WEBP", "bmp": "BMP", "tif": "
 BROWSER_FORMATS = ("JPEG", "MPO", "PNG", "WEBP")
 BROWSER_MODES = ("RGB", "L", "P")
 LOSSLESS_FORMATS = ("PNG", "BMP", "TIFF")
+MAX_SIDE = 65_535  # OpenCV (thumbnails, drawing, detection) cannot hold a longer side
 # EXIF orientation -> the Pillow transpose that makes the photo upright (as ImageOps does it).
 _UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
             5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
@@ -118,6 +119,9 @@ def decode(data: bytes, max_pixels: int) -> Decoded:
     if not data:
         raise ImageRejected("The file is empty.")
     image = _open(data)
+    if max(image.width, image.height) > MAX_SIDE:
+        raise ImageRejected(f"The image is {image.width}×{image.height} pixels: a photo may be at most "
+                            f"{MAX_SIDE:,} pixels wide and {MAX_SIDE:,} tall.")
     if image.width * image.height > max_pixels:
         raise ImageRejected(
             f"The image is too large: {image.width}×{image.height} pixels "

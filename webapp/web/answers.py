@@ -8,7 +8,8 @@ or 503 with `Retry-After` (unavailable)."""
 import logging
 from typing import Callable, Optional
 
-from flask import Flask, current_app, flash, g, jsonify, redirect, render_template, request, url_for
+from flask import Flask, Response, current_app, flash, g, jsonify, redirect, render_template, request, url_for
+from flask.globals import request_ctx
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
@@ -77,6 +78,8 @@ def problem(status: int, detail: str, title: Optional[str] = None, headers: Opti
 
 def respond(status: int, title: str, message: str, headers: Optional[dict] = None):
     """An error, answered as the client expects it (see the module's docstring)."""
+    if request_ctx.url_adapter is None:  # a Host no URL can be built for: no page, which would build some
+        return Response(f"{status} {title}: {message or title}\n", status, headers or {}, mimetype="text/plain")
     for prefix, answer in current_app.extensions.get(SHAPES_KEY, {}).items():
         if request.path.startswith(prefix):
             return answer(status, message or title, headers)
