@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from tests import factories
 from tests.conftest import COCO128
-from tests.helpers import analyses, fresh_redis, redis_url, stored_files
+from tests.helpers import ApiActions, analyses, fresh_redis, redis_url, stored_files
 from tests.images import encode, sample
 from webapp.library import counts
 from webapp.extensions import db
@@ -172,3 +172,27 @@ def test_importing_coco128_twice_imports_every_photo_once(make_app, coco_model, 
     rows = analyses(app)
     assert len(rows) == 128 and sum(len(a.detections) for a in rows) > 500
     shutil.rmtree(app.config["UPLOAD_DIR"], ignore_errors=True)
+
+
+def test_links_that_leave_the_folder_or_reach_the_upload_folder_are_never_followed(importer, tmp_path):
+    app, run = importer
+    api = ApiActions(app.test_client()).user("eve@example.com")
+    api.upload(("secret.png", encode(sample(90, 60), "PNG")))
+    [stolen] = [p for p in stored_files(app) if p.name == "original.png"]  # another user's photo
+    outside = tmp_path / "elsewhere.png"
+    outside.write_bytes(encode(sample(70, 40), "PNG"))
+    library = tmp_path / "lib"
+    library.mkdir()
+    (library / "mine.png").write_bytes(encode(sample(80, 50), "PNG"))
+    (library / "steal.jpg").symlink_to(stolen)
+    (library / "outside.png").symlink_to(outside)
+    (library / "inside.png").symlink_to(library / "mine.png")  # a link within the folder: fine (same photo)
+    result = run(library)
+    assert result.exit_code == 0, result.output
+    assert "steal.jpg: inside the app's upload folder" in result.output
+    assert "outside.png: a link that leads out of" in result.output
+    ada = [a.photo.original_filename for a in analyses(app) if a.owner.email == "ada@example.com"]
+    assert ada == ["mine.png"]
+    direct = run(stolen)  # named on the command line: still never the app's own uploads
+    assert "the app's upload folder" in direct.output
+    assert [a.photo.original_filename for a in analyses(app) if a.owner.email == "ada@example.com"] == ["mine.png"]

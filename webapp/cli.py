@@ -6,6 +6,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
+from webapp import storage
 from webapp.analyses import importing
 from webapp.auth.accounts import find_user
 from webapp.detection.registry import DEFAULT_NAME, get_detector, model_names, runs_here
@@ -116,7 +117,7 @@ def import_photos(email: str, no_wait: bool, paths: tuple[Path, ...]):
 def _import(user: User, paths: tuple[Path, ...], no_wait: bool) -> None:
     from tqdm import tqdm
 
-    files, ignored = importing.library_files(paths)
+    files, ignored, not_taken = importing.library_files(paths, storage.root())
     started = time.perf_counter()
     with tqdm(total=len(files), unit="photo", desc="Importing", disable=None) as bar:
         try:
@@ -132,9 +133,10 @@ def _import(user: User, paths: tuple[Path, ...], no_wait: bool) -> None:
     _say_imported(user, paths, files, report, counts, no_wait, time.perf_counter() - started)
     if ignored:
         click.echo(f"{ignored} files that are not images were ignored.")
-    if report.refused:
-        click.echo(f"{len(report.refused)} files were refused:")
-        for path, reason in report.refused:
+    refused = not_taken + report.refused
+    if refused:
+        click.echo(f"{len(refused)} files were refused:")
+        for path, reason in refused:
             click.echo(f"  {path}: {reason}")
 
 

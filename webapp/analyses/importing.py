@@ -32,24 +32,43 @@ class ImportReport:
     retried: list[int] = field(default_factory=list)  # already there, failed or interrupted: run again
 
 
-def library_files(paths: Iterable[Path]) -> tuple[list[Path], int]:
-    """The image files under `paths`, in a stable order, and how many other entries were
-    ignored. A folder is searched recursively for supported extensions (hidden files and folders
-    skipped; links to folders not followed, so a link loop is harmless); a file named itself is
-    taken whatever its extension (its content decides)."""
-    found, ignored = [], 0
+OUTSIDE = "a link that leads out of the folder given: not followed"
+UPLOADS = "inside the app's upload folder: photos there are already someone's, never imported"
+
+
+def library_files(paths: Iterable[Path], uploads: Optional[Path] = None
+                  ) -> tuple[list[Path], int, list[tuple[Path, str]]]:
+    """The image files under `paths`, in a stable order; how many other entries were ignored;
+    and the files refused, with the reason. A folder is searched recursively for supported
+    extensions (hidden files and folders skipped; links to folders not followed, so a link loop
+    is harmless; a link to a file outside that folder refused); a file named itself is taken
+    whatever its extension (its content decides). Nothing in `uploads` (the app's own upload
+    folder, every user's photos) is ever taken, however it is reached."""
+    found, ignored, refused = [], 0, []
+    uploads = uploads.resolve() if uploads is not None else None
+
+    def take(candidate: Path, within: Optional[Path]) -> None:
+        real = candidate.resolve()
+        if uploads is not None and (real == uploads or uploads in real.parents):
+            refused.append((candidate, UPLOADS))
+        elif within is not None and within not in real.parents:
+            refused.append((candidate, OUTSIDE))
+        else:
+            found.append(candidate)
+
     for path in paths:
         if not path.is_dir():
-            found.append(path)
+            take(path, None)
             continue
+        root = path.resolve()
         for candidate in sorted(path.rglob("*")):
             if any(part.startswith(".") for part in candidate.relative_to(path).parts) or candidate.is_dir():
                 continue
             if candidate.suffix.lower() in SUFFIXES and candidate.is_file():
-                found.append(candidate)
+                take(candidate, root)
             else:
                 ignored += 1  # other kinds of files, broken links, pipes, sockets
-    return list(dict.fromkeys(found)), ignored
+    return list(dict.fromkeys(found)), ignored, refused
 
 
 def import_photos(user: User, files: list[Path], progress: Callable[[int], None] = lambda n: None) -> ImportReport:
