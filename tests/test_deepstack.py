@@ -166,7 +166,8 @@ def test_errors_outside_the_view_keep_deepstacks_shape(make_app):
 
 def test_a_new_keys_secret_is_never_cached(app, client, auth):
     api = ApiActions(client).user()
-    assert client.post("/api/v1/keys", json={"name": "x"}, headers=api.headers).headers["Cache-Control"] == "no-store"
+    response = client.post("/api/v1/keys", json={"name": "x"}, headers=api.headers)
+    assert response.headers["Cache-Control"] == "private, no-store"
 
 
 def test_photos_a_dead_web_process_left_behind_are_swept(app):

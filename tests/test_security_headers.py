@@ -76,3 +76,30 @@ def test_a_host_that_is_not_a_host_name_is_a_400_not_a_500(client, path):
 def test_an_htmx_current_url_that_is_not_a_url_is_ignored(client):
     response = client.get("/analyses", headers={"HX-Request": "true", "HX-Current-URL": "http://[x"})
     assert response.status_code == 401 and response.headers["HX-Redirect"].startswith("/login")
+
+
+def test_private_pages_and_json_are_never_stored_and_shared_pages_neither(app, client, auth):
+    from tests.helpers import csrf_from, upload
+    from tests.images import encode, sample
+    import re
+
+    auth.signup()
+    upload(client, ("p.png", encode(sample(), "PNG")))
+    api = ApiActions(client)
+    api.login()
+    public_id = api.get("/api/v1/analyses").json["items"][0]["id"]
+    page = client.get(f"/analyses/{public_id}").text
+    made = client.post(f"/analyses/{public_id}/share", data={"csrf_token": csrf_from(page), "expires": "7d"})
+    link = re.search(r"/s/[A-Za-z0-9_.-]+", client.get(made.headers["Location"]).text)[0]
+    for url in ("/analyses", f"/analyses/{public_id}", "/account", "/account/keys", "/account/shares",
+                f"/analyses/{public_id}/detections.json"):
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert {"private", "no-store"} <= set(response.headers["Cache-Control"].replace(" ", "").split(",")), url
+    for url in ("/api/v1/analyses", f"/api/v1/analyses/{public_id}", "/api/v1/me"):
+        response = api.get(url)
+        assert {"private", "no-store"} <= set(response.headers["Cache-Control"].replace(" ", "").split(",")), url
+    shared = app.test_client().get(link)
+    assert shared.status_code == 200 and "no-store" in shared.headers["Cache-Control"]
+    static = app.test_client().get("/static/app.css")  # files say their own caching
+    assert "no-store" not in static.headers.get("Cache-Control", "")

@@ -30,7 +30,7 @@ def _token_response(pair: tokens.TokenPair, status: int = 200):
     response = current_app.response_class(status=status)
     response.set_data(current_app.json.dumps(body))
     response.mimetype = "application/json"
-    response.headers["Cache-Control"] = "no-store"
+    response.headers["Cache-Control"] = "private, no-store"
     response.set_cookie(COOKIE, pair.refresh_token, max_age=int(current_app.config["REFRESH_TOKEN_TTL"]),
                         **_cookie_attributes())
     return response

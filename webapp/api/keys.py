@@ -25,7 +25,7 @@ def create_key():
         key, raw = keys.create(api_user(), data.name, data.scope, data.save_to_gallery)
     except keys.TooManyKeys as exc:
         raise ProblemError(409, str(exc)) from None
-    return key_out(key, NewKeyOut, key=raw), 201, {"Cache-Control": "no-store"}  # the secret: never kept
+    return key_out(key, NewKeyOut, key=raw), 201, {"Cache-Control": "private, no-store"}  # the secret: never kept
 
 
 @bp.route("/keys", methods=["GET"])

@@ -184,7 +184,7 @@ def api_keys():
             status = 422
     page = render_template("auth/keys.html", form=form, created=created, keys=keys.list_keys(user),
                            revoke_form=RevokeKeyForm(formdata=None))
-    return page, status, {"Cache-Control": "no-store"}  # it may hold a new key's secret
+    return page, status, {"Cache-Control": "private, no-store"}  # it may hold a new key's secret
 
 
 @bp.route("/account/keys/<int:key_id>/revoke", methods=["POST"])

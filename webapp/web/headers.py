@@ -6,7 +6,10 @@ images from the app itself plus `blob:` and `data:` (Swagger UI's icons). Swagge
 works under the same policy (its scripts set styles through the DOM, which CSP allows; a browser
 test fails on any violation).
 Anything that is not HTML (JSON, images) gets `default-src 'none'`: it never runs anything.
-HSTS is sent only on a request that came over HTTPS (behind a proxy: TRUSTED_PROXIES)."""
+HSTS is sent only on a request that came over HTTPS (behind a proxy: TRUSTED_PROXIES).
+Pages and JSON are never stored by a cache: `private, no-store` (someone's photos, keys, links),
+`no-store` for a shared link's page (anyone's to see, but not to keep once the link ends). Files
+(images, exports, static assets) say their own caching where they are sent."""
 from flask import Flask, Response, request
 
 PAGE_POLICY = {
@@ -25,6 +28,8 @@ OTHER_POLICY = {"default-src": "'none'", "frame-ancestors": "'none'", "sandbox":
 PERMISSIONS = ("accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), microphone=(), "
                "payment=(), usb=()")
 HSTS = "max-age=31536000; includeSubDomains"
+NOT_STORED = ("text/html", "application/json", "application/problem+json")
+SHARED_PAGES = ("shares.view",)
 
 
 def policy_text(policy: dict[str, str]) -> str:
@@ -44,6 +49,8 @@ def add_security_headers(response: Response) -> Response:
     headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
     if request.is_secure:
         headers.setdefault("Strict-Transport-Security", HSTS)
+    if "Cache-Control" not in headers and response.mimetype in NOT_STORED:
+        headers["Cache-Control"] = "no-store" if request.endpoint in SHARED_PAGES else "private, no-store"
     return response
 
 
