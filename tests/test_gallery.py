@@ -290,3 +290,17 @@ def test_an_htmx_request_after_the_session_ended_says_so_on_the_login_page(clien
     response = client.get(f"/analyses/{done.public_id}/card", headers=HX)
     assert response.status_code == 401
     assert "Your session has ended" in client.get(response.headers["HX-Redirect"]).get_data(as_text=True)
+
+
+@pytest.mark.parametrize("variant", ["original", "display", "thumbnail"])
+def test_images_of_a_photo_with_a_non_latin_name_download_under_that_name(client, auth, app, variant):
+    from tests.images import encode, sample
+
+    auth.signup()
+    upload(client, ("夏の海.png", encode(sample(), "PNG")))
+    [run] = analyses(app)
+    response = client.get(f"/analyses/{run.public_id}/image/{variant}?download=1")
+    assert response.status_code == 200
+    disposition = response.headers["Content-Disposition"]
+    assert disposition.startswith("attachment") and "filename*=UTF-8''%E5%A4%8F%E3%81%AE%E6%B5%B7-" in disposition
+    assert 'filename="-' not in disposition and "filename=-" not in disposition  # an ASCII name that says something

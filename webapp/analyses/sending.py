@@ -32,7 +32,8 @@ def send_image(run: Run, variant: str, download: bool = False, name: Optional[st
     """One of a run's stored images; 404 for an unknown variant or one not made (yet)."""
     path = lookups.stored_image(run, variant)
     name = name or f"{delivery.download_stem(run.photo.original_filename)}-{variant}{path.suffix if path else ''}"
-    return delivery.send_stored(path, name, download, missing=f"This analysis has no {variant} image (yet).")
+    response = delivery.send_stored(path, name, download, missing=f"This analysis has no {variant} image (yet).")
+    return delivery.attach(response, name, "attachment" if download else "inline")  # a non-Latin name whole
 
 
 def send_view(run: Run, args, download: bool = False, name: Optional[str] = None):
