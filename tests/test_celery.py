@@ -163,12 +163,13 @@ def test_with_the_broker_down_an_upload_is_refused_and_nothing_is_stored(make_ap
 def test_healthz_reports_the_broker_and_the_workers_that_answer(celery_app, workers):
     assert celery_app.test_client().get("/healthz").json == {
         "status": "ok", "database": "ok", "broker": "ok", "workers": 0,
-        "model": "unavailable: no detection worker is running"}
+        "model": "unavailable: no detection worker is running", "rate_limits": "ok"}
     workers.start()
     deadline = time.monotonic() + PING_CACHE_SECONDS + 5  # the count is at most that old
     while (health := celery_app.test_client().get("/healthz").json)["workers"] == 0 and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert health == {"status": "ok", "database": "ok", "broker": "ok", "workers": 1, "model": "ok"}
+    assert health == {"status": "ok", "database": "ok", "broker": "ok", "workers": 1, "model": "ok",
+                      "rate_limits": "ok"}
 
 
 def test_classes_are_checked_against_what_the_worker_reported(celery_app, workers):

@@ -83,7 +83,7 @@ def test_healthz_reports_an_unavailable_model_without_failing(bare):
     response = bare.test_client().get("/healthz")
     assert response.status_code == 200
     reason = "no detection model is installed on this server, and it is not allowed to download one"
-    assert response.json == {"status": "ok", "database": "ok", "model": f"unavailable: {reason}"}
+    assert response.json == {"status": "ok", "database": "ok", "model": f"unavailable: {reason}", "rate_limits": "ok"}
 
 
 def test_healthz_reports_a_usable_model(client):

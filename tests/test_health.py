@@ -5,7 +5,7 @@ from webapp import create_app
 def test_healthz_reports_a_reachable_database(client):
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.json == {"status": "ok", "database": "ok", "model": "ok"}
+    assert response.json == {"status": "ok", "database": "ok", "model": "ok", "rate_limits": "ok"}
 
 
 def test_healthz_answers_503_when_the_database_is_unreachable(tmp_path):

@@ -117,6 +117,10 @@ class Config:
     # Failed sign-ins per account, from any address, before its sign-in is refused for the window.
     LOGIN_FAILURE_LIMIT = os.environ.get("LOGIN_FAILURE_LIMIT") or "10 per 15 minutes"
     RATELIMIT_HEADERS_ENABLED = True
+    # With its storage (Redis) unreachable, the limits go on per process (logged once; /healthz says
+    # "degraded"), and each call to it gives up within a second instead of hanging.
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
+    RATELIMIT_STORAGE_OPTIONS = {"socket_connect_timeout": 1, "socket_timeout": 1}
     LOG_LEVEL = os.environ.get("LOG_LEVEL") or "INFO"
     # How passwords are hashed (werkzeug's method): scrypt's own cost. Not a setting: the tests
     # alone lower it, so that signing up a thousand times does not take minutes.

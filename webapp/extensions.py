@@ -1,5 +1,10 @@
-"""Extension objects, created unbound (`create_app` calls `init_app` on each), and the
-per-connection settings of the database engine they open."""
+"""Extension objects, created unbound (`create_app` calls `init_app` on each), the per-connection
+settings of the database engine they open, and `shared_limits`: the counts services keep in the
+rate limiter's storage themselves (failed sign-ins, requests per API key)."""
+import logging
+import threading
+import time
+
 import sqlalchemy as sa
 from flask_jwt_extended import JWTManager
 from flask_limiter import Limiter
@@ -8,6 +13,8 @@ from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
+from limits.storage import MemoryStorage
+from limits.strategies import FixedWindowRateLimiter
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
 
@@ -22,6 +29,66 @@ login_manager = LoginManager()
 csrf = CSRFProtect()
 jwt = JWTManager()
 limiter = Limiter(key_func=get_remote_address)
+logger = logging.getLogger(__name__)
+
+
+class SharedLimits:
+    """`hit`, `get_window_stats` and `clear` on the rate limiter's storage (Redis when RATELIMIT_STORAGE_URI
+    names it: shared by every process). While that storage cannot be reached, the same limits are
+    kept per process, in memory, and the storage is tried again every RETRY_SECONDS; the outage
+    is logged once, its end once. (The limiter's own limits fall back alike:
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED.)"""
+
+    RETRY_SECONDS = 5.0
+
+    def __init__(self):
+        self._memory = FixedWindowRateLimiter(MemoryStorage())
+        self._lock = threading.Lock()
+        self._retry_at = None  # set while the storage is down
+
+    @property
+    def degraded(self) -> bool:
+        return self._retry_at is not None
+
+    def hit(self, limit, *identifiers) -> bool:
+        return self._call("hit", limit, *identifiers)
+
+    def get_window_stats(self, limit, *identifiers):
+        return self._call("get_window_stats", limit, *identifiers)
+
+    def clear(self, limit, *identifiers) -> None:
+        self._call("clear", limit, *identifiers)
+
+    def _call(self, method: str, limit, *identifiers):
+        if self._retry_at is not None and time.monotonic() < self._retry_at:
+            return getattr(self._memory, method)(limit, *identifiers)
+        try:
+            answer = getattr(limiter.limiter, method)(limit, *identifiers)
+        except Exception as exc:  # noqa: BLE001 - whatever the storage raises, the limits go on here
+            with self._lock:
+                if self._retry_at is None:
+                    logger.warning("Rate limit storage unreachable (%s): limits are kept per process until it "
+                                   "is back", exc.__class__.__name__)
+                self._retry_at = time.monotonic() + self.RETRY_SECONDS
+            return getattr(self._memory, method)(limit, *identifiers)
+        if self._retry_at is not None:
+            with self._lock:
+                self._retry_at = None
+            logger.warning("Rate limit storage reachable again: limits are shared again")
+        return answer
+
+    def storage_answers(self) -> bool:
+        """Whether the limiter's storage answers now (/healthz); a success ends the outage."""
+        try:
+            alive = bool(limiter.storage.check())
+        except Exception:  # noqa: BLE001
+            alive = False
+        if alive and self._retry_at is not None:
+            self._retry_at = time.monotonic()  # the next call tries the storage again
+        return alive
+
+
+shared_limits = SharedLimits()
 
 
 @sa.event.listens_for(Engine, "connect")

@@ -19,7 +19,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from webapp.auth import tokens
 from webapp.errors import Refused
-from webapp.extensions import db, limiter
+from webapp.extensions import db, limiter, shared_limits
 from webapp.models import User
 
 logger = logging.getLogger(__name__)
@@ -169,7 +169,7 @@ class _FailedSignIns:
     device cookie of the account, of that browser alone. LOGIN_FAILURE_LIMIT (e.g. "10 per 15
     minutes") attempts lock sign-in until that window ends. Every attempt is counted before the
     password is checked (so attempts at once cannot slip past the limit) and a success forgets
-    them. If the storage cannot be reached, sign-ins go on unlimited (the per-address limit may too)."""
+    them. If the storage cannot be reached, the counts are kept per process until it is back."""
 
     def __init__(self, email, device: Optional[str] = None):
         if device is not None:
@@ -183,11 +183,7 @@ class _FailedSignIns:
     def _call(self, method: str):
         if not limiter.enabled:
             return None
-        try:
-            return getattr(limiter.limiter, method)(self.limit, self.namespace, self.key)
-        except Exception:  # noqa: BLE001 - the storage is down: log it, never lock everyone out
-            logger.warning("Cannot reach the rate limit storage for failed sign-ins", exc_info=True)
-            return None
+        return getattr(shared_limits, method)(self.limit, self.namespace, self.key)
 
     def reserve(self) -> bool:
         """Count this attempt; False when it is past the limit (locked)."""

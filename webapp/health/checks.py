@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
 from webapp.detection.availability import status_line
-from webapp.extensions import db
+from webapp.extensions import db, shared_limits
 from webapp.jobs.scheduling import QueueUnavailable, get_runner
 
 logger = logging.getLogger(__name__)
@@ -36,3 +36,10 @@ def queue_health() -> dict:
 
 def model_health() -> str:
     return status_line()
+
+
+def rate_limit_health() -> str:
+    """"ok" while the rate limits' storage answers (always, in memory); else what is degraded."""
+    if shared_limits.storage_answers():
+        return "ok"
+    return "degraded: the rate limit storage (RATELIMIT_STORAGE_URI) is unreachable; limits are per process"

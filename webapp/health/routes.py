@@ -6,7 +6,8 @@ from webapp.health import bp, checks
 
 @bp.route("/healthz", methods=["GET"])
 def healthz():
-    body = {"status": "ok", "database": "ok", **checks.queue_health(), "model": checks.model_health()}
+    body = {"status": "ok", "database": "ok", **checks.queue_health(), "model": checks.model_health(),
+            "rate_limits": checks.rate_limit_health()}
     if not checks.database_answers():
         return {**body, "status": "error", "database": "unreachable"}, 503
     return body, 200
