@@ -492,3 +492,36 @@ def test_bare_gunicorn_is_frozen_by_a_few_stalled_clients_which_is_why_nginx_is_
     finally:
         for sock in stalled:
             sock.close()
+
+
+@pytest.mark.any_database  # the proxy's behaviour, not the database's
+def test_with_the_app_down_nginx_answers_api_clients_in_their_shapes_not_html(stack):
+    stack.start_proxy()  # and no web process: every request nginx passes on is its own 502
+
+    def answer(method: str, path: str, body: bytes = b"", headers: dict | None = None):
+        request = urllib.request.Request(f"{stack.base}{path}", data=body or None, method=method,
+                                         headers=headers or {})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, response.headers.get_content_type(), response.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.headers.get_content_type(), exc.read()
+
+    wait_until(lambda: answer("GET", "/healthz")[0] == 502, 30, "nginx", stack.processes)
+    for path in ("/api/v1/me", "/api/v1/analyses?label=dog"):
+        status, kind, body = answer("GET", path, headers={"Authorization": "Bearer x"})
+        assert (status, kind) == (502, "application/problem+json"), (path, body[:200])
+        assert json.loads(body)["status"] == 502 and "try again" in json.loads(body)["detail"]
+    upload, content_type = multipart("images", "p.png", b"x" * 1000)
+    status, kind, body = answer("POST", "/api/v1/analyses", upload, {"Content-Type": content_type,
+                                                                    "Authorization": "Bearer x"})
+    assert (status, kind) == (502, "application/problem+json") and json.loads(body)["status"] == 502
+    photo, content_type = multipart("image", "p.png", b"x" * 1000)
+    status, kind, body = answer("POST", "/v1/vision/detection", photo, {"Content-Type": content_type,
+                                                                       "X-API-Key": "spt_x"})
+    assert (status, kind) == (502, "application/json") and json.loads(body)["success"] is False
+    too_big, content_type = multipart("images", "p.png", b"x" * 21_000_000)
+    status, kind, _ = answer("POST", "/api/v1/analyses", too_big, {"Content-Type": content_type,
+                                                                  "Authorization": "Bearer x"})
+    assert (status, kind) == (413, "application/problem+json")  # nginx's own limits keep their answers
+    assert answer("GET", "/login")[0] == 502  # a page: nginx's page is fine for a browser
