@@ -69,3 +69,55 @@ def test_container_entrypoint_migrates_then_serves(tmp_path):
     tables = {row[0] for row in sqlite3.connect(tmp_path / "prod.sqlite3").execute(
         "SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"user", "analysis", "detection", "refresh_token", "alembic_version"} <= tables
+
+
+def _exchange(sock: socket.socket, request: bytes) -> bytes:
+    """Send one request and read its whole answer (headers and the body Content-Length says)."""
+    sock.sendall(request)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(next((line.split(b":")[1] for line in head.split(b"\r\n")
+                       if line.lower().startswith(b"content-length:")), b"0"))
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head
+
+
+def _post(path: str, body: bytes, headers: str) -> bytes:
+    return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=x\r\n"
+            f"Content-Length: {len(body)}\r\n{headers}\r\n").encode() + body
+
+
+def test_a_request_refused_before_its_body_is_read_closes_its_connection(tmp_path):
+    """An answer given without reading the body (401 for a forged bearer, a bad API key) says
+    `Connection: close` and closes, so no proxy pools that connection with the unread body on it
+    (the next request on it would fail: another user's upload answered 502)."""
+    port = free_port()
+    env = production_env(tmp_path)
+    subprocess.run([str(GUNICORN.parent / "flask"), "--app", "wsgi", "db", "upgrade"], cwd=BASE_DIR, env=env,
+                   check=True, capture_output=True)
+    body = b"--x\r\nContent-Disposition: form-data; name=\"images\"; filename=\"a.bin\"\r\n\r\n" + b"z" * 1_000_000 \
+        + b"\r\n--x--\r\n"
+    threaded = [*gunicorn(port)[:-1], "--threads", "4", "wsgi:app"]  # gthread, as the container runs it
+    with serving(threaded, env, port):
+        for credential in ("Authorization: Bearer forged\r\n", "X-API-Key: spt_forged\r\n"):
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+                head = _exchange(sock, _post("/api/v1/analyses", body, credential))
+                assert head.startswith(b"HTTP/1.1 401"), head
+                assert b"connection: close" in head.lower(), head
+                sock.settimeout(10)
+                assert sock.recv(1) == b"", "the server closes the connection"
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:  # a body read: kept alive
+            small = b"{}"
+            head = _exchange(sock, f"POST /api/v1/auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                                   f"application/json\r\nContent-Length: {len(small)}\r\n\r\n".encode() + small)
+            assert b"connection: keep-alive" in head.lower(), head
+            assert _exchange(sock, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").startswith(b"HTTP/1.1 200")

@@ -25,6 +25,7 @@ import yaml
 
 from tests.conftest import reset_postgres
 from tests.helpers import free_port, redis_url
+from tests.images import encode, sample
 from webapp.config import BASE_DIR
 
 ENTRYPOINT = BASE_DIR / "docker" / "entrypoint.sh"
@@ -525,3 +526,45 @@ def test_with_the_app_down_nginx_answers_api_clients_in_their_shapes_not_html(st
                                                                   "Authorization": "Bearer x"})
     assert (status, kind) == (413, "application/problem+json")  # nginx's own limits keep their answers
     assert answer("GET", "/login")[0] == 502  # a page: nginx's page is fine for a browser
+
+
+@pytest.mark.any_database  # the proxy's and gunicorn's behaviour, not the database's
+def test_requests_refused_unread_do_not_break_other_peoples_uploads_through_nginx(stack):
+    """An attacker with no account loops uploads with a forged bearer (refused before the body is
+    read) while a user uploads 200 photos through the same nginx and its pooled connections:
+    none of the user's uploads may fail."""
+    stack.start("web")
+    stack.start_proxy()
+    stack.wait_healthy()
+    creds = json.dumps({"email": "victim@example.com", "password": "a long passphrase"}).encode()
+    json_headers = {"Content-Type": "application/json"}
+    assert http("POST", f"{stack.base}/api/v1/auth/signup", creds, json_headers)[0] == 201
+    token = http("POST", f"{stack.base}/api/v1/auth/login", creds, json_headers)[1]["access_token"]
+    junk, junk_type = multipart("images", "a.bin", os.urandom(1_000_000))
+    photo, photo_type = multipart("images", "p.png", encode(sample(64, 48), "PNG"))
+    stop = threading.Event()
+    attacks = []
+
+    def attack():
+        while not stop.is_set():
+            try:
+                attacks.append(http("POST", f"{stack.base}/api/v1/analyses", junk,
+                                    {"Content-Type": junk_type, "Authorization": "Bearer forged"})[0])
+            except OSError:
+                attacks.append("error")
+
+    attackers = [threading.Thread(target=attack) for _ in range(2)]
+    for thread in attackers:
+        thread.start()
+    try:
+        statuses = [http("POST", f"{stack.base}/api/v1/analyses", photo,
+                         {"Content-Type": photo_type, "Authorization": f"Bearer {token}"})[0] for _ in range(200)]
+    finally:
+        stop.set()
+        for thread in attackers:
+            thread.join(timeout=60)
+    failed = [s for s in statuses if s != 202]
+    record("refused-unread-bodies", {"victim_uploads": len(statuses), "failed": len(failed),
+                                     "attacker_requests": len(attacks)})
+    assert failed == [], f"{len(failed)} of 200 uploads failed: {sorted(set(failed))}"
+    assert len(attacks) > 50 and set(attacks) == {401}, set(attacks)
