@@ -99,3 +99,20 @@ def stored_image(run: Run, variant: str) -> Optional[Path]:
                 "annotated": run.annotated_path}[variant]
     path = storage.absolute(relative) if relative else None
     return path if path is not None and path.is_file() else None
+
+
+def current_runs_since(user: User, since) -> dict[str, list[Run]]:
+    """{sha256: current runs of the user's photos with those bytes, uploaded at or after `since`,
+    oldest first}: what an interrupted upload stored, for the same upload sent again."""
+    found: dict[str, list[Run]] = {}
+    for run in db.session.scalars(sa.select(Run).join(Photo, Photo.id == Run.photo_id).where(
+            Photo.user_id == user.id, Photo.created_at >= since, Run.current).order_by(Photo.id)
+            .options(joinedload(Run.photo, innerjoin=True))):
+        found.setdefault(run.photo.sha256, []).append(run)
+    return found
+
+
+def runs_of_photo_since(photo_id: int, since) -> Optional[Run]:
+    """The newest run of the photo asked for at or after `since`, or None."""
+    return db.session.scalars(sa.select(Run).where(Run.photo_id == photo_id, Run.queued_at >= since)
+                              .order_by(Run.queued_at.desc(), Run.id.desc()).limit(1)).first()

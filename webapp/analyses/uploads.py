@@ -22,6 +22,7 @@ from sqlalchemy.orm.exc import ObjectDeletedError
 from webapp import storage
 from webapp.analyses.params import DetectionParams
 from webapp.analyses.quotas import QuotaExceeded, check_quota
+from webapp.analyses import lookups
 from webapp.analyses.lookups import NOT_FOUND
 from webapp.analyses.removal import delete_photo, delete_run
 from webapp.detection.registry import UnknownClasses, check_size, run_size
@@ -127,12 +128,15 @@ def _ready_to_queue(params: DetectionParams) -> None:
         raise QueueUnavailable(QUEUE_DOWN) from exc
 
 
-def upload_files(user: User, files: list[Upload], params: Optional[DetectionParams] = None) -> Queued:
+def upload_files(user: User, files: list[Upload], params: Optional[DetectionParams] = None,
+                 reuse_since: Optional[datetime] = None) -> Queued:
     """Accept each uploaded file on its own and queue the accepted ones for detection.
     Before storing anything, raises TooManyFiles for more than MAX_FILES_PER_UPLOAD files,
     UnknownClasses (or DetectionUnavailable) when `params.classes` names classes the model does not
     have, and QueueUnavailable when the broker cannot be reached. A file that cannot be queued
-    is rejected, its row and files removed; so is every file past the user's quota."""
+    is rejected, its row and files removed; so is every file past the user's quota. With
+    `reuse_since` (the same upload sent again after an attempt that died midway), a file whose
+    bytes the user has stored since then is answered with that photo, not stored twice."""
     params = params or DetectionParams()
     limit = current_app.config["MAX_FILES_PER_UPLOAD"]
     if limit and len(files) > limit:
@@ -140,10 +144,16 @@ def upload_files(user: User, files: list[Upload], params: Optional[DetectionPara
     _ready_to_queue(params)
     result = Queued()
     share = FairShare(user.id)
+    earlier = lookups.current_runs_since(user, reuse_since) if reuse_since else {}
     for file in files:
         name = display_filename(file.filename)
+        data = file.read()
+        stored = earlier.get(hashlib.sha256(data).hexdigest()) if earlier else None
+        if stored:
+            result.add(stored.pop(0), None)
+            continue
         try:
-            run, future = accept_and_queue(user, name, file.read(), params, share)
+            run, future = accept_and_queue(user, name, data, params, share)
         except (ImageRejected, QuotaExceeded) as exc:
             result.rejected.append(Rejected(name, str(exc), getattr(exc, "kind", Refused.INVALID)))
             continue
@@ -235,12 +245,19 @@ def _new_run(photo: Photo, owner: User, params: DetectionParams, current: bool =
     )
 
 
-def rerun(run: Run, params: DetectionParams) -> Queued:
+def rerun(run: Run, params: DetectionParams, reuse_since: Optional[datetime] = None) -> Queued:
     """Queue a new run of the run's photo with these settings; its other runs stay. The gallery
     keeps showing the photo's current run until the new one has finished. Raises TooManyRuns,
     UnknownClasses (or DetectionUnavailable) and QueueUnavailable before storing anything, NotFound
-    when the photo was deleted meanwhile."""
+    when the photo was deleted meanwhile. With `reuse_since` (the same request sent again after
+    an attempt that died midway), a run of the photo asked for since then is the answer."""
     photo = run.photo
+    if reuse_since is not None:
+        made = lookups.runs_of_photo_since(photo.id, reuse_since)
+        if made is not None:
+            result = Queued()
+            result.add(made, None)
+            return result
     _ready_to_queue(params)
     if not lock_photos([photo.id]):  # counted and added under the photo's lock: no overshoot
         db.session.rollback()

@@ -10,6 +10,7 @@ from webapp.analyses.lookups import NOT_FOUND
 from webapp.analyses.params import RunFields
 from webapp.api import bp
 from webapp.api.openapi import operation
+from webapp.api.replays import idempotent, resumed_since
 from webapp.api.schemas import (
     AnalysisOut, AnalysisPage, AnalysisSummary, BulkExportQuery, DetailQuery, DetectionOut, ExportQuery,
     ImageQuery, ListQuery, ModelsOut, RunsOut, UploadOut, UploadQuery,
@@ -106,17 +107,21 @@ def detail(run: Run, min_conf: Optional[float] = None) -> dict:
 @bp.route("/analyses", methods=["POST"])
 @limits.upload(signed_in=upload_signed_in, refuse=refuse_upload)
 @authenticated(detection=True)
+@idempotent
 @operation(summary="Upload photos for detection", tag=TAG, query=UploadQuery, multipart=UPLOAD_BODY,
            description="202 with the queued analyses; with `wait=true`, 201 once they are finished. "
                        "Refused files are listed in `rejected` with the reason; nothing is stored for them.",
-           responses={201: UploadOut, 202: UploadOut, 401: None, 404: None, 413: None, 422: None, 503: None})
+           idempotent=True,
+           responses={201: UploadOut, 202: UploadOut, 401: None, 404: None, 409: None, 413: None, 422: None,
+                      503: None})
 def upload():
     wait = query(UploadQuery).wait
     params = form(RunFields).params()
     files = [f for f in request.files.getlist("images") if f and f.filename]
     if not files:
         raise ProblemError(422, "Send one or more files in the multipart field `images`.")
-    result = uploads.upload_files(api_user(), [uploads.Upload(f.filename, f.read) for f in files], params)
+    result = uploads.upload_files(api_user(), [uploads.Upload(f.filename, f.read) for f in files], params,
+                                  reuse_since=resumed_since())
     rejected = [{"filename": r.filename, "reason": r.reason} for r in result.rejected]
     if not result.accepted and any(r.kind == Refused.UNAVAILABLE for r in result.rejected):
         raise ProblemError(503, uploads.QUEUE_DOWN, rejected=rejected, headers=RETRY_LATER)
@@ -168,7 +173,8 @@ def retry(public_id: str):
 
 @bp.route("/analyses/<public_id>/runs", methods=["POST"])
 @authenticated  # not for a detect-only key: a run of a stored photo answers with what the photo is
-@operation(summary="Run the analysis's photo again, with other settings", tag=TAG, query=UploadQuery,
+@idempotent
+@operation(summary="Run the analysis's photo again, with other settings", tag=TAG, query=UploadQuery, idempotent=True,
            multipart={"schema": {"type": "object", "properties": _optional_fields(RunFields)}},
            description="The same parameters as an upload (conf, iou, imgsz, classes, model), without files; "
                        "the photo's other runs stay. 202 with the new run; with `wait=true`, 201 once it is "
@@ -183,7 +189,7 @@ def create_run(public_id: str):
     if misplaced:
         raise ProblemError(422, f"Send {', '.join(misplaced)} as form fields, not in the query string.")
     wait = query(UploadQuery).wait
-    return _queued(uploads.rerun(run, form(RunFields).params()), wait, [])
+    return _queued(uploads.rerun(run, form(RunFields).params(), reuse_since=resumed_since()), wait, [])
 
 
 @bp.route("/analyses/<public_id>/runs", methods=["GET"])

@@ -10,6 +10,11 @@ from pydantic import BaseModel
 from webapp.api.schemas import Problem
 
 REF = "#/components/schemas/{model}"
+IDEMPOTENCY_KEY = (
+    "Any unique string of yours (a UUID): send the request again with the same key and the same body "
+    "within 24 hours (after a timeout, a 502) and it is not done twice: the first answer comes back (with "
+    "`Idempotent-Replayed: true`); what an interrupted first attempt stored is reused, not stored again. "
+    "The same key with another body is a 422; while the first is still being answered, a 409 with Retry-After.")
 ERROR_CONTENT = "application/problem+json"
 
 # A response is a model (JSON), None (no body) or a dict of content types (files).
@@ -28,6 +33,7 @@ class Operation:
     headers: dict[str, str] = field(default_factory=dict)
     public: bool = False
     description: str = ""
+    idempotent: bool = False  # takes an Idempotency-Key (webapp/api/replays.py)
 
 
 def operation(**kwargs) -> Callable:
@@ -68,6 +74,10 @@ def _parameters(op: Operation, components: "_Components") -> list[dict]:
         params.append({"name": name, "in": "header", "required": True,
                        "schema": {"type": "string", "enum": ["XMLHttpRequest"]},
                        "description": description})
+    if op.idempotent:
+        params.append({"name": "Idempotency-Key", "in": "header", "required": False,
+                       "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                       "description": IDEMPOTENCY_KEY})
     return params
 
 

@@ -1,0 +1,72 @@
+"""`Idempotency-Key` on the API's requests that store something (an upload, a run): the same key
+and the same request within 24 hours give the first answer again (`Idempotent-Replayed: true`)
+instead of doing it twice; see `webapp/analyses/idempotency.py`."""
+import hashlib
+import re
+from functools import wraps
+from typing import Optional
+
+from flask import current_app, g, jsonify, request
+
+from werkzeug.exceptions import HTTPException
+
+from webapp.analyses import idempotency
+from webapp.api.security import api_user
+from webapp.errors import DomainError
+from webapp.web.answers import ProblemError
+
+HEADER = "Idempotency-Key"
+KEY = re.compile(r"[\x21-\x7e]{1,255}")  # visible ASCII
+
+
+def resumed_since():
+    """When an interrupted first attempt of this request began (what it stored since is reused),
+    or None."""
+    return g.get("idempotent_resumed_since")
+
+
+def _fingerprint() -> str:
+    files = []
+    for field, upload in request.files.items(multi=True):
+        digest = hashlib.sha256(upload.stream.read()).hexdigest()
+        upload.stream.seek(0)
+        files.append((field, upload.filename, digest))
+    return idempotency.fingerprint(request.method, request.path, sorted(request.args.items(multi=True)),
+                                   sorted(request.form.items(multi=True)), files)
+
+
+def idempotent(view):
+    """Honour an Idempotency-Key (after authentication: keys are per user)."""
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        key: Optional[str] = request.headers.get(HEADER)
+        if key is None:
+            return view(*args, **kwargs)
+        if not KEY.fullmatch(key):
+            raise ProblemError(422, f"{HEADER} must be 1 to 255 visible ASCII characters (a UUID, say).")
+        try:
+            claimed = idempotency.claim(api_user().id, key, _fingerprint())
+        except idempotency.KeyInUse as exc:
+            raise ProblemError(409, str(exc), headers={"Retry-After": "5"}) from None
+        if claimed.answer is not None:
+            status, body = claimed.answer
+            response = jsonify(body)
+            response.status_code = status
+            response.headers["Idempotent-Replayed"] = "true"
+            return response
+        g.idempotent_resumed_since = claimed.resumed_since
+        try:
+            response = current_app.make_response(view(*args, **kwargs))
+        except (DomainError, ProblemError, HTTPException):  # refused: nothing done, the key is free
+            idempotency.release(claimed)
+            raise
+        except Exception:  # failed midway: sent again, it goes on from what it stored
+            idempotency.interrupted(claimed)
+            raise
+        if 200 <= response.status_code < 300 and response.is_json:
+            idempotency.answered(claimed, response.status_code, response.get_json())
+        else:
+            idempotency.release(claimed)
+        return response
+
+    return wrapper
