@@ -288,3 +288,21 @@ def test_wait_is_not_honoured_when_every_waiting_slot_is_taken(celery_app, monke
     started = time.monotonic()
     response = api.upload(("photo.png", encode(sample(), "PNG")), query="?wait=true")  # no worker runs
     assert response.status_code == 202 and time.monotonic() - started < 5
+
+
+def test_a_running_worker_finds_work_whose_message_was_lost_within_the_sweep_interval(celery_app, workers):
+    """A run committed pending on the broker's side with no message (a web process killed between
+    commit and publish; Redis restarted without persistence) is found and queued again by the
+    workers already running, within LOST_WORK_SECONDS, and run once."""
+    from tests import factories
+    from webapp.analyses.uploads import accept
+
+    workers.start(LOST_WORK_SECONDS="1")
+    with celery_app.app_context():
+        run, _ = accept(factories.user(), "lost.png", encode(sample(), "PNG"))  # stored, never published
+        run_id = run.public_id
+    started = time.monotonic()
+    done = wait_for_status(celery_app, run_id, {RunStatus.DONE, RunStatus.FAILED}, seconds=60)
+    assert done.status == RunStatus.DONE and done.attempts == 1, (done.error, workers.log())
+    assert time.monotonic() - started < 20
+    assert "Queued 1 runs again that no task on the broker would have run" in workers.log()

@@ -93,6 +93,9 @@ class Config:
     # the longest analysis, or it would run twice.
     CELERY_VISIBILITY_TIMEOUT = _env_int("CELERY_VISIBILITY_TIMEOUT", 3600)
     DETECTION_WORKER = False  # True in the Celery worker process (webapp.worker), which has the model
+    # Seconds between a Celery worker's looks for work whose message was lost (Redis restarted
+    # without persistence, a web process killed between commit and publish): queued again.
+    LOST_WORK_SECONDS = _env_int("LOST_WORK_SECONDS", 30)
 
     GALLERY_PER_PAGE = _env_int("GALLERY_PER_PAGE", 24)
 

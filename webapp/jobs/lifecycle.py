@@ -2,11 +2,13 @@
 `post_worker_init` / `worker_exit` hooks in gunicorn.conf.py) and a Celery worker (its signals in
 webapp/worker.py)."""
 import logging
+import threading
 from pathlib import Path
 
 from flask import Flask
 
 from webapp import storage
+from webapp.extensions import db
 from webapp.detection.registry import get_detector, runs_here
 from webapp.jobs.recovery import requeue_interrupted, requeue_lost
 from webapp.jobs.reports import report, withdraw_report
@@ -28,12 +30,47 @@ def start_process(app: Flask) -> None:
         worker = app.config["DETECTION_WORKER"]
         if worker:
             requeue_lost()
+            _sweeper.start(app)
         else:
             requeue_interrupted()
             storage.sweep_temporary()
         if runs_here(app) and (worker or Path(get_detector(app).settings.model).exists()):
             _warm_model(app)
         report(app)
+
+
+class _LostWorkSweeper:
+    """In a Celery worker, every LOST_WORK_SECONDS: `requeue_lost`, so work whose message is gone
+    is run by the workers already running, not only by the next one to start. Several workers
+    sweeping at once queue a run twice at most; its claim runs it once."""
+
+    def __init__(self):
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, app: Flask) -> None:
+        if self._thread is None and app.config["LOST_WORK_SECONDS"] > 0:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._sweep, args=(app,), daemon=True, name="lost-work")
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread = None
+
+    def _sweep(self, app: Flask) -> None:
+        while not self._stop.wait(app.config["LOST_WORK_SECONDS"]):
+            with app.app_context():
+                try:
+                    requeue_lost()
+                except Exception:  # noqa: BLE001 - the broker or the database is down: next time
+                    logger.warning("Could not look for lost work (the broker or the database is down); "
+                                   "trying again in %s s", app.config["LOST_WORK_SECONDS"], exc_info=True)
+                finally:
+                    db.session.remove()
+
+
+_sweeper = _LostWorkSweeper()
 
 
 def _warm_model(app: Flask) -> None:
@@ -50,6 +87,7 @@ def stop_process(app: Flask, finish: bool) -> None:
     (`finish`: a Celery worker's warm shutdown, whose tasks go back to the broker otherwise) or
     stays pending for the next process's start (a gunicorn worker). A Celery worker withdraws
     its report."""
+    _sweeper.stop()
     get_runner(app).close(finish=finish, timeout=None if finish else 20)
     if app.config["DETECTION_WORKER"]:
         withdraw_report(app)
