@@ -25,7 +25,7 @@ def create_app(config: object | None = None) -> Flask:
 
 def register_extensions(app: Flask) -> None:
     from webapp import web
-    from webapp.extensions import csrf, db, jwt, limiter, login_manager, migrate
+    from webapp.extensions import csrf, db, jwt, limiter, login_manager, migrate, shared_limits
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"), render_as_batch=True)
@@ -34,6 +34,7 @@ def register_extensions(app: Flask) -> None:
     csrf.init_app(app)
     jwt.init_app(app)
     limiter.init_app(app)
+    shared_limits.reset()  # counts kept here while the limiter's storage is down: this app's own
 
 
 def register_subsystems(app: Flask) -> None:

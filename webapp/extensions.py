@@ -42,8 +42,12 @@ class SharedLimits:
     RETRY_SECONDS = 5.0
 
     def __init__(self):
-        self._memory = FixedWindowRateLimiter(MemoryStorage())
         self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        """A new start (an app initialised): no outage known, no counts kept here."""
+        self._memory = FixedWindowRateLimiter(MemoryStorage())
         self._retry_at = None  # set while the storage is down
 
     @property
@@ -62,8 +66,8 @@ class SharedLimits:
     def _call(self, method: str, limit, *identifiers):
         if self._retry_at is not None and time.monotonic() < self._retry_at:
             return getattr(self._memory, method)(limit, *identifiers)
-        try:
-            answer = getattr(limiter.limiter, method)(limit, *identifiers)
+        try:  # on the storage itself (the limiter's own fallback is the limiter's business)
+            answer = getattr(FixedWindowRateLimiter(limiter.storage), method)(limit, *identifiers)
         except Exception as exc:  # noqa: BLE001 - whatever the storage raises, the limits go on here
             with self._lock:
                 if self._retry_at is None:
@@ -71,11 +75,14 @@ class SharedLimits:
                                    "is back", exc.__class__.__name__)
                 self._retry_at = time.monotonic() + self.RETRY_SECONDS
             return getattr(self._memory, method)(limit, *identifiers)
+        self._back()
+        return answer
+
+    def _back(self) -> None:
         if self._retry_at is not None:
             with self._lock:
                 self._retry_at = None
             logger.warning("Rate limit storage reachable again: limits are shared again")
-        return answer
 
     def storage_answers(self) -> bool:
         """Whether the limiter's storage answers now (/healthz); a success ends the outage."""
@@ -83,8 +90,8 @@ class SharedLimits:
             alive = bool(limiter.storage.check())
         except Exception:  # noqa: BLE001
             alive = False
-        if alive and self._retry_at is not None:
-            self._retry_at = time.monotonic()  # the next call tries the storage again
+        if alive:
+            self._back()
         return alive
 
 
