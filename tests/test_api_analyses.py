@@ -317,8 +317,8 @@ def test_repeated_class_names_are_kept_once(api, app):
     assert response.json["analyses"][0]["model"]["classes"] == ["0", "1"]
 
 
-@pytest.mark.parametrize("width, height", [(40_000_000, 1), (1, 70_000), (65_536, 100)])
-def test_a_photo_wider_or_taller_than_65535_px_is_refused_at_upload_and_nothing_is_stored(api, app, width, height):
+@pytest.mark.parametrize("width, height", [(40_000_000, 1), (1, 70_000), (65_536, 100), (65_501, 1)])
+def test_a_photo_wider_or_taller_than_65500_px_is_refused_at_upload_and_nothing_is_stored(api, app, width, height):
     from tests.helpers import analyses, stored_files
     from tests.images import png_declaring
 
@@ -326,5 +326,5 @@ def test_a_photo_wider_or_taller_than_65535_px_is_refused_at_upload_and_nothing_
     response = api.upload(("long.png", png_declaring(width, height)))
     assert response.status_code == 422, response.json
     [rejected] = response.json["rejected"]
-    assert "65,535" in rejected["reason"] and f"{width}×{height}" in rejected["reason"]
+    assert "65,500" in rejected["reason"] and f"{width}×{height}" in rejected["reason"]
     assert analyses(app) == [] and stored_files(app) == []

@@ -68,7 +68,7 @@ def test_a_key_whose_first_request_is_still_being_answered_is_a_409(app, client,
 
     api = ApiActions(client).user()
     with app.app_context():
-        idempotency.claim(1, "k-1", "f" * 64)  # this process is answering it
+        idempotency.claim(1, replays.stored_key("k-1", "full"), "f" * 64)  # this process is answering it
     monkeypatch.setattr(replays, "_fingerprint", lambda: "f" * 64)
     busy = upload(api, "k-1")
     assert busy.status_code == 409 and busy.headers["Retry-After"] == "5"
@@ -114,3 +114,13 @@ def test_the_openapi_document_names_the_header(client):
     for path in ("/api/v1/analyses", "/api/v1/analyses/{public_id}/runs"):
         names = [p["name"] for p in document["paths"][path]["post"].get("parameters", [])]
         assert "Idempotency-Key" in names, path
+
+
+def test_a_detect_only_key_never_gets_an_answer_the_account_itself_was_given(app, client):
+    api = ApiActions(client).user()
+    first = upload(api, "k-1")
+    key = client.post("/api/v1/keys", json={"name": "cam", "scope": "detect-only"}, headers=api.headers).json["key"]
+    camera = client.post("/api/v1/analyses", data={"images": [(io.BytesIO(b), n) for n, b in PHOTOS]},
+                         headers={"X-API-Key": key, "Idempotency-Key": "k-1"}, content_type="multipart/form-data")
+    assert camera.status_code == 202 and "Idempotent-Replayed" not in camera.headers
+    assert camera.json != first.json and len(analyses(app)) == 6  # its own upload, not the account's answer

@@ -25,6 +25,12 @@ def resumed_since():
     return g.get("idempotent_resumed_since")
 
 
+def stored_key(key: str, scope: str) -> str:
+    """How a key is stored: per scope (a detect-only key never gets what the account itself was
+    answered; keys are per account already), as a digest."""
+    return hashlib.sha256(f"{scope}\x00{key}".encode()).hexdigest()
+
+
 def _fingerprint() -> str:
     files = []
     for field, upload in request.files.items(multi=True):
@@ -44,8 +50,10 @@ def idempotent(view):
             return view(*args, **kwargs)
         if not KEY.fullmatch(key):
             raise ProblemError(422, f"{HEADER} must be 1 to 255 visible ASCII characters (a UUID, say).")
+        caller = g.get("api_key")
+        scope = "detect-only" if caller is not None and caller.detect_only else "full"
         try:
-            claimed = idempotency.claim(api_user().id, key, _fingerprint())
+            claimed = idempotency.claim(api_user().id, stored_key(key, scope), _fingerprint())
         except idempotency.KeyInUse as exc:
             raise ProblemError(409, str(exc), headers={"Retry-After": "5"}) from None
         if claimed.answer is not None:

@@ -54,7 +54,7 @@ FORMAT_OF = {"jpg": "JPEG", "png": "PNG", "webp": "WEBP", "bmp": "BMP", "tif": "
 BROWSER_FORMATS = ("JPEG", "MPO", "PNG", "WEBP")
 BROWSER_MODES = ("RGB", "L", "P")
 LOSSLESS_FORMATS = ("PNG", "BMP", "TIFF")
-MAX_SIDE = 65_535  # OpenCV (thumbnails, drawing, detection) cannot hold a longer side
+MAX_SIDE = 65_500  # the longest side OpenCV encodes (the annotated image is a JPEG of the photo's size)
 # EXIF orientation -> the Pillow transpose that makes the photo upright (as ImageOps does it).
 _UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
             5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
