@@ -37,8 +37,10 @@ def _fingerprint() -> str:
         digest = hashlib.sha256(upload.stream.read()).hexdigest()
         upload.stream.seek(0)
         files.append((field, upload.filename, digest))
-    return idempotency.fingerprint(request.method, request.path, sorted(request.args.items(multi=True)),
-                                   sorted(request.form.items(multi=True)), files)
+    def pairs(values) -> list:
+        return sorted((str(key), str(value)) for key, value in values.items(multi=True))
+
+    return idempotency.fingerprint(request.method, request.path, pairs(request.args), pairs(request.form), files)
 
 
 def idempotent(view):
