@@ -131,6 +131,14 @@ def upload(client, *files, headers=None):
     return client.post("/analyses", data=data, headers=headers or {}, content_type="multipart/form-data")
 
 
+def share_link(client, public_id: str) -> str:
+    """A share link's path (/s/<token>) for the photo, made on its owner's page (signed in)."""
+    page = client.get(f"/analyses/{public_id}").get_data(as_text=True)
+    made = client.post(f"/analyses/{public_id}/share", data={"csrf_token": csrf_from(page), "expires": "7d"})
+    assert made.status_code == 302
+    return re.search(r"/s/[A-Za-z0-9_.-]+", client.get(made.headers["Location"]).get_data(as_text=True))[0]
+
+
 def post_form(client, url, headers=None, page="/analyses"):
     """POST an empty form (a button) with the CSRF token of `page`."""
     token = csrf_from(client.get(page).get_data(as_text=True))

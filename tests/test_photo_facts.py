@@ -4,7 +4,6 @@ identifying metadata) stays in its owner's account: shared pages, their images a
 none of it. And the input size a run records is the one the model really ran at."""
 import io
 import json
-import re
 import struct
 import zipfile
 import zlib
@@ -16,7 +15,7 @@ import sqlalchemy as sa
 from PIL import Image, ImageCms
 
 from tests import factories
-from tests.helpers import ApiActions, analyses, csrf_from, upload
+from tests.helpers import ApiActions, analyses, share_link, upload
 from tests.images import encode, sample, with_orientation
 from webapp.extensions import db
 from webapp.vision.images import decode
@@ -47,14 +46,6 @@ def exif_photo(taken="2016:07:14 18:03:21", offset="+02:00", gps=True, fmt="JPEG
     return encode(image, fmt, exif=exif.tobytes())
 
 
-def share(client, public_id: str) -> str:
-    """A share link's path for the photo, made on the owner's page."""
-    page = client.get(f"/analyses/{public_id}").text
-    response = client.post(f"/analyses/{public_id}/share", data={"csrf_token": csrf_from(page), "expires": "7d"})
-    assert response.status_code == 302
-    return re.search(r'/s/[A-Za-z0-9_.-]+', client.get(response.headers["Location"]).text)[0]
-
-
 # ---- location and identifying metadata ----
 
 @pytest.mark.parametrize("orientation", [1, 6])
@@ -64,7 +55,7 @@ def test_a_shared_photo_carries_no_location_or_identifying_metadata_and_the_owne
     data = exif_photo(orientation=orientation)
     assert upload(client, ("holiday.jpg", data)).status_code < 400
     [run] = analyses(app)
-    link = share(client, run.public_id)
+    link = share_link(client, run.public_id)
     owner_copy = client.get(f"/analyses/{run.public_id}/image/original?download=1").data
     assert owner_copy == data  # the owner's download: every byte, location included
 
@@ -296,7 +287,7 @@ def test_a_crafted_file_is_shared_and_exported_without_any_of_its_metadata(app, 
     [run] = analyses(app)
     assert run.status.value == "done", run.error
     assert client.get(f"/analyses/{run.public_id}/image/original").data == data
-    link = share(client, run.public_id)
+    link = share_link(client, run.public_id)
     anonymous = app.test_client()
     for variant in ("original", "annotated"):
         served = anonymous.get(f"{link}/image/{variant}")

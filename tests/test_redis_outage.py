@@ -4,7 +4,6 @@ password change, API keys, the DeepStack endpoint, shared images) on per-process
 once; `/healthz` says what is degraded; once Redis is back, the limits are shared again. The test
 starts and stops a Redis of its own."""
 import io
-import re
 import shutil
 import subprocess
 import time
@@ -12,7 +11,7 @@ import time
 import pytest
 import redis
 
-from tests.helpers import PASSWORD, ApiActions, AuthActions, csrf_from, free_port, upload
+from tests.helpers import PASSWORD, ApiActions, AuthActions, csrf_from, free_port, share_link, upload
 from tests.images import encode, sample
 
 REDIS_SERVER = shutil.which("redis-server")
@@ -60,9 +59,7 @@ def test_with_its_rate_limit_redis_down_the_app_keeps_serving_and_says_it_is_deg
     api.login()
     public_id = api.get("/api/v1/analyses").json["items"][0]["id"]
     key = owner.post("/api/v1/keys", json={"name": "cam"}, headers=api.headers).json["key"]
-    page = owner.get(f"/analyses/{public_id}").text
-    made = owner.post(f"/analyses/{public_id}/share", data={"csrf_token": csrf_from(page), "expires": "7d"})
-    link = re.search(r"/s/[A-Za-z0-9_.-]+", owner.get(made.headers["Location"]).text)[0]
+    link = share_link(owner, public_id)
     assert owner.get("/healthz").json["rate_limits"] == "ok"
 
     stop()

@@ -79,18 +79,15 @@ def test_an_htmx_current_url_that_is_not_a_url_is_ignored(client):
 
 
 def test_private_pages_and_json_are_never_stored_and_shared_pages_neither(app, client, auth):
-    from tests.helpers import csrf_from, upload
+    from tests.helpers import share_link, upload
     from tests.images import encode, sample
-    import re
 
     auth.signup()
     upload(client, ("p.png", encode(sample(), "PNG")))
     api = ApiActions(client)
     api.login()
     public_id = api.get("/api/v1/analyses").json["items"][0]["id"]
-    page = client.get(f"/analyses/{public_id}").text
-    made = client.post(f"/analyses/{public_id}/share", data={"csrf_token": csrf_from(page), "expires": "7d"})
-    link = re.search(r"/s/[A-Za-z0-9_.-]+", client.get(made.headers["Location"]).text)[0]
+    link = share_link(client, public_id)
     for url in ("/analyses", f"/analyses/{public_id}", "/account", "/account/keys", "/account/shares",
                 f"/analyses/{public_id}/detections.json"):
         response = client.get(url)
