@@ -132,7 +132,7 @@ def test_a_single_photo_on_an_idle_system_does_not_wait_for_a_batch(make_app):
 
 
 def test_a_flood_of_queued_uploads_holds_a_bounded_number_of_decoded_photos(make_app, monkeypatch):
-    app = make_app(ANALYSIS_EXECUTOR="thread", DETECT_BATCH=2, DETECT_THREADS=2, DETECT_WINDOW=3)
+    app = make_app(ANALYSIS_EXECUTOR="thread", DETECT_BATCH=2, DETECT_THREADS=2)
     gate = Gate(monkeypatch, app)
     api = ApiActions(app.test_client()).user()
     for _ in range(8):
@@ -167,24 +167,6 @@ def test_a_photo_that_breaks_a_batched_prediction_fails_alone(make_app, monkeypa
         assert counts.check_counts() == []
 
 
-def test_a_photo_read_again_from_storage_has_the_pixels_the_upload_decoded(make_app):
-    """Past the window an analysis reads its stored original again: it must see exactly what
-    the upload decoded, or its boxes would depend on the queue."""
-    from webapp.jobs.pipeline import read_original
-    from webapp.analyses.uploads import accept as accept_upload
-    from tests import factories
-
-    app = make_app()
-    files = [(p.name, p.read_bytes()) for p in coco_photos(16)]
-    files += [("s.png", encode(sample(), "PNG")), ("s.webp", encode(sample(), "WEBP", lossless=True))]
-    with app.app_context():
-        owner = factories.user()
-        for name, data in files:
-            analysis, decoded = accept_upload(owner, name, data)
-            again = read_original(analysis.photo.original_path)
-            assert again.shape == decoded.pixels.shape and (again == decoded.pixels).all(), name
-
-
 def test_the_first_upload_does_not_wait_for_the_model_to_load(make_app, monkeypatch):
     app = make_app(ANALYSIS_EXECUTOR="thread")
     detector = get_detector(app)
@@ -210,7 +192,7 @@ def test_the_first_upload_does_not_wait_for_the_model_to_load(make_app, monkeypa
 
 
 def test_closing_without_finishing_leaves_the_queued_analyses_pending(make_app, monkeypatch):
-    app = make_app(ANALYSIS_EXECUTOR="thread", DETECT_BATCH=1, DETECT_WINDOW=2)
+    app = make_app(ANALYSIS_EXECUTOR="thread", DETECT_BATCH=1)
     gate = Gate(monkeypatch, app)
     api = ApiActions(app.test_client()).user()
     api.upload(*photos_png(6))

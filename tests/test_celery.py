@@ -1,6 +1,7 @@
 """ANALYSIS_EXECUTOR=celery: detection on real Celery worker processes over the real Redis.
 Nothing lost (a killed worker's analysis is finished by the next one), nothing doubled, nothing
 stored when the broker is down, and a web tier that never imports torch."""
+import io
 import json
 import re
 import subprocess
@@ -299,7 +300,7 @@ def test_a_running_worker_finds_work_whose_message_was_lost_within_the_sweep_int
 
     workers.start(LOST_WORK_SECONDS="1")
     with celery_app.app_context():
-        run, _ = accept(factories.user(), "lost.png", encode(sample(), "PNG"))  # stored, never published
+        run = accept(factories.user(), "lost.png", io.BytesIO(encode(sample(), "PNG")))  # stored, never published
         run_id = run.public_id
     started = time.monotonic()
     done = wait_for_status(celery_app, run_id, {RunStatus.DONE, RunStatus.FAILED}, seconds=60)

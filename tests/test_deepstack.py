@@ -14,7 +14,8 @@ from tests.helpers import (
     GUNICORN, ApiActions, Workers, analyses, free_port, fresh_redis, gunicorn, production_env, redis_url, serving,
     stored_files,
 )
-from tests.images import encode, sample
+from tests.images import HOSTILE, encode, sample
+from webapp.vision.images import DAMAGED
 from webapp.config import BASE_DIR
 
 URL = "/v1/vision/detection"
@@ -88,6 +89,15 @@ def test_without_a_valid_key_the_answer_is_a_deepstack_error(client, form, statu
     response = detect(client, encode(sample(), "PNG"), **form)
     assert response.status_code == status
     assert response.get_json()["success"] is False and words in response.get_json()["error"]
+
+
+def test_a_damaged_photo_sent_with_a_keeping_key_is_a_400_and_kept_failed(app, client):
+    key = key_for(client, ApiActions(client).user(), save_to_gallery=True)
+    response = detect(app.test_client(), HOSTILE["truncated JPEG"][1], api_key=key)
+    assert response.status_code == 400
+    assert response.get_json()["success"] is False and response.get_json()["error"] == DAMAGED
+    [row] = analyses(app)
+    assert row.status == "failed" and row.error == DAMAGED
 
 
 @pytest.mark.parametrize("data, form, words", [

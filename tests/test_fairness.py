@@ -54,7 +54,7 @@ def test_a_users_photos_go_lower_the_more_of_theirs_are_queued(queued, priority)
 
 
 def test_the_thread_executor_runs_another_users_photo_before_a_long_backlog(make_app, monkeypatch):
-    app = make_app(ANALYSIS_EXECUTOR="thread", DETECT_BATCH=2, DETECT_THREADS=2, DETECT_WINDOW=2, YOLO_IMGSZ=64)
+    app = make_app(ANALYSIS_EXECUTOR="thread", DETECT_BATCH=2, DETECT_THREADS=2, YOLO_IMGSZ=64)
     gate = threading.Event()  # detection waits until both users have queued their photos
     detect = pipeline.detect
 

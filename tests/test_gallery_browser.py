@@ -277,3 +277,37 @@ def test_a_detail_page_polling_a_running_analysis_breaks_no_content_security_rul
     for _ in range(2):  # the page's first poll, swapped and settled before its second
         with page.expect_response(lambda r: r.url.endswith(running.public_id) and r.request.headers.get("hx-request")):
             pass
+
+
+@pytest.mark.any_database  # the upload queue's script
+def test_the_upload_queue_sends_two_photos_at_a_time_and_retries_one_the_server_defers(serve, page, tmp_path):
+    base, app = serve()
+    sign_up(page, base, "queue@example.com")
+    in_flight, most, deferred = set(), [0], []
+
+    def is_upload(request) -> bool:
+        return request.method == "POST" and request.url.endswith("/analyses")
+
+    def started(request):
+        if is_upload(request):
+            in_flight.add(request)
+            most[0] = max(most[0], len(in_flight))
+
+    def ended(request):  # its answer came (the script hears of it after that)
+        in_flight.discard(request)
+
+    def defer_the_first(route):
+        if is_upload(route.request) and not deferred:
+            deferred.append(route.request)
+            route.fulfill(status=429, headers={"Retry-After": "1"}, body="<p>You are sending other photos</p>")
+        else:
+            route.continue_()
+
+    page.on("request", started)
+    page.on("response", lambda response: ended(response.request))
+    page.on("requestfailed", ended)
+    page.route("**/analyses", defer_the_first)
+    upload_and_wait(page, pngs(tmp_path, 7))
+    assert most[0] <= 2 and deferred
+    assert len(analyses(app)) == 7
+    expect(page.locator(".tile.rejected")).to_have_count(0)

@@ -148,7 +148,7 @@ def test_uploads_alone_keep_the_bytes_and_detect_as_ultralytics_on_the_decoded_p
 
 
 def test_photos_past_the_window_of_a_burst_detect_alike(make_app, cases, expected, coco_model):
-    app = make_app(YOLO_MODEL=coco_model, ANALYSIS_EXECUTOR="thread", DETECT_WINDOW=4)
+    app = make_app(YOLO_MODEL=coco_model, ANALYSIS_EXECUTOR="thread")
     api = ApiActions(app.test_client()).user()
     photo = Image.open(io.BytesIO(next(iter(cases.values())))).convert("RGB").resize((160, 120))
     fillers = [(f"filler{i}.jpg", encode(photo.rotate(i), "JPEG")) for i in range(FILLERS)]

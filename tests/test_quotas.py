@@ -108,7 +108,7 @@ class TestByteQuota:
         api = ApiActions(client).user()
         assert api.upload(("first.png", PHOTO)).status_code == 202
         assert 750 < kept(app)[1] <= 1500
-        response = api.upload(("second.png", encode(sample(120, 80), "PNG")))
+        response = api.upload(("second.png", encode(sample(400, 300), "PNG")))  # its original alone does not fit
         assert response.status_code == 422
         assert "Your storage is full" in response.get_json()["rejected"][0]["reason"]
         assert len(analyses(app)) == 1 and len({p.parent for p in stored_files(app)}) == 1

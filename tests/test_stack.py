@@ -568,3 +568,26 @@ def test_requests_refused_unread_do_not_break_other_peoples_uploads_through_ngin
                                      "attacker_requests": len(attacks)})
     assert failed == [], f"{len(failed)} of 200 uploads failed: {sorted(set(failed))}"
     assert len(attacks) > 50 and set(attacks) == {401}, set(attacks)
+
+
+@pytest.mark.any_database  # the proxy's behaviour, not the database's
+def test_a_flood_of_share_link_requests_is_answered_by_nginx_past_its_burst(stack):
+    stack.start("web")
+    stack.start_proxy()
+    stack.wait_healthy()
+
+    def share_request(source: str) -> tuple[int, bytes]:
+        connection = HTTPConnection("127.0.0.1", stack.port, timeout=10, source_address=(source, 0))
+        try:
+            connection.request("GET", "/s/not-a-real-token/image/annotated?conf=0.5")
+            response = connection.getresponse()
+            return response.status, response.read()
+        finally:
+            connection.close()
+
+    answers = [share_request("127.0.0.9") for _ in range(80)]
+    refused = [body for status, body in answers if status == 429]
+    assert 20 <= len(refused) <= 40  # 40 at once and 10 a second go through
+    assert b"Too many requests from your address" in refused[0]
+    assert share_request("127.0.0.10")[0] != 429  # another address is not held up
+    assert stack.log("web").count("/s/not-a-real-token") <= 60

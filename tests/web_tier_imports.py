@@ -24,7 +24,7 @@ def main() -> None:
     analysis = uploaded.json["analyses"][0]["id"]
     statuses = [uploaded.status_code]
     for url in ("/api/v1/analyses", f"/api/v1/analyses/{analysis}",
-                f"/api/v1/analyses/{analysis}/image?variant=thumbnail"):
+                f"/api/v1/analyses/{analysis}/image?variant=original"):  # (no thumbnail until a worker decodes it)
         statuses.append(client.get(url, headers=bearer).status_code)
     for fmt in ("json", "coco", "yolo", "csv"):
         statuses.append(client.get(f"/api/v1/analyses/export?format={fmt}&status=pending", headers=bearer).status_code)

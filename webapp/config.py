@@ -49,9 +49,16 @@ class Config:
     UPLOAD_DIR = os.environ.get("UPLOAD_DIR")
     MAX_CONTENT_LENGTH = _env_int("MAX_CONTENT_LENGTH", 20 * 1024 * 1024)  # an upload request
     MAX_FILES_PER_UPLOAD = _env_int("MAX_FILES_PER_UPLOAD", 100)  # files in one upload request
+    # Upload requests one account may have in a web process at once (the next gets a 429 to retry):
+    # one account cannot hold every server thread. 0: no limit.
+    UPLOADS_AT_ONCE = _env_int("UPLOADS_AT_ONCE", 2)
     MAX_RUNS_PER_PHOTO = _env_int("MAX_RUNS_PER_PHOTO", 20)  # runs (re-runs) one photo may keep; 0: no limit
     # Images of shared links per client address (each slider position is drawn by the server).
     SHARE_IMAGE_RATE_LIMIT = os.environ.get("SHARE_IMAGE_RATE_LIMIT") or "120 per minute"
+    # Annotated views drawn for a confidence and classes (the only pixel work a web process does):
+    # per client address, views not drawn before; and at once per process (the rest wait their turn).
+    DRAWN_VIEW_RATE_LIMIT = os.environ.get("DRAWN_VIEW_RATE_LIMIT") or "30 per minute"
+    DRAW_CONCURRENCY = _env_int("DRAW_CONCURRENCY", 1)
     # Per user: photos kept and the bytes they take on disk (originals and thumbnails); 0: no limit.
     QUOTA_PHOTOS = _env_int("QUOTA_PHOTOS", 20_000)
     QUOTA_BYTES = _env_int("QUOTA_BYTES", 10 * 1000**3)
@@ -78,12 +85,14 @@ class Config:
     # Detection in batches (see webapp/jobs/stream.py): up to DETECT_BATCH photos per
     # prediction (0: 32 on CUDA; on the CPU as many as the model runs at once, 1 but for OpenVINO),
     # waiting at most DETECT_BATCH_WAIT_MS for a batch to fill while more photos are being read;
-    # DETECT_THREADS threads read photos and draw results; DETECT_WINDOW uploads may hand their
-    # decoded photo over (the rest are read again from storage), which bounds memory.
+    # DETECT_THREADS threads read and decode photos (making a new one's thumbnail) and draw results.
     DETECT_BATCH = _env_int("DETECT_BATCH", 0)
     DETECT_BATCH_WAIT_MS = _env_float("DETECT_BATCH_WAIT_MS", 20)
     DETECT_THREADS = _env_int("DETECT_THREADS", min(4, os.cpu_count() or 1))
-    DETECT_WINDOW = _env_int("DETECT_WINDOW", 8)
+    # The nice value (0-19) detection, decoding and drawing run at, in threads of their own: where
+    # they share the CPU with requests (the thread executor, a worker beside gunicorn), requests go
+    # first. 0: the same priority as requests.
+    DETECT_NICE = _env_int("DETECT_NICE", 10)
     # OpenVINO models on the CPU: "throughput" (parallel streams, photos of a batch at once; the
     # faster end to end here, see bench/RESULTS.md) or "latency" (Ultralytics' own set-up).
     DETECT_OPENVINO_HINT = os.environ.get("DETECT_OPENVINO_HINT") or "throughput"

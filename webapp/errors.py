@@ -35,7 +35,11 @@ class Refused(DomainError):
 
     kind = INVALID
 
-    def __init__(self, message: str, kind: str | None = None):
+    retry_after: int | None = None  # UNAVAILABLE: seconds to wait, when the service knows (else the web's default)
+
+    def __init__(self, message: str, kind: str | None = None, retry_after: int | None = None):
         super().__init__(message)
         if kind is not None:
             self.kind = kind
+        if retry_after is not None:
+            self.retry_after = retry_after

@@ -1,12 +1,15 @@
 """Image files under UPLOAD_DIR, named by the server (never by the client): the photos' folders,
 and short-lived temporary files that a web process hands to a worker through the shared folder."""
+import hashlib
 import logging
 import os
 import shutil
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from flask import current_app
 
@@ -14,6 +17,7 @@ logger = logging.getLogger(__name__)
 
 TEMPORARY_FOLDER = "deepstack-tmp"  # a photo on its way to a worker; read once, then removed
 TEMPORARY_MAX_AGE_SECONDS = 3600  # older ones were left by a process that died while it waited
+CHUNK = 1 << 20  # bytes copied at a time from an upload to its file
 
 
 def init_app(app) -> None:
@@ -45,6 +49,48 @@ def save(relative: str, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@dataclass(frozen=True)
+class Received:
+    """A file written from a stream: where (relative), its SHA-256 and its size."""
+
+    path: str
+    sha256: str
+    size: int
+
+
+def receive(source: BinaryIO, folder: str) -> Received:
+    """Copy `source` (from its start) into a new hidden file in `folder`, a chunk at a time and
+    hashing on the way: an upload is never held whole in memory. `move` gives it its name."""
+    base = absolute(folder)
+    base.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=base, prefix=".incoming-")
+    digest, size = hashlib.sha256(), 0
+    try:
+        source.seek(0)
+        with os.fdopen(fd, "wb") as f:
+            while chunk := source.read(CHUNK):
+                digest.update(chunk)
+                f.write(chunk)
+                size += len(chunk)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return Received(f"{folder}/{Path(tmp).name}", digest.hexdigest(), size)
+
+
+def sha256_of(source: BinaryIO) -> str:
+    """The SHA-256 of a stream's bytes, read a chunk at a time; the stream is rewound."""
+    source.seek(0)
+    digest = hashlib.file_digest(source, "sha256").hexdigest()
+    source.seek(0)
+    return digest
+
+
+def move(relative: str, to: str) -> None:
+    """Rename a stored file (atomically: readers see the whole file or none)."""
+    os.replace(absolute(relative), absolute(to))
 
 
 def delete(relatives: list[str]) -> None:

@@ -14,6 +14,7 @@ from webapp.config import Config
 from webapp.deepstack import tasks  # noqa: F401 - registers the DeepStack endpoint's task
 from webapp.jobs.celery import DEEPSTACK_QUEUE, concurrency
 from webapp.jobs.lifecycle import start_process, stop_process
+from webapp.jobs.processes import yield_cpu
 from webapp.jobs.stream import batch_size
 
 
@@ -37,6 +38,7 @@ def also_answer_deepstack(sender, instance, **_) -> None:
 
 @worker_init.connect
 def start(**_) -> None:
+    yield_cpu(flask_app.config["DETECT_NICE"])  # its threads (and those they start) after the web tier's
     start_process(flask_app)
 
 

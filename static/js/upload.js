@@ -51,13 +51,33 @@ async function check(node) {
   node.replaceWith(question.content);
 }
 
+const AT_ONCE = 2;  // uploads in flight (the server takes UPLOADS_AT_ONCE of an account at once)
+const waiting = [];  // tiles whose turn has not come
+let sending = 0;
+
 function send(node) {
+  if (sending >= AT_ONCE) {
+    waiting.push(node);
+    return;
+  }
+  sending += 1;
+  node.dataset.inFlight = "1";
   const transfer = new DataTransfer();
   transfer.items.add(files.get(node));
   node.querySelector("input[type=file]").files = transfer.files;
   node.classList.add("sending");
   node.querySelector(".status").textContent = "Uploading…";
   window.htmx.trigger(node.querySelector("form"), "send");
+}
+
+function finished(node) {  // an upload's request ended, however: the next one's turn
+  if (!node || node.dataset.inFlight !== "1") return;
+  delete node.dataset.inFlight;
+  sending -= 1;
+  while (waiting.length && sending < AT_ONCE) {
+    const next = waiting.shift();
+    if (next.isConnected) send(next);
+  }
 }
 
 function remove(node, said) {  // the keyboard focus goes on to the next tile, else the file picker
@@ -79,6 +99,7 @@ function clicked(event) {
   } else if (node && button.dataset.action === "cancel") {
     remove(node, `Upload of ${files.get(node).name} cancelled.`);  // first: an aborted request is no answer
     document.body.dispatchEvent(new CustomEvent("htmx:abort", { detail: { elt: node.querySelector("form") } }));
+    finished(node);
   } else if (node) remove(node);
 }
 
@@ -96,9 +117,21 @@ if (form && queue) {
     node.querySelector("progress").value = Math.round((event.detail.loaded / event.detail.total) * 100);
     if (event.detail.loaded >= event.detail.total) node.querySelector(".cancel")?.remove();  // too late
   });
+  queue.addEventListener("htmx:beforeSwap", (event) => {  // a deferred upload keeps its tile: sent again
+    if (event.detail.xhr.status === 429) event.detail.shouldSwap = false;
+  });
   queue.addEventListener("htmx:afterRequest", (event) => {  // an answer that is no tile: said on the tile
-    const node = event.target.closest(".tile.uploading");
+    // (the form's tile: swapped out by a tile of the answer, it is no longer in the page)
+    const node = event.detail.requestConfig?.elt?.closest(".tile.uploading");
+    finished(node);
     if (!node?.isConnected || event.detail.successful) return;
+    if (event.detail.xhr.status === 429) {  // too many at once (another tab, say): again in a moment
+      const seconds = Number(event.detail.xhr.getResponseHeader("Retry-After")) || 1;
+      node.querySelector(".status").textContent = "Waiting for the others…";
+      document.getElementById("htmx-errors").replaceChildren();
+      setTimeout(() => node.isConnected && send(node), seconds * 1000);
+      return;
+    }
     const page = new DOMParser().parseFromString(event.detail.xhr.responseText || "", "text/html");
     rejected(node, page.body.textContent.trim() || document.getElementById("unreachable").content.textContent.trim());
     document.getElementById("htmx-errors").replaceChildren();  // said on the tile: not twice

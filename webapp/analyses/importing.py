@@ -1,6 +1,7 @@
 """`flask import-photos`: a photo library added for one user through the same path as uploads
 (validation, stored original, thumbnail, a pending run, the batched detection stream)."""
 import hashlib
+import io
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,10 @@ from webapp.storage import human_size
 from webapp.vision.images import ImageRejected
 
 # What a library folder may hold that the app reads (by extension; the content is still checked).
+# In-process detection is fed at most this many photos ahead of what it has finished: an import
+# stopped midway leaves few pending runs (queued again at the next start), and uploads at the same
+# time are not queued behind the whole library (see priorities.py).
+AHEAD = 32
 SUFFIXES = {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif"}
 
 
@@ -73,15 +78,13 @@ def library_files(paths: Iterable[Path], uploads: Optional[Path] = None
 
 def import_photos(user: User, files: list[Path], progress: Callable[[int], None] = lambda n: None) -> ImportReport:
     """Queue every file not already in the user's library (same sha256); a photo already there
-    whose current run failed (or was interrupted) is run again. In-process detection is fed no
-    faster than it runs (a few photos ahead), so decoded photos are handed to it rather than
-    read twice, and memory stays flat however large the library. Raises QueueUnavailable
+    whose current run failed (or was interrupted) is run again. Only headers are read here; the
+    detection stream decodes each photo, fed no faster than it runs (AHEAD photos ahead). Raises QueueUnavailable
     (nothing half-imported) when the broker goes down, KeyboardInterrupt as it comes."""
     report = ImportReport(found=len(files))
     config = current_app.config
     existing = _current_statuses(user)
     known = set(existing)
-    ahead = config["DETECT_WINDOW"] + 2
     outstanding: set[Future] = set()
     to_retry: set[str] = set()
     share = FairShare(user.id)
@@ -103,7 +106,7 @@ def import_photos(user: User, files: list[Path], progress: Callable[[int], None]
             known.add(digest)
             if future is not None:
                 outstanding.add(future)
-                if len(outstanding) > ahead:
+                if len(outstanding) > AHEAD:
                     _, outstanding = wait(outstanding, return_when=FIRST_COMPLETED)
         finally:
             progress(1)
@@ -116,7 +119,7 @@ def _import_one(user: User, path: Path, data: bytes, share: FairShare, report: I
     """Store one photo and queue its run: its Future (None on Celery), or False when refused.
     Raises QueueUnavailable (the photo deleted again: running the import again picks it up)."""
     try:
-        run, future = accept_and_queue(user, path.name, data, None, share)
+        run, future = accept_and_queue(user, path.name, io.BytesIO(data), None, share)
     except (ImageRejected, QuotaExceeded) as exc:
         report.refused.append((path, str(exc)))
         return False

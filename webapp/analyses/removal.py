@@ -6,6 +6,7 @@ import sqlalchemy as sa
 
 from webapp import storage
 from webapp.analyses.lookups import NOT_FOUND
+from webapp.analyses.viewer import view_files
 from webapp.errors import NotFound, Refused
 from webapp.extensions import db
 from webapp.library.counts import count_created, forget_labels
@@ -68,7 +69,7 @@ def delete_run(run: Run) -> None:
     if run is None:
         db.session.rollback()
         raise NotFound(NOT_FOUND)
-    annotated = run.annotated_path or run.annotated_target
+    annotated = [run.annotated_path or run.annotated_target, *view_files(run)]
     others = [r for r in run.photo.runs if r.id != run.id]
     if not others:
         db.session.rollback()
@@ -78,7 +79,7 @@ def delete_run(run: Run) -> None:
         make_current(latest_finished(others) or others[0])
     db.session.delete(run)
     db.session.commit()
-    storage.delete([annotated])
+    storage.delete(annotated)
 
 
 def _detach(run: Run) -> None:

@@ -84,6 +84,7 @@ def _skipped_pages() -> int:
 @bp.route("/analyses", methods=["POST"])
 @limits.upload(back_to="analyses.gallery")
 @login_required
+@limits.uploads_at_once(lambda: current_user.id)
 def upload():
     form = UploadForm()
     if not form.validate_on_submit():
@@ -91,7 +92,7 @@ def upload():
     files = [f for f in request.files.getlist("images") if f and (f.filename or f.content_length)]
     params = DetectionParams(model=model_key(form.model.data or None))
     try:
-        result = uploads.upload_files(current_user, [uploads.Upload(f.filename, f.read) for f in files], params)
+        result = uploads.upload_files(current_user, [uploads.Upload(f.filename, f.stream) for f in files], params)
     except uploads.REFUSED as exc:
         form.images.errors.append(str(exc))
         return _upload_invalid(form, 413 if status_of(exc) == 413 else 422)

@@ -5,9 +5,11 @@ import hashlib
 from typing import Optional
 
 from flask import current_app
+from flask_limiter.util import get_remote_address
 
 from webapp.analyses import lookups, viewer
 from webapp.errors import NotFound
+from webapp.extensions import limiter
 from webapp.models import Run
 from webapp.vision.images import public_copy
 from webapp.web import delivery
@@ -42,8 +44,17 @@ def send_view(run: Run, args, download: bool = False, name: Optional[str] = None
     min_conf, classes = delivery.view_params(run.conf, args)
     tag = viewer.view_tag(run, min_conf, classes)
     name = name or f"{delivery.download_stem(run.photo.original_filename)}-annotated-{min_conf:.2f}.jpg"
-    return delivery.send_drawn(tag, lambda: viewer.draw_view(run, min_conf, classes),
-                               download_name=name if download else None)
+
+    def view() -> bytes:
+        kept = viewer.kept_view(run, tag)
+        if kept is not None:
+            return kept
+        with limiter.limit(current_app.config["DRAWN_VIEW_RATE_LIMIT"], key_func=get_remote_address,
+                           scope="drawn-view"):  # views drawn now, per address (429 past it)
+            pass
+        return viewer.draw_and_keep(run, min_conf, classes, tag)
+
+    return delivery.send_drawn(tag, view, download_name=name if download else None)
 
 
 def public_extension(run: Run) -> str:

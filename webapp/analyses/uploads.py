@@ -6,14 +6,13 @@ function commits its own work** before it returns, and rolls back what it starte
 raises, so a view never commits and never has to remember to. Services raise the errors of
 `webapp/errors.py`; the web layer answers them.
 """
-import hashlib
 import os
 import unicodedata
 import uuid
 from concurrent.futures import Future
 from datetime import datetime, timezone
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import BinaryIO, Optional
 
 import sqlalchemy as sa
 from flask import current_app
@@ -35,7 +34,7 @@ from webapp.jobs.scheduling import QueueUnavailable, get_runner
 from webapp.library.counts import count_created
 from webapp.library.current_run import lock_photos
 from webapp.models import Photo, Run, RunStatus, User, utcnow
-from webapp.vision.images import Decoded, ImageRejected, decode, rendition, thumbnail
+from webapp.vision.images import ImageRejected, read_header
 from webapp.vision.metadata import Facts
 
 QUEUE_DOWN = "The detection queue cannot be reached right now, so nothing was stored. Please try again later."
@@ -65,11 +64,11 @@ REFUSED = (TooManyFiles, TooManyRuns, UnknownClasses, DetectionUnavailable, Queu
 
 @dataclass
 class Upload:
-    """One file of an upload: the name the client gave it, and how to read its bytes (one file
-    at a time, when its turn comes)."""
+    """One file of an upload: the name the client gave it, and its bytes as a seekable stream
+    (read a chunk at a time, when its turn comes)."""
 
     filename: Optional[str]
-    read: Callable[[], bytes]
+    stream: BinaryIO
 
 
 @dataclass
@@ -147,13 +146,12 @@ def upload_files(user: User, files: list[Upload], params: Optional[DetectionPara
     earlier = lookups.current_runs_since(user, reuse_since) if reuse_since else {}
     for file in files:
         name = display_filename(file.filename)
-        data = file.read()
-        stored = earlier.get(hashlib.sha256(data).hexdigest()) if earlier else None
+        stored = earlier.get(storage.sha256_of(file.stream)) if earlier else None
         if stored:
             result.add(stored.pop(0), None)
             continue
         try:
-            run, future = accept_and_queue(user, name, data, params, share)
+            run, future = accept_and_queue(user, name, file.stream, params, share)
         except (ImageRejected, QuotaExceeded) as exc:
             result.rejected.append(Rejected(name, str(exc), getattr(exc, "kind", Refused.INVALID)))
             continue
@@ -164,14 +162,13 @@ def upload_files(user: User, files: list[Upload], params: Optional[DetectionPara
     return result
 
 
-def accept_and_queue(user: User, filename: Optional[str], data: bytes, params: Optional[DetectionParams],
+def accept_and_queue(user: User, filename: Optional[str], source: BinaryIO, params: Optional[DetectionParams],
                      share: FairShare) -> tuple[Run, Optional[Future]]:
-    """`accept` the photo, then queue its run at the user's fair share (a run in this process gets
-    the decoded photo; a Celery task only the id). Raises what `accept` raises, and
-    QueueUnavailable, after deleting the photo again: nothing half-stored."""
-    run, decoded = accept(user, filename, data, params)
+    """`accept` the photo, then queue its run at the user's fair share. Raises what `accept`
+    raises, and QueueUnavailable, after deleting the photo again: nothing half-stored."""
+    run = accept(user, filename, source, params)
     try:
-        future = queue_run(run.id, share.next(), decoded.pixels if get_runner().in_process else None)
+        future = queue_run(run.id, share.next())
     except QueueUnavailable:
         delete_photo(run)
         raise
@@ -179,44 +176,42 @@ def accept_and_queue(user: User, filename: Optional[str], data: bytes, params: O
     return run, future
 
 
-def accept(user: User, filename: Optional[str], data: bytes,
-           params: Optional[DetectionParams] = None) -> tuple[Run, Decoded]:
-    """Validate an uploaded image, store it exactly as uploaded (with a rendition where a browser
-    cannot show it upright, and a thumbnail) and commit its photo with a pending first run.
-    Raises ImageRejected or QuotaExceeded (nothing stored). If storing fails, no file or row is
-    left behind."""
-    config = current_app.config
+def accept(user: User, filename: Optional[str], source: BinaryIO,
+           params: Optional[DetectionParams] = None) -> Run:
+    """Store an uploaded photo exactly as uploaded and commit it with a pending first run, from
+    what its header says: no pixel is decoded here (the detection stream decodes it, makes its
+    thumbnail and rendition, or fails the run of a damaged file with the reason). The bytes are
+    streamed to the photo's folder and hashed on the way. Raises ImageRejected (not an image we
+    read, or over the size limits) or QuotaExceeded, with nothing stored; if storing fails, no
+    file or row is left behind."""
     totals = db.session.execute(sa.select(User.photos, User.stored_bytes).where(User.id == user.id)).one()
     check_quota(totals.photos + 1, totals.stored_bytes)  # already full: before any work (exact check below)
-    decoded = decode(data, config["MAX_IMAGE_PIXELS"])
     public_id = uuid.uuid4().hex
     folder = f"{user.id}/{public_id}"
-    shown = rendition(decoded)
-    thumbnail_bytes = thumbnail(decoded.pixels, config["THUMBNAIL_SIZE"])
-    uploaded = utcnow()
-    photo = Photo(
-        public_id=public_id, user_id=user.id, original_filename=display_filename(filename),
-        original_path=f"{folder}/original.{decoded.extension}", thumbnail_path=f"{folder}/thumbnail.jpg",
-        display_path=f"{folder}/display.{shown[1]}" if shown else None,
-        width=decoded.width, height=decoded.height, sha256=hashlib.sha256(data).hexdigest(),
-        stored_bytes=len(data) + len(thumbnail_bytes) + (len(shown[0]) if shown else 0), created_at=uploaded,
-        **described(decoded.facts, uploaded),
-    )
-    run = _new_run(photo, user, params or DetectionParams())
-    run.public_id = public_id  # the first run shares the photo's id (and its folder's name)
+    received = storage.receive(source, folder)
+    written = [received.path]
     try:
+        with storage.absolute(received.path).open("rb") as file:
+            header = read_header(file, current_app.config["MAX_IMAGE_PIXELS"])
+        uploaded = utcnow()
+        photo = Photo(
+            public_id=public_id, user_id=user.id, original_filename=display_filename(filename),
+            original_path=f"{folder}/original.{header.extension}", width=header.width, height=header.height,
+            sha256=received.sha256, stored_bytes=received.size, created_at=uploaded,
+            **described(header.facts, uploaded),
+        )
+        run = _new_run(photo, user, params or DetectionParams())
+        run.public_id = public_id  # the first run shares the photo's id (and its folder's name)
         db.session.add(run)
         check_quota(*count_created(user.id, stored_bytes=photo.stored_bytes))  # locks the user
-        storage.save(photo.original_path, data)
-        if shown:
-            storage.save(photo.display_path, shown[0])
-        storage.save(photo.thumbnail_path, thumbnail_bytes)
+        storage.move(received.path, photo.original_path)
+        written.append(photo.original_path)
         db.session.commit()
     except BaseException:
         db.session.rollback()
-        storage.delete(photo.files)
+        storage.delete(written)
         raise
-    return run, decoded
+    return run
 
 
 def described(facts: Facts, uploaded: datetime) -> dict:

@@ -1,12 +1,23 @@
 """What a run's page shows: the box viewer's data (the detail and shared pages), two runs
-compared, and the annotated image drawn for what the viewer shows (a confidence and classes)."""
+compared, and the annotated image drawn for what the viewer shows (a confidence and classes).
+
+Drawing a view decodes the photo in the web process, so its cost is bounded: a view drawn once is
+kept (the latest VIEWS_KEPT of each run, in its photo's folder) and sent again without drawing,
+and a process draws at most DRAW_CONCURRENCY views at once, in threads of detection's priority
+(a request waits DRAW_WAIT_SECONDS for its turn, then is told to try again; while as many wait,
+another is told at once). Who may ask for how many is the web layer's limit."""
 import hashlib
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
 
+import sqlalchemy as sa
 from flask import current_app
 
 from webapp import storage
-from webapp.errors import NotFound
+from webapp.errors import NotFound, Refused
+from webapp.extensions import db
+from webapp.jobs.processes import yield_cpu
 from webapp.models import Run
 from webapp.vision.detector import Box
 from webapp.vision.draw import class_color_hex, draw_boxes, encode_jpeg, line_width, text_color_hex
@@ -82,5 +93,114 @@ def draw_view(run: Run, min_conf: float, classes: Optional[frozenset[str]]) -> b
     path = storage.absolute(run.photo.original_path)
     boxes = [Box(d.class_id, d.label, d.confidence, d.x1, d.y1, d.x2, d.y2)
              for d in run.detections_at(min_conf) if classes is None or d.label in classes]
-    pixels = decode(path.read_bytes(), current_app.config["MAX_IMAGE_PIXELS"]).pixels
-    return encode_jpeg(draw_boxes(pixels, boxes))
+    return _painters().submit(paint, path, boxes, current_app.config["MAX_IMAGE_PIXELS"]).result()
+
+
+def paint(path, boxes: list[Box], max_pixels: int) -> bytes:
+    """The photo at `path` decoded, these boxes drawn on it, as a JPEG."""
+    return encode_jpeg(draw_boxes(decode(path.read_bytes(), max_pixels).pixels, boxes))
+
+
+VIEWS_KEPT = 8  # drawn views kept per run (the latest asked for); older ones are drawn again
+DRAW_WAIT_SECONDS = 10
+BUSY = "Too many images are being drawn right now. Please try again in a moment."
+_turns: dict[int, threading.BoundedSemaphore] = {}
+_turns_lock = threading.Lock()
+_pool: Optional[ThreadPoolExecutor] = None
+_queued = 0  # requests drawing or waiting to, in this process
+
+
+def kept_view(run: Run, tag: str) -> Optional[bytes]:
+    """A view drawn before (`tag` from view_tag), or None."""
+    path = storage.absolute(_view_path(run, tag))
+    try:
+        data = path.read_bytes()
+        path.touch()  # the latest asked for are the ones kept
+    except FileNotFoundError:
+        return None
+    return data
+
+
+def draw_and_keep(run: Run, min_conf: float, classes: Optional[frozenset[str]], tag: str) -> bytes:
+    """`draw_view`, in this process's turn (Refused UNAVAILABLE when none comes in time), kept
+    for the next time it is asked for; a run deleted meanwhile keeps nothing."""
+    turn = _turn()
+    if not _queue_for(turn):
+        raise Refused(BUSY, Refused.UNAVAILABLE, retry_after=2)
+    try:
+        if not turn.acquire(timeout=DRAW_WAIT_SECONDS):
+            raise Refused(BUSY, Refused.UNAVAILABLE, retry_after=2)
+        try:
+            data = draw_view(run, min_conf, classes)
+        finally:
+            turn.release()
+    finally:
+        _leave_queue()
+    relative, run_id = _view_path(run, tag), run.id
+    storage.save(relative, data)
+    _forget_old_views(run)
+    db.session.rollback()  # a new transaction: a delete committed meanwhile is seen
+    if db.session.scalar(sa.select(Run.id).where(Run.id == run_id)) is None:
+        storage.delete([relative])
+    return data
+
+
+def view_files(run: Run) -> list[str]:
+    """The run's kept views (relative paths): what deleting the run removes with it."""
+    folder = storage.absolute(f"{run.photo.folder}/views")
+    return [f"{run.photo.folder}/views/{p.name}" for p in folder.glob(f"{run.public_id}-*.jpg")]
+
+
+def _view_path(run: Run, tag: str) -> str:
+    return f"{run.photo.folder}/views/{run.public_id}-{tag}.jpg"
+
+
+def _forget_old_views(run: Run) -> None:
+    folder = storage.absolute(f"{run.photo.folder}/views")
+    views = sorted(folder.glob(f"{run.public_id}-*.jpg"), key=_age_key, reverse=True)
+    for old in views[VIEWS_KEPT:]:
+        old.unlink(missing_ok=True)
+
+
+def _age_key(path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
+
+
+def _painters() -> ThreadPoolExecutor:
+    """This process's threads that draw views, at detection's priority (DETECT_NICE): a request
+    waits for its view there, and other requests go first for the CPU meanwhile."""
+    global _pool
+    with _turns_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=max(1, current_app.config["DRAW_CONCURRENCY"]),
+                                       thread_name_prefix="draw", initializer=yield_cpu,
+                                       initargs=(current_app.config["DETECT_NICE"],))
+        return _pool
+
+
+def _queue_for(turn) -> bool:
+    """Whether a request may wait for its turn to draw: one waits at most per turn (the others are
+    told to try again at once), so views never hold more than twice DRAW_CONCURRENCY of a
+    process's threads, whoever asks for them."""
+    global _queued
+    with _turns_lock:
+        if _queued >= 2 * max(1, current_app.config["DRAW_CONCURRENCY"]):
+            return False
+        _queued += 1
+        return True
+
+
+def _leave_queue() -> None:
+    global _queued
+    with _turns_lock:
+        _queued -= 1
+
+
+def _turn() -> threading.BoundedSemaphore:
+    """This process's turns at drawing (DRAW_CONCURRENCY of them)."""
+    size = max(1, current_app.config["DRAW_CONCURRENCY"])
+    with _turns_lock:
+        return _turns.setdefault(size, threading.BoundedSemaphore(size))

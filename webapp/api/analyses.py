@@ -107,20 +107,23 @@ def detail(run: Run, min_conf: Optional[float] = None) -> dict:
 @bp.route("/analyses", methods=["POST"])
 @limits.upload(signed_in=upload_signed_in, refuse=refuse_upload)
 @authenticated(detection=True)
+@limits.uploads_at_once(lambda: api_user().id)
 @idempotent
 @operation(summary="Upload photos for detection", tag=TAG, query=UploadQuery, multipart=UPLOAD_BODY,
            description="202 with the queued analyses; with `wait=true`, 201 once they are finished. "
-                       "Refused files are listed in `rejected` with the reason; nothing is stored for them.",
+                       "Refused files are listed in `rejected` with the reason; nothing is stored for them. "
+                       "An account sends at most `UPLOADS_AT_ONCE` (2) uploads at once to a server process: "
+                       "another is answered 429 with `Retry-After: 1` before its body is read.",
            idempotent=True,
            responses={201: UploadOut, 202: UploadOut, 401: None, 404: None, 409: None, 413: None, 422: None,
-                      503: None})
+                      429: None, 503: None})
 def upload():
     wait = query(UploadQuery).wait
     params = form(RunFields).params()
     files = [f for f in request.files.getlist("images") if f and f.filename]
     if not files:
         raise ProblemError(422, "Send one or more files in the multipart field `images`.")
-    result = uploads.upload_files(api_user(), [uploads.Upload(f.filename, f.read) for f in files], params,
+    result = uploads.upload_files(api_user(), [uploads.Upload(f.filename, f.stream) for f in files], params,
                                   reuse_since=resumed_since())
     rejected = [{"filename": r.filename, "reason": r.reason} for r in result.rejected]
     if not result.accepted and any(r.kind == Refused.UNAVAILABLE for r in result.rejected):

@@ -10,6 +10,7 @@ from flask import current_app, g, jsonify, request
 
 from werkzeug.exceptions import HTTPException
 
+from webapp import storage
 from webapp.analyses import idempotency
 from webapp.api.security import api_user
 from webapp.errors import DomainError
@@ -34,8 +35,7 @@ def stored_key(key: str, scope: str) -> str:
 def _fingerprint() -> str:
     files = []
     for field, upload in request.files.items(multi=True):
-        digest = hashlib.sha256(upload.stream.read()).hexdigest()
-        upload.stream.seek(0)
+        digest = storage.sha256_of(upload.stream)
         files.append((field, upload.filename, digest))
     def pairs(values) -> list:
         return sorted((str(key), str(value)) for key, value in values.items(multi=True))

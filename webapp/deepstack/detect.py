@@ -5,6 +5,7 @@ DEEPSTACK_TIMEOUT seconds, and the file is removed either way). With a key that 
 detections, the photo is an ordinary upload, waited for. Raises ImageRejected (not a photo we
 read), DetectorError, or Refused: UNAVAILABLE when detection, the queue or a worker is not
 there, another kind when the photo is not kept (a quota, say)."""
+import io
 from typing import Optional
 
 from flask import current_app
@@ -20,24 +21,27 @@ from webapp.extensions import db
 from webapp.jobs.scheduling import get_runner
 from webapp.models import Run
 from webapp.vision.detector import ModelUnavailable
-from webapp.vision.images import decode
+from webapp.vision.images import DAMAGED, DECODING_FOUND, ImageRejected, decode, read_header
 
 WORKER_FAILED = "Detection failed on a worker; its log has the details."
 
 
 def detect(data: bytes, min_conf: float) -> list[dict]:
     """The boxes at or above `min_conf` in the photo, as DeepStack writes them; nothing stored."""
-    decoded = decode(data, current_app.config["MAX_IMAGE_PIXELS"])  # refused here, before a worker sees it
-    if runs_here():
+    max_pixels = current_app.config["MAX_IMAGE_PIXELS"]
+    if runs_here():  # this process detects: it decodes too
         try:
-            return predictions(decoded.pixels, min_conf)
+            return predictions(decode(data, max_pixels).pixels, min_conf)
         except ModelUnavailable as exc:
             raise DetectionUnavailable(explain(exc, current_app.config)) from None
-    relative = storage.save_temporary(data, decoded.extension)  # the photo as sent: decoded there alike
+    header = read_header(data, max_pixels)  # refused here, before a worker sees it; decoded there
+    relative = storage.save_temporary(data, header.extension)  # the photo as sent
     try:
         answer = get_runner().call(detect_stored, relative, min_conf, timeout=current_app.config["DEEPSTACK_TIMEOUT"])
     finally:
         storage.delete([relative])
+    if isinstance(answer, dict) and answer.get("rejected"):
+        raise ImageRejected(answer.get("error") or DAMAGED)
     if not isinstance(answer, dict) or not answer.get("success"):
         error = answer.get("error") if isinstance(answer, dict) else None
         raise Refused(error or WORKER_FAILED, Refused.UNAVAILABLE)
@@ -46,7 +50,7 @@ def detect(data: bytes, min_conf: float) -> list[dict]:
 
 def detect_and_keep(user, filename: str, data: bytes, min_conf: float) -> list[dict]:
     """The key keeps detections: an ordinary upload, waited for, its boxes answered."""
-    result = upload_files(user, [Upload(filename, lambda: data)], DetectionParams(conf=min_conf))
+    result = upload_files(user, [Upload(filename, io.BytesIO(data))], DetectionParams(conf=min_conf))
     if not result.accepted:
         if result.rejected:
             raise Refused(result.rejected[0].reason, Refused.INVALID)
@@ -55,6 +59,8 @@ def detect_and_keep(user, filename: str, data: bytes, min_conf: float) -> list[d
         raise Refused("The photo is kept in your gallery, but its detection did not finish in time.",
                       Refused.UNAVAILABLE)
     run = _finished(result.ids()[0])
+    if run is not None and run.error in DECODING_FOUND:  # kept, but not a photo we can read: a 400
+        raise ImageRejected(run.error)
     if run is None or not run.is_done:
         raise Refused((run.error if run is not None else None) or "Detection failed.", Refused.UNAVAILABLE)
     return [prediction(d) for d in run.detections_at(min_conf)]

@@ -38,8 +38,8 @@ def detect_stored(relative: str, min_conf: float) -> dict:
         storage.delete([relative])
     try:
         pixels = decode(data, current_app.config["MAX_IMAGE_PIXELS"]).pixels
-    except ImageRejected:
-        return {"success": False, "error": "The photo could not be read on the worker."}
+    except ImageRejected as exc:  # damaged: what only decoding finds (the web tier read its header)
+        return {"success": False, "error": str(exc), "rejected": True}
     try:
         return {"success": True, "predictions": predictions(pixels, min_conf)}
     except ModelUnavailable as exc:

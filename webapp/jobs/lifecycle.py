@@ -10,6 +10,7 @@ from flask import Flask
 from webapp import storage
 from webapp.extensions import db
 from webapp.detection.registry import get_detector, runs_here
+from webapp.jobs.processes import yield_cpu
 from webapp.jobs.recovery import requeue_interrupted, requeue_lost
 from webapp.jobs.reports import report, withdraw_report
 from webapp.jobs.scheduling import get_runner
@@ -35,7 +36,11 @@ def start_process(app: Flask) -> None:
             requeue_interrupted()
             storage.sweep_temporary()
         if runs_here(app) and (worker or Path(get_detector(app).settings.model).exists()):
-            _warm_model(app)
+            # in a thread of detection's priority: the threads the runtime starts for the model
+            # (OpenVINO's, ONNX Runtime's) take the priority of the thread that starts them
+            warming = threading.Thread(target=_warm_at_low_priority, args=(app,), name="warm-model")
+            warming.start()
+            warming.join()
         report(app)
 
 
@@ -71,6 +76,12 @@ class _LostWorkSweeper:
 
 
 _sweeper = _LostWorkSweeper()
+
+
+def _warm_at_low_priority(app: Flask) -> None:
+    yield_cpu(app.config["DETECT_NICE"])
+    with app.app_context():
+        _warm_model(app)
 
 
 def _warm_model(app: Flask) -> None:

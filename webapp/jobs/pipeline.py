@@ -1,5 +1,7 @@
 """What running one run does, from `pending` to `done` or `failed`, in four stages: prepare
-(claim it, read the photo), detect, render (draw, store the annotated image), store (rows).
+(claim it, read and decode the photo; a new photo's thumbnail and rendition), detect, render
+(draw, store the annotated image), store (rows). Uploads store photos as sent and decode
+nothing: every pixel is decoded here.
 `run_one` runs them for one run; `stream.Stream` runs them in threads, several runs at a time.
 How a run is scheduled is `scheduling`'s business, how it is queued `queue`'s.
 Like the services, every function here commits its own work."""
@@ -18,12 +20,12 @@ from webapp.extensions import db
 from webapp.jobs.processes import process_state
 from webapp.jobs.reports import report
 from webapp.jobs import scheduling
-from webapp.library.counts import record_labels
+from webapp.library.counts import count_created, record_labels
 from webapp.library.current_run import lock_photos, make_current
-from webapp.models import Detection, Run, RunStatus, count_labels, utcnow
+from webapp.models import Detection, Photo, Run, RunStatus, count_labels, utcnow
 from webapp.vision.detector import Box, DetectionResult, DetectorError, ModelUnavailable
 from webapp.vision.draw import draw_boxes, encode_jpeg
-from webapp.vision.images import ImageRejected, decode
+from webapp.vision.images import Decoded, ImageRejected, decode, rendition, thumbnail
 
 logger = logging.getLogger(__name__)
 
@@ -56,12 +58,11 @@ class Work:
         return not self.skipped and self.error is None
 
 
-def run_one(run_id: int, image_bgr: Optional[np.ndarray] = None, redelivered: bool = False) -> None:
+def run_one(run_id: int, redelivered: bool = False) -> None:
     """Detect, draw and store one run, here and now (the stream runs the same stages, several
-    runs at a time). Commits; never raises for a failed run (it is marked failed). `image_bgr`
-    (the decoded upright photo, when the caller has it) saves reading it again. Safe to run twice
-    for one run (a redelivered Celery task): it runs only once claimed."""
-    work = prepare(run_id, image_bgr, redelivered)
+    runs at a time). Commits; never raises for a failed run (it is marked failed). Safe to run
+    twice for one run (a redelivered Celery task): it runs only once claimed."""
+    work = prepare(run_id, redelivered)
     if work.skipped:
         return
     detect([work])
@@ -69,8 +70,10 @@ def run_one(run_id: int, image_bgr: Optional[np.ndarray] = None, redelivered: bo
     store([work])
 
 
-def prepare(run_id: int, image_bgr: Optional[np.ndarray] = None, redelivered: bool = False) -> Work:
-    """Claim the run and read its photo (unless given). Work that is not ours is `skipped`."""
+def prepare(run_id: int, redelivered: bool = False) -> Work:
+    """Claim the run and decode its photo; a photo decoded for the first time gets its thumbnail
+    and rendition (`finish_photo`). A photo that does not decode fails the run with the reason.
+    Work that is not ours is `skipped`."""
     work = Work(run_id, started=time.perf_counter())
     run = _claim(run_id, redelivered)
     if run is None:
@@ -85,22 +88,58 @@ def prepare(run_id: int, image_bgr: Optional[np.ndarray] = None, redelivered: bo
     work.annotated_path, work.original_path = run.annotated_target, run.photo.original_path
     wanted, model = run.classes, run.model
     floor, iou, imgsz = run.conf, run.iou, run.imgsz
+    photo = (run.photo_id, run.user_id, run.photo.folder) if run.photo.thumbnail_path is None else None
     db.session.commit()  # nothing held open while the photo is read
     try:
+        decoded = read_original(work.original_path)
+        work.image = decoded.pixels
+        if photo is not None:
+            finish_photo(*photo, decoded)
         detector = get_detector(model=model)
         imgsz = fixed_input_size(model=model) or imgsz  # what it really runs at (and is recorded)
         classes = class_ids(wanted, detector.names())
         work.key = (model, min(detector.settings.floor, floor), iou, imgsz,
                     tuple(classes) if classes is not None else None)
-        work.image = image_bgr if image_bgr is not None else read_original(work.original_path)
     except BaseException as exc:  # noqa: BLE001 - every failure is the run's, said in words
+        work.image = None
         failed(work, exc)
     return work
 
 
-def read_original(original_path: str) -> np.ndarray:
-    """The stored original's upright BGR pixels, by the one decode every path uses."""
-    return decode(storage.absolute(original_path).read_bytes(), current_app.config["MAX_IMAGE_PIXELS"]).pixels
+def read_original(original_path: str) -> Decoded:
+    """The stored original, decoded by the one decode every path uses."""
+    return decode(storage.absolute(original_path).read_bytes(), current_app.config["MAX_IMAGE_PIXELS"])
+
+
+def finish_photo(photo_id: int, user_id: int, folder: str, decoded: Decoded) -> None:
+    """A photo decoded for the first time: its thumbnail, and its rendition where a browser cannot
+    show the original as decoded, written and recorded on it with its upright size and the bytes
+    they add to its owner's total. A photo deleted meanwhile keeps nothing; one finished by
+    another run meanwhile (same files, same bytes) is left as that run made it."""
+    files = {"thumbnail_path": (f"{folder}/thumbnail.jpg",
+                                thumbnail(decoded.pixels, current_app.config["THUMBNAIL_SIZE"]))}
+    shown = rendition(decoded)
+    if shown:
+        files["display_path"] = (f"{folder}/display.{shown[1]}", shown[0])
+    try:
+        for path, data in files.values():
+            storage.save(path, data)
+        added = sum(len(data) for _, data in files.values())
+        if not lock_photos([photo_id]):  # deleted meanwhile (its delete removed what it listed)
+            db.session.rollback()
+            storage.delete([path for path, _ in files.values()])
+            return
+        finished = db.session.execute(
+            sa.update(Photo).where(Photo.id == photo_id, Photo.thumbnail_path.is_(None))
+            .values(width=decoded.width, height=decoded.height, stored_bytes=Photo.stored_bytes + added,
+                    **{column: path for column, (path, _) in files.items()})
+            .execution_options(synchronize_session=False)).rowcount
+        if finished:
+            count_created(user_id, delta=0, stored_bytes=added)
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
 
 
 def detect(batch: list[Work]) -> None:

@@ -1,11 +1,15 @@
 """Who owns a job: the process that queued or runs it, named host:pid:start-time (the start
 time tells a reused pid from the original), so a process that starts can tell which work a
 dead one left behind."""
+import logging
 import os
 import socket
+import threading
 from typing import Optional
 
 import psutil
+
+logger = logging.getLogger(__name__)
 
 CELERY_OWNER = "celery"  # the `worker` of a run queued on the broker; "celery:<id>" while a worker runs it
 
@@ -32,3 +36,18 @@ def process_state(worker: str) -> str:
 def is_alive(worker: str) -> bool:
     """Whether the process may still run: not known to be dead (another host's is assumed alive)."""
     return process_state(worker) != "dead"
+
+
+def yield_cpu(nice: int) -> None:
+    """Run the calling thread (and the threads it starts from now on) at `nice`, unless it runs
+    at that or lower already: detection, decoding and drawing are batch work, and the scheduler
+    then serves requests first when both want the CPU (Linux gives each thread its own nice
+    value). Never raises: where it cannot be changed, the thread keeps its priority."""
+    if nice <= 0:
+        return
+    try:
+        thread = threading.get_native_id()
+        if os.getpriority(os.PRIO_PROCESS, thread) < nice:
+            os.setpriority(os.PRIO_PROCESS, thread, min(19, nice))
+    except (AttributeError, OSError) as exc:  # not Linux, or not allowed
+        logger.debug("Could not lower this thread's priority: %s", exc)

@@ -5,7 +5,6 @@ import time
 from concurrent.futures import Future, wait
 from typing import Callable, Optional, Sequence
 
-import numpy as np
 import sqlalchemy as sa
 
 from webapp.extensions import db
@@ -21,9 +20,9 @@ WAIT_POLL_SECONDS = (0.01, 0.25)
 
 # The task's name travels in broker messages (it is where the function lived first): keep it.
 @background(name="webapp.analyses.pipeline.run_analysis", stream=Stream)
-def detect_run(run_id: int, image_bgr: Optional[np.ndarray] = None, redelivered: bool = False) -> None:
+def detect_run(run_id: int, redelivered: bool = False) -> None:
     """The detection job: one run through the pipeline's stages (batched with others by the stream)."""
-    pipeline.run_one(run_id, image_bgr, redelivered)
+    pipeline.run_one(run_id, redelivered)
 
 
 def check_queue() -> None:
@@ -31,13 +30,11 @@ def check_queue() -> None:
     get_runner().check_broker()
 
 
-def queue_run(run_id: int, priority: int = 0, image_bgr: Optional[np.ndarray] = None) -> Optional[Future]:
-    """Queue the run for detection at this priority (see priorities.py): only its id travels; a
-    run in this process also gets the decoded photo when the caller has it. Returns the Future
-    of a run in this process (None inline or on Celery); raises QueueUnavailable."""
-    runner = get_runner()
-    local = {"image_bgr": image_bgr} if image_bgr is not None and runner.in_process else None
-    return runner.submit(detect_run, run_id, local=local, priority=priority)
+def queue_run(run_id: int, priority: int = 0) -> Optional[Future]:
+    """Queue the run for detection at this priority (see priorities.py): only its id travels (the
+    photo is read and decoded by the detection stream). Returns the Future of a run in this
+    process (None inline or on Celery); raises QueueUnavailable."""
+    return get_runner().submit(detect_run, run_id, priority=priority)
 
 
 def wait_for_runs(ids: list[int], futures: Sequence[Future] = (), timeout: Optional[float] = None,

@@ -47,7 +47,7 @@ def background(name: str, stream: Optional[Callable[[Flask], Any]] = None):
     `detect` queue, Celery's default here). Task names travel in broker messages: keep them.
 
     `stream`, when given, builds (once per app and process) what runs this function's jobs
-    several at a time: an object with `submit(*args, redelivered=..., priority=..., **local) ->
+    several at a time: an object with `submit(*args, redelivered=..., priority=...) ->
     Future` and `close()`. The thread executor submits to it, and so does each Celery task,
     which then waits for its job's Future (so the task is acknowledged once its work is done)."""
     def register(fn: Callable) -> Callable:
@@ -114,28 +114,25 @@ class JobRunner:
         """Who runs work started now, in this process."""
         return worker_id() if self.in_process else f"{CELERY_OWNER}:{worker_id()}"
 
-    def submit(self, fn: Callable[..., Any], *args, local: Optional[dict] = None,
-               priority: int = 0) -> Optional[Future]:
+    def submit(self, fn: Callable[..., Any], *args, priority: int = 0) -> Optional[Future]:
         """Run `fn(*args)` in an app context: now ("sync", returns None), on a worker thread
         (returns its Future), or as its Celery task (returns None; raises QueueUnavailable when
-        the broker cannot be reached). `local` keyword arguments (decoded pixels, say) are only
-        passed to runs in this process, never over the broker. `priority` (0 is the highest;
+        the broker cannot be reached). `priority` (0 is the highest;
         see priorities.PRIORITIES) orders the jobs of a stream and the tasks on the broker:
         what waits longest within a priority runs first."""
         if self.mode == "celery":
             return self._publish(fn, args, priority)
-        kwargs = local or {}
         if self.mode == "sync":
-            fn(*args, **kwargs)
+            fn(*args)
             return None
         if getattr(fn, "stream_factory", None) is not None:
-            future = self.stream(fn).submit(*args, priority=priority, **kwargs)
+            future = self.stream(fn).submit(*args, priority=priority)
         else:
             with self._lock:
                 if self._executor is None:
                     self._executor = ThreadPoolExecutor(
                         max_workers=self.app.config["DETECT_THREADS"], thread_name_prefix="job")
-                future = self._executor.submit(self._run, fn, args, kwargs)
+                future = self._executor.submit(self._run, fn, args)
         with self._lock:
             self._futures.add(future)
         future.add_done_callback(self._futures.discard)
@@ -226,10 +223,10 @@ class JobRunner:
             client = connection.default_channel.client
             return sum(int(client.llen(key)) for key in keys) + int(client.hlen("unacked"))
 
-    def _run(self, fn: Callable[..., Any], args: tuple, kwargs: dict) -> None:
+    def _run(self, fn: Callable[..., Any], args: tuple) -> None:
         with self.app.app_context():
             try:
-                fn(*args, **kwargs)
+                fn(*args)
             except Exception:
                 logger.exception("Background job %s failed", getattr(fn, "__name__", fn))
             finally:

@@ -6,13 +6,13 @@ threads, for the embedded thread executor and for each Celery worker process ali
                                                  futures resolved ◀─ store ×1 ◀─ [done ≤ 2B]
 
 [ids] is taken by priority (then first come): see priorities.py.
-B is DETECT_BATCH, T is DETECT_THREADS. Only ids queue without bound. Pixels are held by a
-bounded number of jobs: the stage queues and threads, plus a small window of photos an upload
-hands over already decoded (DETECT_WINDOW); past that window an upload passes its id only and
-the photo is read again from storage when its turn comes. The detect stage takes whatever is
-ready, up to B; it waits up to DETECT_BATCH_WAIT_MS for more only while more is being prepared,
-so a single photo on an idle system starts at once. The store stage writes each prediction's
-batch in one transaction (one INSERT of detections, one commit) once all of it is drawn.
+B is DETECT_BATCH, T is DETECT_THREADS. Only ids queue without bound: an upload stores the photo
+as sent and passes its id; prepare reads and decodes it (and makes a new photo's thumbnail and
+rendition), so pixels are held by a bounded number of jobs: the stage queues and threads. The
+detect stage takes whatever is ready, up to B; it waits up to DETECT_BATCH_WAIT_MS for more only
+while more is being prepared, so a single photo on an idle system starts at once. The store stage
+writes each prediction's batch in one transaction (one INSERT of detections, one commit) once all
+of it is drawn.
 """
 import itertools
 import logging
@@ -23,12 +23,12 @@ import time
 from concurrent.futures import Future
 from typing import Optional
 
-import numpy as np
 from flask import Flask
 
 from webapp.detection.registry import get_detector
 from webapp.extensions import db
 from webapp.jobs import pipeline
+from webapp.jobs.processes import yield_cpu
 from webapp.vision.detector import ModelUnavailable, resolve_device
 
 logger = logging.getLogger(__name__)
@@ -63,10 +63,7 @@ class Stream:
         self._batch_known = config["DETECT_BATCH"] > 0
         self.wait = max(0.0, config["DETECT_BATCH_WAIT_MS"] / 1000)
         self.threads = max(1, config["DETECT_THREADS"])
-        self._window = threading.BoundedSemaphore(max(1, config["DETECT_WINDOW"]))
-        self._window_size = max(0, config["DETECT_WINDOW"])
-        # (priority, order, (id, image or None, windowed, redelivered, future)): lowest priority
-        # first, then first come; images only within the window
+        # (priority, order, (id, redelivered, future)): lowest priority first, then first come
         self._ids: queue.PriorityQueue = queue.PriorityQueue()
         self._order = itertools.count()
         self._ready: queue.Queue = queue.Queue(maxsize=2 * self.batch)
@@ -82,20 +79,14 @@ class Stream:
 
     # ---- what callers see ----
 
-    def submit(self, run_id: int, image_bgr: Optional[np.ndarray] = None, redelivered: bool = False,
-               priority: int = 0) -> Future:
-        """Queue the run; the Future is resolved once it is stored (done or failed). A decoded
-        photo is kept only while the window has room; otherwise it is read again later. Lower
+    def submit(self, run_id: int, redelivered: bool = False, priority: int = 0) -> Future:
+        """Queue the run; the Future is resolved once it is stored (done or failed). Lower
         `priority` values are taken first (see priorities.py), each in the order queued."""
         if self._closed:
             raise RuntimeError("this stream is closed")
         self._start()
         future: Future = Future()
-        windowed = image_bgr is not None and self._window_size > 0 and self._window.acquire(blocking=False)
-        if windowed:
-            self._hold(+1)
-        self._ids.put((priority, next(self._order),
-                       (run_id, image_bgr if windowed else None, windowed, redelivered, future)))
+        self._ids.put((priority, next(self._order), (run_id, redelivered, future)))
         return future
 
     def held_images(self) -> int:
@@ -105,7 +96,7 @@ class Stream:
     def pixel_bound(self) -> int:
         """The most runs that can hold decoded pixels at once (see the module's diagram)."""
         queues = self._ready.maxsize + self._drawn.maxsize
-        return self._window_size + queues + 2 * self.threads + self.batch
+        return queues + 2 * self.threads + self.batch
 
     def close(self, timeout: Optional[float] = None, finish: bool = True) -> None:
         """Stop the threads once what was submitted is finished (`finish`), or once what they
@@ -124,9 +115,6 @@ class Stream:
                     break
                 if item is _STOP:
                     continue
-                if item[2]:  # its photo had a place in the window
-                    self._window.release()
-                    self._hold(-1)
                 item[-1].set_result(None)
         for _ in range(self.threads):
             self._ids.put((_LAST, next(self._order), _STOP))
@@ -150,6 +138,7 @@ class Stream:
                     self._threads.append(thread)
 
     def _in_context(self, stage) -> None:
+        yield_cpu(self.app.config["DETECT_NICE"])  # requests first, where they share the CPU
         with self.app.app_context():
             try:
                 stage()
@@ -165,21 +154,18 @@ class Stream:
             item = self._ids.get()[2]
             if item is _STOP:
                 break
-            run_id, image, windowed, redelivered, future = item
+            run_id, redelivered, future = item
             with self._lock:
                 self._preparing += 1
-            if not windowed:
-                self._hold(+1)  # read from storage now
+            self._hold(+1)  # read from storage now
             try:
-                work = pipeline.prepare(run_id, image, redelivered)
+                work = pipeline.prepare(run_id, redelivered)
             except Exception as exc:  # noqa: BLE001 - e.g. the database is down: resolve, never hang
                 logger.exception("Could not start run %s", run_id)
                 work = pipeline.Work(run_id, skipped=True)
                 future.set_exception(exc)
             finally:
                 db.session.remove()
-            if windowed:
-                self._window.release()  # its place in the window goes to the next upload
             if work.image is None:
                 self._hold(-1)
             if work.skipped:

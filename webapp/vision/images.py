@@ -20,6 +20,7 @@ import io
 import sys
 import warnings
 from dataclasses import dataclass, field
+from typing import BinaryIO, Optional
 
 import cv2
 import numpy as np
@@ -46,6 +47,9 @@ _pil_open = _unpatched_open()
 OPEN_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "HEIF")
 SUPPORTED_TEXT = "JPEG, PNG, WebP, BMP, TIFF or HEIC/HEIF"
 NOT_AN_IMAGE = f"This file is not an image we can read. Upload a {SUPPORTED_TEXT} image."
+DAMAGED = "The image file is damaged or truncated."
+UNREADABLE_COLOURS = "The image's colours are in a form we cannot read."
+DECODING_FOUND = (DAMAGED, UNREADABLE_COLOURS)  # what only decoding finds: the photo's run fails with it
 # The original's file extension, by the format Pillow found in it.
 EXTENSIONS = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp", "BMP": "bmp", "TIFF": "tif",
               "HEIF": "heic"}
@@ -93,20 +97,35 @@ class Decoded:
 
 @dataclass
 class Header:
-    """What a photo's header says, before any pixel is decoded."""
+    """What a photo's header says, before any pixel is decoded: enough to accept or refuse it."""
 
-    format: str
-    width: int  # as stored (before orientation)
+    format: str  # as Pillow names it
+    width: int  # upright (after the EXIF orientation), as `decode` will return it
     height: int
     facts: Facts
 
+    @property
+    def extension(self) -> str:
+        return EXTENSIONS.get(self.format, "img")
 
-def read_header(data: bytes) -> Header:
-    """The format, size and metadata of `data`; ImageRejected when it is not an image we read."""
-    if not data:
-        raise ImageRejected("The file is empty.")
-    image = _open(data)
-    return Header(image.format or "", image.width, image.height, facts(image))
+
+def read_header(source: bytes | BinaryIO, max_pixels: Optional[int] = None) -> Header:
+    """The format, upright size and metadata of a photo, read from its header alone (the web tier
+    accepts uploads with this; decoding is the detection stream's). Raises ImageRejected for an
+    empty file, one that is not a supported image, or one whose declared size is over the limits
+    (with `max_pixels`; None: a photo stored already, whatever its size): what `decode` refuses
+    before it decodes a pixel. A damaged file passes; `decode` refuses it."""
+    image = _checked(source, max_pixels)
+    try:
+        if image.format == "PNG" and "exif" not in image.info:
+            # Pillow looks for a PNG's EXIF past its pixel data by decoding them: not here (an
+            # eXIf chunk after the pixels is rare; `decode` finds it, and the size is corrected)
+            return Header("PNG", image.width, image.height, Facts())
+        _, applied = _orientation(image)
+        width, height = (image.height, image.width) if applied in (5, 6, 7, 8) else (image.width, image.height)
+        return Header(image.format or "", width, height, facts(image))
+    finally:
+        image.close()
 
 
 def decode(data: bytes, max_pixels: int) -> Decoded:
@@ -116,27 +135,17 @@ def decode(data: bytes, max_pixels: int) -> Decoded:
     declared size exceeds `max_pixels` (checked from the header, before any pixel is decoded),
     or a damaged or truncated image.
     """
-    if not data:
-        raise ImageRejected("The file is empty.")
-    image = _open(data)
-    if max(image.width, image.height) > MAX_SIDE:
-        raise ImageRejected(f"The image is {image.width}×{image.height} pixels: a photo may be at most "
-                            f"{MAX_SIDE:,} pixels wide and {MAX_SIDE:,} tall.")
-    if image.width * image.height > max_pixels:
-        raise ImageRejected(
-            f"The image is too large: {image.width}×{image.height} pixels "
-            f"(the limit is {max_pixels / 1e6:g} megapixels)."
-        )
+    image = _checked(data, max_pixels)
     try:
         image.load()
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageRejected("The image file is damaged or truncated.") from exc
+        raise ImageRejected(DAMAGED) from exc
     fmt, mode = image.format or "", image.mode
     written, applied = _orientation(image)
     try:
         rgb = _to_rgb(image)
     except (OSError, ValueError, ImageCms.PyCMSError) as exc:
-        raise ImageRejected("The image's colours are in a form we cannot read.") from exc
+        raise ImageRejected(UNREADABLE_COLOURS) from exc
     if applied in _UPRIGHT:
         rgb = rgb.transpose(_UPRIGHT[applied])
     plain = mode in BROWSER_MODES and "transparency" not in image.info
@@ -149,11 +158,35 @@ def decode(data: bytes, max_pixels: int) -> Decoded:
     )
 
 
-def _open(data: bytes) -> Image.Image:
+def _checked(source: bytes | BinaryIO, max_pixels: Optional[int]) -> Image.Image:
+    """The image opened (its header read, no pixel decoded) and its declared size checked."""
+    if isinstance(source, (bytes, bytearray)):
+        if not source:
+            raise ImageRejected("The file is empty.")
+        source = io.BytesIO(source)
+    elif not source.read(1):
+        raise ImageRejected("The file is empty.")
+    else:
+        source.seek(0)
+    image = _open(source)
+    if max_pixels is None:
+        return image
+    if max(image.width, image.height) > MAX_SIDE:
+        raise ImageRejected(f"The image is {image.width}×{image.height} pixels: a photo may be at most "
+                            f"{MAX_SIDE:,} pixels wide and {MAX_SIDE:,} tall.")
+    if image.width * image.height > max_pixels:
+        raise ImageRejected(
+            f"The image is too large: {image.width}×{image.height} pixels "
+            f"(the limit is {max_pixels / 1e6:g} megapixels)."
+        )
+    return image
+
+
+def _open(source: BinaryIO) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            return _pil_open(io.BytesIO(data), formats=OPEN_FORMATS)
+            return _pil_open(source, formats=OPEN_FORMATS)
     except Image.DecompressionBombError as exc:
         raise ImageRejected("The image declares far too many pixels to be decoded.") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:

@@ -50,7 +50,9 @@ def status_of(error: DomainError) -> int:
 
 
 def headers_of(error: DomainError) -> dict:
-    return dict(RETRY_LATER) if status_of(error) == 503 else {}
+    if status_of(error) != 503:
+        return {}
+    return {"Retry-After": str(getattr(error, "retry_after", None) or RETRY_AFTER_SECONDS)}
 
 
 def register_shape(app: Flask, prefix: str, answer: Callable) -> None:

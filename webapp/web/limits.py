@@ -3,12 +3,16 @@ every other request up to MAX_BODY_SIZE (a log-in form, a JSON body: a few hundr
 Runs before the CSRF check, which would otherwise parse a form of any size first.
 
 A route that takes uploads says so where it is defined (`@upload(...)`), with who may send one:
-an upload from someone not signed in is refused before its body is read."""
+an upload from someone not signed in is refused before its body is read. Once signed in, one
+account has at most UPLOADS_AT_ONCE upload requests in a process at a time (`@uploads_at_once`)."""
+import threading
+from collections import Counter
+from functools import wraps
 from typing import Callable, Optional
 
 from flask import Flask, current_app, request
 from flask_login import current_user
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import RequestEntityTooLarge, TooManyRequests
 
 from webapp.extensions import login_manager
 from webapp.storage import human_size
@@ -63,3 +67,38 @@ def limit_body():
 def too_large_message() -> str:
     limit = current_app.config.get("MAX_CONTENT_LENGTH") or 0
     return f"The upload is too large: the limit is {human_size(limit)} per request."
+
+
+BUSY = "You are sending other photos right now: send this one once one of them is in."
+_in_flight: Counter = Counter()
+_in_flight_lock = threading.Lock()
+
+
+def uploads_at_once(who: Callable[[], object]):
+    """At most UPLOADS_AT_ONCE requests of one account (`who()` names it) in this view in this
+    process at a time; the next is answered 429 with `Retry-After: 1`, before its body is read.
+    Uploads cost the web tier little each, but a request holds a server thread while its body
+    arrives: without this, one account sending many at once holds every thread, and everyone
+    else's pages and sign-ins wait behind them."""
+    def wrap(view):
+        @wraps(view)
+        def limited(*args, **kwargs):
+            most = current_app.config["UPLOADS_AT_ONCE"]
+            if not most:
+                return view(*args, **kwargs)
+            key = (request.endpoint, who())
+            with _in_flight_lock:
+                if _in_flight[key] >= most:
+                    raise TooManyRequests(BUSY, retry_after=1)
+                _in_flight[key] += 1
+            try:
+                return view(*args, **kwargs)
+            finally:
+                with _in_flight_lock:
+                    _in_flight[key] -= 1
+                    if not _in_flight[key]:
+                        del _in_flight[key]
+
+        return limited
+
+    return wrap

@@ -1,0 +1,122 @@
+"""Annotated views drawn for a confidence and classes are the only pixel work a web process does:
+each is drawn once and kept, drawn at most DRAW_CONCURRENCY at a time per process, and views not
+drawn before are limited per address."""
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.factories import add_boxes
+from tests.helpers import analyses, share_link, stored_files, upload
+from tests.images import encode, sample
+from webapp.analyses import viewer
+
+
+@pytest.fixture
+def draws(monkeypatch):
+    """Each view drawn (its confidence), and how many were being drawn at once at most."""
+    real, made, lock = viewer.draw_view, [], threading.Lock()
+    state = {"now": 0, "most": 0, "pause": 0.0}
+
+    def counted(run, min_conf, classes):
+        with lock:
+            state["now"] += 1
+            state["most"] = max(state["most"], state["now"])
+        time.sleep(state["pause"])
+        try:
+            made.append(min_conf)
+            return real(run, min_conf, classes)
+        finally:
+            with lock:
+                state["now"] -= 1
+
+    monkeypatch.setattr(viewer, "draw_view", counted)
+    counted.made, counted.state = made, state
+    return counted
+
+
+def photo_with_boxes(client, auth, app) -> str:
+    auth.signup()
+    upload(client, ("photo.png", encode(sample(320, 240), "PNG")))
+    [run] = analyses(app)
+    add_boxes(app, run.public_id, [("cat", 15, 0.9, (10, 10, 100, 100)), ("dog", 16, 0.4, (50, 50, 200, 200))])
+    return run.public_id
+
+
+def test_a_drawn_view_is_kept_and_sent_again_without_drawing_it(client, auth, app, draws):
+    public_id = photo_with_boxes(client, auth, app)
+    first = client.get(f"/analyses/{public_id}/image/annotated?conf=0.3")
+    again = client.get(f"/analyses/{public_id}/image/annotated?conf=0.3")  # no If-None-Match: another browser
+    assert first.status_code == again.status_code == 200
+    assert first.data == again.data and first.headers["ETag"] == again.headers["ETag"]
+    assert draws.made == [0.3]
+
+
+def test_views_drawn_for_a_share_link_are_kept_too(client, auth, app, draws):
+    public_id = photo_with_boxes(client, auth, app)
+    path = share_link(client, public_id)
+    anonymous = app.test_client()
+    for _ in range(3):
+        assert anonymous.get(path + "/image/annotated?conf=0.5&classes=cat").status_code == 200
+    assert draws.made == [0.5]
+
+
+def test_views_not_drawn_before_are_limited_per_address(make_app, auth_factory, draws):
+    app = make_app(DRAWN_VIEW_RATE_LIMIT="2 per minute")
+    client, auth = auth_factory(app)
+    public_id = photo_with_boxes(client, auth, app)
+    url = f"/analyses/{public_id}/image/annotated?conf="
+    assert [client.get(url + c).status_code for c in ("0.3", "0.4", "0.5")] == [200, 200, 429]
+    assert client.get(url + "0.3").status_code == 200  # one kept is sent, whoever asks
+    other = {"REMOTE_ADDR": "127.0.0.9"}
+    assert client.get(url + "0.6", environ_overrides=other).status_code == 200
+    assert draws.made == [0.3, 0.4, 0.6]
+
+
+def test_a_process_draws_one_view_at_a_time_and_tells_the_rest_to_try_again(client, auth, app, draws,
+                                                                               monkeypatch):
+    public_id = photo_with_boxes(client, auth, app)
+    draws.state["pause"] = 0.5
+    monkeypatch.setattr(viewer, "DRAW_WAIT_SECONDS", 0.2)
+    answers = []
+
+    name = app.config["SESSION_COOKIE_NAME"]
+    session = client.get_cookie(name).value
+
+    def ask(conf):
+        other = app.test_client()
+        other.set_cookie(name, session)  # the same signed-in owner, from another browser
+        response = other.get(f"/analyses/{public_id}/image/annotated?conf={conf}")
+        answers.append(response.status_code)
+        if response.status_code == 503:
+            assert response.headers["Retry-After"] == "2"  # soon: a view takes a second or two
+
+    threads = [threading.Thread(target=ask, args=(c,)) for c in ("0.3", "0.4", "0.5")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert draws.state["most"] == 1
+    assert sorted(answers) == [200, 503, 503]
+
+
+def test_a_run_keeps_its_latest_views_only(client, auth, app, draws, monkeypatch):
+    monkeypatch.setattr(viewer, "VIEWS_KEPT", 2)
+    public_id = photo_with_boxes(client, auth, app)
+    for conf in ("0.3", "0.4", "0.5"):
+        client.get(f"/analyses/{public_id}/image/annotated?conf={conf}")
+    assert len([p for p in stored_files(app) if p.parent.name == "views"]) == 2
+
+
+def test_deleting_a_run_removes_its_kept_views(client, auth, app):
+    from tests.helpers import post_form
+
+    public_id = photo_with_boxes(client, auth, app)
+    post_form(client, f"/analyses/{public_id}/runs", page=f"/analyses/{public_id}")  # a second run
+    client.get(f"/analyses/{public_id}/image/annotated?conf=0.3")
+    views = [p for p in stored_files(app) if p.parent.name == "views"]
+    assert len(views) == 1
+    response = post_form(client, f"/analyses/{public_id}/delete-run", page=f"/analyses/{public_id}")
+    assert response.status_code in (200, 302), response.status_code
+    assert not any(Path(p).exists() for p in views)
