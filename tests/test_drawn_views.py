@@ -67,11 +67,11 @@ def test_views_not_drawn_before_are_limited_per_address(make_app, auth_factory, 
     client, auth = auth_factory(app)
     public_id = photo_with_boxes(client, auth, app)
     url = f"/analyses/{public_id}/image/annotated?conf="
-    assert [client.get(url + c).status_code for c in ("0.3", "0.4", "0.5")] == [200, 200, 429]
+    assert [client.get(url + c).status_code for c in ("0.3", "0.5", "0.95")] == [200, 200, 429]
     assert client.get(url + "0.3").status_code == 200  # one kept is sent, whoever asks
     other = {"REMOTE_ADDR": "127.0.0.9"}
-    assert client.get(url + "0.6", environ_overrides=other).status_code == 200
-    assert draws.made == [0.3, 0.4, 0.6]
+    assert client.get(url + "0.3&classes=dog", environ_overrides=other).status_code == 200
+    assert draws.made == [0.3, 0.5, 0.3]
 
 
 def test_a_process_draws_one_view_at_a_time_and_tells_the_rest_to_try_again(client, auth, app, draws,
@@ -92,7 +92,7 @@ def test_a_process_draws_one_view_at_a_time_and_tells_the_rest_to_try_again(clie
         if response.status_code == 503:
             assert response.headers["Retry-After"] == "2"  # soon: a view takes a second or two
 
-    threads = [threading.Thread(target=ask, args=(c,)) for c in ("0.3", "0.4", "0.5")]
+    threads = [threading.Thread(target=ask, args=(c,)) for c in ("0.3", "0.5", "0.95")]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -104,7 +104,7 @@ def test_a_process_draws_one_view_at_a_time_and_tells_the_rest_to_try_again(clie
 def test_a_run_keeps_its_latest_views_only(client, auth, app, draws, monkeypatch):
     monkeypatch.setattr(viewer, "VIEWS_KEPT", 2)
     public_id = photo_with_boxes(client, auth, app)
-    for conf in ("0.3", "0.4", "0.5"):
+    for conf in ("0.3", "0.5", "0.95"):  # both boxes, the cat, none
         client.get(f"/analyses/{public_id}/image/annotated?conf={conf}")
     assert len([p for p in stored_files(app) if p.parent.name == "views"]) == 2
 
@@ -120,3 +120,23 @@ def test_deleting_a_run_removes_its_kept_views(client, auth, app):
     response = post_form(client, f"/analyses/{public_id}/delete-run", page=f"/analyses/{public_id}")
     assert response.status_code in (200, 302), response.status_code
     assert not any(Path(p).exists() for p in views)
+
+
+def test_confidences_and_classes_that_draw_the_same_boxes_are_one_view(client, auth, app, draws):
+    public_id = photo_with_boxes(client, auth, app)  # boxes at 0.9 (cat) and 0.4 (dog)
+    url = f"/analyses/{public_id}/image/annotated?"
+    for query in ("conf=0.5", "conf=0.500001", "conf=0.6", "conf=0.5&classes=cat", "conf=0.5&classes=cat,zzz"):
+        assert client.get(url + query).status_code == 200
+    assert len(draws.made) == 1
+    assert len([p for p in stored_files(app) if p.parent.name == "views"]) == 1
+
+
+def test_a_kept_view_removed_while_it_is_read_is_drawn_again_not_sent_empty(client, auth, app, draws):
+    public_id = photo_with_boxes(client, auth, app)
+    url = f"/analyses/{public_id}/image/annotated?conf=0.3"
+    first = client.get(url).data
+    [view] = [p for p in stored_files(app) if p.parent.name == "views"]
+    view.unlink()  # another request let it go (the run's oldest, or its run deleted)
+    again = client.get(url)
+    assert again.status_code == 200 and again.data == first
+    assert len(draws.made) == 2

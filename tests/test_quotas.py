@@ -126,7 +126,7 @@ class TestByteQuota:
 class TestConcurrentUploads:
     @pytest.fixture
     def config_overrides(self):
-        return {"QUOTA_PHOTOS": 3}
+        return {"QUOTA_PHOTOS": 3, "UPLOADS_AT_ONCE": 0}  # eight at once reach the quota check
 
     def test_uploads_at_once_never_go_past_the_quota(self, app):
         api = ApiActions(app.test_client()).user()

@@ -4,6 +4,7 @@ and Debian's nginx with the compose file's template), take a real photo from sig
 over HTTP through nginx on PostgreSQL (or SQLite) and Redis. Through nginx, 100 stalled
 connections and a flood of oversized forms leave /healthz and sign-in answering in under a second."""
 from http.client import HTTPConnection
+import io
 import json
 import os
 import re
@@ -591,3 +592,89 @@ def test_a_flood_of_share_link_requests_is_answered_by_nginx_past_its_burst(stac
     assert b"Too many requests from your address" in refused[0]
     assert share_request("127.0.0.10")[0] != 429  # another address is not held up
     assert stack.log("web").count("/s/not-a-real-token") <= 60
+
+
+@pytest.mark.any_database  # the processes' behaviour; the rows are only counted
+def test_photos_declaring_huge_sizes_are_decoded_by_the_worker_not_the_web_tier(stack, database_url, tmp_path):
+    """Issue 22's pixel bombs through nginx: PNGs declaring 36 MP in a few hundred KB each, which
+    cost about 1.5 s of CPU to decode, are stored by the web tier from their headers and decoded by
+    the worker (no model there: the runs end unavailable, but each photo gets its thumbnail)."""
+    import psutil
+    import sqlalchemy as sa
+    from PIL import Image
+
+    stack.start("web")
+    stack.start("worker", MODELS_DIR=str(tmp_path / "no-models"))
+    stack.start_proxy()
+    stack.wait_healthy()
+    bomb = io.BytesIO()
+    Image.new("RGB", (6000, 6000), (40, 120, 200)).save(bomb, "PNG", compress_level=9)
+    creds = json.dumps({"email": "bombs@example.com", "password": "a long passphrase"}).encode()
+    json_headers = {"Content-Type": "application/json"}
+    http("POST", f"{stack.base}/api/v1/auth/signup", creds, json_headers)
+    bearer = {"Authorization": "Bearer " + http("POST", f"{stack.base}/api/v1/auth/login", creds,
+                                                 json_headers)[1]["access_token"]}
+    web = [p for p in psutil.Process(stack.processes[0].pid).children(recursive=True)
+           if "gunicorn" in " ".join(p.cmdline())]
+
+    def web_cpu() -> float:
+        return sum(sum(p.cpu_times()[:2]) for p in web)
+
+    before = web_cpu()
+    for i in range(10):
+        body, content_type = multipart("images", f"bomb{i}.png", bomb.getvalue())
+        status, _ = http("POST", f"{stack.base}/api/v1/analyses", body, {**bearer, "Content-Type": content_type})
+        assert status == 202
+    spent = web_cpu() - before
+    assert spent < 5, f"the web tier spent {spent:.1f} s of CPU on 10 uploads (decoding them costs about 15 s)"
+    assert http("GET", f"{stack.base}/healthz")[0] == 200
+    engine = sa.create_engine(database_url)
+    try:
+        def decoded() -> bool:
+            with engine.connect() as conn:
+                made = sa.text("SELECT count(*) FROM photo WHERE thumbnail_path IS NOT NULL")
+                return conn.execute(made).scalar() == 10
+        wait_until(decoded, 240, "the worker to decode the photos", stack.processes)
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.any_database  # the processes' behaviour; the rows are only counted
+def test_queued_work_whose_messages_redis_lost_is_run_once_by_the_running_worker(stack, database_url, tmp_path):
+    """Issue 22's item 4 through nginx: photos queued while the worker is frozen, then Redis loses
+    every message (FLUSHDB: a restart without persistence); the worker, thawed, finds them within
+    LOST_WORK_SECONDS and runs each once (no model there: each ends unavailable, attempt 1)."""
+    import signal
+
+    import sqlalchemy as sa
+
+    stack.start("web")
+    stack.start("worker", MODELS_DIR=str(tmp_path / "no-models"), LOST_WORK_SECONDS="2")
+    stack.start_proxy()
+    stack.wait_healthy()
+    worker = stack.processes[1]
+    wait_until(lambda: "ready" in stack.log("worker"), 120, "the worker", stack.processes)
+    creds = json.dumps({"email": "lost@example.com", "password": "a long passphrase"}).encode()
+    json_headers = {"Content-Type": "application/json"}
+    http("POST", f"{stack.base}/api/v1/auth/signup", creds, json_headers)
+    bearer = {"Authorization": "Bearer " + http("POST", f"{stack.base}/api/v1/auth/login", creds,
+                                                 json_headers)[1]["access_token"]}
+    os.killpg(worker.pid, signal.SIGSTOP)
+    try:
+        for i in range(6):
+            body, content_type = multipart("images", f"p{i}.png", encode(sample(100 + i, 80), "PNG"))
+            status, _ = http("POST", f"{stack.base}/api/v1/analyses", body, {**bearer, "Content-Type": content_type})
+            assert status == 202
+        redis.Redis.from_url(stack.env["CELERY_BROKER_URL"]).flushdb()
+    finally:
+        os.killpg(worker.pid, signal.SIGCONT)
+    engine = sa.create_engine(database_url)
+    try:
+        def finished():
+            with engine.connect() as conn:
+                rows = conn.execute(sa.text("SELECT status, attempts FROM analysis")).all()
+            return len(rows) == 6 and all(status not in ("pending", "running") for status, _ in rows) and rows
+        rows = wait_until(finished, 120, "the lost work to be run", stack.processes)
+    finally:
+        engine.dispose()
+    assert [attempts for _, attempts in rows] == [1] * 6

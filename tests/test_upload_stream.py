@@ -186,3 +186,27 @@ def test_one_account_has_at_most_uploads_at_once_upload_requests_in_a_process(ma
         thread.join(30)
     assert answers == [202, 202, 202]
     assert ada.upload(PHOTOS[1]).status_code == 202  # her turn again
+
+
+def test_a_rotated_tiffs_header_gives_its_upright_size():
+    sent = with_orientation(sample(96, 64), 6, "TIFF")
+    header = images.read_header(sent, 10**8)
+    decoded = images.decode(sent, 10**8)
+    assert (header.width, header.height) == (decoded.width, decoded.height) == (96, 64)
+
+
+def test_an_upload_that_fails_while_it_is_written_leaves_no_folder(client, auth, app, monkeypatch):
+    auth.signup()
+
+    def disk_full(source, folder):
+        storage.absolute(folder).mkdir(parents=True)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(storage, "receive", disk_full)
+    assert upload(client, ("photo.png", encode(sample(), "PNG")), headers=HX).status_code == 500
+    assert analyses(app) == [] and [p for p in storage_root(app).rglob("*")] == []
+
+
+def storage_root(app):
+    from pathlib import Path
+    return Path(app.config["UPLOAD_DIR"])

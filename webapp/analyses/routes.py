@@ -20,7 +20,7 @@ from webapp.web import delivery, limits
 from webapp.web.answers import ProblemError, status_of
 from webapp.web.htmx import triggered_by, wants_partial
 from webapp.web.validation import parse
-from webapp.vision.images import NOT_AN_IMAGE
+from webapp.vision.images import DECODING_FOUND, NOT_AN_IMAGE
 
 SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 BULK_LIMIT = 1000  # photos one bulk action may take (a zip of them is written before it is sent)
@@ -35,6 +35,12 @@ STATUS_LABELS = {
 @bp.app_template_filter("status_label")
 def status_label(status: RunStatus) -> str:
     return STATUS_LABELS[status]
+
+
+@bp.app_template_test("unreadable")
+def unreadable(run) -> bool:
+    """A run failed by what only decoding its photo finds (a damaged file)."""
+    return run.is_failed and run.error in DECODING_FOUND
 
 
 @bp.app_template_filter("camera")

@@ -188,9 +188,10 @@ def accept(user: User, filename: Optional[str], source: BinaryIO,
     check_quota(totals.photos + 1, totals.stored_bytes)  # already full: before any work (exact check below)
     public_id = uuid.uuid4().hex
     folder = f"{user.id}/{public_id}"
-    received = storage.receive(source, folder)
-    written = [received.path]
+    written: list[str] = []
     try:
+        received = storage.receive(source, folder)
+        written.append(received.path)
         with storage.absolute(received.path).open("rb") as file:
             header = read_header(file, current_app.config["MAX_IMAGE_PIXELS"])
         uploaded = utcnow()
@@ -210,6 +211,8 @@ def accept(user: User, filename: Optional[str], source: BinaryIO,
     except BaseException:
         db.session.rollback()
         storage.delete(written)
+        if not written:  # receive failed midway (a full disk, say): its folder goes too
+            storage.delete_folder(folder)
         raise
     return run
 

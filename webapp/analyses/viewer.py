@@ -7,6 +7,7 @@ and a process draws at most DRAW_CONCURRENCY views at once, in threads of detect
 (a request waits DRAW_WAIT_SECONDS for its turn, then is told to try again; while as many wait,
 another is told at once). Who may ask for how many is the web layer's limit."""
 import hashlib
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
@@ -78,12 +79,13 @@ def compare(first: Run, second: Run) -> list[tuple[str, int, int]]:
 
 
 def view_tag(run: Run, min_conf: float, classes: Optional[frozenset[str]]) -> str:
-    """What identifies a drawn view: the run, when it finished, the confidence and classes.
-    NotFound until the run is done (there is nothing to draw)."""
+    """What identifies a drawn view: the run, when it finished, and the boxes drawn (so every
+    confidence and set of classes that draws the same boxes is one view, drawn once). NotFound
+    until the run is done (there is nothing to draw)."""
     if not run.is_done or not storage.absolute(run.photo.original_path).is_file():
         raise NotFound("This analysis has no annotated image (yet).")
-    return hashlib.sha256(repr((run.public_id, run.finished_at, min_conf,
-                                sorted(classes) if classes is not None else None)).encode()).hexdigest()[:32]
+    drawn = sorted(d.id for d in run.detections_at(min_conf) if classes is None or d.label in classes)
+    return hashlib.sha256(repr((run.public_id, run.finished_at, drawn)).encode()).hexdigest()[:32]
 
 
 def draw_view(run: Run, min_conf: float, classes: Optional[frozenset[str]]) -> bytes:
@@ -112,13 +114,13 @@ _queued = 0  # requests drawing or waiting to, in this process
 
 def kept_view(run: Run, tag: str) -> Optional[bytes]:
     """A view drawn before (`tag` from view_tag), or None."""
-    path = storage.absolute(_view_path(run, tag))
+    path, data = storage.absolute(_view_path(run, tag)), b""
     try:
         data = path.read_bytes()
-        path.touch()  # the latest asked for are the ones kept
+        os.utime(path)  # the latest asked for are the ones kept (never made again here: a removed one stays so)
     except FileNotFoundError:
-        return None
-    return data
+        pass
+    return data if data else None
 
 
 def draw_and_keep(run: Run, min_conf: float, classes: Optional[frozenset[str]], tag: str) -> bytes:

@@ -122,7 +122,8 @@ def read_header(source: bytes | BinaryIO, max_pixels: Optional[int] = None) -> H
             # eXIf chunk after the pixels is rare; `decode` finds it, and the size is corrected)
             return Header("PNG", image.width, image.height, Facts())
         _, applied = _orientation(image)
-        width, height = (image.height, image.width) if applied in (5, 6, 7, 8) else (image.width, image.height)
+        turned = applied in (5, 6, 7, 8) and image.format != "TIFF"  # Pillow's TIFF size is upright already
+        width, height = (image.height, image.width) if turned else (image.width, image.height)
         return Header(image.format or "", width, height, facts(image))
     finally:
         image.close()

@@ -76,7 +76,8 @@ _in_flight_lock = threading.Lock()
 
 def uploads_at_once(who: Callable[[], object]):
     """At most UPLOADS_AT_ONCE requests of one account (`who()` names it) in this view in this
-    process at a time; the next is answered 429 with `Retry-After: 1`, before its body is read.
+    process at a time; the next is answered 429 with `Retry-After: 1` (before the view reads its body:
+    an API upload's is unread then; a page's form has been read by the CSRF check).
     Uploads cost the web tier little each, but a request holds a server thread while its body
     arrives: without this, one account sending many at once holds every thread, and everyone
     else's pages and sign-ins wait behind them."""
