@@ -277,5 +277,5 @@ def test_a_form_sent_back_with_errors_focuses_its_first_bad_field_and_shows_the_
     page.fill("#confirm", "short")
     page.click("button[type=submit]")
     page.wait_for_selector(".has-error")
-    assert page.evaluate("document.activeElement.id") == "password"
+    expect(page.locator("#password")).to_be_focused()  # by keys.js, once the page's scripts have run
     assert page.locator("#password").get_attribute("aria-describedby") == "password-hint password-error"

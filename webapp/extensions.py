@@ -4,6 +4,7 @@ rate limiter's storage themselves (failed sign-ins, requests per API key)."""
 import logging
 import threading
 import time
+from typing import Optional
 
 import sqlalchemy as sa
 from flask_jwt_extended import JWTManager
@@ -59,6 +60,12 @@ class SharedLimits:
 
     def get_window_stats(self, limit, *identifiers):
         return self._call("get_window_stats", limit, *identifiers)
+
+    def wait_after_hit(self, limit, *identifiers) -> Optional[int]:
+        """Count one; None while within `limit`, else the whole seconds (at least 1) until its window ends."""
+        if not limiter.enabled or self.hit(limit, *identifiers):
+            return None
+        return max(1, int(self.get_window_stats(limit, *identifiers).reset_time - time.time()))
 
     def clear(self, limit, *identifiers) -> None:
         self._call("clear", limit, *identifiers)

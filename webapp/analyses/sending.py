@@ -6,10 +6,12 @@ from typing import Optional
 
 from flask import current_app
 from flask_limiter.util import get_remote_address
+from limits import parse
+from werkzeug.exceptions import TooManyRequests
 
 from webapp.analyses import lookups, viewer
 from webapp.errors import NotFound
-from webapp.extensions import limiter
+from webapp.extensions import shared_limits
 from webapp.models import Run
 from webapp.vision.images import public_copy
 from webapp.web import delivery
@@ -49,9 +51,11 @@ def send_view(run: Run, args, download: bool = False, name: Optional[str] = None
         kept = viewer.kept_view(run, tag)
         if kept is not None:
             return kept
-        with limiter.limit(current_app.config["DRAWN_VIEW_RATE_LIMIT"], key_func=get_remote_address,
-                           scope="drawn-view"):  # views drawn now, per address (429 past it)
-            pass
+        wait = shared_limits.wait_after_hit(parse(current_app.config["DRAWN_VIEW_RATE_LIMIT"]), "drawn-view",
+                                            get_remote_address())  # views drawn now, per address
+        if wait is not None:
+            raise TooManyRequests(f"Too many new views of photos from this address: try again in {wait} seconds.",
+                                  retry_after=wait)
         return viewer.draw_and_keep(run, min_conf, classes, tag)
 
     return delivery.send_drawn(tag, view, download_name=name if download else None)

@@ -12,7 +12,7 @@ from flask import current_app
 from limits import parse
 
 from webapp.errors import Refused
-from webapp.extensions import db, limiter, shared_limits
+from webapp.extensions import db, shared_limits
 from webapp.models import ApiKey, ApiKeyScope, User, utcnow
 
 PREFIX = "spt_"
@@ -57,11 +57,7 @@ def find(raw: str) -> Optional[ApiKey]:
 
 def within_rate(key: ApiKey) -> Optional[int]:
     """None while the key is within API_KEY_RATE_LIMIT; else the seconds until it may go on."""
-    limit = parse(current_app.config["API_KEY_RATE_LIMIT"])
-    if not limiter.enabled or shared_limits.hit(limit, "api-key", str(key.id)):
-        return None
-    stats = shared_limits.get_window_stats(limit, "api-key", str(key.id))
-    return max(1, int(stats.reset_time - utcnow().timestamp()))
+    return shared_limits.wait_after_hit(parse(current_app.config["API_KEY_RATE_LIMIT"]), "api-key", str(key.id))
 
 
 def touch(key: ApiKey) -> None:
