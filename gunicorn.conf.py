@@ -17,9 +17,12 @@ def post_worker_init(worker):
     (webapp/jobs/lifecycle.py): it queues again the runs left unfinished by dead processes of
     this host (a worker killed mid-analysis, or replaced after `max_requests`, is replaced by one
     that takes over its queue) and, where it detects itself (the thread executor), loads and
-    warms a model already on disk, so the first photo does not wait for it."""
+    warms a model already on disk, so the first photo does not wait for it. Requests waiting for
+    runs (`?wait=true`) learn when the worker stops, and answer with what they have."""
     from webapp.jobs.lifecycle import start_process
+    from webapp.jobs.processes import stop_when
 
+    stop_when(lambda: not worker.alive)  # past max_requests, or told to stop: waiting requests answer
     start_process(worker.wsgi)
     worker.wsgi.wsgi_app = CloseUnreadBodies(worker.wsgi.wsgi_app)
 

@@ -4,8 +4,12 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
+from typing import Optional
 
 from tests.helpers import GUNICORN, free_port, gunicorn, production_env, serving
 from webapp.config import BASE_DIR
@@ -121,3 +125,62 @@ def test_a_request_refused_before_its_body_is_read_closes_its_connection(tmp_pat
                                    f"application/json\r\nContent-Length: {len(small)}\r\n\r\n".encode() + small)
             assert b"connection: keep-alive" in head.lower(), head
             assert _exchange(sock, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").startswith(b"HTTP/1.1 200")
+
+
+def _call(port: int, method: str, path: str, body: bytes = b"", headers: Optional[dict] = None):
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body or None, method=method,
+                                     headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+    except OSError as exc:  # no answer: a worker stopping, or none yet
+        return 0, str(exc).encode()
+
+
+def test_a_worker_replaced_after_max_requests_answers_its_waiting_uploads_and_goes_at_once(tmp_path):
+    """A worker past `max_requests` stops: an upload waiting for its runs (`?wait=true`) is
+    answered 202 at once (the client follows the runs) instead of holding the old worker for the
+    graceful timeout and then its exit, while the new worker takes over."""
+    import json
+
+    from tests.helpers import fresh_redis, redis_url
+    from tests.images import encode, sample
+
+    broker = redis_url(12)
+    fresh_redis(broker)  # no Celery worker reads it: the runs stay queued
+    env = production_env(tmp_path, ANALYSIS_EXECUTOR="celery", CELERY_BROKER_URL=broker, API_WAIT_TIMEOUT="100",
+                         RATELIMIT_STORAGE_URI="memory://")
+    subprocess.run([str(GUNICORN.parent / "flask"), "--app", "wsgi", "db", "upgrade"], cwd=BASE_DIR, env=env,
+                   check=True, capture_output=True)
+    port = free_port()
+    command = [*gunicorn(port)[:-1], "--threads", "4", "--max-requests", "8", "--max-requests-jitter", "0",
+               "wsgi:app"]
+    with serving(command, env, port):  # request 1: /healthz
+        account = json.dumps({"email": "w@example.com", "password": "a long passphrase"}).encode()
+        json_type = {"Content-Type": "application/json"}
+        assert _call(port, "POST", "/api/v1/auth/signup", account, json_type)[0] == 201
+        token = json.loads(_call(port, "POST", "/api/v1/auth/login", account, json_type)[1])["access_token"]
+        body = b"--x\r\nContent-Disposition: form-data; name=\"images\"; filename=\"a.png\"\r\n\r\n" \
+            + encode(sample(), "PNG") + b"\r\n--x--\r\n"
+        content_type = "multipart/form-data; boundary=x"
+        answer = {}
+
+        def upload():
+            started = time.monotonic()
+            answer["status"], _ = _call(port, "POST", "/api/v1/analyses?wait=true", body,
+                                        {"Authorization": f"Bearer {token}", "Content-Type": content_type})
+            answer["seconds"] = time.monotonic() - started
+
+        waiting = threading.Thread(target=upload)
+        waiting.start()  # request 4
+        time.sleep(1)
+        for _ in range(6):  # requests 5 to 10: the worker is past its 8th and stops
+            _call(port, "GET", "/healthz")
+        waiting.join(60)
+        assert answer.get("status") == 202 and answer["seconds"] < 10, answer
+        started = time.monotonic()
+        while _call(port, "GET", "/healthz")[0] != 200:
+            time.sleep(0.2)
+        assert time.monotonic() - started < 10  # the new worker answers

@@ -5,7 +5,7 @@ import logging
 import os
 import socket
 import threading
-from typing import Optional
+from typing import Callable, Optional
 
 import psutil
 
@@ -36,6 +36,22 @@ def process_state(worker: str) -> str:
 def is_alive(worker: str) -> bool:
     """Whether the process may still run: not known to be dead (another host's is assumed alive)."""
     return process_state(worker) != "dead"
+
+
+_stop_check: Callable[[], bool] = lambda: False
+
+
+def stop_when(check: Callable[[], bool]) -> None:
+    """Tell `stopping` how to know that this process is stopping (gunicorn.conf.py: its worker is
+    no longer `alive`, after `max_requests` or a SIGTERM)."""
+    global _stop_check
+    _stop_check = check
+
+
+def stopping() -> bool:
+    """Whether this process is on its way out: a request waiting for work (`?wait=true`) answers
+    with what it has, so the process's graceful stop is not held by it."""
+    return _stop_check()
 
 
 def yield_cpu(nice: int) -> None:

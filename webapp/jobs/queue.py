@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from webapp.extensions import db
 from webapp.jobs import pipeline
+from webapp.jobs.processes import stopping
 from webapp.jobs.scheduling import background, get_runner
 from webapp.jobs.stream import Stream
 from webapp.models import Run, RunStatus
@@ -16,6 +17,7 @@ from webapp.models import Run, RunStatus
 # How often a waiting caller looks at runs workers finish: soon at first (a photo takes tens of
 # milliseconds), then less and less often, up to the longest interval.
 WAIT_POLL_SECONDS = (0.01, 0.25)
+STOP_CHECK_SECONDS = 0.25  # a caller waiting on Futures looks this often whether the process is stopping
 
 
 # The task's name travels in broker messages (it is where the function lived first): keep it.
@@ -42,10 +44,12 @@ def wait_for_runs(ids: list[int], futures: Sequence[Future] = (), timeout: Optio
     """Block until these runs are finished; False if `timeout` ran out first. Runs in this
     process are waited for by their Futures when the caller has them; otherwise (Celery, an
     import) by watching their rows, telling `progress` how many more have finished each time."""
-    if get_runner().in_process and futures and progress is None:
-        _, not_done = wait(futures, timeout=timeout)
-        return not not_done
     deadline = None if timeout is None else time.monotonic() + timeout
+    if get_runner().in_process and futures and progress is None:
+        while True:
+            _, not_done = wait(futures, timeout=_slice(STOP_CHECK_SECONDS, deadline))
+            if not not_done or _given_up(deadline):
+                return not not_done
     interval, longest = WAIT_POLL_SECONDS
     finished = 0
     while True:
@@ -55,10 +59,19 @@ def wait_for_runs(ids: list[int], futures: Sequence[Future] = (), timeout: Optio
         if progress is not None:
             progress(now - finished)
         finished = now
-        if finished >= sum(counts.values()) or (deadline is not None and time.monotonic() >= deadline):
+        if finished >= sum(counts.values()) or _given_up(deadline):
             return finished >= sum(counts.values())
-        time.sleep(interval)
+        time.sleep(_slice(interval, deadline))
         interval = min(interval * 1.5, longest)
+
+
+def _slice(seconds: float, deadline: Optional[float]) -> float:
+    return seconds if deadline is None else max(0.0, min(seconds, deadline - time.monotonic()))
+
+
+def _given_up(deadline: Optional[float]) -> bool:
+    """The wait's time is out, or this process is stopping (it answers with what it has)."""
+    return (deadline is not None and time.monotonic() >= deadline) or stopping()
 
 
 def run_statuses(ids: list[int]) -> dict[RunStatus, int]:
