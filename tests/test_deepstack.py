@@ -253,3 +253,36 @@ def test_open_networks_must_be_written_as_networks(make_app):
 
     with pytest.raises(ConfigurationError, match="DEEPSTACK_OPEN_NETWORKS"):
         make_app(DEEPSTACK_OPEN_NETWORKS=["not-a-network"])
+
+
+def test_an_account_detects_two_photos_at_once_per_process_and_a_third_call_is_told_to_wait(app, client,
+                                                                                           monkeypatch):
+    """A call holds a server thread until its answer (up to DEEPSTACK_TIMEOUT on a worker): one
+    account cannot hold them all (UPLOADS_AT_ONCE, as for uploads)."""
+    import threading
+
+    from webapp.deepstack import detect as detection
+
+    key = key_for(client, ApiActions(client).user())
+    release, holding = threading.Event(), threading.Semaphore(0)
+
+    def slow(data, min_conf):
+        holding.release()
+        release.wait(30)
+        return []
+
+    monkeypatch.setattr(detection, "detect", slow)
+    answers = []
+    calls = [threading.Thread(target=lambda: answers.append(detect(app.test_client(), encode(sample(), "PNG"),
+                                                                   api_key=key).status_code)) for _ in range(2)]
+    for call in calls:
+        call.start()
+    assert holding.acquire(timeout=10) and holding.acquire(timeout=10)  # both detecting
+    third = detect(app.test_client(), encode(sample(), "PNG"), api_key=key)
+    release.set()
+    for call in calls:
+        call.join(30)
+    assert third.status_code == 429 and third.headers["Retry-After"] == "1"
+    assert third.get_json()["success"] is False and "at once" in third.get_json()["error"]
+    assert answers == [200, 200]
+    assert detect(app.test_client(), encode(sample(), "PNG"), api_key=key).status_code == 200  # free again

@@ -8,13 +8,15 @@ from typing import Optional
 
 from flask import Flask, current_app, g, jsonify, request
 from flask_limiter.util import get_remote_address
+from limits import parse
+from werkzeug.exceptions import TooManyRequests
 
 from webapp.api.security import api_key_secret, user_from_key
 from webapp.auth import keys
 from webapp.deepstack import bp, detect
 from webapp.errors import Refused
 from webapp.config import ConfigurationError
-from webapp.extensions import csrf, limiter
+from webapp.extensions import csrf, shared_limits
 from webapp.vision.detector import DetectorError
 from webapp.vision.images import ImageRejected
 from webapp.web import limits
@@ -24,6 +26,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_MIN_CONFIDENCE = 0.4
 PATHS = "/v1/vision/"
 INVALID_KEY = "Invalid API key: it does not exist or it was revoked."
+DETECTING = "This caller has photos being detected at once already: send this one once one of them is answered."
 
 
 class Failed(Exception):
@@ -68,7 +71,10 @@ def detection_endpoint():
             raise Failed(400, "Send the photo in the multipart field `image`.")
         if user is None:
             _count_keyless_call()
-        predictions = _detect(user, upload.filename or "deepstack.jpg", upload.read(), min_conf)
+        with limits.at_once(("deepstack", user.id if user is not None else request.remote_addr), DETECTING):
+            predictions = _detect(user, upload.filename or "deepstack.jpg", upload.read(), min_conf)
+    except TooManyRequests as exc:  # this caller's detections at once (UPLOADS_AT_ONCE per process)
+        return deepstack_error(429, exc.description, {"Retry-After": "1"})
     except Failed as exc:
         return deepstack_error(exc.status, exc.error, exc.headers)
     return jsonify({"success": True, "predictions": predictions,
@@ -78,9 +84,11 @@ def detection_endpoint():
 def _count_keyless_call() -> None:
     """A keyless call from an open network counts against DEEPSTACK_OPEN_RATE_LIMIT for its address
     (a 429 past it); a call with a key, in the form or a header, does not."""
-    with limiter.limit(current_app.config["DEEPSTACK_OPEN_RATE_LIMIT"], key_func=get_remote_address,
-                       scope="deepstack-open"):
-        pass
+    wait = shared_limits.wait_after_hit(parse(current_app.config["DEEPSTACK_OPEN_RATE_LIMIT"]), "deepstack-open",
+                                        get_remote_address())
+    if wait is not None:
+        raise Failed(429, f"Too many calls without a key from this address: try again in {wait} seconds.",
+                     {"Retry-After": str(wait)})
 
 
 def _detect(user, filename: str, data: bytes, min_conf: float) -> list[dict]:

@@ -38,7 +38,7 @@ def is_alive(worker: str) -> bool:
     return process_state(worker) != "dead"
 
 
-_stop_check: Callable[[], bool] = lambda: False
+_stop_check: Optional[Callable[[], bool]] = None  # set by stop_when
 
 
 def stop_when(check: Callable[[], bool]) -> None:
@@ -51,7 +51,7 @@ def stop_when(check: Callable[[], bool]) -> None:
 def stopping() -> bool:
     """Whether this process is on its way out: a request waiting for work (`?wait=true`) answers
     with what it has, so the process's graceful stop is not held by it."""
-    return _stop_check()
+    return _stop_check is not None and _stop_check()
 
 
 def yield_cpu(nice: int) -> None:

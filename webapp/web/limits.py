@@ -4,11 +4,13 @@ Runs before the CSRF check, which would otherwise parse a form of any size first
 
 A route that takes uploads says so where it is defined (`@upload(...)`), with who may send one:
 an upload from someone not signed in is refused before its body is read. Once signed in, one
-account has at most UPLOADS_AT_ONCE upload requests in a process at a time (`@uploads_at_once`)."""
+account has at most UPLOADS_AT_ONCE upload requests in a process at a time (`@uploads_at_once`);
+the DeepStack endpoint holds as many detections per caller (`at_once`)."""
 import threading
 from collections import Counter
+from contextlib import contextmanager
 from functools import wraps
-from typing import Callable, Optional
+from typing import Callable, Hashable, Optional
 
 from flask import Flask, current_app, request
 from flask_login import current_user
@@ -84,22 +86,30 @@ def uploads_at_once(who: Callable[[], object]):
     def wrap(view):
         @wraps(view)
         def limited(*args, **kwargs):
-            most = current_app.config["UPLOADS_AT_ONCE"]
-            if not most:
+            with at_once((request.endpoint, who())):
                 return view(*args, **kwargs)
-            key = (request.endpoint, who())
-            with _in_flight_lock:
-                if _in_flight[key] >= most:
-                    raise TooManyRequests(BUSY, retry_after=1)
-                _in_flight[key] += 1
-            try:
-                return view(*args, **kwargs)
-            finally:
-                with _in_flight_lock:
-                    _in_flight[key] -= 1
-                    if not _in_flight[key]:
-                        del _in_flight[key]
 
         return limited
 
     return wrap
+
+
+@contextmanager
+def at_once(key: Hashable, message: str = BUSY):
+    """Within: one of at most UPLOADS_AT_ONCE holders of `key` in this process (none when the
+    setting is 0); past that, TooManyRequests(`message`) with `Retry-After: 1`."""
+    most = current_app.config["UPLOADS_AT_ONCE"]
+    if not most:
+        yield
+        return
+    with _in_flight_lock:
+        if _in_flight[key] >= most:
+            raise TooManyRequests(message, retry_after=1)
+        _in_flight[key] += 1
+    try:
+        yield
+    finally:
+        with _in_flight_lock:
+            _in_flight[key] -= 1
+            if not _in_flight[key]:
+                del _in_flight[key]
