@@ -139,3 +139,23 @@ def test_a_kept_view_removed_while_it_is_read_is_drawn_again_not_sent_empty(clie
     again = client.get(url)
     assert again.status_code == 200 and again.data == first
     assert len(draws.made) == 2
+
+
+def test_a_shared_photo_that_must_be_encoded_again_is_encoded_once_and_kept(client, auth, app, monkeypatch):
+    """A stranger's copy of a photo whose file cannot be walked (a PNG cut before its end) is made
+    from its pixels: once, then sent as kept, not decoded again for every visitor."""
+    from webapp.vision import images
+
+    auth.signup()
+    cut = encode(sample(320, 240), "PNG")[:-12]  # no IEND chunk: decodes, but cannot be walked
+    upload(client, ("cut.png", cut))
+    [run] = analyses(app)
+    assert run.status == "done"
+    path = share_link(client, run.public_id)
+    real, made = images.decode, []
+    monkeypatch.setattr(images, "decode", lambda *a, **k: made.append(1) or real(*a, **k))
+    anonymous = app.test_client()
+    copies = [anonymous.get(path + "/image/original") for _ in range(3)]
+    assert [c.status_code for c in copies] == [200, 200, 200]
+    assert copies[0].data == copies[1].data == copies[2].data and copies[0].data.startswith(b"\x89PNG")
+    assert len(made) == 1

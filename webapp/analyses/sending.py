@@ -13,7 +13,6 @@ from webapp.analyses import lookups, viewer
 from webapp.errors import NotFound
 from webapp.extensions import shared_limits
 from webapp.models import Run
-from webapp.vision.images import public_copy
 from webapp.web import delivery
 
 MIMETYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
@@ -69,19 +68,16 @@ def public_extension(run: Run) -> str:
 def send_shared(run: Run, variant: str, args, download: bool = False):
     """A run's image for someone other than its owner (a share link): the photo as its pages show
     it, with nothing but what decoding needs (no location, camera serial, names, comments, colour
-    profile: `vision.images.public_copy`), or the annotated image (stored or drawn for the
-    viewer's confidence and classes; neither carries metadata). Sent with an opaque ETag and no
+    profile: `viewer.shared_copy`, kept when it had to be encoded again), or the annotated image
+    (stored or drawn for the viewer's confidence and classes; neither carries metadata). Sent with an opaque ETag and no
     Last-Modified: when the photo was uploaded is not the stranger's to know."""
     if drawn(variant, args):
         return send_view(run, args, download)
     path = lookups.stored_image(run, "display" if variant == "original" else variant)
     if path is None:
         raise NotFound(f"This photo has no {variant} image (yet).")
-    max_pixels = current_app.config["MAX_IMAGE_PIXELS"]
-    if variant == "original":
-        extension = public_extension(run)
-        make = lambda: public_copy(path.read_bytes(), extension, max_pixels)  # noqa: E731
-    else:
-        extension, make = "jpg", path.read_bytes
     tag = hashlib.sha256(f"shared:{variant}:{run.public_id}:{run.photo.sha256}:{run.finished_at}".encode())
-    return delivery.send_drawn(tag.hexdigest()[:32], make, mimetype=MIMETYPES[extension])
+    tag = tag.hexdigest()[:32]
+    if variant == "original":
+        return delivery.send_drawn(tag, lambda: viewer.shared_copy(run, tag), mimetype=MIMETYPES[public_extension(run)])
+    return delivery.send_drawn(tag, path.read_bytes, mimetype="image/jpeg")

@@ -2,7 +2,8 @@
 compared, and the annotated image drawn for what the viewer shows (a confidence and classes).
 
 Drawing a view decodes the photo in the web process, so its cost is bounded: a view drawn once is
-kept (the latest VIEWS_KEPT of each run, in its photo's folder) and sent again without drawing,
+kept (the latest VIEWS_KEPT of each run, in its photo's folder) and sent again without drawing
+(so is a shared copy of a photo that had to be encoded again from its pixels),
 and a process draws at most DRAW_CONCURRENCY views at once, in threads of detection's priority
 (a request waits DRAW_WAIT_SECONDS for its turn, then is told to try again; while as many wait,
 another is told at once). Who may ask for how many is the web layer's limit."""
@@ -10,7 +11,7 @@ import hashlib
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Optional
+from typing import Callable, Optional
 
 import sqlalchemy as sa
 from flask import current_app
@@ -22,7 +23,7 @@ from webapp.jobs.processes import yield_cpu
 from webapp.models import Run
 from webapp.vision.detector import Box
 from webapp.vision.draw import class_color_hex, draw_boxes, encode_jpeg, line_width, text_color_hex
-from webapp.vision.images import decode
+from webapp.vision.images import decode, encoded_again, stripped
 
 
 def viewer(run: Run) -> dict:
@@ -112,9 +113,9 @@ _pool: Optional[ThreadPoolExecutor] = None
 _queued = 0  # requests drawing or waiting to, in this process
 
 
-def kept_view(run: Run, tag: str) -> Optional[bytes]:
-    """A view drawn before (`tag` from view_tag), or None."""
-    path, data = storage.absolute(_view_path(run, tag)), b""
+def kept_view(run: Run, tag: str, extension: str = "jpg") -> Optional[bytes]:
+    """A view made before (`tag` from view_tag, or a shared copy's), or None."""
+    path, data = storage.absolute(_view_path(run, tag, extension)), b""
     try:
         data = path.read_bytes()
         os.utime(path)  # the latest asked for are the ones kept (never made again here: a removed one stays so)
@@ -124,8 +125,30 @@ def kept_view(run: Run, tag: str) -> Optional[bytes]:
 
 
 def draw_and_keep(run: Run, min_conf: float, classes: Optional[frozenset[str]], tag: str) -> bytes:
-    """`draw_view`, in this process's turn (Refused UNAVAILABLE when none comes in time), kept
-    for the next time it is asked for; a run deleted meanwhile keeps nothing."""
+    """`draw_view`, in this process's turn, kept for the next time it is asked for."""
+    return _make_and_keep(run, tag, "jpg", lambda: draw_view(run, min_conf, classes))
+
+
+def shared_copy(run: Run, tag: str) -> bytes:
+    """The photo as someone other than its owner gets it (`vision.images.public_copy`): its own
+    bytes with only what decoding needs, or, for a file that cannot be walked, encoded again from
+    its pixels, in this process's turn, and kept like a view (tagged `tag`)."""
+    extension = run.photo.shown_path.rsplit(".", 1)[-1]
+    kept = kept_view(run, tag, extension)
+    if kept is not None:
+        return kept
+    data = storage.absolute(run.photo.shown_path).read_bytes()
+    copy = stripped(data, extension)
+    if copy is not None:
+        return copy
+    max_pixels = current_app.config["MAX_IMAGE_PIXELS"]
+    return _make_and_keep(run, tag, extension,
+                          lambda: _painters().submit(encoded_again, data, extension, max_pixels).result())
+
+
+def _make_and_keep(run: Run, tag: str, extension: str, make: Callable[[], bytes]) -> bytes:
+    """`make()` in this process's turn (Refused UNAVAILABLE when none comes in time), kept as
+    the run's view `tag`; a run deleted meanwhile keeps nothing."""
     turn = _turn()
     if not _queue_for(turn):
         raise Refused(BUSY, Refused.UNAVAILABLE, retry_after=2)
@@ -133,12 +156,12 @@ def draw_and_keep(run: Run, min_conf: float, classes: Optional[frozenset[str]], 
         if not turn.acquire(timeout=DRAW_WAIT_SECONDS):
             raise Refused(BUSY, Refused.UNAVAILABLE, retry_after=2)
         try:
-            data = draw_view(run, min_conf, classes)
+            data = make()
         finally:
             turn.release()
     finally:
         _leave_queue()
-    relative, run_id = _view_path(run, tag), run.id
+    relative, run_id = _view_path(run, tag, extension), run.id
     storage.save(relative, data)
     _forget_old_views(run)
     db.session.rollback()  # a new transaction: a delete committed meanwhile is seen
@@ -150,16 +173,16 @@ def draw_and_keep(run: Run, min_conf: float, classes: Optional[frozenset[str]], 
 def view_files(run: Run) -> list[str]:
     """The run's kept views (relative paths): what deleting the run removes with it."""
     folder = storage.absolute(f"{run.photo.folder}/views")
-    return [f"{run.photo.folder}/views/{p.name}" for p in folder.glob(f"{run.public_id}-*.jpg")]
+    return [f"{run.photo.folder}/views/{p.name}" for p in folder.glob(f"{run.public_id}-*")]
 
 
-def _view_path(run: Run, tag: str) -> str:
-    return f"{run.photo.folder}/views/{run.public_id}-{tag}.jpg"
+def _view_path(run: Run, tag: str, extension: str = "jpg") -> str:
+    return f"{run.photo.folder}/views/{run.public_id}-{tag}.{extension}"
 
 
 def _forget_old_views(run: Run) -> None:
     folder = storage.absolute(f"{run.photo.folder}/views")
-    views = sorted(folder.glob(f"{run.public_id}-*.jpg"), key=_age_key, reverse=True)
+    views = sorted(folder.glob(f"{run.public_id}-*"), key=_age_key, reverse=True)
     for old in views[VIEWS_KEPT:]:
         old.unlink(missing_ok=True)
 

@@ -242,17 +242,29 @@ def rendition(decoded: Decoded) -> tuple[bytes, str] | None:
 
 def public_copy(data: bytes, extension: str, max_pixels: int) -> bytes:
     """What leaves the owner's account of a stored photo (an original a browser shows, or a
-    rendition): its own bytes with only what decoding needs (see `metadata.without_metadata`);
-    a file that cannot be walked is encoded again from its decoded pixels (as a JPEG at quality
-    92, a PNG or a WebP, by `extension`), which carries nothing else either."""
+    rendition): its own bytes with only what decoding needs (`stripped`), or, for a file that
+    cannot be walked, `encoded_again` from its pixels."""
+    copy = stripped(data, extension)
+    return copy if copy is not None else encoded_again(data, extension, max_pixels)
+
+
+def stripped(data: bytes, extension: str) -> Optional[bytes]:
+    """The photo's own bytes with only what decoding needs (see `metadata.without_metadata`);
+    None for a file that cannot be walked. No decoding: cheap."""
     try:
         return without_metadata(data, FORMAT_OF[extension])
     except NotStrippable:
-        params = [cv2.IMWRITE_JPEG_QUALITY, 92] if extension == "jpg" else []
-        ok, buffer = cv2.imencode(f".{extension}", decode(data, max_pixels).pixels, params)
-        if not ok:
-            raise ImageRejected("The photo could not be encoded again.") from None
-        return buffer.tobytes()
+        return None
+
+
+def encoded_again(data: bytes, extension: str, max_pixels: int) -> bytes:
+    """The photo decoded and encoded again (as a JPEG at quality 92, a PNG or a WebP, by
+    `extension`): it carries nothing but its pixels. Pixel work: costs what a decode costs."""
+    params = [cv2.IMWRITE_JPEG_QUALITY, 92] if extension == "jpg" else []
+    ok, buffer = cv2.imencode(f".{extension}", decode(data, max_pixels).pixels, params)
+    if not ok:
+        raise ImageRejected("The photo could not be encoded again.")
+    return buffer.tobytes()
 
 
 def encode(image: Image.Image, fmt: str, **params) -> bytes:
