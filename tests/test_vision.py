@@ -97,3 +97,27 @@ def test_rejection_does_not_go_through_ultralytics_pil_patch():
 
     with pytest.raises(ImageRejected, match="not an image"):
         decode(b"plain text, not a picture", LIMIT)
+
+
+@pytest.mark.parametrize("mode", ["I;16", "I"])
+def test_a_16_bit_grey_photo_keeps_its_high_byte_with_little_memory_beside_it(mode):
+    """A worker decodes 40-megapixel photos: the 16-bit grey case must not hold a 64-bit copy of
+    them (about 16 bytes a pixel at 40 MP is 640 MB) on the way to its 8-bit pixels."""
+    import tracemalloc
+
+    height, width = 1000, 3000
+    values = (np.arange(height * width, dtype=np.uint32).reshape(height, width) * 37 % 65536).astype(np.uint16)
+    buffer = io.BytesIO()
+    Image.fromarray(values).save(buffer, "PNG")
+    image = Image.open(io.BytesIO(buffer.getvalue()))
+    data = buffer.getvalue() if image.mode == mode else encode(image.convert(mode), "TIFF")
+    tracemalloc.start()
+    try:
+        decoded = decode(data, LIMIT)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert np.array_equal(decoded.pixels[:, :, 1], (values >> 8).astype(np.uint8))
+    # the BGR result and the RGB array it is made from (3 bytes a pixel each), the grey values as
+    # read (2 or 4): no 64-bit copy
+    assert peak / (height * width) < 9

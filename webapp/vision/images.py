@@ -222,9 +222,19 @@ def _to_rgb(image: Image.Image) -> Image.Image:
                                              renderingIntent=ImageCms.Intent.PERCEPTUAL, outputMode="RGB")
         return image.convert("RGB")
     if mode.startswith("I"):  # 16-bit (or wider) grey: the high byte
-        grey = (np.clip(np.asarray(image, dtype=np.int64), 0, 65535) >> 8).astype(np.uint8)
-        return Image.fromarray(grey, "L").convert("RGB")
+        return Image.fromarray(_high_byte(np.asarray(image)), "L").convert("RGB")
     return image.convert("RGB")
+
+
+GREY_ROWS = 256  # rows of a 16-bit photo brought to 8 bits at a time (a few MB, not the whole at 64 bits)
+
+
+def _high_byte(grey: np.ndarray) -> np.ndarray:
+    """The high byte of 16-bit grey values (wider ones clipped to 0-65535 first), in blocks of rows."""
+    out = np.empty(grey.shape, np.uint8)
+    for top in range(0, grey.shape[0], GREY_ROWS):
+        out[top:top + GREY_ROWS] = np.clip(grey[top:top + GREY_ROWS], 0, 65535) >> 8
+    return out
 
 
 def rendition(decoded: Decoded) -> tuple[bytes, str] | None:
