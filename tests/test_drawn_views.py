@@ -159,3 +159,16 @@ def test_a_shared_photo_that_must_be_encoded_again_is_encoded_once_and_kept(clie
     assert [c.status_code for c in copies] == [200, 200, 200]
     assert copies[0].data == copies[1].data == copies[2].data and copies[0].data.startswith(b"\x89PNG")
     assert len(made) == 1
+
+
+def test_a_shared_view_too_busy_to_draw_says_to_come_back_in_two_seconds(client, auth, app, monkeypatch):
+    """The share link's images are rate-limited by flask-limiter, whose headers must not turn the
+    drawing turn's `Retry-After: 2` into the limit window's end, nor add one to an image sent."""
+    public_id = photo_with_boxes(client, auth, app)
+    path = share_link(client, public_id)
+    anonymous = app.test_client()
+    sent = anonymous.get(path + "/image/annotated")
+    assert sent.status_code == 200 and "Retry-After" not in sent.headers
+    monkeypatch.setattr(viewer, "_queue_for", lambda turn: False)  # every turn taken, and as many waiting
+    busy = anonymous.get(path + "/image/annotated?conf=0.5")
+    assert busy.status_code == 503 and busy.headers["Retry-After"] == "2"

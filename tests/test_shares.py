@@ -71,6 +71,21 @@ def test_the_shared_page_shows_nothing_else_of_the_account(app, client, auth, re
     assert not any(re.search(rf"/{n}(?:\b|/)", url) for url in urls for n in numbers)
 
 
+def test_the_shared_page_says_neither_when_the_link_was_made_nor_how_the_photo_was_analysed(app, client, auth,
+                                                                                            result):
+    """An expiry is the link's creation plus a lifetime from a short list: it would date the
+    photo's sharing (as Last-Modified would, which shared images never carry). The model's file
+    name and the inference time are the owner's setup."""
+    share(client, result[0].public_id, expires="1d")
+    path = link_of(client, app)
+    auth.logout()
+    page = app.test_client().get(path).get_data(as_text=True)
+    with app.app_context():
+        model = db.session.scalar(sa.select(ShareLink)).run.model_name
+    assert "<time" not in page and "expires" not in page
+    assert model.rsplit("/", 1)[-1] not in page and "inference" not in page.lower()
+
+
 def test_a_tampered_link_is_a_404(app, client, auth, result):
     share(client, result[0].public_id)
     path = link_of(client, app)

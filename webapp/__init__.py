@@ -34,6 +34,7 @@ def register_extensions(app: Flask) -> None:
     csrf.init_app(app)
     jwt.init_app(app)
     limiter.init_app(app)
+    web.init_after_limiter(app)  # the app's own Retry-After stands, whatever the limiter's headers say
     shared_limits.reset()  # counts kept here while the limiter's storage is down: this app's own
 
 

@@ -69,7 +69,7 @@ def view(token: str):
         urls={"original": url_for("shares.image", token=token, variant="original"),
               "display": url_for("shares.image", token=token, variant="original"),
               "annotated": url_for("shares.image", token=token, variant="annotated"), "json": None},
-        photo_name="Shared photo", stepping=False, expires_at=link.expires_at,
+        photo_name="Shared photo", stepping=False, shared=True,  # no dates, no model: the owner's
     )
 
 

@@ -13,3 +13,8 @@ def init_app(app: Flask) -> None:
     answers.init_app(app)
     assets.init_app(app)
     times.init_app(app)
+
+
+def init_after_limiter(app: Flask) -> None:
+    """What must be registered after flask-limiter (its after-request hooks run before the limiter's)."""
+    headers.init_after_limiter(app)
