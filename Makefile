@@ -25,7 +25,7 @@ test: $(VENV)/.dev-installed
 # Production-style server (needs SECRET_KEY and JWT_SECRET_KEY); gunicorn.conf.py makes each
 # worker recover analyses interrupted by a restart.
 serve: $(VENV)/.run-installed migrate
-	$(BIN)/gunicorn --bind $(HOST):$(PORT) --workers 2 --threads 4 wsgi:app
+	$(BIN)/gunicorn --bind $(HOST):$(PORT) --workers 2 --threads 8 wsgi:app
 
 migrate: $(VENV)/.run-installed
 	$(BIN)/flask --app wsgi --debug db upgrade

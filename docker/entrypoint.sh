@@ -10,7 +10,7 @@ case "${1:-web}" in
   web)
     if [ "${MIGRATE:-1}" = "1" ]; then flask --app wsgi db upgrade; fi
     exec gunicorn --bind "0.0.0.0:${PORT:-8000}" --workers "${WEB_CONCURRENCY:-2}" \
-      --threads "${GUNICORN_THREADS:-4}" --access-logfile - wsgi:app
+      --threads "${GUNICORN_THREADS:-8}" --access-logfile - wsgi:app
     ;;
   worker)
     # One process, one model; its tasks go through the batched stream (DETECT_BATCH, DETECT_THREADS).

@@ -142,11 +142,12 @@ def test_detail_page_shows_the_result(client, done):
     assert f"/analyses/{done.public_id}/delete" in page
 
 
-def test_detail_page_of_a_pending_analysis_polls(client, auth, app):
+def test_detail_page_of_a_pending_analysis_fetches_itself_when_told_its_run_finished(client, auth, app):
     auth.signup()
     pending = add_analysis(app, status=RunStatus.PENDING)
     page = client.get(f"/analyses/{pending.public_id}").get_data(as_text=True)
-    assert 'hx-trigger="load delay:1s"' in page and 'hx-select="#detail"' in page
+    assert f'data-going="{pending.public_id}"' in page and 'hx-trigger="finished, poll"' in page
+    assert 'hx-select="#detail"' in page and 'id="live-events"' in page
 
 
 @pytest.mark.parametrize("variant, mimetype", [

@@ -3,6 +3,7 @@ with bulk zip and delete, the upload queue (browser checks, cancel, duplicates),
 page's download matching its slider, box/row linking and zoom."""
 import io
 import re
+import time
 import zipfile
 from datetime import datetime, timedelta, timezone
 from urllib.parse import unquote
@@ -270,7 +271,7 @@ def test_a_detail_page_polling_a_running_analysis_breaks_no_content_security_rul
     """htmx settles a swapped element's attributes, `style` included by default: the zoomable
     stage's inline style (set from the script) would be re-applied as an attribute, which the
     CSP refuses. The page fixture fails the test on any violation."""
-    base, app = serve(ANALYSIS_EXECUTOR="sync")
+    base, app = serve(ANALYSIS_EXECUTOR="sync", EVENT_STREAMS=0)  # no stream: the page polls
     running = add_analysis(app, status=RunStatus.PENDING)
     log_in(page, base)
     page.goto(f"{base}/analyses/{running.public_id}")
@@ -311,3 +312,43 @@ def test_the_upload_queue_sends_two_photos_at_a_time_and_retries_one_the_server_
     assert most[0] <= 2 and deferred
     assert len(analyses(app)) == 7
     expect(page.locator(".tile.rejected")).to_have_count(0)
+
+
+def test_cards_turn_done_when_the_event_stream_says_so_without_polling(serve, page, tmp_path, monkeypatch):
+    """Each card going is fetched once, when its run has finished (the tab's event stream said
+    so), not every second while it runs; the stream ends once nothing is left to wait for."""
+    from webapp.jobs import pipeline
+
+    base, app = serve()
+    real_detect = pipeline.detect
+
+    def slow_detect(batch):  # a few seconds a photo: polling would fetch each card several times
+        time.sleep(2.5)
+        real_detect(batch)
+
+    monkeypatch.setattr(pipeline, "detect", slow_detect)
+    sign_up(page, base, "live@example.com")
+    cards, streams = [], []
+    page.on("request", lambda r: cards.append(r.url) if "/card" in r.url else None)
+    page.on("request", lambda r: streams.append(r.url) if "/events" in r.url else None)
+    upload_and_wait(page, pngs(tmp_path, 3))
+    assert len(cards) == 3, cards
+    assert streams and all("watch=" in url for url in streams)
+
+
+def test_without_an_event_stream_the_cards_poll_and_still_turn_done(serve, page, tmp_path):
+    base, _ = serve(EVENT_STREAMS=0)  # every stream refused: a 503
+    sign_up(page, base, "poll@example.com")
+    upload_and_wait(page, pngs(tmp_path, 2))
+
+
+def test_a_photo_that_fails_shows_in_the_failed_count_without_a_reload(serve, page, tmp_path):
+    from tests.images import HOSTILE
+
+    base, _ = serve()
+    sign_up(page, base, "fails@example.com")
+    damaged = tmp_path / "damaged.jpg"
+    damaged.write_bytes(HOSTILE["truncated JPEG"][1])  # its header is fine: decoding finds it damaged
+    page.set_input_files("#images", [str(damaged)])
+    expect(page.locator(".tile.status-failed")).to_have_count(1)
+    expect(page.locator("#failed-count")).to_contain_text("1 photo failed.")

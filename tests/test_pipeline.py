@@ -201,11 +201,12 @@ def test_polling_card_stops_when_the_analysis_is_done(make_app, auth_factory):
     assert "hx-trigger" not in card and "status-done" in card
 
 
-def test_a_pending_card_polls_itself(client, auth, app):
+def test_a_pending_card_fetches_itself_when_told_its_run_finished(client, auth, app):
     auth.signup()
     analysis = add_analysis(app, status=RunStatus.PENDING)
     card = client.get(f"/analyses/{analysis.public_id}/card", headers=HX).get_data(as_text=True)
-    assert 'hx-trigger="load delay:1s"' in card and 'hx-swap="outerHTML"' in card
+    assert f'data-going="{analysis.public_id}"' in card and 'hx-trigger="finished, poll"' in card
+    assert 'hx-swap="outerHTML"' in card
 
 
 def test_restart_marks_analyses_of_dead_workers_failed(app):

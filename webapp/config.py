@@ -52,6 +52,10 @@ class Config:
     # Upload requests one account may have in a web process at once (the next gets a 429 to retry):
     # one account cannot hold every server thread. 0: no limit.
     UPLOADS_AT_ONCE = _env_int("UPLOADS_AT_ONCE", 2)
+    # Event streams (a tab told the moment its photos are done) one web process serves at once: each
+    # holds a server thread while the tab waits for photos; keep it under gunicorn's --threads.
+    # Past it, a tab polls. 0: no streams (every tab polls).
+    EVENT_STREAMS = _env_int("EVENT_STREAMS", 4)
     MAX_RUNS_PER_PHOTO = _env_int("MAX_RUNS_PER_PHOTO", 20)  # runs (re-runs) one photo may keep; 0: no limit
     # Images of shared links per client address (each slider position is drawn by the server).
     SHARE_IMAGE_RATE_LIMIT = os.environ.get("SHARE_IMAGE_RATE_LIMIT") or "120 per minute"

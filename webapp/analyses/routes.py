@@ -5,10 +5,11 @@ import json
 import re
 from datetime import date
 
-from flask import abort, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask import (Response, abort, current_app, flash, jsonify, redirect, render_template, request,
+                   stream_with_context, url_for)
 from flask_login import current_user, login_required
 
-from webapp.analyses import bp, exports, listing, lookups, removal, sending, uploads, viewer
+from webapp.analyses import bp, events, exports, listing, lookups, removal, sending, uploads, viewer
 from webapp.analyses.forms import UploadForm
 from webapp.analyses.params import DetectionParams, RunFields
 from webapp.detection.registry import DEFAULT_NAME, model_key, model_names, runs_here
@@ -209,6 +210,17 @@ def _card(run, query: dict | None = None, message: str | None = None):
     """A gallery card; `message` shown in the page's message area too (an out-of-band swap)."""
     return render_template("analyses/_card.html", run=run, chips=listing.labels_of([run]), query=query or {},
                            message=message)
+
+
+@bp.route("/events", methods=["GET"])
+@login_required
+def event_stream():
+    """The tab's event stream (Server-Sent Events): `finished` with a run's id and status the
+    moment it ends, for the runs the tab shows as going (`watch`: their ids, comma-separated) and
+    any other of the account's; `idle` when there is nothing left to wait for (it then ends)."""
+    stream = events.open_stream(current_user.id, events.parse_watched(request.args.get("watch")))
+    return Response(stream_with_context(stream), mimetype="text/event-stream",
+                    headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
 @bp.route("/analyses/<public_id>/image/<variant>", methods=["GET"])

@@ -19,7 +19,7 @@ from webapp.detection.registry import UnknownClasses, class_ids, fixed_input_siz
 from webapp.extensions import db
 from webapp.jobs.processes import process_state
 from webapp.jobs.reports import report
-from webapp.jobs import scheduling
+from webapp.jobs import news, scheduling
 from webapp.library.counts import count_created, record_labels
 from webapp.library.current_run import lock_photos, make_current
 from webapp.models import Detection, Photo, Run, RunStatus, count_labels, utcnow
@@ -81,7 +81,9 @@ def prepare(run_id: int, redelivered: bool = False) -> Work:
         return work
     if run.attempts > current_app.config["ANALYSIS_MAX_ATTEMPTS"]:
         run.fail(GAVE_UP.format(n=run.attempts - 1))
+        told = [news.Finished(run.user_id, run.id, run.public_id, RunStatus.FAILED.value)]
         db.session.commit()
+        news.tell(told)
         work.skipped = True
         return work
     work.conf = run.conf
@@ -255,7 +257,9 @@ def _store_finished(finished: list[Work]) -> None:
             record_labels(run, labels, replace=run.attempts > 1)
         else:  # a new run of a photo: the gallery shows it from now on
             make_current(run, labels)
+    told = [news.Finished(run.user_id, run.id, run.public_id, RunStatus.DONE.value) for run in rows]
     db.session.commit()
+    news.tell(told)
     for work in gone:
         logger.info("Run %s was deleted while it ran", work.run_id)
         storage.delete([work.annotated_path])
@@ -290,8 +294,11 @@ def _give_up(run_id: int, annotated_path: str, message: str) -> bool:
     failed_rows = db.session.execute(  # one UPDATE: a run deleted meanwhile is simply not there
         sa.update(Run).where(Run.id == run_id)
         .values(status=RunStatus.FAILED, error=message, finished_at=utcnow())
-        .execution_options(synchronize_session=False)).rowcount
+        .returning(Run.user_id, Run.public_id)
+        .execution_options(synchronize_session=False)).all()
     db.session.commit()
+    news.tell([news.Finished(user_id, run_id, public_id, RunStatus.FAILED.value)
+               for user_id, public_id in failed_rows])
     return bool(failed_rows)
 
 

@@ -6,18 +6,16 @@ from concurrent.futures import Future, wait
 from typing import Callable, Optional, Sequence
 
 import sqlalchemy as sa
+from flask import current_app
 
 from webapp.extensions import db
-from webapp.jobs import pipeline
+from webapp.jobs import news, pipeline
 from webapp.jobs.processes import stopping
 from webapp.jobs.scheduling import background, get_runner
 from webapp.jobs.stream import Stream
 from webapp.models import Run, RunStatus
 
-# How often a waiting caller looks at runs workers finish: soon at first (a photo takes tens of
-# milliseconds), then less and less often, up to the longest interval.
-WAIT_POLL_SECONDS = (0.01, 0.25)
-STOP_CHECK_SECONDS = 0.25  # a caller waiting on Futures looks this often whether the process is stopping
+STOP_CHECK_SECONDS = 0.25  # a waiting caller looks this often whether the process is stopping
 
 
 # The task's name travels in broker messages (it is where the function lived first): keep it.
@@ -41,28 +39,33 @@ def queue_run(run_id: int, priority: int = 0) -> Optional[Future]:
 
 def wait_for_runs(ids: list[int], futures: Sequence[Future] = (), timeout: Optional[float] = None,
                   progress: Optional[Callable[[int], None]] = None) -> bool:
-    """Block until these runs are finished; False if `timeout` ran out first. Runs in this
-    process are waited for by their Futures when the caller has them; otherwise (Celery, an
-    import) by watching their rows, telling `progress` how many more have finished each time."""
+    """Block until these runs are finished; False if `timeout` ran out first (or this process is
+    stopping). Runs in this process are waited for by their Futures when the caller has them;
+    otherwise (Celery, an import) their rows are read whenever news of finished runs comes
+    (`news`), and at least every news.CHECK_SECONDS, telling `progress` how many more have
+    finished each time."""
     deadline = None if timeout is None else time.monotonic() + timeout
     if get_runner().in_process and futures and progress is None:
         while True:
             _, not_done = wait(futures, timeout=_slice(STOP_CHECK_SECONDS, deadline))
             if not not_done or _given_up(deadline):
                 return not not_done
-    interval, longest = WAIT_POLL_SECONDS
-    finished = 0
+    news.listen(current_app)
+    finished, total, heard, read_at = 0, 0, -1, 0.0
     while True:
-        db.session.rollback()  # a new transaction, so the workers' commits are seen
-        counts = run_statuses(ids)
-        now = sum(n for status, n in counts.items() if status not in RunStatus.active())
-        if progress is not None:
-            progress(now - finished)
-        finished = now
-        if finished >= sum(counts.values()) or _given_up(deadline):
-            return finished >= sum(counts.values())
-        time.sleep(_slice(interval, deadline))
-        interval = min(interval * 1.5, longest)
+        if news.board.last != heard or time.monotonic() - read_at >= news.CHECK_SECONDS:
+            heard, read_at = news.board.last, time.monotonic()
+            db.session.rollback()  # a new transaction, so the workers' commits are seen
+            counts = run_statuses(ids)
+            now = sum(n for status, n in counts.items() if status not in RunStatus.active())
+            if progress is not None:
+                progress(now - finished)
+            finished, total = now, sum(counts.values())
+            if finished >= total:
+                return True
+        if _given_up(deadline):
+            return False
+        news.board.wait(heard, _slice(STOP_CHECK_SECONDS, deadline))
 
 
 def _slice(seconds: float, deadline: Optional[float]) -> float:
