@@ -74,7 +74,7 @@ def test_an_upload_is_queued_with_its_id_only_and_a_worker_process_finishes_it(c
     assert analysis["status"] == "done" and analysis["device"] == "cpu"
     [row] = analyses(celery_app)
     assert row.worker.startswith("celery:") and row.attempts == 1
-    assert {p.name for p in stored_files(celery_app)} == {"original.png", "thumbnail.jpg", "annotated.jpg"}
+    assert {p.name for p in stored_files(celery_app)} == {"original.png", "thumbnail.jpg"}
 
 
 def test_a_worker_that_finds_several_analyses_waiting_detects_them_in_batches(celery_app, workers):
@@ -108,7 +108,7 @@ def test_a_worker_killed_mid_analysis_is_replaced_and_the_analysis_ends_done_onc
     task (after the visibility timeout) and finishes it: one set of detections, one annotated file."""
     celery_app.config["YOLO_MODEL"] = coco_model
     api = ApiActions(celery_app.test_client()).user()
-    big = encode(sample(6000, 4500), "JPEG")  # 27 MP to decode, draw and encode: a second or two to interrupt
+    big = encode(sample(6000, 4500), "JPEG")  # 27 MP to decode and detect: time enough to interrupt
     killed = None
     for _ in range(5):  # until a kill lands while the analysis runs (it may finish just before)
         first = workers.start()
@@ -130,7 +130,7 @@ def test_a_worker_killed_mid_analysis_is_replaced_and_the_analysis_ends_done_onc
     boxes = [(d.class_id, round(d.confidence, 4), round(d.x1), round(d.y1)) for d in done.detections]
     assert len(boxes) == len(set(boxes))  # exactly one set, nothing inserted twice
     folder = Path(celery_app.config["UPLOAD_DIR"]) / done.photo.folder
-    assert sorted(p.name for p in folder.iterdir()) == ["annotated.jpg", "original.jpg", "thumbnail.jpg"]
+    assert sorted(p.name for p in folder.iterdir()) == ["original.jpg", "thumbnail.jpg"]
 
 
 def test_a_photo_that_keeps_killing_its_worker_is_given_up(celery_app):
@@ -340,3 +340,19 @@ def test_an_upload_waiting_for_its_run_answers_within_50_ms_of_the_workers_commi
     waiting.join(60)
     assert heard is not None and answer["status"] == 201
     assert answer["at"] - heard < 0.05, f"answered {1000 * (answer['at'] - heard):.0f} ms after the news"
+
+
+def test_a_running_worker_reports_its_model_again_after_redis_forgot_it(celery_app, workers, broker):
+    """A Redis restarted without its data forgets the workers' reports: the web tier must not go
+    on saying no detection worker is running while one is (it writes its report again with its
+    lost-work sweep)."""
+    from webapp.detection.availability import REPORT_KEY
+
+    workers.start(LOST_WORK_SECONDS="1")
+    client = redis.Redis.from_url(broker)
+    assert client.hlen(REPORT_KEY) == 1
+    client.flushdb()  # as a restart without persistence leaves it
+    deadline = time.monotonic() + 15
+    while client.hlen(REPORT_KEY) == 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert client.hlen(REPORT_KEY) == 1

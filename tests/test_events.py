@@ -61,12 +61,36 @@ def test_a_run_that_ends_while_the_tab_listens_is_said_at_once(app, client, auth
     assert f'"id": "{going.public_id}", "status": "done"' in rest and rest.endswith("event: idle\ndata: \n\n")
 
 
-def test_another_accounts_runs_are_never_said(app, client, auth, monkeypatch):
+def test_another_accounts_run_is_said_to_be_gone_exactly_as_one_that_never_was(app, client, auth, monkeypatch):
     monkeypatch.setattr(events, "IDLE_SECONDS", 0.2)
     auth.signup()
     theirs = add_analysis(app, status=RunStatus.DONE, user_email="eve@example.com")
-    response = client.get(f"/events?watch={theirs.public_id}")
-    assert said(response) == [("idle", {})]
+    nobody = "0" * 32
+    response = client.get(f"/events?watch={theirs.public_id},{nobody}")
+    assert said(response) == [("finished", {"id": theirs.public_id, "status": "deleted"}),
+                              ("finished", {"id": nobody, "status": "deleted"}), ("idle", {})]
+
+
+def test_a_head_request_opens_no_stream_and_keeps_no_place(make_app, auth_factory):
+    app = make_app(EVENT_STREAMS=1)
+    client, auth = auth_factory(app)
+    auth.signup()
+    for _ in range(3):
+        assert client.head("/events").status_code == 200
+    stream = client.get("/events", buffered=False)
+    assert stream.status_code == 200
+    stream.close()
+
+
+def test_one_account_holds_two_streams_in_a_process_and_a_third_tab_polls(app, client, auth):
+    auth.signup()
+    going = add_analysis(app, status=RunStatus.RUNNING)
+    tabs = [client.get(f"/events?watch={going.public_id}", buffered=False) for _ in range(2)]
+    for tab in tabs:
+        next(iter(tab.response))
+    assert client.get("/events").status_code == 503
+    for tab in reversed(tabs):  # (both in this thread: the last opened closes first)
+        tab.close()
 
 
 def test_a_process_serves_at_most_event_streams_at_once_and_refuses_the_next_with_503(make_app, auth_factory):

@@ -40,8 +40,12 @@ function stopPolling() { clearInterval(poller); poller = null; }
 
 document.addEventListener("htmx:sseBeforeMessage", (event) => {
   event.preventDefault();  // nothing to swap: the element fetches itself
-  const { id } = JSON.parse(event.detail.data);
-  document.querySelectorAll(`[data-going="${id}"]`).forEach((node) => window.htmx.trigger(node, "finished"));
+  const { id, status } = JSON.parse(event.detail.data);
+  document.querySelectorAll(`[data-going="${id}"]`).forEach((node) => {
+    if (status !== "deleted") return window.htmx.trigger(node, "finished");
+    if (node.matches(".tile")) node.remove();  // deleted elsewhere: nothing left to show or wait for
+    else node.removeAttribute("data-going");
+  });
 });
 
 document.addEventListener("htmx:sseOpen", (event) => {

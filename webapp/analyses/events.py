@@ -15,6 +15,7 @@ the account's going runs every CHECK_SECONDS (news that did not reach this proce
 import json
 import threading
 import time
+from collections import Counter
 from typing import Iterator, Optional
 
 import sqlalchemy as sa
@@ -31,10 +32,12 @@ IDLE_SECONDS = 3.0  # nothing going this long: the stream ends
 LONGEST_SECONDS = 300.0
 KEEP_ALIVE_SECONDS = 10.0  # a comment this often: proxies keep the connection, a gone tab is noticed
 RETRY_MS = 2000  # how long the browser waits before opening it again after it broke
+GONE = "deleted"  # the status said of a watched run that is not there (deleted meanwhile)
 WATCHED_MOST = 500
+PER_ACCOUNT = 2  # streams one account may hold in a process (two tabs; a third polls)
 BUSY = "Too many open event streams on this server process: the page polls instead."
 
-_open = 0
+_open: Counter = Counter()  # streams open in this process, per account
 _open_lock = threading.Lock()
 
 
@@ -47,20 +50,19 @@ def parse_watched(text: Optional[str]) -> list[str]:
 def open_stream(user_id: int, watched: list[str]) -> "EventStream":
     """The stream's text, as an iterator the web layer sends (Refused UNAVAILABLE when this
     process serves EVENT_STREAMS already)."""
-    global _open
     with _open_lock:
-        if _open >= current_app.config["EVENT_STREAMS"]:
+        if sum(_open.values()) >= current_app.config["EVENT_STREAMS"] or _open[user_id] >= PER_ACCOUNT:
             raise Refused(BUSY, Refused.UNAVAILABLE, retry_after=5)
-        _open += 1
-    return EventStream(_events(user_id, watched))
+        _open[user_id] += 1
+    return EventStream(user_id, _events(user_id, watched))
 
 
 class EventStream:
     """The stream's events; `close()` (the server calls it when the stream ends or the tab goes,
     even before the first event) gives its place back."""
 
-    def __init__(self, events: Iterator[str]):
-        self._events, self._closed = events, False
+    def __init__(self, user_id: int, events: Iterator[str]):
+        self._user_id, self._events, self._closed = user_id, events, False
 
     def __iter__(self):
         return self
@@ -69,7 +71,6 @@ class EventStream:
         return next(self._events)
 
     def close(self) -> None:
-        global _open
         if self._closed:
             return
         self._closed = True
@@ -78,17 +79,22 @@ class EventStream:
         finally:
             db.session.remove()
             with _open_lock:
-                _open -= 1
+                _open[self._user_id] -= 1
+                if not _open[self._user_id]:
+                    del _open[self._user_id]
 
 
 def _events(user_id: int, watched: list[str]) -> Iterator[str]:
     news.listen(current_app)
+    board = news.board()
     started = time.monotonic()
     yield f"retry: {RETRY_MS}\n\n"
-    heard = news.board.last
+    heard = board.last
     going = set(_going(user_id))
-    for public_id, status in _statuses(user_id, watched).items():
-        if status in (RunStatus.DONE, RunStatus.FAILED):
+    statuses = _statuses(user_id, watched)
+    for public_id in watched:
+        status = statuses.get(public_id, GONE)  # deleted (or never the account's): nothing to wait for
+        if status in (RunStatus.DONE, RunStatus.FAILED, GONE):
             yield _finished(public_id, status)
         else:
             going.add(public_id)
@@ -98,10 +104,12 @@ def _events(user_id: int, watched: list[str]) -> Iterator[str]:
         if now - checked >= CHECK_SECONDS:  # what the news did not say
             checked = now
             still = set(_going(user_id))
-            for public_id, status in _statuses(user_id, sorted(going - still)).items():
-                yield _finished(public_id, status)
+            ended = sorted(going - still)
+            statuses = _statuses(user_id, ended)
+            for public_id in ended:
+                yield _finished(public_id, statuses.get(public_id, GONE))
             going = still
-        heard, told = news.board.since(heard, user_id)
+        heard, told = board.since(heard, user_id)
         for item in told:
             going.discard(item.public_id)
             yield _finished(item.public_id, item.status)
@@ -112,7 +120,7 @@ def _events(user_id: int, watched: list[str]) -> Iterator[str]:
         if now - spoke >= KEEP_ALIVE_SECONDS:
             spoke = now
             yield ": still here\n\n"
-        news.board.wait(heard, max(0.01, min(CHECK_SECONDS - (now - checked), KEEP_ALIVE_SECONDS)))
+        board.wait(heard, max(0.01, min(CHECK_SECONDS - (now - checked), KEEP_ALIVE_SECONDS)))
     yield "event: idle\ndata: \n\n"
 
 

@@ -218,6 +218,8 @@ def event_stream():
     """The tab's event stream (Server-Sent Events): `finished` with a run's id and status the
     moment it ends, for the runs the tab shows as going (`watch`: their ids, comma-separated) and
     any other of the account's; `idle` when there is nothing left to wait for (it then ends)."""
+    if request.method == "HEAD":  # no stream (one never iterated would keep its place)
+        return Response(mimetype="text/event-stream", headers={"Cache-Control": "no-store"})
     stream = events.open_stream(current_user.id, events.parse_watched(request.args.get("watch")))
     return Response(stream_with_context(stream), mimetype="text/event-stream",
                     headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

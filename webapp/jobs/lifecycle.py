@@ -46,7 +46,9 @@ def start_process(app: Flask) -> None:
 
 class _LostWorkSweeper:
     """In a Celery worker, every LOST_WORK_SECONDS: `requeue_lost`, so work whose message is gone
-    is run by the workers already running, not only by the next one to start. Several workers
+    is run by the workers already running, not only by the next one to start; and the worker's
+    report written again (a Redis restarted without its data forgot it: the web tier would say
+    no worker is running). Several workers
     sweeping at once queue a run twice at most; its claim runs it once."""
 
     def __init__(self):
@@ -67,6 +69,7 @@ class _LostWorkSweeper:
         while not self._stop.wait(app.config["LOST_WORK_SECONDS"]):
             with app.app_context():
                 try:
+                    report(app)
                     requeue_lost()
                 except Exception:  # noqa: BLE001 - the broker or the database is down: next time
                     logger.warning("Could not look for lost work (the broker or the database is down); "

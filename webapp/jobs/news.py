@@ -3,9 +3,10 @@ and whoever waits for runs (an API upload's `?wait=true`, a signed-in tab's even
 at once instead of reading the database in a loop.
 
 Within a process (the thread executor: detection runs where the request waits) the news goes on
-this process's `board`, a condition variable. Across processes (Celery workers detect, the web
-tier waits) it is published on a Redis channel of the broker; each web process that waits has one
-thread listening to it (`listen`), which puts what it hears on its own board.
+the app's `board`, a condition variable (one per app: one per process, but tests make many).
+Across processes (Celery workers detect, the web tier waits) it is published on a Redis channel
+of the broker; each web process that waits has one thread listening to it (`listen`), which puts
+what it hears on its own board.
 
 News is a wake-up, never the record: a waiter reads the runs' rows when woken, and again at least
 every `CHECK_SECONDS` whatever it heard (news published while Redis is down, or told by another
@@ -71,14 +72,24 @@ class Board:
             return self._last, items
 
 
-board = Board()
+def board(app: Optional[Flask] = None) -> Board:
+    """The app's board (the current app's by default)."""
+    app = app or current_app
+    found = app.extensions.get("news_board")
+    if found is None:
+        with _boards_lock:
+            found = app.extensions.setdefault("news_board", Board())
+    return found
+
+
+_boards_lock = threading.Lock()
 
 
 def tell(items: list[Finished]) -> None:
     """Once their rows are committed: these runs finished. Never raises (news is a wake-up)."""
     if not items:
         return
-    board.post(items)
+    board().post(items)
     if _shared(current_app):
         try:
             _redis(current_app).publish(CHANNEL, json.dumps([item.__dict__ for item in items]))
@@ -90,7 +101,10 @@ def listen(app: Flask) -> None:
     """Make sure this process hears other processes' news (a Celery-mode web process; nothing
     to do in thread mode). Cheap to call before every wait."""
     if _shared(app):
-        _listener.start(app)
+        on = board(app)  # (takes the lock itself)
+        with _boards_lock:
+            listener = app.extensions.setdefault("news_listener", _Listener(on))
+        listener.start(app)
 
 
 def _shared(app: Flask) -> bool:
@@ -108,12 +122,13 @@ def _redis(app: Flask):
 
 
 class _Listener:
-    """One thread per process subscribed to CHANNEL, posting what it hears on `board`; while
-    Redis cannot be reached it tries again every RETRY_SECONDS (logged once per outage)."""
+    """One thread per process (per app) subscribed to CHANNEL, posting what it hears on the app's
+    board; while Redis cannot be reached it tries again every RETRY_SECONDS (logged once per outage)."""
 
     RETRY_SECONDS = 2.0
 
-    def __init__(self):
+    def __init__(self, on: Board):
+        self._board = on
         self._lock = threading.Lock()
         self._thread: Optional[threading.Thread] = None
 
@@ -138,7 +153,7 @@ class _Listener:
                     logger.warning("News of finished runs heard again from Redis")
                     down = False
                 for message in pubsub.listen():
-                    board.post([Finished(**item) for item in json.loads(message["data"])])
+                    self._board.post([Finished(**item) for item in json.loads(message["data"])])
             except Exception as exc:  # noqa: BLE001 - Redis down or restarted: waiters read the rows meanwhile
                 if not down:
                     logger.warning("Not hearing news of finished runs (%s): waiters read the database every "
@@ -146,5 +161,3 @@ class _Listener:
                     down = True
                 stop.wait(self.RETRY_SECONDS)
 
-
-_listener = _Listener()

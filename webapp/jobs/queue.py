@@ -51,10 +51,11 @@ def wait_for_runs(ids: list[int], futures: Sequence[Future] = (), timeout: Optio
             if not not_done or _given_up(deadline):
                 return not not_done
     news.listen(current_app)
+    board = news.board()
     finished, total, heard, read_at = 0, 0, -1, 0.0
     while True:
-        if news.board.last != heard or time.monotonic() - read_at >= news.CHECK_SECONDS:
-            heard, read_at = news.board.last, time.monotonic()
+        if board.last != heard or time.monotonic() - read_at >= news.CHECK_SECONDS:
+            heard, read_at = board.last, time.monotonic()
             db.session.rollback()  # a new transaction, so the workers' commits are seen
             counts = run_statuses(ids)
             now = sum(n for status, n in counts.items() if status not in RunStatus.active())
@@ -65,7 +66,7 @@ def wait_for_runs(ids: list[int], futures: Sequence[Future] = (), timeout: Optio
                 return True
         if _given_up(deadline):
             return False
-        news.board.wait(heard, _slice(STOP_CHECK_SECONDS, deadline))
+        board.wait(heard, _slice(STOP_CHECK_SECONDS, deadline))
 
 
 def _slice(seconds: float, deadline: Optional[float]) -> float:
