@@ -286,3 +286,33 @@ def test_an_account_detects_two_photos_at_once_per_process_and_a_third_call_is_t
     assert third.get_json()["success"] is False and "at once" in third.get_json()["error"]
     assert answers == [200, 200]
     assert detect(app.test_client(), encode(sample(), "PNG"), api_key=key).status_code == 200  # free again
+
+
+def test_a_process_holds_deepstack_at_once_calls_of_all_callers_together(make_app, monkeypatch):
+    """Each account may have two, but N accounts are not 2N threads: while workers are down each
+    call holds a thread for DEEPSTACK_TIMEOUT, and the process must go on serving pages."""
+    import threading
+
+    from webapp.deepstack import detect as detection
+
+    app = make_app(DEEPSTACK_AT_ONCE=1)
+    keys = []
+    for email in ("a@example.com", "b@example.com"):
+        client = app.test_client()
+        keys.append(key_for(client, ApiActions(client).user(email)))
+    release, holding = threading.Event(), threading.Semaphore(0)
+
+    def slow(data, min_conf):
+        holding.release()
+        release.wait(30)
+        return []
+
+    monkeypatch.setattr(detection, "detect", slow)
+    first = threading.Thread(target=lambda: detect(app.test_client(), encode(sample(), "PNG"), api_key=keys[0]))
+    first.start()
+    assert holding.acquire(timeout=10)
+    other = detect(app.test_client(), encode(sample(), "PNG"), api_key=keys[1])
+    release.set()
+    first.join(30)
+    assert other.status_code == 429 and other.headers["Retry-After"] == "1"
+    assert other.get_json()["success"] is False

@@ -56,6 +56,9 @@ class Config:
     # holds a server thread while the tab waits for photos; keep it under gunicorn's --threads.
     # Past it, a tab polls. 0: no streams (every tab polls).
     EVENT_STREAMS = _env_int("EVENT_STREAMS", 4)
+    # DeepStack-endpoint calls one web process holds at once, whoever makes them (each holds a server
+    # thread until its answer: up to DEEPSTACK_TIMEOUT while workers are down). 0: no limit.
+    DEEPSTACK_AT_ONCE = _env_int("DEEPSTACK_AT_ONCE", 2)
     MAX_RUNS_PER_PHOTO = _env_int("MAX_RUNS_PER_PHOTO", 20)  # runs (re-runs) one photo may keep; 0: no limit
     # Images of shared links per client address (each slider position is drawn by the server).
     SHARE_IMAGE_RATE_LIMIT = os.environ.get("SHARE_IMAGE_RATE_LIMIT") or "120 per minute"

@@ -27,6 +27,7 @@ DEFAULT_MIN_CONFIDENCE = 0.4
 PATHS = "/v1/vision/"
 INVALID_KEY = "Invalid API key: it does not exist or it was revoked."
 DETECTING = "This caller has photos being detected at once already: send this one once one of them is answered."
+DETECTING_HERE = "This server process is detecting as many photos as it may at once: send this one again."
 
 
 class Failed(Exception):
@@ -71,7 +72,8 @@ def detection_endpoint():
             raise Failed(400, "Send the photo in the multipart field `image`.")
         if user is None:
             _count_keyless_call()
-        with limits.at_once(("deepstack", user.id if user is not None else request.remote_addr), DETECTING):
+        with limits.at_once(("deepstack",), DETECTING_HERE, most=current_app.config["DEEPSTACK_AT_ONCE"]), \
+                limits.at_once(("deepstack", user.id if user is not None else request.remote_addr), DETECTING):
             predictions = _detect(user, upload.filename or "deepstack.jpg", upload.read(), min_conf)
     except TooManyRequests as exc:  # this caller's detections at once (UPLOADS_AT_ONCE per process)
         return deepstack_error(429, exc.description, {"Retry-After": "1"})

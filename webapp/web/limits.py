@@ -95,10 +95,10 @@ def uploads_at_once(who: Callable[[], object]):
 
 
 @contextmanager
-def at_once(key: Hashable, message: str = BUSY):
-    """Within: one of at most UPLOADS_AT_ONCE holders of `key` in this process (none when the
-    setting is 0); past that, TooManyRequests(`message`) with `Retry-After: 1`."""
-    most = current_app.config["UPLOADS_AT_ONCE"]
+def at_once(key: Hashable, message: str = BUSY, most: Optional[int] = None):
+    """Within: one of at most `most` (UPLOADS_AT_ONCE by default) holders of `key` in this
+    process (none when it is 0); past that, TooManyRequests(`message`) with `Retry-After: 1`."""
+    most = current_app.config["UPLOADS_AT_ONCE"] if most is None else most
     if not most:
         yield
         return
