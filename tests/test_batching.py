@@ -162,7 +162,7 @@ def test_a_photo_that_breaks_a_batched_prediction_fails_alone(make_app, monkeypa
     assert by_width[97].status == RunStatus.FAILED and by_width[97].annotated_path is None
     assert {by_width[w].status for w in (200, 96, 98)} == {RunStatus.DONE}
     assert not [p for p in stored_files(app) if p.name.startswith(".tmp")]
-    assert len([p for p in stored_files(app) if p.name == "annotated.jpg"]) == 3
+    assert not [p for p in stored_files(app) if p.name.startswith("annotated")]  # drawn when asked for
     with app.app_context():
         assert counts.check_counts() == []
 

@@ -172,3 +172,56 @@ def test_a_shared_view_too_busy_to_draw_says_to_come_back_in_two_seconds(client,
     monkeypatch.setattr(viewer, "_queue_for", lambda turn: False)  # every turn taken, and as many waiting
     busy = anonymous.get(path + "/image/annotated?conf=0.5")
     assert busy.status_code == 503 and busy.headers["Retry-After"] == "2"
+
+
+# ---- drawn when asked: the annotated image and thumbnail are not made by detection ----
+
+def test_detection_draws_nothing_and_the_annotated_image_is_drawn_once_when_first_asked_for(client, auth, app,
+                                                                                             draws):
+    from webapp.vision.detector import Box
+    from webapp.vision.draw import draw_boxes, encode_jpeg
+    from webapp.vision.images import decode
+
+    public_id = photo_with_boxes(client, auth, app)
+    assert not [p for p in stored_files(app) if p.name.startswith("annotated")]  # detection drew nothing
+    first = client.get(f"/analyses/{public_id}/image/annotated")
+    again = client.get(f"/analyses/{public_id}/image/annotated")
+    assert first.status_code == again.status_code == 200 and first.data == again.data
+    assert draws.made == [0.25]  # once, at the run's own threshold
+    assert [p.name for p in stored_files(app) if p.name.startswith("annotated")] == ["annotated.jpg"]
+    [run] = analyses(app)
+    photo = next(p for p in stored_files(app) if p.name.startswith("original"))
+    boxes = [Box(d.class_id, d.label, d.confidence, d.x1, d.y1, d.x2, d.y2) for d in run.detections_at()]
+    assert first.data == encode_jpeg(draw_boxes(decode(photo.read_bytes(), 40_000_000).pixels, boxes))  # as before
+
+
+def test_the_gallery_shows_annotated_thumbnails_and_plain_ones_when_asked(client, auth, app):
+    import cv2
+    import numpy as np
+
+    public_id = photo_with_boxes(client, auth, app)
+    page = client.get("/analyses").get_data(as_text=True)
+    boxed = f"/analyses/{public_id}/image/annotated-thumbnail"
+    assert f'src="{boxed}"' in page
+    drawn = client.get(boxed)
+    plain = client.get(f"/analyses/{public_id}/image/thumbnail")
+    assert drawn.status_code == 200 and drawn.mimetype == "image/jpeg"
+    framed, bare = (cv2.imdecode(np.frombuffer(r.data, np.uint8), cv2.IMREAD_COLOR) for r in (drawn, plain))
+    assert framed.shape == bare.shape and np.abs(framed.astype(int) - bare.astype(int)).max() > 100  # frames on it
+    client.set_cookie("thumbnails", "plain")
+    page = client.get("/analyses").get_data(as_text=True)
+    assert f'src="/analyses/{public_id}/image/thumbnail"' in page and f'data-boxed="{boxed}"' in page
+
+
+def test_the_bulk_zip_has_the_annotated_image_of_a_photo_never_looked_at(client, auth, app):
+    import io
+    import zipfile
+
+    from tests.helpers import csrf_from
+
+    public_id = photo_with_boxes(client, auth, app)
+    token = csrf_from(client.get("/analyses").get_data(as_text=True))
+    response = client.post("/analyses/bulk", data={"csrf_token": token, "ids": [public_id], "action": "zip"})
+    assert response.status_code == 200, response.get_data(as_text=True)[:300]
+    names = zipfile.ZipFile(io.BytesIO(response.data)).namelist()
+    assert any(name.startswith("annotated/") for name in names), names

@@ -50,7 +50,7 @@ def test_import_adds_every_supported_photo_under_a_folder_and_waits_for_them(imp
     rows = analyses(app)
     assert sorted(a.photo.original_filename for a in rows) == ["a.png", "b.JPG", "c.webp"]
     assert {a.status for a in rows} == {RunStatus.DONE}
-    assert len([p for p in stored_files(app) if p.name == "annotated.jpg"]) == 3
+    assert len([p for p in stored_files(app) if p.name == "thumbnail.jpg"]) == 3
 
 
 def test_import_lists_refused_files_with_the_reason_and_ignores_other_files(importer, library):

@@ -26,8 +26,7 @@ def test_upload_runs_detection_and_stores_the_results(client, auth, app, assets)
     assert analysis.inference_ms > 0 and analysis.device == "cpu" and analysis.finished_at
     labels = [d.label for d in analysis.detections_at()]
     assert "bus" in labels and labels.count("person") >= 4
-    assert len(stored_files(app)) == 3  # original, annotated, thumbnail
-    assert all(p.name in ("original.jpg", "annotated.jpg", "thumbnail.jpg") for p in stored_files(app))
+    assert sorted(p.name for p in stored_files(app)) == ["original.jpg", "thumbnail.jpg"]  # annotated: when asked
 
 
 @pytest.mark.real_model
@@ -97,7 +96,7 @@ def test_too_many_files_in_one_request_is_not_called_too_large(make_app, auth_fa
 
 
 def test_a_photo_deleted_while_it_is_analysed_leaves_no_file_and_no_error(app, caplog, monkeypatch):
-    """The run writes its annotated image, then finds the row gone when it commits."""
+    """The run is deleted after its detection, then finds the row gone when it commits."""
     from webapp.analyses import removal
     from webapp.jobs import pipeline
 
@@ -106,14 +105,14 @@ def test_a_photo_deleted_while_it_is_analysed_leaves_no_file_and_no_error(app, c
         storage_dir = Path(app.config["UPLOAD_DIR"]) / pending.photo.folder
         storage_dir.mkdir(parents=True)
         (storage_dir / "original.jpg").write_bytes(encode(sample(), "JPEG"))
-        real_draw = pipeline.draw_boxes
+        real_render = pipeline.render
 
-        def draw_then_delete(image, boxes):
+        def render_then_delete(work):
             with app.app_context():  # another request deletes the photo meanwhile
                 removal.delete_photo(db.session.get(Run, pending.id))
-            return real_draw(image, boxes)
+            return real_render(work)
 
-        monkeypatch.setattr(pipeline, "draw_boxes", draw_then_delete)
+        monkeypatch.setattr(pipeline, "render", render_then_delete)
         with caplog.at_level(logging.INFO, logger="webapp"):
             detect_run(pending.id)
     assert analyses(app) == [] and stored_files(app) == []

@@ -53,6 +53,8 @@ def test_a_rerun_keeps_the_first_run_and_the_list_shows_the_photo_once(api, app,
 
 def test_each_run_has_its_own_annotated_image(api, app, photo):
     second = rerun(api, photo, conf="0.1").json["analyses"][0]
+    for run in (photo, second["id"]):  # drawn when first asked for
+        assert api.get(f"/api/v1/analyses/{run}/image?variant=annotated").status_code == 200
     names = sorted(p.name for p in stored_files(app))
     assert names == sorted(["original.png", "thumbnail.jpg", "annotated.jpg", f"annotated-{second['id']}.jpg"])
 

@@ -1,6 +1,7 @@
 // The gallery: coming back from a photo (#analysis-<id>), that photo's card in view and focused,
 // pages of the listing loaded until it is there (the "more" link's own request, at most 20); the
-// filter bar's "more…" list narrowed as one types.
+// filter bar's "more…" list narrowed as one types; thumbnails with their boxes or plain (a
+// cookie, so the server renders the next cards the same way).
 const wanted = /^#(analysis-[0-9a-f]{32})$/.exec(location.hash)?.[1];
 let pages = 0;
 
@@ -25,3 +26,14 @@ function narrow() {  // as one types, and when the list comes back from the serv
 }
 document.addEventListener("input", (event) => { if (event.target.id === "label-search") narrow(); });
 document.addEventListener("htmx:load", (event) => { if (event.target.matches(".more-list")) narrow(); });
+
+document.addEventListener("click", (event) => {
+  const toggle = event.target.closest("#boxes-toggle");
+  if (!toggle) return;
+  const boxed = toggle.getAttribute("aria-pressed") !== "true";
+  toggle.setAttribute("aria-pressed", String(boxed));
+  document.cookie = `thumbnails=${boxed ? "boxed" : "plain"}; path=/; max-age=31536000; SameSite=Lax`;
+  document.querySelectorAll(".tile img[data-boxed]").forEach((img) => {
+    img.src = boxed ? img.dataset.boxed : img.dataset.plain;
+  });
+});

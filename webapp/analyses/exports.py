@@ -31,6 +31,7 @@ import yaml
 from flask import current_app
 
 from webapp import storage
+from webapp.analyses import viewer
 from webapp.detection.availability import DetectionUnavailable, class_names
 from webapp.models import Run, utcnow
 from webapp.vision.images import public_copy
@@ -274,7 +275,7 @@ def bulk_zip(runs: list[Run]) -> IO[bytes]:
     with zipfile.ZipFile(spool, "w", zipfile.ZIP_DEFLATED) as archive:
         for a in runs:
             files = [("originals", a.photo.original_path, original_file_name(a))]
-            if a.is_done and a.annotated_path:
+            if a.is_done and viewer.annotated_file(a, patient=True) is not None:  # drawn now if it never was
                 files.append(("annotated", a.annotated_path, f"{dataset_stem(a)}.jpg"))
             for folder, relative, name in files:
                 try:

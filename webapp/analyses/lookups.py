@@ -13,8 +13,9 @@ from webapp.extensions import db
 from webapp.models import Photo, Run, RunStatus, User
 
 # The images of a run: its photo's original (as uploaded), what pages show of it (the rendition,
-# or the original where a browser shows that), its thumbnail; the run's annotated image.
-VARIANTS = ("original", "display", "annotated", "thumbnail")
+# or the original where a browser shows that), its thumbnail; the run's annotated image (drawn
+# when first asked for: `viewer.annotated_file`) and annotated thumbnail.
+VARIANTS = ("original", "display", "annotated", "thumbnail", "annotated-thumbnail")
 PUBLIC_ID = re.compile(r"[0-9a-f]{32}")  # uuid4().hex, as uploads make them
 NOT_FOUND = "This photo does not exist, or it was deleted."
 RUN_NOT_FOUND = "This run does not exist, or it was deleted."
@@ -95,8 +96,8 @@ def stored_image(run: Run, variant: str) -> Optional[Path]:
     if variant not in VARIANTS:
         return None
     relative = {"original": run.photo.original_path, "display": run.photo.shown_path,
-                "thumbnail": run.photo.thumbnail_path,
-                "annotated": run.annotated_path}[variant]
+                "thumbnail": run.photo.thumbnail_path, "annotated": run.annotated_path,
+                "annotated-thumbnail": run.annotated_thumbnail_path}[variant]
     path = storage.absolute(relative) if relative else None
     return path if path is not None and path.is_file() else None
 

@@ -69,7 +69,7 @@ def delete_run(run: Run) -> None:
     if run is None:
         db.session.rollback()
         raise NotFound(NOT_FOUND)
-    annotated = [run.annotated_path or run.annotated_target, *view_files(run)]
+    annotated = [run.annotated_path or run.annotated_target, run.annotated_thumbnail_path, *view_files(run)]
     others = [r for r in run.photo.runs if r.id != run.id]
     if not others:
         db.session.rollback()

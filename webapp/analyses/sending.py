@@ -32,8 +32,14 @@ def send_run_image(run: Run, variant: str, args, download: bool = False, name: O
 
 
 def send_image(run: Run, variant: str, download: bool = False, name: Optional[str] = None):
-    """One of a run's stored images; 404 for an unknown variant or one not made (yet)."""
-    path = lookups.stored_image(run, variant)
+    """One of a run's stored images (the annotated one drawn now if it never was); 404 for an
+    unknown variant or one not made (yet)."""
+    if variant == "annotated":
+        path = viewer.annotated_file(run)
+    elif variant == "annotated-thumbnail":
+        path = viewer.annotated_thumbnail(run)
+    else:
+        path = lookups.stored_image(run, variant)
     name = name or f"{delivery.download_stem(run.photo.original_filename)}-{variant}{path.suffix if path else ''}"
     response = delivery.send_stored(path, name, download, missing=f"This analysis has no {variant} image (yet).")
     return delivery.attach(response, name, "attachment" if download else "inline")  # a non-Latin name whole
@@ -73,7 +79,7 @@ def send_shared(run: Run, variant: str, args, download: bool = False):
     Last-Modified: when the photo was uploaded is not the stranger's to know."""
     if drawn(variant, args):
         return send_view(run, args, download)
-    path = lookups.stored_image(run, "display" if variant == "original" else variant)
+    path = viewer.annotated_file(run) if variant == "annotated" else lookups.stored_image(run, "display")
     if path is None:
         raise NotFound(f"This photo has no {variant} image (yet).")
     tag = hashlib.sha256(f"shared:{variant}:{run.public_id}:{run.photo.sha256}:{run.finished_at}".encode())

@@ -11,6 +11,7 @@ import hashlib
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Callable, Optional
 
 import sqlalchemy as sa
@@ -22,8 +23,8 @@ from webapp.extensions import db
 from webapp.jobs.processes import yield_cpu
 from webapp.models import Run
 from webapp.vision.detector import Box
-from webapp.vision.draw import class_color_hex, draw_boxes, encode_jpeg, line_width, text_color_hex
-from webapp.vision.images import decode, encoded_again, stripped
+from webapp.vision.draw import class_color_hex, draw_boxes, draw_frames, encode_jpeg, line_width, text_color_hex
+from webapp.vision.images import ImageRejected, decode, encode_small, encoded_again, stripped
 
 
 def viewer(run: Run) -> dict:
@@ -104,6 +105,7 @@ def paint(path, boxes: list[Box], max_pixels: int) -> bytes:
     return encode_jpeg(draw_boxes(decode(path.read_bytes(), max_pixels).pixels, boxes))
 
 
+THUMBNAIL_PIXELS = 4_000_000  # a stored thumbnail is far smaller (THUMBNAIL_SIZE on its long side)
 VIEWS_KEPT = 8  # drawn views kept per run (the latest asked for); older ones are drawn again
 DRAW_WAIT_SECONDS = 10
 BUSY = "Too many images are being drawn right now. Please try again in a moment."
@@ -134,6 +136,7 @@ def shared_copy(run: Run, tag: str) -> bytes:
     bytes with only what decoding needs, or, for a file that cannot be walked, encoded again from
     its pixels, in this process's turn, and kept like a view (tagged `tag`)."""
     extension = run.photo.shown_path.rsplit(".", 1)[-1]
+    tag = f"shared-{tag}"
     kept = kept_view(run, tag, extension)
     if kept is not None:
         return kept
@@ -146,28 +149,76 @@ def shared_copy(run: Run, tag: str) -> bytes:
                           lambda: _painters().submit(encoded_again, data, extension, max_pixels).result())
 
 
+def annotated_file(run: Run, patient: bool = False) -> Optional[Path]:
+    """The run's full-size annotated image (None until the run is done, or when its photo is
+    gone): drawn the first time anyone asks for it (the boxes at the run's own threshold, as the
+    page and the API always showed it), in this process's turn (waiting up to DRAW_WAIT_SECONDS;
+    `patient`, an export: as long as it takes), then kept where the run says (`annotated_path`)
+    and sent as it is from then on."""
+    if not run.is_done or not run.annotated_path:
+        return None
+    path = storage.absolute(run.annotated_path)
+    if path.is_file():
+        return path
+    if not storage.absolute(run.photo.original_path).is_file():
+        return None
+    data = _in_turn(lambda: draw_view(run, run.conf, None), None if patient else DRAW_WAIT_SECONDS)
+    return path if _keep(run, run.annotated_path, data) else None
+
+
+def annotated_thumbnail(run: Run) -> Optional[Path]:
+    """The run's annotated thumbnail (None until it is done, or without a thumbnail): the
+    frames of its boxes at its own threshold drawn on the photo's thumbnail, the first time it is
+    asked for, then kept. A few milliseconds of a small image: no turn to wait for."""
+    if not run.is_done or not run.photo.thumbnail_path:
+        return None
+    path = storage.absolute(run.annotated_thumbnail_path)
+    if path.is_file():
+        return path
+    try:
+        small = decode(storage.absolute(run.photo.thumbnail_path).read_bytes(), THUMBNAIL_PIXELS).pixels
+    except (FileNotFoundError, ImageRejected):
+        return None
+    boxes = [Box(d.class_id, d.label, d.confidence, d.x1, d.y1, d.x2, d.y2) for d in run.detections_at()]
+    drawn = encode_small(draw_frames(small, boxes, small.shape[1] / max(1, run.photo.width)))
+    return path if _keep(run, run.annotated_thumbnail_path, drawn) else None
+
+
 def _make_and_keep(run: Run, tag: str, extension: str, make: Callable[[], bytes]) -> bytes:
-    """`make()` in this process's turn (Refused UNAVAILABLE when none comes in time), kept as
-    the run's view `tag`; a run deleted meanwhile keeps nothing."""
+    """`make()` in this process's turn, kept as the run's view `tag`."""
+    data = _in_turn(make, DRAW_WAIT_SECONDS)
+    if _keep(run, _view_path(run, tag, extension), data):
+        _forget_old_views(run)
+    return data
+
+
+def _in_turn(make: Callable[[], bytes], wait: Optional[float]) -> bytes:
+    """`make()` in one of this process's turns at drawing; Refused UNAVAILABLE when none comes
+    within `wait` seconds (None: waits as long as it takes), or at once when as many wait already."""
     turn = _turn()
-    if not _queue_for(turn):
+    if wait is not None and not _queue_for(turn):
         raise Refused(BUSY, Refused.UNAVAILABLE, retry_after=2)
     try:
-        if not turn.acquire(timeout=DRAW_WAIT_SECONDS):
+        if not turn.acquire(timeout=wait if wait is not None else -1):
             raise Refused(BUSY, Refused.UNAVAILABLE, retry_after=2)
         try:
-            data = make()
+            return make()
         finally:
             turn.release()
     finally:
-        _leave_queue()
-    relative, run_id = _view_path(run, tag, extension), run.id
+        if wait is not None:
+            _leave_queue()
+
+
+def _keep(run: Run, relative: str, data: bytes) -> bool:
+    """Store `data` at `relative`, unless the run was deleted meanwhile (then nothing is kept)."""
+    run_id = run.id
     storage.save(relative, data)
-    _forget_old_views(run)
     db.session.rollback()  # a new transaction: a delete committed meanwhile is seen
     if db.session.scalar(sa.select(Run.id).where(Run.id == run_id)) is None:
         storage.delete([relative])
-    return data
+        return False
+    return True
 
 
 def view_files(run: Run) -> list[str]:
@@ -182,7 +233,8 @@ def _view_path(run: Run, tag: str, extension: str = "jpg") -> str:
 
 def _forget_old_views(run: Run) -> None:
     folder = storage.absolute(f"{run.photo.folder}/views")
-    views = sorted(folder.glob(f"{run.public_id}-*"), key=_age_key, reverse=True)
+    views = sorted((p for p in folder.glob(f"{run.public_id}-*") if "-shared-" not in p.name), key=_age_key,
+                   reverse=True)  # (a shared copy, made once, stays)
     for old in views[VIEWS_KEPT:]:
         old.unlink(missing_ok=True)
 

@@ -74,6 +74,7 @@ def _urls(run: Run) -> dict:
             "display": image("display"),
             "annotated": image("annotated") if run.annotated_path else None,
             "thumbnail": image("thumbnail") if run.photo.thumbnail_path else None,
+            "annotated_thumbnail": image("annotated-thumbnail") if run.is_done else None,
             "export": url_for("api.export_one", public_id=run.public_id, format="json")}
 
 

@@ -15,7 +15,7 @@ AnalysisStatus = StrEnum("AnalysisStatus", {status.name: status.value for status
 AnalysisStatus.__doc__ = "Where an analysis is: queued, running, finished with results, or stopped with a reason."
 
 ExportFormat = Literal["json", "coco", "yolo", "csv"]
-Variant = Literal["original", "display", "annotated", "thumbnail"]
+Variant = Literal["original", "display", "annotated", "thumbnail", "annotated-thumbnail"]
 
 
 class Schema(BaseModel):
@@ -165,8 +165,9 @@ class UrlsOut(Schema):
     self: str
     original: str = Field(description="The photo exactly as uploaded (its metadata included).")
     display: str = Field(description="What pages show of it: upright, in a format browsers show.")
-    annotated: Optional[str]
+    annotated: Optional[str] = Field(description="The boxes drawn on the photo (drawn when first asked for).")
     thumbnail: Optional[str]
+    annotated_thumbnail: Optional[str] = Field(None, description="The boxes drawn on the thumbnail (once done).")
     export: str
 
 

@@ -1,7 +1,8 @@
 """What running one run does, from `pending` to `done` or `failed`, in four stages: prepare
 (claim it, read and decode the photo; a new photo's thumbnail and rendition), detect, render
-(draw, store the annotated image), store (rows). Uploads store photos as sent and decode
-nothing: every pixel is decoded here.
+(let the photo's pixels go: the annotated images are drawn when first asked for,
+`analyses.viewer`), store (rows). Uploads store photos as sent and decode nothing: every pixel
+is decoded here.
 `run_one` runs them for one run; `stream.Stream` runs them in threads, several runs at a time.
 How a run is scheduled is `scheduling`'s business, how it is queued `queue`'s.
 Like the services, every function here commits its own work."""
@@ -24,7 +25,6 @@ from webapp.library.counts import count_created, record_labels
 from webapp.library.current_run import lock_photos, make_current
 from webapp.models import Detection, Photo, Run, RunStatus, count_labels, utcnow
 from webapp.vision.detector import Box, DetectionResult, DetectorError, ModelUnavailable
-from webapp.vision.draw import draw_boxes, encode_jpeg
 from webapp.vision.images import Decoded, ImageRejected, decode, rendition, thumbnail
 
 logger = logging.getLogger(__name__)
@@ -172,15 +172,10 @@ def detect(batch: list[Work]) -> None:
 
 
 def render(work: Work) -> None:
-    """Draw the boxes at the run's threshold and store the annotated JPEG; the photo's pixels
-    are let go here, whatever happens."""
-    try:
-        if work.active:
-            storage.save(work.annotated_path, encode_jpeg(draw_boxes(work.image, work.drawn)))
-    except BaseException as exc:  # noqa: BLE001
-        failed(work, exc)
-    finally:
-        work.image = None
+    """The photo's pixels are let go. Nothing is drawn here: the annotated image (and thumbnail)
+    is drawn by whoever first asks for it, then kept (`analyses.viewer.annotated_file`), so
+    detection does not encode a full-size JPEG per photo that may never be looked at."""
+    work.image = None
 
 
 def store(batch: list[Work]) -> None:

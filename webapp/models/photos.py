@@ -181,11 +181,18 @@ class Run(db.Model):
 
     @property
     def annotated_target(self) -> str:
-        """Where this run's annotated image is written, in the photo's folder: `annotated.jpg` for
-        its first run (which shares the photo's public id), `annotated-<run id>.jpg` for others."""
+        """Where this run's annotated image is kept, in the photo's folder, once it has been asked
+        for (it is drawn then): `annotated.jpg` for its first run (which shares the photo's public
+        id), `annotated-<run id>.jpg` for others."""
         if self.public_id == self.photo.public_id:
             return f"{self.photo.folder}/annotated.jpg"
         return f"{self.photo.folder}/annotated-{self.public_id}.jpg"
+
+    @property
+    def annotated_thumbnail_path(self) -> str:
+        """Where this run's annotated thumbnail is written (boxes drawn at thumbnail size, made
+        by detection): beside `annotated_target`, named alike."""
+        return self.annotated_target.replace("/annotated", "/annotated-thumb", 1)
 
     def fail(self, message: str) -> None:
         self.status = RunStatus.FAILED

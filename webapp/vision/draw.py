@@ -66,6 +66,18 @@ def draw_boxes(image_bgr: np.ndarray, boxes: list[Box]) -> np.ndarray:
     return canvas
 
 
+def draw_frames(small_bgr: np.ndarray, boxes: list[Box], scale: float) -> np.ndarray:
+    """A copy of a small image (a thumbnail) with each box's frame drawn in its class's colour,
+    from boxes in the pixels of the image it was made from (`scale`: small over full size): the
+    result at a glance, without labels (too small to read there; the card lists them)."""
+    canvas = small_bgr.copy()
+    for box in sorted(boxes, key=lambda b: b.confidence):
+        p1 = (int(round(box.x1 * scale)), int(round(box.y1 * scale)))
+        p2 = (int(round(box.x2 * scale)), int(round(box.y2 * scale)))
+        cv2.rectangle(canvas, p1, p2, _bgr(box.class_id), 2, cv2.LINE_AA)
+    return canvas
+
+
 def encode_jpeg(image_bgr: np.ndarray, quality: int = 90) -> bytes:
     ok, buffer = cv2.imencode(".jpg", image_bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:

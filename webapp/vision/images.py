@@ -286,11 +286,20 @@ def encode(image: Image.Image, fmt: str, **params) -> bytes:
 def thumbnail(image_bgr: np.ndarray, size: int) -> bytes:
     """A JPEG about `size` pixels on the long side (never enlarged). Made with OpenCV from the
     array detection uses anyway: a third of Pillow's time, which every upload feels."""
+    return encode_small(shrink(image_bgr, size))
+
+
+def shrink(image_bgr: np.ndarray, size: int) -> np.ndarray:
+    """The image about `size` pixels on the long side (never enlarged), by area averaging."""
     height, width = image_bgr.shape[:2]
     scale = min(1.0, size / max(height, width))
-    small = cv2.resize(image_bgr, (max(1, round(width * scale)), max(1, round(height * scale))),
-                       interpolation=cv2.INTER_AREA)
-    ok, buffer = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 80])
+    return cv2.resize(image_bgr, (max(1, round(width * scale)), max(1, round(height * scale))),
+                      interpolation=cv2.INTER_AREA)
+
+
+def encode_small(image_bgr: np.ndarray) -> bytes:
+    """A thumbnail's JPEG (quality 80)."""
+    ok, buffer = cv2.imencode(".jpg", image_bgr, [cv2.IMWRITE_JPEG_QUALITY, 80])
     if not ok:
         raise ValueError("could not encode the thumbnail")
     return buffer.tobytes()
