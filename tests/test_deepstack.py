@@ -316,3 +316,20 @@ def test_a_process_holds_deepstack_at_once_calls_of_all_callers_together(make_ap
     first.join(30)
     assert other.status_code == 429 and other.headers["Retry-After"] == "1"
     assert other.get_json()["success"] is False
+
+
+def test_a_call_waiting_for_a_worker_gives_up_at_once_when_its_process_stops(make_app, monkeypatch):
+    """A gunicorn worker that stops (max_requests, SIGTERM) is not held for DEEPSTACK_TIMEOUT by
+    a call waiting for a Celery worker that does not answer."""
+    from webapp.jobs import processes, scheduling
+
+    broker = redis_url(10)
+    fresh_redis(broker)  # no Celery worker reads it
+    app = make_app(ANALYSIS_EXECUTOR="celery", CELERY_BROKER_URL=broker, DEEPSTACK_TIMEOUT=30)
+    client = app.test_client()
+    key = key_for(client, ApiActions(client).user())
+    monkeypatch.setattr(processes, "_stop_check", lambda: True)  # this process is stopping
+    monkeypatch.setattr(scheduling, "stopping", processes.stopping)
+    started = time.monotonic()
+    response = detect(app.test_client(), encode(sample(), "PNG"), api_key=key)
+    assert response.status_code == 503 and time.monotonic() - started < 5

@@ -13,13 +13,14 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any, Callable, Optional
 
 from celery import current_task, shared_task
+from celery.exceptions import TimeoutError as CeleryTimeout
 from flask import Flask, current_app
 from kombu.exceptions import OperationalError
 
 from webapp.config import ConfigurationError
 from webapp.errors import Refused
 from webapp.extensions import db
-from webapp.jobs.processes import CELERY_OWNER, worker_id
+from webapp.jobs.processes import CELERY_OWNER, stopping, worker_id
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +29,8 @@ EXECUTORS = ("thread", "sync", "celery")
 PING_CACHE_SECONDS = 5.0
 # Publishing to an unreachable broker fails after about a second instead of hanging the upload.
 PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.3, "interval_max": 0.5}
+
+ANSWER_SLICE_SECONDS = 0.5  # a caller waiting for a worker's answer looks this often whether its process stops
 
 
 class QueueUnavailable(Refused):
@@ -148,8 +151,16 @@ class JobRunner:
         except Exception as exc:  # noqa: BLE001 - the broker cannot be reached, however it says so
             raise QueueUnavailable("The detection queue cannot be reached right now. Please try again later.") \
                 from exc
+        deadline = time.monotonic() + timeout
         try:
-            return pending.get(timeout=timeout, propagate=False)
+            while True:  # in slices: a process that stops answers at once, not after `timeout`
+                try:
+                    return pending.get(timeout=max(0.01, min(ANSWER_SLICE_SECONDS, deadline - time.monotonic())),
+                                       propagate=False)
+                except CeleryTimeout:
+                    if time.monotonic() < deadline and not stopping():
+                        continue
+                    raise
         except Exception as exc:  # noqa: BLE001 - celery's TimeoutError, or the result backend went away
             raise NoAnswer(f"No detection worker answered within {timeout:g} s. Please try again later.") from exc
         finally:
