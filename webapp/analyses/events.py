@@ -91,10 +91,12 @@ def _events(user_id: int, watched: list[str]) -> Iterator[str]:
     yield f"retry: {RETRY_MS}\n\n"
     heard = board.last
     going = set(_going(user_id))
+    said: set[str] = set()  # each run once (the rows and the news may both tell it)
     statuses = _statuses(user_id, watched)
-    for public_id in watched:
+    for public_id in dict.fromkeys(watched):
         status = statuses.get(public_id, GONE)  # deleted (or never the account's): nothing to wait for
         if status in (RunStatus.DONE, RunStatus.FAILED, GONE):
+            said.add(public_id)
             yield _finished(public_id, status)
         else:
             going.add(public_id)
@@ -107,12 +109,15 @@ def _events(user_id: int, watched: list[str]) -> Iterator[str]:
             ended = sorted(going - still)
             statuses = _statuses(user_id, ended)
             for public_id in ended:
+                said.add(public_id)
                 yield _finished(public_id, statuses.get(public_id, GONE))
             going = still
         heard, told = board.since(heard, user_id)
         for item in told:
             going.discard(item.public_id)
-            yield _finished(item.public_id, item.status)
+            if item.public_id not in said:
+                said.add(item.public_id)
+                yield _finished(item.public_id, item.status)
         if going:
             idle_since = now
         elif now - idle_since >= IDLE_SECONDS:
