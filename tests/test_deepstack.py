@@ -255,15 +255,13 @@ def test_open_networks_must_be_written_as_networks(make_app):
         make_app(DEEPSTACK_OPEN_NETWORKS=["not-a-network"])
 
 
-def test_an_account_detects_two_photos_at_once_per_process_and_a_third_call_is_told_to_wait(app, client,
-                                                                                           monkeypatch):
-    """A call holds a server thread until its answer (up to DEEPSTACK_TIMEOUT on a worker): one
-    account cannot hold them all (UPLOADS_AT_ONCE, as for uploads)."""
+def hold_detection(monkeypatch):
+    """(release, holding): each DeepStack detection in this process releases `holding` once it
+    has started, then waits for `release` and finds nothing."""
     import threading
 
     from webapp.deepstack import detect as detection
 
-    key = key_for(client, ApiActions(client).user())
     release, holding = threading.Event(), threading.Semaphore(0)
 
     def slow(data, min_conf):
@@ -272,6 +270,17 @@ def test_an_account_detects_two_photos_at_once_per_process_and_a_third_call_is_t
         return []
 
     monkeypatch.setattr(detection, "detect", slow)
+    return release, holding
+
+
+def test_an_account_detects_two_photos_at_once_per_process_and_a_third_call_is_told_to_wait(app, client,
+                                                                                           monkeypatch):
+    """A call holds a server thread until its answer (up to DEEPSTACK_TIMEOUT on a worker): one
+    account cannot hold them all (UPLOADS_AT_ONCE, as for uploads)."""
+    import threading
+
+    key = key_for(client, ApiActions(client).user())
+    release, holding = hold_detection(monkeypatch)
     answers = []
     calls = [threading.Thread(target=lambda: answers.append(detect(app.test_client(), encode(sample(), "PNG"),
                                                                    api_key=key).status_code)) for _ in range(2)]
@@ -293,21 +302,12 @@ def test_a_process_holds_deepstack_at_once_calls_of_all_callers_together(make_ap
     call holds a thread for DEEPSTACK_TIMEOUT, and the process must go on serving pages."""
     import threading
 
-    from webapp.deepstack import detect as detection
-
     app = make_app(DEEPSTACK_AT_ONCE=1)
     keys = []
     for email in ("a@example.com", "b@example.com"):
         client = app.test_client()
         keys.append(key_for(client, ApiActions(client).user(email)))
-    release, holding = threading.Event(), threading.Semaphore(0)
-
-    def slow(data, min_conf):
-        holding.release()
-        release.wait(30)
-        return []
-
-    monkeypatch.setattr(detection, "detect", slow)
+    release, holding = hold_detection(monkeypatch)
     first = threading.Thread(target=lambda: detect(app.test_client(), encode(sample(), "PNG"), api_key=keys[0]))
     first.start()
     assert holding.acquire(timeout=10)
