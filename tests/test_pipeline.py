@@ -242,3 +242,20 @@ def test_a_start_with_requeue_runs_again_what_dead_processes_left_and_spares_liv
     by_id = {a.id: a for a in analyses(app)}
     assert {by_id[o.id].status for o in orphans} == {RunStatus.DONE}
     assert by_id[live.id].status == RunStatus.RUNNING
+
+
+def test_a_finished_run_logs_where_its_time_went(make_app, auth_factory, caplog):
+    """One line per run, stage by stage, for operators and bench/throughput.py alike."""
+    app = make_app(ANALYSIS_EXECUTOR="thread")
+    client, auth = auth_factory(app)
+    auth.signup()
+    with caplog.at_level(logging.INFO, logger="webapp.jobs.pipeline"):
+        upload(client, ("photo.png", encode(sample(), "PNG")), headers=HX)
+        assert get_runner(app).wait(timeout=120)
+    [analysis] = analyses(app)
+    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith(f"Run {analysis.id} done in ")]
+    stages = dict(part.rsplit(" ", 1) for part in line.split(": ", 1)[1].removesuffix(" ms").split(" ms, "))
+    assert list(stages) == ["queued", "claim", "read", "decode", "photo", "model", "to detect", "detect",
+                            "to store", "store"]
+    assert all(float(ms) >= 0 for ms in stages.values())
+    assert "decode" in line and float(stages["decode"]) > 0

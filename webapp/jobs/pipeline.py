@@ -52,10 +52,27 @@ class Work:
     failure: Optional[BaseException] = None  # an unexpected exception behind `error`, to log
     skipped: bool = False  # not ours to run (deleted, taken, finished, or given up here)
     batch: tuple[int, int] = (0, 1)  # which prediction it was part of, and that batch's size
+    laps: dict[str, float] = field(default_factory=dict)  # ms per stage, in order (see `lap`)
+    _lapped: float = 0.0
 
     @property
     def active(self) -> bool:
         return not self.skipped and self.error is None
+
+    def lap(self, stage: str) -> None:
+        """The time since the previous lap (or `started`) was spent on `stage`."""
+        now = time.perf_counter()
+        self.laps[stage] = self.laps.get(stage, 0.0) + (now - (self._lapped or self.started)) * 1000
+        self._lapped = now
+
+    def timings(self) -> str:
+        """Where the run's time went, one line for the log: `Run 7 done in 84 ms: queued 3.0 ms,
+        claim 1.9 ms, ...`. `queued` is from the upload's commit to the claim (the broker's hop in
+        Celery mode); `to detect` and `to store` are waits between stages; `model` looks up the
+        detector (its first load included)."""
+        total = sum(ms for stage, ms in self.laps.items() if stage != "queued")
+        return f"Run {self.run_id} done in {total:.0f} ms: " + ", ".join(
+            f"{stage} {ms:.1f} ms" for stage, ms in self.laps.items())
 
 
 def run_one(run_id: int, redelivered: bool = False) -> None:
@@ -79,6 +96,8 @@ def prepare(run_id: int, redelivered: bool = False) -> Work:
     if run is None:
         work.skipped = True  # deleted meanwhile, already taken, or already finished
         return work
+    work.laps["queued"] = max(0.0, (run.started_at - run.created_at).total_seconds() * 1000)
+    work.lap("claim")
     if run.attempts > current_app.config["ANALYSIS_MAX_ATTEMPTS"]:
         run.fail(GAVE_UP.format(n=run.attempts - 1))
         told = [news.Finished(run.user_id, run.id, run.public_id, RunStatus.FAILED.value)]
@@ -93,24 +112,24 @@ def prepare(run_id: int, redelivered: bool = False) -> Work:
     photo = (run.photo_id, run.user_id, run.photo.folder) if run.photo.thumbnail_path is None else None
     db.session.commit()  # nothing held open while the photo is read
     try:
-        decoded = read_original(work.original_path)
+        data = storage.absolute(work.original_path).read_bytes()
+        work.lap("read")
+        decoded = decode(data, current_app.config["MAX_IMAGE_PIXELS"])
         work.image = decoded.pixels
+        work.lap("decode")
         if photo is not None:
             finish_photo(*photo, decoded)
+        work.lap("photo")
         detector = get_detector(model=model)
         imgsz = fixed_input_size(model=model) or imgsz  # what it really runs at (and is recorded)
         classes = class_ids(wanted, detector.names())
         work.key = (model, min(detector.settings.floor, floor), iou, imgsz,
                     tuple(classes) if classes is not None else None)
+        work.lap("model")
     except BaseException as exc:  # noqa: BLE001 - every failure is the run's, said in words
         work.image = None
         failed(work, exc)
     return work
-
-
-def read_original(original_path: str) -> Decoded:
-    """The stored original, decoded by the one decode every path uses."""
-    return decode(storage.absolute(original_path).read_bytes(), current_app.config["MAX_IMAGE_PIXELS"])
 
 
 def finish_photo(photo_id: int, user_id: int, folder: str, decoded: Decoded) -> None:
@@ -152,6 +171,8 @@ def detect(batch: list[Work]) -> None:
         if work.active:
             groups.setdefault(work.key, []).append(work)
     for (model, floor, iou, imgsz, classes), group in groups.items():
+        for work in group:
+            work.lap("to detect")
         try:
             results = get_detector(model=model).detect_batch([w.image for w in group], floor=floor, iou=iou,
                                                              imgsz=imgsz, classes=classes)
@@ -167,6 +188,7 @@ def detect(batch: list[Work]) -> None:
                 detect([work])
             continue
         for work, result in zip(group, results, strict=True):
+            work.lap("detect")
             work.result = result
             work.drawn = [b for b in result.boxes if b.confidence >= work.conf]
 
@@ -183,6 +205,8 @@ def store(batch: list[Work]) -> None:
     commit), and mark the failed ones failed. A run deleted meanwhile removes its annotated
     file. Falls back to one run at a time when the batch cannot be written."""
     finished = [w for w in batch if w.active]
+    for work in finished:
+        work.lap("to store")
     if len(finished) > 1:
         try:
             _store_finished(finished)
@@ -255,6 +279,9 @@ def _store_finished(finished: list[Work]) -> None:
     told = [news.Finished(run.user_id, run.id, run.public_id, RunStatus.DONE.value) for run in rows]
     db.session.commit()
     news.tell(told)
+    for run in rows:
+        by_id[run.id].lap("store")
+        logger.info("%s", by_id[run.id].timings())
     for work in gone:
         logger.info("Run %s was deleted while it ran", work.run_id)
         storage.delete([work.annotated_path])
