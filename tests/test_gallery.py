@@ -305,3 +305,12 @@ def test_images_of_a_photo_with_a_non_latin_name_download_under_that_name(client
     disposition = response.headers["Content-Disposition"]
     assert disposition.startswith("attachment") and "filename*=UTF-8''%E5%A4%8F%E3%81%AE%E6%B5%B7-" in disposition
     assert 'filename="-' not in disposition and "filename=-" not in disposition  # an ASCII name that says something
+
+
+@pytest.mark.parametrize("status, said", [(RunStatus.PENDING, "Waiting its turn…"),
+                                          (RunStatus.RUNNING, "Reading the photo…")])
+def test_a_card_without_a_thumbnail_yet_says_whether_it_waits_or_is_being_read(client, auth, app, status, said):
+    auth.signup()
+    add_analysis(app, status=status, thumbnail_path=None)
+    page = client.get("/analyses").get_data(as_text=True)
+    assert f'<span class="no-thumb">{said}</span>' in page

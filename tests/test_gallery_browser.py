@@ -354,3 +354,51 @@ def test_a_photo_that_fails_shows_in_the_failed_count_without_a_reload(serve, pa
     page.set_input_files("#images", [str(damaged)])
     expect(page.locator(".tile.status-failed")).to_have_count(1)
     expect(page.locator("#failed-count")).to_contain_text("1 photo failed.")
+
+
+def test_the_more_labels_count_follows_new_labels_without_a_reload(serve, page):
+    base, app = serve()
+    for i in range(10):
+        add_analysis(app, labels=[(f"thing{i:02d}", 0.9)] * (10 - i))
+    log_in(page, base)
+    summary = page.locator("#more-labels summary")
+    expect(summary).to_have_text("more… (2)")
+    add_analysis(app, labels=[("zebra", 0.9), ("yak", 0.9)])  # a photo of the page just finished
+    page.dispatch_event("body", "labelsChanged")
+    expect(summary).to_have_text("more… (4)")
+
+
+@pytest.mark.any_database  # the upload queue's script
+def test_photos_chosen_together_queue_top_down_in_the_order_chosen(serve, page, tmp_path):
+    base, _ = serve()
+    sign_up(page, base, "order@example.com")
+    upload_and_wait(page, pngs(tmp_path, 3))  # sent in the order chosen
+    names = [name.strip() for name in page.locator("#uploads .tile .name").all_inner_texts()]
+    assert names == ["photo0.png", "photo1.png", "photo2.png"]  # so the first one sent is on top
+
+
+@pytest.mark.any_database  # the upload queue's script
+def test_the_upload_queue_says_how_many_of_the_chosen_photos_are_sent(serve, page, tmp_path):
+    base, _ = serve()
+    sign_up(page, base, "count@example.com")
+    upload_and_wait(page, pngs(tmp_path, 5))
+    expect(page.locator("#upload-progress")).to_have_text("5 of 5 photos sent.")
+
+
+@pytest.mark.any_database  # the upload queue's script
+def test_leaving_the_page_while_photos_wait_to_be_sent_asks_first(serve, page, tmp_path):
+    base, app = serve()
+    sign_up(page, base, "leave@example.com")
+    page.route("**/analyses", lambda route: None if route.request.method == "POST" else route.continue_())  # held
+    page.set_input_files("#images", pngs(tmp_path, 4))
+    expect(page.locator(".tile.sending")).to_have_count(2)
+    asked = []
+
+    def answer(dialog):
+        asked.append(dialog.type)
+        dialog.dismiss()  # stay
+
+    page.on("dialog", answer)
+    page.click("header a:has-text('My photos')", no_wait_after=True)
+    expect(page.locator(".tile.uploading")).to_have_count(4)  # still here, still queued
+    assert asked == ["beforeunload"]

@@ -24,14 +24,43 @@ function rejected(node, reason) {
   node.replaceWith(refused);
 }
 
-function add(file) {
+// What the person chose and what has gone: said under the form, and asked before leaving the page
+// while some are still to be sent (they would be lost). A new choice after all were sent starts over.
+const counted = new WeakSet();  // tiles to be sent, or sent, of the count
+let chosen = 0;
+let sent = 0;
+
+function count(node, change) {
+  if (change > 0) counted.add(node);
+  else counted.delete(node);
+  chosen += change;
+  progress();
+}
+
+function progress() {
+  const line = document.getElementById("upload-progress");
+  if (!line) return;
+  line.hidden = chosen === 0;
+  line.textContent = sent < chosen
+    ? `${sent} of ${chosen} photos sent. Stay on this page until all are.`
+    : `${sent} of ${chosen} photos sent.`;
+}
+
+function add(chosenFiles) {  // the tiles in the order chosen, on top: the first one is sent first
   document.getElementById("empty-state")?.remove();
-  const node = tile("tile-uploading", file);
-  queue.prepend(node);
-  window.htmx.process(node);
-  if (file.size > Number(form.dataset.maxBytes) - SLACK) rejected(node, form.dataset.tooLarge);
-  else if (!IMAGE.test(file.type) && !IMAGE.test(file.name)) rejected(node, form.dataset.notImage);
-  else checks = checks.then(() => node.isConnected && check(node));
+  if (sent === chosen) chosen = sent = 0;
+  const nodes = chosenFiles.map((file) => tile("tile-uploading", file));
+  queue.prepend(...nodes);
+  nodes.forEach((node) => {
+    const file = files.get(node);
+    window.htmx.process(node);
+    if (file.size > Number(form.dataset.maxBytes) - SLACK) rejected(node, form.dataset.tooLarge);
+    else if (!IMAGE.test(file.type) && !IMAGE.test(file.name)) rejected(node, form.dataset.notImage);
+    else {
+      count(node, +1);
+      checks = checks.then(() => node.isConnected && check(node));
+    }
+  });
 }
 
 async function check(node) {
@@ -47,6 +76,7 @@ async function check(node) {
   if (answer?.status !== 200) return send(node);
   const question = document.createElement("template");  // "Already in your library": view it, or upload anyway
   question.innerHTML = await answer.text();
+  count(node, -1);
   files.set(question.content.firstElementChild, file);
   node.replaceWith(question.content);
 }
@@ -95,8 +125,11 @@ function clicked(event) {
     const again = tile("tile-uploading", files.get(node));
     node.replaceWith(again);
     window.htmx.process(again);
+    if (sent === chosen) chosen = sent = 0;
+    count(again, +1);
     send(again);
   } else if (node && button.dataset.action === "cancel") {
+    count(node, -1);
     remove(node, `Upload of ${files.get(node).name} cancelled.`);  // first: an aborted request is no answer
     document.body.dispatchEvent(new CustomEvent("htmx:abort", { detail: { elt: node.querySelector("form") } }));
     finished(node);
@@ -106,7 +139,10 @@ function clicked(event) {
 if (form && queue) {
   const input = form.querySelector("input[type=file]");
   const zone = form.querySelector(".dropzone");  // the file input covers it: a drop lands there too
-  input.addEventListener("change", () => { Array.from(input.files).forEach(add); input.value = ""; });
+  input.addEventListener("change", () => { add(Array.from(input.files)); input.value = ""; });
+  window.addEventListener("beforeunload", (event) => {
+    if (sent < chosen) event.preventDefault();  // the browser asks whether to leave
+  });
   ["dragenter", "dragleave", "drop"].forEach((name) => zone.addEventListener(name, () => {
     zone.classList.toggle("over", name === "dragenter");
   }));
@@ -124,6 +160,11 @@ if (form && queue) {
     // (the form's tile: swapped out by a tile of the answer, it is no longer in the page)
     const node = event.detail.requestConfig?.elt?.closest(".tile.uploading");
     finished(node);
+    if (counted.has(node) && event.detail.xhr.status !== 429) {  // answered, one way or another
+      counted.delete(node);
+      sent += 1;
+      progress();
+    }
     if (!node?.isConnected || event.detail.successful) return;
     if (event.detail.xhr.status === 429) {  // too many at once (another tab, say): again in a moment
       const seconds = Number(event.detail.xhr.getResponseHeader("Retry-After")) || 1;
