@@ -1,13 +1,14 @@
 """Phone photos for the benchmarks: 12 MP JPEGs made from COCO128, as people really upload them.
 
-Each COCO photo is scaled (cubic) and centre-cropped to 4032x3024, written as a JPEG at quality
-90 with a phone's EXIF (make, model, date taken, GPS); every other one is stored as a phone held
-upright stores it: the pixels turned a quarter to the left and EXIF orientation 6 (turn right to
-show). The upright pixels are the same either way, so detections compare across the set.
+Each COCO photo (cycled, mirrored on the second pass, when more are asked for) is scaled
+(cubic) and centre-cropped to 4032x3024, written as a JPEG at quality 90 with a phone's EXIF
+(make, model, date taken, GPS); every other one is stored as a phone held upright stores it: the
+pixels turned a quarter to the left and EXIF orientation 6 (turn right to show). The upright
+pixels are the same either way, so detections compare across the set.
 
 Usage:
     python bench/phone_photos.py [--images 128] [--out bench/phone-photos] [--source DIR]
-then, e.g.: python bench/throughput.py --photos bench/phone-photos --per-request 1
+bench/throughput.py makes them itself when they are missing (its "phone" workload).
 """
 import argparse
 import io
@@ -56,13 +57,18 @@ def main() -> None:
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    sources = sorted(Path(args.source).glob("*.jpg"))[:args.images]
+    sources = sorted(Path(args.source).glob("*.jpg"))
+    if not sources:
+        raise SystemExit(f"No JPEGs in {args.source}")
     total = 0
-    for index, source in enumerate(sources):
-        data = phone_jpeg(to_phone_frame(Image.open(source)), index)
+    for index in range(args.images):
+        image = to_phone_frame(Image.open(sources[index % len(sources)]))
+        if (index // len(sources)) % 2:  # past the end of the source: its mirror image, a new photo
+            image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        data = phone_jpeg(image, index)
         (out / f"phone-{index:03d}.jpg").write_bytes(data)
         total += len(data)
-    print(f"{len(sources)} photos of {WIDTH}x{HEIGHT} in {out} ({total / len(sources) / 1e6:.1f} MB each on average)")
+    print(f"{args.images} photos of {WIDTH}x{HEIGHT} in {out} ({total / args.images / 1e6:.1f} MB each on average)")
 
 
 if __name__ == "__main__":
