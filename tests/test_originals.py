@@ -1,9 +1,10 @@
 """Photos kept exactly as uploaded, and one decode for every path: for every EXIF orientation,
 CMYK (with and without a profile), transparency, palettes, 16-bit grey, HEIC, WebP, BMP and TIFF,
-"Download original" gives the uploaded bytes back, and the detections are the same on every path
-(an upload alone, one past the in-process window of a burst, a same-settings re-run, a Celery
-worker, `flask import-photos`, the DeepStack endpoint) and equal to Ultralytics' own `predict` on
-the pixels `decode` returns."""
+and a 14 MP portrait phone photo (decoded at a reduced scale for detection), "Download original"
+gives the uploaded bytes back, and the detections are the same on every path (an upload alone,
+one past the in-process window of a burst, a same-settings re-run, a Celery worker,
+`flask import-photos`, the DeepStack endpoint) and equal to Ultralytics' own `predict` on the
+pixels `decode` returns for detection, in the photo's own pixels."""
 import hashlib
 import io
 from pathlib import Path
@@ -25,6 +26,7 @@ pytestmark = [pytest.mark.real_model, pytest.mark.any_database]
 CMYK_PROFILE = Path("/usr/share/color/icc/ghostscript/default_cmyk.icc")  # Debian's libgs-common
 FILLERS = 19  # photos before the matrix in a burst: each of the matrix is the 20th or later
 LIMIT = 40_000_000
+DECODE_SIZE = 640  # what detection at imgsz 640 (and a 400 px thumbnail) asks `decode` for
 
 
 def _photo(assets) -> Image.Image:
@@ -73,6 +75,8 @@ def make_cases(assets) -> dict[str, bytes]:
     cases["photo.webp"] = encode(photo, "WEBP", quality=90)
     cases["photo.bmp"] = encode(photo, "BMP")
     cases["photo.tif"] = encode(photo, "TIFF")
+    # a phone's portrait photo: 3240x4320, stored turned (EXIF orientation 6); decoded at 1/4 for detection
+    cases["phone.jpg"] = with_orientation(photo.resize((3240, 4320), Image.Resampling.BICUBIC), 6)
     return cases
 
 
@@ -100,9 +104,11 @@ def raw(cases, coco_model):
     model = YOLO(coco_model, task="detect")
     found = {}
     for name, data in cases.items():
-        [result] = model.predict(decode(data, LIMIT).pixels, imgsz=640, conf=0.05, iou=0.7, verbose=False)
-        found[name] = list(zip(result.boxes.cls.tolist(), result.boxes.conf.tolist(), result.boxes.xyxy.tolist(),
-                               strict=True))
+        decoded = decode(data, LIMIT, at_least=DECODE_SIZE)
+        [result] = model.predict(decoded.pixels, imgsz=640, conf=0.05, iou=0.7, verbose=False)
+        sx, sy = decoded.scale  # boxes in the photo's own pixels
+        corners = [[x1 * sx, y1 * sy, x2 * sx, y2 * sy] for x1, y1, x2, y2 in result.boxes.xyxy.tolist()]
+        found[name] = list(zip(result.boxes.cls.tolist(), result.boxes.conf.tolist(), corners, strict=True))
         assert found[name], f"{name}: the bus photo must give boxes"
     return found
 
@@ -120,6 +126,9 @@ def test_decode_gives_the_same_upright_photo_for_every_form(cases):
     reference = decode(cases["exif1.jpg"], LIMIT).pixels.astype(int)
     for name, data in cases.items():
         pixels = decode(data, LIMIT).pixels
+        if name == "phone.jpg":  # the same photo, four times larger
+            assert pixels.shape == (4320, 3240, 3)
+            pixels = np.asarray(Image.fromarray(pixels).resize(reference.shape[1::-1], Image.Resampling.BOX))
         assert pixels.shape == reference.shape, name
         difference = np.abs(pixels.astype(int) - reference)
         if name not in ("rgba.png", "palette.png", "grey16.png"):  # white shows through; fewer colours; grey

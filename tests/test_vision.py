@@ -121,3 +121,33 @@ def test_a_16_bit_grey_photo_keeps_its_high_byte_with_little_memory_beside_it(mo
     # the BGR result and the RGB array it is made from (3 bytes a pixel each), the grey values as
     # read (2 or 4): no 64-bit copy
     assert peak / (height * width) < 9
+
+
+def _big_jpeg(width: int, height: int, orientation: int = 1) -> bytes:
+    return with_orientation(sample(160, 120).convert("RGB").resize((width, height), Image.Resampling.BICUBIC),
+                            orientation)
+
+
+def test_a_large_jpeg_is_decoded_reduced_for_detection_knowing_its_full_size():
+    decoded = decode(_big_jpeg(4032, 3024), 50_000_000, at_least=640)
+    assert decoded.pixels.shape == (756, 1008, 3)  # libjpeg's 1/4 scale: the smallest at least 640 long
+    assert (decoded.width, decoded.height) == (4032, 3024) and decoded.scale == (4.0, 4.0)
+
+
+def test_a_reduced_decode_of_a_turned_phone_photo_is_upright():
+    decoded = decode(_big_jpeg(3024, 4032, orientation=6), 50_000_000, at_least=640)
+    assert decoded.pixels.shape == (1008, 756, 3) and (decoded.width, decoded.height) == (3024, 4032)
+    full = decode(_big_jpeg(3024, 4032, orientation=6), 50_000_000).pixels
+    small = cv2.resize(full, (756, 1008), interpolation=cv2.INTER_AREA)
+    assert np.abs(small.astype(int) - decoded.pixels.astype(int)).mean() < 4  # the same picture, smaller
+
+
+@pytest.mark.parametrize("data", [encode(sample(4032, 3024), "PNG"), encode(sample(1200, 900), "JPEG")],
+                         ids=["png (no reduced decoding)", "jpeg under twice the size asked"])
+def test_what_cannot_or_need_not_be_reduced_is_decoded_whole(data):
+    decoded = decode(data, 50_000_000, at_least=640)
+    assert decoded.pixels.shape[1] == decoded.width and decoded.scale == (1.0, 1.0)
+
+
+def test_without_a_size_asked_a_large_jpeg_is_decoded_whole():
+    assert decode(_big_jpeg(4032, 3024), 50_000_000).pixels.shape == (3024, 4032, 3)

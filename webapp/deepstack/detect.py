@@ -13,7 +13,7 @@ from flask import current_app
 from webapp import storage
 from webapp.analyses.params import DetectionParams
 from webapp.analyses.uploads import Upload, upload_files
-from webapp.deepstack.tasks import detect_stored, predictions, prediction
+from webapp.deepstack.tasks import decoded_for_detection, detect_stored, predictions, prediction
 from webapp.detection.registry import runs_here
 from webapp.detection.availability import DetectionUnavailable, explain
 from webapp.errors import Refused
@@ -21,7 +21,7 @@ from webapp.extensions import db
 from webapp.jobs.scheduling import get_runner
 from webapp.models import Run
 from webapp.vision.detector import ModelUnavailable
-from webapp.vision.images import DAMAGED, DECODING_FOUND, ImageRejected, decode, read_header
+from webapp.vision.images import DAMAGED, DECODING_FOUND, ImageRejected, read_header
 
 WORKER_FAILED = "Detection failed on a worker; its log has the details."
 
@@ -31,7 +31,7 @@ def detect(data: bytes, min_conf: float) -> list[dict]:
     max_pixels = current_app.config["MAX_IMAGE_PIXELS"]
     if runs_here():  # this process detects: it decodes too
         try:
-            return predictions(decode(data, max_pixels).pixels, min_conf)
+            return predictions(decoded_for_detection(data), min_conf)
         except ModelUnavailable as exc:
             raise DetectionUnavailable(explain(exc, current_app.config)) from None
     header = read_header(data, max_pixels)  # refused here, before a worker sees it; decoded there

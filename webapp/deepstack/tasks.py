@@ -3,12 +3,12 @@ put in the shared uploads folder, answered through the result backend."""
 from flask import current_app
 
 from webapp import storage
-from webapp.detection.registry import get_detector
+from webapp.detection.registry import decode_size, get_detector
 from webapp.detection.availability import DetectionUnavailable, explain
 from webapp.jobs.celery import DEEPSTACK_QUEUE
 from webapp.jobs.scheduling import remote
-from webapp.vision.detector import Box, DetectorError, ModelUnavailable
-from webapp.vision.images import ImageRejected, decode
+from webapp.vision.detector import Box, DetectorError, ModelUnavailable, scaled
+from webapp.vision.images import Decoded, ImageRejected, decode
 
 
 def prediction(box: Box) -> dict:
@@ -18,11 +18,16 @@ def prediction(box: Box) -> dict:
             "x_max": int(round(box.x2)), "y_max": int(round(box.y2))}
 
 
-def predictions(pixels, min_conf: float) -> list[dict]:
-    """Every box at or above `min_conf` in these upright BGR pixels, on the default model.
-    Raises ModelUnavailable or DetectorError."""
-    result = get_detector().detect(pixels, floor=min_conf)
-    return [prediction(b) for b in result.boxes if b.confidence >= min_conf]
+def predictions(decoded: Decoded, min_conf: float) -> list[dict]:
+    """Every box at or above `min_conf` in the decoded photo (`decode_size`: as an upload's), on
+    the default model, in the photo's own pixels. Raises ModelUnavailable or DetectorError."""
+    result = get_detector().detect(decoded.pixels, floor=min_conf)
+    return [prediction(b) for b in scaled(result.boxes, decoded.scale) if b.confidence >= min_conf]
+
+
+def decoded_for_detection(data: bytes) -> Decoded:
+    """The photo decoded as an upload of it is for the default model (ImageRejected if it cannot be)."""
+    return decode(data, current_app.config["MAX_IMAGE_PIXELS"], at_least=decode_size())
 
 
 # The task's name travels in broker messages (it is where the function lived first): keep it.
@@ -37,11 +42,11 @@ def detect_stored(relative: str, min_conf: float) -> dict:
     finally:
         storage.delete([relative])
     try:
-        pixels = decode(data, current_app.config["MAX_IMAGE_PIXELS"]).pixels
+        decoded = decoded_for_detection(data)
     except ImageRejected as exc:  # damaged: what only decoding finds (the web tier read its header)
         return {"success": False, "error": str(exc), "rejected": True}
     try:
-        return {"success": True, "predictions": predictions(pixels, min_conf)}
+        return {"success": True, "predictions": predictions(decoded, min_conf)}
     except ModelUnavailable as exc:
         return {"success": False, "error": str(DetectionUnavailable(explain(exc, current_app.config)))}
     except DetectorError as exc:

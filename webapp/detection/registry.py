@@ -182,6 +182,16 @@ def get_detector(app: Optional[Flask] = None, model: Optional[str] = None) -> De
     return shared_detector(settings_for((app or current_app).config, model))
 
 
+def decode_size(imgsz: Optional[int] = None, model: Optional[str] = None, app: Optional[Flask] = None) -> int:
+    """How large a photo is decoded for detection (`vision.images.decode`'s `at_least`): the size
+    the model runs at (`imgsz`; a fixed-input model's own; else YOLO_IMGSZ), or the thumbnail's
+    when larger. The same settings give the same pixels, so every path (an upload, a re-run, the
+    import, the DeepStack endpoint, either executor) detects on the same pixels."""
+    config = (app or current_app).config
+    runs_at = fixed_input_size(app, model) or imgsz or config["YOLO_IMGSZ"]
+    return max(runs_at, config["THUMBNAIL_SIZE"])
+
+
 def class_ids(names: Optional[list[str]], known: dict[int, str]) -> Optional[list[int]]:
     """The ids of these class names among the model's classes (`known`, by id); None (every
     class) when no names are given. Raises UnknownClasses rather than dropping a name, so a list

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from webapp import storage
-from webapp.detection.registry import UnknownClasses, class_ids, fixed_input_size, get_detector
+from webapp.detection.registry import UnknownClasses, class_ids, decode_size, fixed_input_size, get_detector
 from webapp.extensions import db
 from webapp.jobs.processes import process_state
 from webapp.jobs.reports import report
@@ -24,7 +24,7 @@ from webapp.jobs import news, scheduling
 from webapp.library.counts import count_created, record_labels
 from webapp.library.current_run import lock_photos, make_current
 from webapp.models import Detection, Photo, Run, RunStatus, count_labels, utcnow
-from webapp.vision.detector import Box, DetectionResult, DetectorError, ModelUnavailable
+from webapp.vision.detector import Box, DetectionResult, DetectorError, ModelUnavailable, scaled
 from webapp.vision.images import Decoded, ImageRejected, decode, rendition, thumbnail
 
 logger = logging.getLogger(__name__)
@@ -41,6 +41,7 @@ class Work:
     each stage runs in its own thread, with its own database session."""
     run_id: int
     image: Optional[np.ndarray] = None  # the upright BGR photo, from prepare until render
+    scale: tuple[float, float] = (1.0, 1.0)  # from `image`'s pixels to the photo's (a reduced decode)
     key: tuple = ()  # what a batched prediction must share: model, floor, iou, imgsz, class ids
     conf: float = 0.0
     annotated_path: str = ""
@@ -112,16 +113,16 @@ def prepare(run_id: int, redelivered: bool = False) -> Work:
     photo = (run.photo_id, run.user_id, run.photo.folder) if run.photo.thumbnail_path is None else None
     db.session.commit()  # nothing held open while the photo is read
     try:
+        imgsz = fixed_input_size(model=model) or imgsz  # what it really runs at (and is recorded)
         data = storage.absolute(work.original_path).read_bytes()
         work.lap("read")
-        decoded = decode(data, current_app.config["MAX_IMAGE_PIXELS"])
-        work.image = decoded.pixels
+        decoded = decode(data, current_app.config["MAX_IMAGE_PIXELS"], at_least=decode_size(imgsz, model))
+        work.image, work.scale = decoded.pixels, decoded.scale
         work.lap("decode")
         if photo is not None:
-            finish_photo(*photo, decoded)
+            finish_photo(*photo, decoded, data)
         work.lap("photo")
         detector = get_detector(model=model)
-        imgsz = fixed_input_size(model=model) or imgsz  # what it really runs at (and is recorded)
         classes = class_ids(wanted, detector.names())
         work.key = (model, min(detector.settings.floor, floor), iou, imgsz,
                     tuple(classes) if classes is not None else None)
@@ -132,14 +133,18 @@ def prepare(run_id: int, redelivered: bool = False) -> Work:
     return work
 
 
-def finish_photo(photo_id: int, user_id: int, folder: str, decoded: Decoded) -> None:
+def finish_photo(photo_id: int, user_id: int, folder: str, decoded: Decoded, data: bytes) -> None:
     """A photo decoded for the first time: its thumbnail, and its rendition where a browser cannot
-    show the original as decoded, written and recorded on it with its upright size and the bytes
-    they add to its owner's total. A photo deleted meanwhile keeps nothing; one finished by
-    another run meanwhile (same files, same bytes) is left as that run made it."""
+    show the original as decoded (at its whole size: decoded again whole where detection's decode
+    was reduced), written and recorded on it with its upright size and the bytes they add to its
+    owner's total. A photo deleted meanwhile keeps nothing; one finished by another run meanwhile
+    (same files, same bytes) is left as that run made it."""
     files = {"thumbnail_path": (f"{folder}/thumbnail.jpg",
                                 thumbnail(decoded.pixels, current_app.config["THUMBNAIL_SIZE"]))}
-    shown = rendition(decoded)
+    shown = None
+    if not decoded.browser_ready:
+        whole = decode(data, current_app.config["MAX_IMAGE_PIXELS"]) if decoded.reduced else decoded
+        shown = rendition(whole)
     if shown:
         files["display_path"] = (f"{folder}/display.{shown[1]}", shown[0])
     try:
@@ -189,6 +194,7 @@ def detect(batch: list[Work]) -> None:
             continue
         for work, result in zip(group, results, strict=True):
             work.lap("detect")
+            result.boxes = scaled(result.boxes, work.scale)  # in the photo's own pixels
             work.result = result
             work.drawn = [b for b in result.boxes if b.confidence >= work.conf]
 
