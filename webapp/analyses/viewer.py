@@ -6,7 +6,8 @@ kept (the latest VIEWS_KEPT of each run, in its photo's folder) and sent again w
 (so is a shared copy of a photo that had to be encoded again from its pixels),
 and a process draws at most DRAW_CONCURRENCY views at once, in threads of detection's priority
 (a request waits DRAW_WAIT_SECONDS for its turn, then is told to try again; while as many wait,
-another is told at once). Who may ask for how many is the web layer's limit."""
+another is told at once; one request for a view being drawn waits for that drawing instead).
+Who may ask for how many is the web layer's limit."""
 import hashlib
 import os
 import threading
@@ -113,6 +114,7 @@ _turns: dict[int, threading.BoundedSemaphore] = {}
 _turns_lock = threading.Lock()
 _pool: Optional[ThreadPoolExecutor] = None
 _queued = 0  # requests drawing or waiting to, in this process
+_underway: dict[str, "_Underway"] = {}  # views being made in this process, by path
 
 
 def kept_view(run: Run, tag: str, extension: str = "jpg") -> Optional[bytes]:
@@ -185,11 +187,45 @@ def annotated_thumbnail(run: Run) -> Optional[Path]:
 
 
 def _make_and_keep(run: Run, tag: str, extension: str, make: Callable[[], bytes]) -> bytes:
-    """`make()` in this process's turn, kept as the run's view `tag`."""
-    data = _in_turn(make, DRAW_WAIT_SECONDS)
-    if _keep(run, _view_path(run, tag, extension), data):
-        _forget_old_views(run)
-    return data
+    """`make()` in this process's turn, kept as the run's view `tag`. A view being made already
+    in this process (the page shows it and its download asks for it at once) is waited for, not
+    made twice: one such request per view waits (up to DRAW_WAIT_SECONDS), without a turn of its
+    own; another is told to try again."""
+    relative = _view_path(run, tag, extension)
+    with _turns_lock:
+        underway = _underway.get(relative)
+        if underway is None:
+            _underway[relative] = mine = _Underway()
+        elif underway.waiting:
+            raise Refused(BUSY, Refused.UNAVAILABLE, retry_after=2)
+        else:
+            underway.waiting = True
+    if underway is not None:
+        data = underway.result(DRAW_WAIT_SECONDS)
+        if data is None:
+            raise Refused(BUSY, Refused.UNAVAILABLE, retry_after=2)
+        return data
+    try:
+        data = _in_turn(make, DRAW_WAIT_SECONDS)
+        if _keep(run, relative, data):
+            _forget_old_views(run)
+        mine.data = data
+        return data
+    finally:
+        with _turns_lock:
+            _underway.pop(relative, None)
+        mine.done.set()
+
+
+class _Underway:
+    """A view being made in this process, and whether a request waits for it."""
+
+    def __init__(self):
+        self.done, self.waiting, self.data = threading.Event(), False, None
+
+    def result(self, wait: float) -> Optional[bytes]:
+        """The view once made (None: not made in time, or not made at all)."""
+        return self.data if self.done.wait(wait) else None
 
 
 def _in_turn(make: Callable[[], bytes], wait: Optional[float]) -> bytes:
