@@ -279,3 +279,21 @@ def test_a_form_sent_back_with_errors_focuses_its_first_bad_field_and_shows_the_
     page.wait_for_selector(".has-error")
     expect(page.locator("#password")).to_be_focused()  # by keys.js, once the page's scripts have run
     assert page.locator("#password").get_attribute("aria-describedby") == "password-hint password-error"
+
+
+def test_a_message_stays_when_the_gallery_refreshes_itself_in_the_background(serve, page, tmp_path):
+    base, _ = serve()
+    sign_up(page, base, "messages@example.com")
+    upload_pngs(page, tmp_path, "one.png")
+    expect(page.locator(".tile.status-done")).to_have_count(1, timeout=60_000)
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.evaluate("""() => {
+        document.querySelectorAll('.tile form[hx-post$="/delete"] input[name=csrf_token]').forEach(i => i.remove());
+        document.body.setAttribute('hx-headers', JSON.stringify({'X-CSRFToken': 'forged'}));
+    }""")
+    page.get_by_role("button", name="Delete one.png").click()
+    expect(page.locator("#htmx-errors .flash-error")).to_contain_text("This form has expired")
+    with page.expect_response(lambda r: r.url.endswith("/analyses") and r.request.method == "GET"):
+        page.dispatch_event("body", "labelsChanged")  # another photo finished: the filter bar refreshes
+    page.wait_for_timeout(200)  # its answer swapped in
+    expect(page.locator("#htmx-errors .flash-error")).to_contain_text("This form has expired")
