@@ -126,6 +126,47 @@ def test_a_view_asked_for_while_it_is_being_drawn_waits_for_that_drawing(client,
     assert answers["other"][0] == 200 and sorted(draws.made) == [0.3, 0.5]
 
 
+def _ask_together(app, client, urls: dict[str, str]) -> dict:
+    """Each url asked for by the same signed-in owner from another browser, 0.15 s apart, at once."""
+    name = app.config["SESSION_COOKIE_NAME"]
+    session = client.get_cookie(name).value
+    answers = {}
+
+    def ask(key, url):
+        other = app.test_client()
+        other.set_cookie(name, session)
+        response = other.get(url)
+        answers[key] = (response.status_code, len(response.data))
+
+    threads = [threading.Thread(target=ask, args=item) for item in urls.items()]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.15)
+    for thread in threads:
+        thread.join(30)
+    return answers
+
+
+def test_the_annotated_image_asked_for_while_it_is_being_drawn_waits_for_that_drawing(client, auth, app, draws):
+    """The page's "Annotated image" and its download, the slider untouched: drawn once, both sent."""
+    public_id = photo_with_boxes(client, auth, app)
+    draws.state["pause"] = 0.5
+    url = f"/analyses/{public_id}/image/annotated"
+    answers = _ask_together(app, client, {"shown": url, "other": url + "?conf=0.5", "download": url + "?download=1"})
+    assert answers["download"] == answers["shown"] and answers["shown"][0] == 200
+    assert answers["other"][0] == 200 and len(draws.made) == 2
+
+
+def test_one_request_in_all_waits_for_a_drawing_under_way_so_views_hold_at_most_three_threads(client, auth, app,
+                                                                                               draws):
+    public_id = photo_with_boxes(client, auth, app)
+    draws.state["pause"] = 0.5
+    url = f"/analyses/{public_id}/image/annotated?conf="
+    answers = _ask_together(app, client, {"a": url + "0.3", "b": url + "0.5", "a again": url + "0.3",
+                                          "b again": url + "0.5"})
+    assert [answers[k][0] for k in ("a", "b", "a again", "b again")] == [200, 200, 200, 503]
+
+
 def test_a_run_keeps_its_latest_views_only(client, auth, app, draws, monkeypatch):
     monkeypatch.setattr(viewer, "VIEWS_KEPT", 2)
     public_id = photo_with_boxes(client, auth, app)

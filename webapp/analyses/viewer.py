@@ -6,7 +6,8 @@ kept (the latest VIEWS_KEPT of each run, in its photo's folder) and sent again w
 (so is a shared copy of a photo that had to be encoded again from its pixels),
 and a process draws at most DRAW_CONCURRENCY views at once, in threads of detection's priority
 (a request waits DRAW_WAIT_SECONDS for its turn, then is told to try again; while as many wait,
-another is told at once; one request for a view being drawn waits for that drawing instead).
+another is told at once; up to DRAW_CONCURRENCY requests for an image being drawn wait for that
+drawing instead).
 Who may ask for how many is the web layer's limit."""
 import hashlib
 import os
@@ -110,11 +111,13 @@ THUMBNAIL_PIXELS = 4_000_000  # a stored thumbnail is far smaller (THUMBNAIL_SIZ
 VIEWS_KEPT = 8  # drawn views kept per run (the latest asked for); older ones are drawn again
 DRAW_WAIT_SECONDS = 10
 BUSY = "Too many images are being drawn right now. Please try again in a moment."
+COULD_NOT_DRAW = "This image could not be drawn just now. Please try again in a moment."
 _turns: dict[int, threading.BoundedSemaphore] = {}
 _turns_lock = threading.Lock()
 _pool: Optional[ThreadPoolExecutor] = None
 _queued = 0  # requests drawing or waiting to, in this process
-_underway: dict[str, "_Underway"] = {}  # views being made in this process, by path
+_underway: dict[str, "_Underway"] = {}  # images being made in this process, by path
+_waiting = 0  # requests waiting for an image being made (`_once`), in this process
 
 
 def kept_view(run: Run, tag: str, extension: str = "jpg") -> Optional[bytes]:
@@ -164,8 +167,13 @@ def annotated_file(run: Run, patient: bool = False) -> Optional[Path]:
         return path
     if not storage.absolute(run.photo.original_path).is_file():
         return None
-    data = _in_turn(lambda: draw_view(run, run.conf, None), None if patient else DRAW_WAIT_SECONDS)
-    return path if _keep(run, run.annotated_path, data) else None
+    wait = None if patient else DRAW_WAIT_SECONDS
+
+    def draw_and_keep_it() -> Optional[bytes]:
+        data = _in_turn(lambda: draw_view(run, run.conf, None), wait)
+        return data if _keep(run, run.annotated_path, data) else None
+
+    return path if _once(run.annotated_path, draw_and_keep_it, patient) is not None else None
 
 
 def annotated_thumbnail(run: Run) -> Optional[Path]:
@@ -187,30 +195,48 @@ def annotated_thumbnail(run: Run) -> Optional[Path]:
 
 
 def _make_and_keep(run: Run, tag: str, extension: str, make: Callable[[], bytes]) -> bytes:
-    """`make()` in this process's turn, kept as the run's view `tag`. A view being made already
-    in this process (the page shows it and its download asks for it at once) is waited for, not
-    made twice: one such request per view waits (up to DRAW_WAIT_SECONDS), without a turn of its
-    own; another is told to try again."""
+    """`make()` in this process's turn, kept as the run's view `tag` (see `_once`)."""
     relative = _view_path(run, tag, extension)
+
+    def make_and_keep() -> bytes:
+        data = _in_turn(make, DRAW_WAIT_SECONDS)
+        if _keep(run, relative, data):
+            _forget_old_views(run)
+        return data
+
+    return _once(relative, make_and_keep)
+
+
+def _once(relative: str, make: Callable[[], Optional[bytes]], patient: bool = False) -> Optional[bytes]:
+    """`make()` (which draws in a turn and keeps the file at `relative`), unless that file is
+    being made in this process already (the page shows an image and its download asks for it at
+    once): then its result, waited for, not made twice. DRAW_CONCURRENCY such waiters at most in
+    a process (a `patient` one, an export, always waits); another is told to try again. So views
+    hold at most three times DRAW_CONCURRENCY of a process's threads: drawing, waiting for a
+    turn, waiting for a drawing."""
+    global _waiting
     with _turns_lock:
         underway = _underway.get(relative)
         if underway is None:
             _underway[relative] = mine = _Underway()
-        elif underway.waiting:
+        elif not patient and _waiting >= max(1, current_app.config["DRAW_CONCURRENCY"]):
             raise Refused(BUSY, Refused.UNAVAILABLE, retry_after=2)
-        else:
-            underway.waiting = True
+        elif not patient:
+            _waiting += 1
     if underway is not None:
-        data = underway.result(DRAW_WAIT_SECONDS)
-        if data is None:
-            raise Refused(BUSY, Refused.UNAVAILABLE, retry_after=2)
-        return data
+        try:
+            return underway.result()
+        finally:
+            if not patient:
+                with _turns_lock:
+                    _waiting -= 1
     try:
-        data = _in_turn(make, DRAW_WAIT_SECONDS)
-        if _keep(run, relative, data):
-            _forget_old_views(run)
-        mine.data = data
-        return data
+        mine.data = make()
+        mine.made = True
+        return mine.data
+    except Refused as exc:  # no turn came: its waiter is told the same
+        mine.refused = str(exc)
+        raise
     finally:
         with _turns_lock:
             _underway.pop(relative, None)
@@ -218,14 +244,19 @@ def _make_and_keep(run: Run, tag: str, extension: str, make: Callable[[], bytes]
 
 
 class _Underway:
-    """A view being made in this process, and whether a request waits for it."""
+    """A file being made in this process (`_once`), and what came of it."""
 
     def __init__(self):
-        self.done, self.waiting, self.data = threading.Event(), False, None
+        self.done, self.made, self.data, self.refused = threading.Event(), False, None, None
 
-    def result(self, wait: float) -> Optional[bytes]:
-        """The view once made (None: not made in time, or not made at all)."""
-        return self.data if self.done.wait(wait) else None
+    def result(self) -> Optional[bytes]:
+        """What the maker got (it waits a bounded time for its turn, then draws): its bytes, or
+        None when the run went meanwhile; Refused when it could not make it (why it was refused,
+        or, when it failed, that it could not be drawn)."""
+        self.done.wait()
+        if not self.made:
+            raise Refused(self.refused or COULD_NOT_DRAW, Refused.UNAVAILABLE, retry_after=2)
+        return self.data
 
 
 def _in_turn(make: Callable[[], bytes], wait: Optional[float]) -> bytes:
@@ -296,7 +327,7 @@ def _painters() -> ThreadPoolExecutor:
 
 def _queue_for(turn) -> bool:
     """Whether a request may wait for its turn to draw: one waits at most per turn (the others are
-    told to try again at once), so views never hold more than twice DRAW_CONCURRENCY of a
+    told to try again at once), so drawing views never holds more than twice DRAW_CONCURRENCY of a
     process's threads, whoever asks for them."""
     global _queued
     with _turns_lock:
