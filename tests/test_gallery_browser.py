@@ -402,3 +402,40 @@ def test_leaving_the_page_while_photos_wait_to_be_sent_asks_first(serve, page, t
     page.click("header a:has-text('My photos')", no_wait_after=True)
     expect(page.locator(".tile.uploading")).to_have_count(4)  # still here, still queued
     assert asked == ["beforeunload"]
+
+
+def test_the_server_unreachable_message_goes_once_the_page_reaches_it_again(serve, page, tmp_path):
+    base, _ = serve(EVENT_STREAMS=0)  # the cards poll
+    sign_up(page, base, "reach@example.com")
+    dropped = []
+
+    def drop_the_first_card_fetch(route):
+        if not dropped:
+            dropped.append(route.request.url)
+            route.abort()
+        else:
+            route.continue_()
+
+    page.route("**/card*", drop_the_first_card_fetch)
+    upload_and_wait(page, pngs(tmp_path, 1))
+    assert dropped
+    expect(page.locator("#htmx-errors")).to_be_empty()  # the next poll reached it: nothing stale said
+
+
+@pytest.mark.any_database  # the upload queue's script
+def test_the_upload_count_says_how_many_could_not_be_sent(serve, page, tmp_path):
+    base, _ = serve()
+    sign_up(page, base, "refused@example.com")
+    refused = []
+
+    def refuse_the_first(route):
+        if route.request.method == "POST" and not refused:
+            refused.append(route.request.url)
+            route.fulfill(status=400, body="<p>Not a photo we can read.</p>")
+        else:
+            route.continue_()
+
+    page.route("**/analyses", refuse_the_first)
+    page.set_input_files("#images", pngs(tmp_path, 2))
+    expect(page.locator("#upload-progress")).to_have_text("1 of 2 photos sent (1 could not be: see below).")
+    expect(page.locator("#upload-status")).to_have_text("1 of 2 photos sent (1 could not be: see below).")

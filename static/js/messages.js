@@ -8,9 +8,17 @@ document.cookie = `tz=${Intl.DateTimeFormat().resolvedOptions().timeZone}; path=
 
 const box = () => document.getElementById("htmx-errors");
 const BACKGROUND = "[data-going], [data-background]";
+const clear = () => {
+  box()?.replaceChildren();
+  delete box()?.dataset.unreachable;
+};
 document.addEventListener("htmx:beforeRequest", (event) => {
-  if (!event.detail.elt?.closest?.(BACKGROUND)) box()?.replaceChildren();
+  if (!event.detail.elt?.closest?.(BACKGROUND)) clear();
+});
+document.addEventListener("htmx:afterRequest", (event) => {  // reached again: "could not be reached" goes
+  if (event.detail.successful && box()?.dataset.unreachable) clear();
 });
 document.addEventListener("htmx:sendError", () => {
   box()?.replaceChildren(document.getElementById("unreachable").content.cloneNode(true));
+  if (box()) box().dataset.unreachable = "1";
 });

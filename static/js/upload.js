@@ -26,29 +26,40 @@ function rejected(node, reason) {
 
 // What the person chose and what has gone: said under the form, and asked before leaving the page
 // while some are still to be sent (they would be lost). A new choice after all were sent starts over.
+// Screen readers hear the line once all are answered (it changes with every photo).
 const counted = new WeakSet();  // tiles to be sent, or sent, of the count
 let chosen = 0;
 let sent = 0;
+let failed = 0;  // answered, but not stored: the tile says why
 
 function count(node, change) {
   if (change > 0) counted.add(node);
-  else counted.delete(node);
+  else if (!counted.delete(node)) return;  // not (or no longer) of the count
   chosen += change;
   progress();
 }
+
+function answered(node, ok) {
+  if (!counted.delete(node)) return;
+  if (ok) sent += 1;
+  else failed += 1;
+  progress();
+}
+
+const unsent = () => chosen - sent - failed;
 
 function progress() {
   const line = document.getElementById("upload-progress");
   if (!line) return;
   line.hidden = chosen === 0;
-  line.textContent = sent < chosen
-    ? `${sent} of ${chosen} photos sent. Stay on this page until all are.`
-    : `${sent} of ${chosen} photos sent.`;
+  const said = `${sent} of ${chosen} photos sent${failed ? ` (${failed} could not be: see below)` : ""}.`;
+  line.textContent = unsent() > 0 ? `${said} Stay on this page until all are.` : said;
+  if (chosen > 0 && unsent() === 0) document.getElementById("upload-status").textContent = said;
 }
 
 function add(chosenFiles) {  // the tiles in the order chosen, on top: the first one is sent first
   document.getElementById("empty-state")?.remove();
-  if (sent === chosen) chosen = sent = 0;
+  if (unsent() === 0) chosen = sent = failed = 0;
   const nodes = chosenFiles.map((file) => tile("tile-uploading", file));
   queue.prepend(...nodes);
   nodes.forEach((node) => {
@@ -125,7 +136,7 @@ function clicked(event) {
     const again = tile("tile-uploading", files.get(node));
     node.replaceWith(again);
     window.htmx.process(again);
-    if (sent === chosen) chosen = sent = 0;
+    if (unsent() === 0) chosen = sent = failed = 0;
     count(again, +1);
     send(again);
   } else if (node && button.dataset.action === "cancel") {
@@ -141,7 +152,9 @@ if (form && queue) {
   const zone = form.querySelector(".dropzone");  // the file input covers it: a drop lands there too
   input.addEventListener("change", () => { add(Array.from(input.files)); input.value = ""; });
   window.addEventListener("beforeunload", (event) => {
-    if (sent < chosen) event.preventDefault();  // the browser asks whether to leave
+    if (unsent() <= 0) return;
+    event.preventDefault();  // the browser asks whether to leave
+    event.returnValue = "Some photos have not been sent yet.";  // (older browsers' way of asking)
   });
   ["dragenter", "dragleave", "drop"].forEach((name) => zone.addEventListener(name, () => {
     zone.classList.toggle("over", name === "dragenter");
@@ -160,11 +173,7 @@ if (form && queue) {
     // (the form's tile: swapped out by a tile of the answer, it is no longer in the page)
     const node = event.detail.requestConfig?.elt?.closest(".tile.uploading");
     finished(node);
-    if (counted.has(node) && event.detail.xhr.status !== 429) {  // answered, one way or another
-      counted.delete(node);
-      sent += 1;
-      progress();
-    }
+    if (event.detail.xhr.status !== 429) answered(node, event.detail.successful);  // 429: sent again
     if (!node?.isConnected || event.detail.successful) return;
     if (event.detail.xhr.status === 429) {  // too many at once (another tab, say): again in a moment
       const seconds = Number(event.detail.xhr.getResponseHeader("Retry-After")) || 1;
