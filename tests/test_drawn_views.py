@@ -105,23 +105,9 @@ def test_a_view_asked_for_while_it_is_being_drawn_waits_for_that_drawing(client,
     download is not refused because other views hold every turn."""
     public_id = photo_with_boxes(client, auth, app)
     draws.state["pause"] = 0.5
-    name = app.config["SESSION_COOKIE_NAME"]
-    session = client.get_cookie(name).value
-    answers = {}
-
-    def ask(key, conf):
-        other = app.test_client()
-        other.set_cookie(name, session)
-        response = other.get(f"/analyses/{public_id}/image/annotated?conf={conf}")
-        answers[key] = (response.status_code, len(response.data))
-
-    threads = [threading.Thread(target=ask, args=args) for args in (("shown", "0.3"), ("other", "0.5"),
-                                                                     ("download", "0.3"))]
-    for thread in threads:  # the page's view drawing, another view waiting for its turn, then the download
-        thread.start()
-        time.sleep(0.15)
-    for thread in threads:
-        thread.join(30)
+    url = f"/analyses/{public_id}/image/annotated?conf="
+    # the page's view drawing, another view waiting for its turn, then the download
+    answers = _ask_together(app, client, {"shown": url + "0.3", "other": url + "0.5", "download": url + "0.3"})
     assert answers["download"] == answers["shown"] and answers["shown"][0] == 200
     assert answers["other"][0] == 200 and sorted(draws.made) == [0.3, 0.5]
 
