@@ -106,8 +106,7 @@ def raw(cases, coco_model):
     for name, data in cases.items():
         decoded = decode(data, LIMIT, at_least=DECODE_SIZE)
         [result] = model.predict(decoded.pixels, imgsz=640, conf=0.05, iou=0.7, verbose=False)
-        sx, sy = decoded.scale  # boxes in the photo's own pixels
-        corners = [[x1 * sx, y1 * sy, x2 * sx, y2 * sy] for x1, y1, x2, y2 in result.boxes.xyxy.tolist()]
+        corners = [decoded.geometry.corners(*xyxy) for xyxy in result.boxes.xyxy.tolist()]  # in the photo's pixels
         found[name] = list(zip(result.boxes.cls.tolist(), result.boxes.conf.tolist(), corners, strict=True))
         assert found[name], f"{name}: the bus photo must give boxes"
     return found

@@ -131,7 +131,7 @@ def _big_jpeg(width: int, height: int, orientation: int = 1) -> bytes:
 def test_a_large_jpeg_is_decoded_reduced_for_detection_knowing_its_full_size():
     decoded = decode(_big_jpeg(4032, 3024), 50_000_000, at_least=640)
     assert decoded.pixels.shape == (756, 1008, 3)  # libjpeg's 1/4 scale: the smallest at least 640 long
-    assert (decoded.width, decoded.height) == (4032, 3024) and decoded.scale == (4.0, 4.0)
+    assert (decoded.width, decoded.height) == (4032, 3024) and decoded.geometry.scale == (4.0, 4.0)
 
 
 def test_a_reduced_decode_of_a_turned_phone_photo_is_upright():
@@ -146,8 +146,25 @@ def test_a_reduced_decode_of_a_turned_phone_photo_is_upright():
                          ids=["png (no reduced decoding)", "jpeg under twice the size asked"])
 def test_what_cannot_or_need_not_be_reduced_is_decoded_whole(data):
     decoded = decode(data, 50_000_000, at_least=640)
-    assert decoded.pixels.shape[1] == decoded.width and decoded.scale == (1.0, 1.0)
+    assert decoded.pixels.shape[1] == decoded.width and decoded.geometry.scale == (1.0, 1.0)
 
 
 def test_without_a_size_asked_a_large_jpeg_is_decoded_whole():
     assert decode(_big_jpeg(4032, 3024), 50_000_000).pixels.shape == (3024, 4032, 3)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_a_reduced_decode_places_what_it_finds_exactly_in_the_photo_s_pixels(orientation):
+    """Sides that are no multiple of libjpeg's 1/8: the last reduced pixel covers part of a block,
+    on the right or bottom of the stored photo, which turning it puts on the left or top."""
+    upright = np.zeros((3001, 5127), np.uint8)
+    upright[700:1000, 3900:4500] = 255  # a marker: its centre is at (4200, 850) in the photo's pixels
+    decoded = decode(with_orientation(Image.fromarray(upright).convert("RGB"), orientation), 50_000_000,
+                     at_least=640)
+    assert decoded.reduced and (decoded.width, decoded.height) == (5127, 3001)
+    weight = decoded.pixels[:, :, 0].astype(float)
+    weight[weight < 16] = 0  # the black around it, give or take JPEG's noise
+    ys, xs = np.indices(weight.shape)
+    x, y = (xs * weight).sum() / weight.sum() + 0.5, (ys * weight).sum() / weight.sum() + 0.5  # pixel centres
+    [found] = decoded.geometry.place([Box(0, "marker", 1.0, x, y, x, y)])
+    assert abs(found.x1 - 4200) < 0.75 and abs(found.y1 - 850) < 0.75

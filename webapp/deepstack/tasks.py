@@ -7,7 +7,7 @@ from webapp.detection.registry import decode_size, get_detector
 from webapp.detection.availability import DetectionUnavailable, explain
 from webapp.jobs.celery import DEEPSTACK_QUEUE
 from webapp.jobs.scheduling import remote
-from webapp.vision.detector import Box, DetectorError, ModelUnavailable, scaled
+from webapp.vision.detector import Box, DetectorError, ModelUnavailable
 from webapp.vision.images import Decoded, ImageRejected, decode
 
 
@@ -22,7 +22,7 @@ def predictions(decoded: Decoded, min_conf: float) -> list[dict]:
     """Every box at or above `min_conf` in the decoded photo (`decode_size`: as an upload's), on
     the default model, in the photo's own pixels. Raises ModelUnavailable or DetectorError."""
     result = get_detector().detect(decoded.pixels, floor=min_conf)
-    return [prediction(b) for b in scaled(result.boxes, decoded.scale) if b.confidence >= min_conf]
+    return [prediction(b) for b in decoded.geometry.place(result.boxes) if b.confidence >= min_conf]
 
 
 def decoded_for_detection(data: bytes) -> Decoded:

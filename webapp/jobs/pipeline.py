@@ -24,8 +24,8 @@ from webapp.jobs import news, scheduling
 from webapp.library.counts import count_created, record_labels
 from webapp.library.current_run import lock_photos, make_current
 from webapp.models import Detection, Photo, Run, RunStatus, count_labels, utcnow
-from webapp.vision.detector import Box, DetectionResult, DetectorError, ModelUnavailable, scaled
-from webapp.vision.images import Decoded, ImageRejected, decode, rendition, thumbnail
+from webapp.vision.detector import Box, DetectionResult, DetectorError, ModelUnavailable
+from webapp.vision.images import Decoded, Geometry, ImageRejected, decode, rendition, thumbnail
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class Work:
     each stage runs in its own thread, with its own database session."""
     run_id: int
     image: Optional[np.ndarray] = None  # the upright BGR photo, from prepare until render
-    scale: tuple[float, float] = (1.0, 1.0)  # from `image`'s pixels to the photo's (a reduced decode)
+    geometry: Geometry = field(default_factory=Geometry)  # from `image`'s pixels to the photo's (a reduced decode)
     key: tuple = ()  # what a batched prediction must share: model, floor, iou, imgsz, class ids
     conf: float = 0.0
     annotated_path: str = ""
@@ -117,7 +117,7 @@ def prepare(run_id: int, redelivered: bool = False) -> Work:
         data = storage.absolute(work.original_path).read_bytes()
         work.lap("read")
         decoded = decode(data, current_app.config["MAX_IMAGE_PIXELS"], at_least=decode_size(imgsz, model))
-        work.image, work.scale = decoded.pixels, decoded.scale
+        work.image, work.geometry = decoded.pixels, decoded.geometry
         work.lap("decode")
         if photo is not None:
             finish_photo(*photo, decoded, data)
@@ -194,7 +194,7 @@ def detect(batch: list[Work]) -> None:
             continue
         for work, result in zip(group, results, strict=True):
             work.lap("detect")
-            result.boxes = scaled(result.boxes, work.scale)  # in the photo's own pixels
+            result.boxes = work.geometry.place(result.boxes)  # in the photo's own pixels
             work.result = result
             work.drawn = [b for b in result.boxes if b.confidence >= work.conf]
 

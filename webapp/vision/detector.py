@@ -1,5 +1,4 @@
 """The YOLO detector: loaded once per process, reused for every photo. Knows nothing of Flask."""
-import dataclasses
 import logging
 import threading
 import time
@@ -59,14 +58,6 @@ class Box:
     y1: float
     x2: float
     y2: float
-
-
-def scaled(boxes: list[Box], scale: tuple[float, float]) -> list[Box]:
-    """Boxes found on reduced pixels, in the photo's own (`Decoded.scale`)."""
-    if scale == (1.0, 1.0):
-        return boxes
-    sx, sy = scale
-    return [dataclasses.replace(b, x1=b.x1 * sx, y1=b.y1 * sy, x2=b.x2 * sx, y2=b.y2 * sy) for b in boxes]
 
 
 @dataclass

@@ -16,6 +16,7 @@ the thumbnail, the rendition and every drawn image. Its rules:
 A browser shows some originals as they are (upright JPEG, PNG or WebP in plain RGB or grey); for
 the others (a portrait phone photo, HEIC, BMP, TIFF, CMYK, transparency, 16-bit) `rendition` makes
 a copy from the decoded pixels for the pages to show."""
+import dataclasses
 import io
 import math
 import sys
@@ -83,6 +84,7 @@ class Decoded:
     icc_profile: bytes | None = field(default=None, repr=False)  # an RGB photo's own profile
     facts: Facts = field(default_factory=Facts)
     size: tuple[int, int] | None = None  # the photo's upright size, where `pixels` are reduced
+    geometry: "Geometry" = field(default_factory=lambda: Geometry())  # from `pixels` to the photo's
 
     @property
     def width(self) -> int:
@@ -97,14 +99,59 @@ class Decoded:
     def reduced(self) -> bool:
         return (self.width, self.height) != (self.pixels.shape[1], self.pixels.shape[0])
 
-    @property
-    def scale(self) -> tuple[float, float]:
-        """(x, y): from a pixel of `pixels` to the photo's own."""
-        return self.width / self.pixels.shape[1], self.height / self.pixels.shape[0]
 
     @property
     def extension(self) -> str:
         return EXTENSIONS.get(self.format, "img")
+
+
+# Per EXIF orientation: which stored axis each upright one comes from, and whether it runs backwards
+# (the transposes of _UPRIGHT): ((x from, x flipped), (y from, y flipped)).
+_UPRIGHT_AXES = {1: ((0, False), (1, False)), 2: ((0, True), (1, False)), 3: ((0, True), (1, True)),
+                 4: ((0, False), (1, True)), 5: ((1, False), (0, False)), 6: ((1, True), (0, False)),
+                 7: ((1, True), (0, True)), 8: ((1, False), (0, True))}
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Where a position in decoded pixels is in the photo's own: x' = x·scale + offset, per axis.
+    libjpeg's reduced pixel j (factor s) covers the photo's [s·j, s·j + s); the last one of a side
+    that is no multiple of s covers less, and where turning the photo upright reverses that side,
+    the partial pixel comes first: the offset (between -s and 0) accounts for it."""
+    scale: tuple[float, float] = (1.0, 1.0)
+    offset: tuple[float, float] = (0.0, 0.0)
+    size: tuple[int, int] = (0, 0)  # the photo's upright size (positions are kept within it)
+
+    @classmethod
+    def reduced(cls, factor: int, stored: tuple[int, int], decoded: tuple[int, int], orientation: int) -> "Geometry":
+        short = [full - factor * part for full, part in zip(stored, decoded, strict=True)]  # per stored axis, <= 0
+        axes = _UPRIGHT_AXES.get(orientation, _UPRIGHT_AXES[1])
+        offset = tuple(float(short[axis]) if flipped else 0.0 for axis, flipped in axes)
+        size = tuple(stored[axis] for axis, _ in axes)
+        return cls((float(factor), float(factor)), offset, size)
+
+    def corners(self, x1: float, y1: float, x2: float, y2: float) -> tuple[float, float, float, float]:
+        if self.scale == (1.0, 1.0):
+            return x1, y1, x2, y2
+        (sx, sy), (ox, oy), (width, height) = self.scale, self.offset, self.size
+
+        def x(v: float) -> float:
+            return min(max(v * sx + ox, 0.0), float(width))
+
+        def y(v: float) -> float:
+            return min(max(v * sy + oy, 0.0), float(height))
+
+        return x(x1), y(y1), x(x2), y(y2)
+
+    def place(self, boxes: list) -> list:
+        """Boxes found on the decoded pixels (any dataclass with x1, y1, x2, y2), in the photo's."""
+        if self.scale == (1.0, 1.0):
+            return boxes
+        placed = []
+        for box in boxes:
+            x1, y1, x2, y2 = self.corners(box.x1, box.y1, box.x2, box.y2)
+            placed.append(dataclasses.replace(box, x1=x1, y1=y1, x2=x2, y2=y2))
+        return placed
 
 
 @dataclass
@@ -155,10 +202,11 @@ def decode(data: bytes, max_pixels: int, at_least: Optional[int] = None) -> Deco
     or a damaged or truncated image.
     """
     image = _checked(data, max_pixels)
-    full = image.size
+    full, factor = image.size, 1
     if at_least and image.format in ("JPEG", "MPO") and max(full) >= 2 * at_least:
         ratio = at_least / max(full)
-        image.draft(image.mode, (math.ceil(full[0] * ratio), math.ceil(full[1] * ratio)))
+        if image.draft(image.mode, (math.ceil(full[0] * ratio), math.ceil(full[1] * ratio))):
+            factor = image.decoderconfig[0]
     try:
         image.load()
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
@@ -171,15 +219,16 @@ def decode(data: bytes, max_pixels: int, at_least: Optional[int] = None) -> Deco
         raise ImageRejected(UNREADABLE_COLOURS) from exc
     if applied in _UPRIGHT:
         rgb = rgb.transpose(_UPRIGHT[applied])
-    reduced = fmt in ("JPEG", "MPO") and image.size != full
+    reduced = factor > 1
     size = (full[1], full[0]) if applied in (5, 6, 7, 8) else full
+    geometry = Geometry.reduced(factor, full, image.size, applied) if reduced else Geometry()
     plain = mode in BROWSER_MODES and "transparency" not in image.info
     return Decoded(
         pixels=cv2.cvtColor(np.asarray(rgb), cv2.COLOR_RGB2BGR), format=fmt, orientation=written,
         browser_ready=fmt in BROWSER_FORMATS and written == 1 and plain,
         lossless=fmt in LOSSLESS_FORMATS or mode.startswith("I"),
         icc_profile=image.info.get("icc_profile") if mode != "CMYK" else None,
-        facts=facts(image), size=size if reduced else None,
+        facts=facts(image), size=size if reduced else None, geometry=geometry,
     )
 
 
