@@ -99,7 +99,6 @@ class Decoded:
     def reduced(self) -> bool:
         return (self.width, self.height) != (self.pixels.shape[1], self.pixels.shape[0])
 
-
     @property
     def extension(self) -> str:
         return EXTENSIONS.get(self.format, "img")
@@ -194,8 +193,8 @@ def decode(data: bytes, max_pixels: int, at_least: Optional[int] = None) -> Deco
     With `at_least` (what detection needs: `detection.registry.decode_size`), a JPEG at least
     twice that on its long side is decoded reduced, by libjpeg's own scaling (1/2, 1/4 or 1/8: the
     smallest still at least `at_least` long), several times faster than decoding all of a 12 MP
-    photo to shrink it for the model anyway; `width`, `height` and `scale` still say the photo's
-    own size. Other formats, and smaller JPEGs, are decoded whole.
+    photo to shrink it for the model anyway; `width` and `height` still say the photo's own size,
+    and `geometry` where a position in the pixels is in the photo. Other formats, and smaller JPEGs, are decoded whole.
 
     Raises ImageRejected for an empty file, a file that is not a supported image, an image whose
     declared size exceeds `max_pixels` (checked from the header, before any pixel is decoded),
