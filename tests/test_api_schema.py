@@ -75,3 +75,13 @@ def test_every_reference_in_the_document_resolves(api_app):
     refs = set(re.findall(r'"\$ref": "#/components/schemas/([^"]+)"', json.dumps(document)))
     assert refs and refs <= set(document["components"]["schemas"])
     assert "$defs" not in json.dumps(document)
+
+
+@pytest.mark.parametrize("path, method", [("/api/v1/analyses", "post"), ("/api/v1/analyses/{public_id}/runs", "post")])
+def test_swagger_fills_in_the_settings_the_server_uses_when_they_are_left_out(make_app, path, method):
+    """"Try it out" sends what is filled in: the server's own defaults, not the schema's limits
+    (conf=1, imgsz=32 found nothing)."""
+    app = make_app(YOLO_CONF=0.3, YOLO_IOU=0.6, YOLO_IMGSZ=512)
+    document = app.test_client().get("/api/v1/openapi.json").json
+    fields = document["paths"][path][method]["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]
+    assert (fields["conf"]["example"], fields["iou"]["example"], fields["imgsz"]["example"]) == (0.3, 0.6, 512)

@@ -52,14 +52,24 @@ def _optional_fields(model) -> dict:
     return fields
 
 
-UPLOAD_BODY = {"schema": {
-    "type": "object", "required": ["images"],
-    "properties": {
-        "images": {"type": "array", "items": {"type": "string", "format": "binary"},
-                   "description": "One or more photos (JPEG, PNG, WebP, BMP, TIFF, HEIC)."},
-        **_optional_fields(RunFields),
-    },
-}, "encoding": {"images": {"contentType": "application/octet-stream"}}}
+def run_fields(config) -> dict:
+    """The settings' form fields, each example the value the server uses when it is left out:
+    what Swagger UI's "Try it out" fills in (else the schema's limits: conf=1, imgsz=32)."""
+    fields = _optional_fields(RunFields)
+    for name, key in (("conf", "YOLO_CONF"), ("iou", "YOLO_IOU"), ("imgsz", "YOLO_IMGSZ")):
+        fields[name] = {**fields[name], "example": config[key]}
+    return fields
+
+
+def upload_body(config) -> dict:
+    return {"schema": {
+        "type": "object", "required": ["images"],
+        "properties": {
+            "images": {"type": "array", "items": {"type": "string", "format": "binary"},
+                       "description": "One or more photos (JPEG, PNG, WebP, BMP, TIFF, HEIC)."},
+            **run_fields(config),
+        },
+    }, "encoding": {"images": {"contentType": "application/octet-stream"}}}
 
 
 def owned(public_id: str, with_detections: bool = False, exact: bool = False) -> Run:
@@ -110,7 +120,7 @@ def detail(run: Run, min_conf: Optional[float] = None) -> dict:
 @authenticated(detection=True)
 @limits.uploads_at_once(lambda: api_user().id)
 @idempotent
-@operation(summary="Upload photos for detection", tag=TAG, query=UploadQuery, multipart=UPLOAD_BODY,
+@operation(summary="Upload photos for detection", tag=TAG, query=UploadQuery, multipart=upload_body,
            description="202 with the queued analyses; with `wait=true`, 201 once they are finished. "
                        "Refused files are listed in `rejected` with the reason; nothing is stored for them. "
                        "An account sends at most `UPLOADS_AT_ONCE` (2) uploads at once to a server process: "
@@ -179,7 +189,7 @@ def retry(public_id: str):
 @authenticated  # not for a detect-only key: a run of a stored photo answers with what the photo is
 @idempotent
 @operation(summary="Run the analysis's photo again, with other settings", tag=TAG, query=UploadQuery, idempotent=True,
-           multipart={"schema": {"type": "object", "properties": _optional_fields(RunFields)}},
+           multipart=lambda config: {"schema": {"type": "object", "properties": run_fields(config)}},
            description="The same parameters as an upload (conf, iou, imgsz, classes, model), without files; "
                        "the photo's other runs stay. 202 with the new run; with `wait=true`, 201 once it is "
                        "finished. The list and the gallery show the photo's latest finished run.",

@@ -28,7 +28,7 @@ class Operation:
     responses: dict[int, ResponseSpec]
     query: Optional[type[BaseModel]] = None
     body: Optional[type[BaseModel]] = None
-    multipart: Optional[dict[str, Any]] = None
+    multipart: Optional[dict[str, Any] | Callable[[Any], dict[str, Any]]] = None  # or made from the app's config
     cookie: Optional[str] = None
     headers: dict[str, str] = field(default_factory=dict)
     public: bool = False
@@ -106,7 +106,8 @@ def _path(rule: str) -> tuple[str, list[dict]]:
     return path, params
 
 
-def _entry(endpoint: str, op: Operation, path_params: list[dict], components: _Components) -> dict[str, Any]:
+def _entry(endpoint: str, op: Operation, path_params: list[dict], components: _Components,
+           config: dict) -> dict[str, Any]:
     """One operation of the document: what `@operation` says of the view, and its schemas."""
     entry: dict[str, Any] = {
         "summary": op.summary, "tags": [op.tag],
@@ -121,8 +122,9 @@ def _entry(endpoint: str, op: Operation, path_params: list[dict], components: _C
     if op.body is not None:
         entry["requestBody"] = {"required": True, "content": {
             "application/json": {"schema": components.ref(op.body, mode="validation")}}}
-    if op.multipart is not None:
-        entry["requestBody"] = {"required": True, "content": {"multipart/form-data": op.multipart}}
+    if op.multipart is not None:  # a dict, or one made from the app's settings (its examples, say)
+        multipart = op.multipart(config) if callable(op.multipart) else op.multipart
+        entry["requestBody"] = {"required": True, "content": {"multipart/form-data": multipart}}
     return entry
 
 
@@ -135,7 +137,8 @@ def build_document(app: Flask, blueprint: str, title: str, version: str) -> dict
             continue
         path, path_params = _path(rule.rule)
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
-            paths.setdefault(path, {})[method.lower()] = _entry(rule.endpoint, op, path_params, components)
+            paths.setdefault(path, {})[method.lower()] = _entry(rule.endpoint, op, path_params, components,
+                                                                app.config)
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": version,
