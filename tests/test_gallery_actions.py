@@ -175,8 +175,7 @@ def test_bulk_zip_has_originals_annotated_images_and_the_detections_as_coco_and_
     assert "attachment" in response.headers["Content-Disposition"]
     archive = zipfile.ZipFile(io.BytesIO(response.data))
     names = sorted(archive.namelist())
-    assert sorted(n for n in names if n.startswith("originals/")) == sorted(
-        f"originals/photo{i}-{photos[i].public_id}.png" for i in (0, 2))
+    assert sorted(n for n in names if n.startswith("originals/")) == ["originals/photo0.png", "originals/photo2.png"]
     assert len([n for n in names if n.startswith("annotated/")]) == 2
     coco = json.loads(archive.read("detections-coco.json"))
     originals = {n.split("/", 1)[1] for n in names if n.startswith("originals/")}
@@ -185,7 +184,21 @@ def test_bulk_zip_has_originals_annotated_images_and_the_detections_as_coco_and_
     assert {a["category_id"] for a in coco["annotations"]} <= {c["id"] for c in coco["categories"]}
     rows = archive.read("detections.csv").decode().splitlines()
     assert rows[0].startswith("analysis_id,filename") and len(rows) == 4
-    assert archive.read(f"originals/photo0-{photos[0].public_id}.png") == encode(sample(320, 240), "PNG")
+    assert archive.read("originals/photo0.png") == encode(sample(320, 240), "PNG")
+    assert sorted(n for n in names if n.startswith("annotated/")) == ["annotated/photo0.jpg", "annotated/photo2.jpg"]
+
+
+def test_bulk_zip_adds_a_short_suffix_only_to_names_that_clash(client, auth, app):
+    auth.signup()
+    for i in range(2):
+        upload(client, ("IMG_0001.png", encode(sample(320 + i, 240), "PNG")))
+    upload(client, ("img_0001.jpg", encode(sample(330, 240), "JPEG")))  # the same name on a case-blind disk
+    first, second, third = analyses(app)
+    response = bulk(client, action="zip", ids=[r.public_id for r in (first, second, third)])
+    names = zipfile.ZipFile(io.BytesIO(response.data)).namelist()
+    assert sorted(n for n in names if n.startswith("originals/")) == sorted([
+        "originals/IMG_0001.png", f"originals/IMG_0001-{second.public_id[:8]}.png",
+        f"originals/img_0001-{third.public_id[:8]}.jpg"])
 
 
 def test_bulk_actions_ignore_other_users_photos(app, client, photos, auth):

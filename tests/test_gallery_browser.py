@@ -107,7 +107,8 @@ def test_shift_click_selects_a_range_and_downloads_it_as_a_zip(serve, page, tmp_
         page.click("#bulk button[value=zip]")
     archive = zipfile.ZipFile(io.BytesIO(open(download.value.path(), "rb").read()))
     names = archive.namelist()
-    assert sorted(n.rsplit("-", 1)[1].split(".")[0] for n in names if n.startswith("originals/")) == sorted(chosen)
+    by_id = {run.public_id: run.photo.original_filename for run in analyses(app)}
+    assert sorted(n for n in names if n.startswith("originals/")) == sorted(f"originals/{by_id[c]}" for c in chosen)
     assert len([n for n in names if n.startswith("annotated/")]) == 3
     assert {"detections-coco.json", "detections.csv"} <= set(names)
 

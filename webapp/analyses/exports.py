@@ -95,9 +95,19 @@ def dataset_file_name(run: Run) -> str:
     return dataset_stem(run) + PurePosixPath(run.photo.shown_path).suffix
 
 
-def original_file_name(run: Run) -> str:
-    """The original's file name in the gallery's zip (originals/): its own extension."""
-    return dataset_stem(run) + PurePosixPath(run.photo.original_path).suffix
+def zip_stems(runs: list[Run]) -> dict[int, str]:
+    """Each run's file stem in the gallery's zip: its photo's own name, where names clash (compared
+    as a case-blind file system compares them) the later photo's with the start of its id."""
+    stems: dict[int, str] = {}
+    taken: set[str] = set()
+    for run in sorted(runs, key=lambda r: r.id):
+        name = _safe(run.photo.original_filename)
+        for candidate in (name, f"{name}-{run.public_id[:8]}", f"{name}-{run.public_id}"):
+            if candidate.casefold() not in taken:
+                break
+        taken.add(candidate.casefold())
+        stems[run.id] = candidate
+    return stems
 
 
 def location_of(run: Run) -> Optional[dict]:
@@ -270,19 +280,25 @@ def bulk_zip(runs: list[Run]) -> IO[bytes]:
     """The gallery's "download as zip" of selected photos, for their owner: originals/ (exactly
     as uploaded, metadata included), annotated/ (the annotated images of finished ones), detections-coco.json and
     detections.csv (the boxes each photo's page shows, at its own threshold). File names are the
-    unique names of the COCO export, so the three agree. Spooled to a temporary file."""
+    photos' own names (`zip_stems`: a short suffix only where they clash), the same in the folders
+    and the COCO file. Spooled to a temporary file."""
+    stems = zip_stems(runs)
+
+    def original_name(a: Run) -> str:
+        return stems[a.id] + PurePosixPath(a.photo.original_path).suffix
+
     spool = tempfile.TemporaryFile()
     with zipfile.ZipFile(spool, "w", zipfile.ZIP_DEFLATED) as archive:
         for a in runs:
-            files = [("originals", a.photo.original_path, original_file_name(a))]
+            files = [("originals", a.photo.original_path, original_name(a))]
             if a.is_done and viewer.annotated_file(a, patient=True) is not None:  # drawn now if it never was
-                files.append(("annotated", a.annotated_path, f"{dataset_stem(a)}.jpg"))
+                files.append(("annotated", a.annotated_path, f"{stems[a.id]}.jpg"))
             for folder, relative, name in files:
                 try:
                     archive.write(storage.absolute(relative), f"{folder}/{name}", compress_type=zipfile.ZIP_STORED)
                 except FileNotFoundError:  # deleted while the zip was being written
                     pass
-        archive.writestr("detections-coco.json", json.dumps(as_coco(runs, None, name_of=original_file_name), indent=1))
+        archive.writestr("detections-coco.json", json.dumps(as_coco(runs, None, name_of=original_name), indent=1))
         archive.writestr("detections.csv", as_csv([a for a in runs if a.is_done], None))
     spool.seek(0)
     return spool
