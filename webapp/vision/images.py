@@ -83,21 +83,20 @@ class Decoded:
     lossless: bool  # the original's pixels are exact (a rendition of it is a PNG)
     icc_profile: bytes | None = field(default=None, repr=False)  # an RGB photo's own profile
     facts: Facts = field(default_factory=Facts)
-    size: tuple[int, int] | None = None  # the photo's upright size, where `pixels` are reduced
     geometry: "Geometry" = field(default_factory=lambda: Geometry())  # from `pixels` to the photo's
+
+    @property
+    def reduced(self) -> bool:
+        return self.geometry.scale != (1.0, 1.0)
 
     @property
     def width(self) -> int:
         """The photo's upright width (its pixels' own, unless they were decoded reduced)."""
-        return self.size[0] if self.size else self.pixels.shape[1]
+        return self.geometry.size[0] if self.reduced else self.pixels.shape[1]
 
     @property
     def height(self) -> int:
-        return self.size[1] if self.size else self.pixels.shape[0]
-
-    @property
-    def reduced(self) -> bool:
-        return (self.width, self.height) != (self.pixels.shape[1], self.pixels.shape[0])
+        return self.geometry.size[1] if self.reduced else self.pixels.shape[0]
 
     @property
     def extension(self) -> str:
@@ -218,16 +217,14 @@ def decode(data: bytes, max_pixels: int, at_least: Optional[int] = None) -> Deco
         raise ImageRejected(UNREADABLE_COLOURS) from exc
     if applied in _UPRIGHT:
         rgb = rgb.transpose(_UPRIGHT[applied])
-    reduced = factor > 1
-    size = (full[1], full[0]) if applied in (5, 6, 7, 8) else full
-    geometry = Geometry.reduced(factor, full, image.size, applied) if reduced else Geometry()
+    geometry = Geometry.reduced(factor, full, image.size, applied) if factor > 1 else Geometry()
     plain = mode in BROWSER_MODES and "transparency" not in image.info
     return Decoded(
         pixels=cv2.cvtColor(np.asarray(rgb), cv2.COLOR_RGB2BGR), format=fmt, orientation=written,
         browser_ready=fmt in BROWSER_FORMATS and written == 1 and plain,
         lossless=fmt in LOSSLESS_FORMATS or mode.startswith("I"),
         icc_profile=image.info.get("icc_profile") if mode != "CMYK" else None,
-        facts=facts(image), size=size if reduced else None, geometry=geometry,
+        facts=facts(image), geometry=geometry,
     )
 
 
