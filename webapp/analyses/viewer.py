@@ -12,7 +12,7 @@ Who may ask for how many is the web layer's limit."""
 import hashlib
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -116,7 +116,7 @@ _turns: dict[int, threading.BoundedSemaphore] = {}
 _turns_lock = threading.Lock()
 _pool: Optional[ThreadPoolExecutor] = None
 _queued = 0  # requests drawing or waiting to, in this process
-_underway: dict[str, "_Underway"] = {}  # images being made in this process, by path
+_underway: dict[str, Future] = {}  # images being made in this process, by path
 _waiting = 0  # requests waiting for an image being made (`_once`), in this process
 
 
@@ -210,15 +210,17 @@ def _make_and_keep(run: Run, tag: str, extension: str, make: Callable[[], bytes]
 def _once(relative: str, make: Callable[[], Optional[bytes]], patient: bool = False) -> Optional[bytes]:
     """`make()` (which draws in a turn and keeps the file at `relative`), unless that file is
     being made in this process already (the page shows an image and its download asks for it at
-    once): then its result, waited for, not made twice. DRAW_CONCURRENCY such waiters at most in
-    a process (a `patient` one, an export, always waits); another is told to try again. So views
+    once): then its result, waited for, not made twice (the maker waits a bounded time for its
+    turn, then draws; None: the run went meanwhile). DRAW_CONCURRENCY such waiters at most in a
+    process (a `patient` one, an export, always waits); another is told to try again. So views
     hold at most three times DRAW_CONCURRENCY of a process's threads: drawing, waiting for a
-    turn, waiting for a drawing."""
+    turn, waiting for a drawing. A waiter whose maker was refused is told the same; one whose
+    maker failed, that it could not be drawn."""
     global _waiting
     with _turns_lock:
         underway = _underway.get(relative)
         if underway is None:
-            _underway[relative] = mine = _Underway()
+            _underway[relative] = mine = Future()
         elif not patient and _waiting >= max(1, current_app.config["DRAW_CONCURRENCY"]):
             raise Refused(BUSY, Refused.UNAVAILABLE, retry_after=2)
         elif not patient:
@@ -231,32 +233,17 @@ def _once(relative: str, make: Callable[[], Optional[bytes]], patient: bool = Fa
                 with _turns_lock:
                     _waiting -= 1
     try:
-        mine.data = make()
-        mine.made = True
-        return mine.data
-    except Refused as exc:  # no turn came: its waiter is told the same
-        mine.refused = str(exc)
+        data = make()
+    except BaseException as exc:
+        message = str(exc) if isinstance(exc, Refused) else COULD_NOT_DRAW
+        mine.set_exception(Refused(message, Refused.UNAVAILABLE, retry_after=2))
         raise
+    else:
+        mine.set_result(data)
+        return data
     finally:
         with _turns_lock:
             _underway.pop(relative, None)
-        mine.done.set()
-
-
-class _Underway:
-    """A file being made in this process (`_once`), and what came of it."""
-
-    def __init__(self):
-        self.done, self.made, self.data, self.refused = threading.Event(), False, None, None
-
-    def result(self) -> Optional[bytes]:
-        """What the maker got (it waits a bounded time for its turn, then draws): its bytes, or
-        None when the run went meanwhile; Refused when it could not make it (why it was refused,
-        or, when it failed, that it could not be drawn)."""
-        self.done.wait()
-        if not self.made:
-            raise Refused(self.refused or COULD_NOT_DRAW, Refused.UNAVAILABLE, retry_after=2)
-        return self.data
 
 
 def _in_turn(make: Callable[[], bytes], wait: Optional[float]) -> bytes:
