@@ -35,6 +35,12 @@ def log_in(page, base: str, email: str = "ada@example.com") -> None:
     page.wait_for_url("**/analyses")
 
 
+def with_labels(app, count: int) -> None:
+    """Ada's library: a photo for each of `count` labels, thing00 on the most boxes, each next on one fewer."""
+    for i in range(count):
+        add_analysis(app, labels=[(f"thing{i:02d}", 0.9)] * (count - i))
+
+
 def pngs(tmp_path, count: int) -> list[str]:
     paths = []
     for i in range(count):
@@ -77,8 +83,7 @@ def test_arrow_keys_step_through_the_label_filter_and_escape_returns_to_that_pho
 
 def test_the_filter_bar_shows_top_labels_and_finds_the_others_by_typing(serve, page):
     base, app = serve()
-    for i in range(11):
-        add_analysis(app, labels=[(f"thing{i:02d}", 0.9)] * (11 - i))
+    with_labels(app, 11)
     log_in(page, base)
     bar = page.locator("nav.filter")
     assert bar.locator(":scope > a.chip").count() == 1 + 8  # All + the 8 most common
@@ -359,8 +364,7 @@ def test_a_photo_that_fails_shows_in_the_failed_count_without_a_reload(serve, pa
 
 def test_the_more_labels_count_follows_new_labels_without_a_reload(serve, page):
     base, app = serve()
-    for i in range(10):
-        add_analysis(app, labels=[(f"thing{i:02d}", 0.9)] * (10 - i))
+    with_labels(app, 10)
     log_in(page, base)
     summary = page.locator("#more-labels summary")
     expect(summary).to_have_text("more… (2)")
