@@ -64,3 +64,12 @@ HOSTILE = {
     "GIF": ("anim.gif", encode(sample(), "GIF"), "not an image"),
     "decompression bomb": ("bomb.png", png_declaring(30000, 30000), "too many pixels|too large"),
 }
+
+
+def drawn(original_bgr, boxes):
+    """`vision.draw.draw_boxes` on a BGR array (as the tests decode images with OpenCV), as one."""
+    import numpy as np
+
+    from webapp.vision.draw import draw_boxes
+
+    return np.asarray(draw_boxes(Image.fromarray(np.ascontiguousarray(original_bgr[:, :, ::-1])), boxes))[:, :, ::-1]

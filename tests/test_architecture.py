@@ -18,7 +18,8 @@ ANSWERING = {"request", "abort", "send_file", "send_from_directory", "make_respo
              "jsonify", "Response", "render_template", "flash", "session", "g", "stream_with_context"}
 # Function-level imports of webapp outside the app factory and the CLI: only those that keep a
 # dependency out of processes that do not use it.
-LAZY_IMPORTS = {("webapp/jobs/scheduling.py", "webapp.jobs.celery")}  # Celery's app, in Celery mode only
+LAZY_IMPORTS = {("webapp/jobs/scheduling.py", "webapp.jobs.celery"),  # Celery's app, in Celery mode only
+                ("webapp/jobs/pipeline.py", "webapp.vision.pixels")}  # NumPy and OpenCV: not in the web tier
 
 
 def modules():

@@ -245,7 +245,7 @@ def test_detection_draws_nothing_and_the_annotated_image_is_drawn_once_when_firs
     [run] = analyses(app)
     photo = next(p for p in stored_files(app) if p.name.startswith("original"))
     boxes = [Box(d.class_id, d.label, d.confidence, d.x1, d.y1, d.x2, d.y2) for d in run.detections_at()]
-    assert first.data == encode_jpeg(draw_boxes(decode(photo.read_bytes(), 40_000_000).pixels, boxes))  # as before
+    assert first.data == encode_jpeg(draw_boxes(decode(photo.read_bytes(), 40_000_000).image, boxes))  # as before
 
 
 def test_the_gallery_shows_annotated_thumbnails_and_plain_ones_when_asked(client, auth, app):

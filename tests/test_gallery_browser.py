@@ -16,10 +16,9 @@ from playwright.sync_api import expect
 from tests.factories import add_analysis
 from tests.helpers import PASSWORD, analyses
 from webapp.models import RunStatus
-from tests.images import encode, sample
+from tests.images import drawn, encode, sample
 from tests.browser import VIEWER_READY, shot, sign_up, upload_and_wait
 from webapp.vision.detector import Box
-from webapp.vision.draw import draw_boxes
 from webapp.vision.images import NOT_AN_IMAGE
 
 pytestmark = pytest.mark.browser
@@ -244,7 +243,7 @@ def test_the_detail_page_download_matches_the_slider_and_boxes_link_to_rows(serv
              if d.confidence >= 0.5 and d.label == "bus"]
     everything = [Box(d.class_id, d.label, d.confidence, d.x1, d.y1, d.x2, d.y2) for d in analysis.detections_at()]
     assert len(shown) == 1
-    assert np.abs(got - draw_boxes(original, shown)).mean() * 3 < np.abs(got - draw_boxes(original, everything)).mean()
+    assert np.abs(got - drawn(original, shown)).mean() * 3 < np.abs(got - drawn(original, everything)).mean()
     shot(page, request, "detail-annotated-as-shown")
 
     # zoom: double-click zooms in, 0 resets

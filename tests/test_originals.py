@@ -17,7 +17,8 @@ from tests import factories
 from tests.helpers import ApiActions, Workers, analyses, fresh_redis, redis_url
 from tests.images import encode, with_orientation
 from webapp.models import RunStatus
-from webapp.vision.images import decode, rendition
+from webapp.vision.images import decode
+from webapp.vision.pixels import rendition
 
 # The paths are compared on one database (PostgreSQL where configured, as in CI): what they
 # check is the decode and the detector, not the backend.

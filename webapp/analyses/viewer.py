@@ -25,8 +25,9 @@ from webapp.extensions import db
 from webapp.jobs.processes import yield_cpu
 from webapp.models import Run
 from webapp.vision.detector import Box
-from webapp.vision.draw import class_color_hex, draw_boxes, draw_frames, encode_jpeg, line_width, text_color_hex
-from webapp.vision.images import ImageRejected, decode, encode_small, encoded_again, stripped
+from webapp.vision.draw import (BAND, class_color_hex, draw_boxes, draw_frames, encode_jpeg, label_size, line_width,
+                                text_color_hex)
+from webapp.vision.images import ImageRejected, decode, encode, encoded_again, stripped
 
 
 def viewer(run: Run) -> dict:
@@ -47,7 +48,7 @@ def viewer(run: Run) -> dict:
 
 def label_font(run: Run) -> int:
     """The overlay's labels' size, in the photo's pixels (seven times its boxes' line)."""
-    return line_width(run.photo.height, run.photo.width) * 7
+    return label_size(run.photo.height, run.photo.width)
 
 
 def overlay_boxes(run: Run, detections: list[dict]) -> list[dict]:
@@ -60,7 +61,7 @@ def overlay_boxes(run: Run, detections: list[dict]) -> list[dict]:
     found = []
     for d, detection in zip(run.detections, detections, strict=True):
         text = f"{d.label} {d.confidence:.2f}"
-        band = font * 1.25
+        band = font * BAND
         above = d.y1 - band >= 0
         top = d.y1 - band if above else d.y1
         found.append({**detection, "text": text, "line": line, "font": font, "above": above,
@@ -104,7 +105,7 @@ def draw_view(run: Run, min_conf: float, classes: Optional[frozenset[str]]) -> b
 
 def paint(path, boxes: list[Box], max_pixels: int) -> bytes:
     """The photo at `path` decoded, these boxes drawn on it, as a JPEG."""
-    return encode_jpeg(draw_boxes(decode(path.read_bytes(), max_pixels).pixels, boxes))
+    return encode_jpeg(draw_boxes(decode(path.read_bytes(), max_pixels).image, boxes))
 
 
 THUMBNAIL_PIXELS = 4_000_000  # a stored thumbnail is far smaller (THUMBNAIL_SIZE on its long side)
@@ -186,11 +187,11 @@ def annotated_thumbnail(run: Run) -> Optional[Path]:
     if path.is_file():
         return path
     try:
-        small = decode(storage.absolute(run.photo.thumbnail_path).read_bytes(), THUMBNAIL_PIXELS).pixels
+        small = decode(storage.absolute(run.photo.thumbnail_path).read_bytes(), THUMBNAIL_PIXELS).image
     except (FileNotFoundError, ImageRejected):
         return None
     boxes = [Box(d.class_id, d.label, d.confidence, d.x1, d.y1, d.x2, d.y2) for d in run.detections_at()]
-    drawn = encode_small(draw_frames(small, boxes, small.shape[1] / max(1, run.photo.width)))
+    drawn = encode(draw_frames(small, boxes, small.width / max(1, run.photo.width)), "JPEG", quality=80)
     return path if _keep(run, run.annotated_thumbnail_path, drawn) else None
 
 

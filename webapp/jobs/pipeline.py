@@ -6,12 +6,13 @@ is decoded here.
 `run_one` runs them for one run; `stream.Stream` runs them in threads, several runs at a time.
 How a run is scheduled is `scheduling`'s business, how it is queued `queue`'s.
 Like the services, every function here commits its own work."""
+from __future__ import annotations
+
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-import numpy as np
 import sqlalchemy as sa
 from flask import current_app
 
@@ -25,7 +26,10 @@ from webapp.library.counts import count_created, record_labels
 from webapp.library.current_run import lock_photos, make_current
 from webapp.models import Detection, Photo, Run, RunStatus, count_labels, utcnow
 from webapp.vision.detector import Box, DetectionResult, DetectorError, ModelUnavailable
-from webapp.vision.images import Decoded, Geometry, ImageRejected, decode, rendition, thumbnail
+from webapp.vision.images import Decoded, Geometry, ImageRejected, decode
+
+if TYPE_CHECKING:  # NumPy is the detecting side's: imported where pixels are made
+    import numpy as np
 
 logger = logging.getLogger(__name__)
 
@@ -139,6 +143,8 @@ def finish_photo(photo_id: int, user_id: int, folder: str, decoded: Decoded, dat
     was reduced), written and recorded on it with its upright size and the bytes they add to its
     owner's total. A photo deleted meanwhile keeps nothing; one finished by another run meanwhile
     (same files, same bytes) is left as that run made it."""
+    from webapp.vision.pixels import rendition, thumbnail  # NumPy and OpenCV: the detecting side's only
+
     files = {"thumbnail_path": (f"{folder}/thumbnail.jpg",
                                 thumbnail(decoded.pixels, current_app.config["THUMBNAIL_SIZE"]))}
     shown = None

@@ -1,13 +1,17 @@
 """The YOLO detector: loaded once per process, reused for every photo. Knows nothing of Flask."""
+from __future__ import annotations
+
 import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
-import numpy as np
+
+if TYPE_CHECKING:  # NumPy is the detecting side's: imported where pixels are made
+    import numpy as np
 
 logger = logging.getLogger(__name__)
 
@@ -158,6 +162,8 @@ class Detector:
             self._device = resolve_device(self.settings.device)
             # Exported models (ONNX, OpenVINO) are only read at the first prediction: make one now,
             # so a broken or half-copied model fails here, as unavailable, not on a user's photo.
+            import numpy as np
+
             model.predict(np.zeros((32, 32, 3), dtype=np.uint8), device=self._device, verbose=False,
                           **self._precision())
             if not model.names:
@@ -193,6 +199,8 @@ class Detector:
         lanes = [model]
         for _ in range(count - 1):
             lane = YOLO(self.settings.model, task="detect")
+            import numpy as np
+
             lane.predict(np.zeros((32, 32, 3), dtype=np.uint8), device=self._device, verbose=False)
             lanes.append(lane)
         self._single = backend.ov_compiled_model  # Ultralytics' LATENCY compilation: one photo, every core
@@ -298,6 +306,8 @@ class Detector:
         """One prediction at the batch size to come, so the first photos do not pay for kernel
         selection, memory allocation and (OpenVINO) compilation."""
         size = self.settings.imgsz
+        import numpy as np
+
         self.detect_batch([np.zeros((size, size, 3), dtype=np.uint8)] * max(batch, 1))
 
     def _precision(self) -> dict:

@@ -1,6 +1,13 @@
-"""Annotated images: boxes with label and confidence, one stable colour per class."""
-import cv2
-import numpy as np
+"""Annotated images: boxes with label and confidence, one stable colour per class, drawn with
+Pillow (the web tier draws them when they are asked for, and carries no NumPy or OpenCV).
+
+Drawn as the page's live overlay draws them (`analyses.viewer.overlay_boxes`): a frame `line`
+pixels wide centred on the box's edge; its label, at seven times the line's size, on a band of the
+class's colour in black or white text, above the box where there is room, else inside it."""
+import io
+from functools import lru_cache
+
+from PIL import Image, ImageDraw, ImageFont
 
 from webapp.vision.detector import Box
 
@@ -18,25 +25,27 @@ PALETTE = (
     "A578B4", "00B45A", "789600", "C37878", "E1D2A5", "5A2D96", "969687", "B40F78", "87F078", "B45AB4",
     "005A3C", "87D2E1", "1E4B69", "FF0000", "C32DE1", "8796F0", "D296FF", "FF00B4", "87964B", "3C3CC3",
 )
+LABEL_SCALE = 7  # a label's size in the boxes' line widths (the overlay's `label_font`)
+BAND = 1.25  # a label's band: this many times its size tall
 
 
 def class_color_hex(class_id: int) -> str:
     return "#" + PALETTE[class_id % len(PALETTE)]
 
 
-def _bgr(class_id: int) -> tuple[int, int, int]:
+def _rgb(class_id: int) -> tuple[int, int, int]:
     h = PALETTE[class_id % len(PALETTE)]
-    return int(h[4:6], 16), int(h[2:4], 16), int(h[0:2], 16)
+    return int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16)
 
 
 def _readable_on(color: tuple[int, int, int]) -> tuple[int, int, int]:
-    """Black on a light colour, white on a dark one (BGR or RGB alike)."""
+    """Black on a light colour, white on a dark one."""
     return (0, 0, 0) if sum(color) > 382 else (255, 255, 255)
 
 
 def text_color_hex(class_id: int) -> str:
     """The colour of a label's text on its class's colour, as `draw_boxes` draws it."""
-    return "#000000" if _readable_on(_bgr(class_id)) == (0, 0, 0) else "#ffffff"
+    return "#000000" if _readable_on(_rgb(class_id)) == (0, 0, 0) else "#ffffff"
 
 
 def line_width(height: int, width: int) -> int:
@@ -44,42 +53,50 @@ def line_width(height: int, width: int) -> int:
     return max(round((height + width) / 2 * 0.003), 2)
 
 
-def draw_boxes(image_bgr: np.ndarray, boxes: list[Box]) -> np.ndarray:
-    """A copy of the image with each box, its label and confidence drawn on it."""
-    canvas = image_bgr.copy()
-    height, width = canvas.shape[:2]
-    line = line_width(height, width)
-    font_scale = max(line / 3, 0.5)
-    font_thickness = max(line - 1, 1)
+def label_size(height: int, width: int) -> int:
+    """A label's font size on an image of this size, in its pixels."""
+    return line_width(height, width) * LABEL_SCALE
+
+
+@lru_cache(maxsize=32)
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """Pillow's own font (Aileron, inside Pillow: no font file on the system needed) at `size` px."""
+    return ImageFont.load_default(size)
+
+
+def draw_boxes(image: Image.Image, boxes: list[Box]) -> Image.Image:
+    """A copy of the (RGB) image with each box, its label and confidence drawn on it, the most
+    confident last (on top)."""
+    canvas = image.copy()
+    draw = ImageDraw.Draw(canvas)
+    line, size = line_width(canvas.height, canvas.width), label_size(canvas.height, canvas.width)
+    font, half, band = _font(size), line / 2, size * BAND
     for box in sorted(boxes, key=lambda b: b.confidence):
-        color = _bgr(box.class_id)
-        p1, p2 = (int(box.x1), int(box.y1)), (int(box.x2), int(box.y2))
-        cv2.rectangle(canvas, p1, p2, color, line, cv2.LINE_AA)
+        color = _rgb(box.class_id)
+        draw.rectangle((round(box.x1 - half), round(box.y1 - half), round(box.x2 + half) - 1,
+                        round(box.y2 + half) - 1), outline=color, width=line)
         text = f"{box.label} {box.confidence:.2f}"
-        (tw, th), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, font_thickness)
-        above = p1[1] - th - baseline - 3 >= 0
-        top = p1[1] - th - baseline - 3 if above else p1[1]
-        cv2.rectangle(canvas, (p1[0], top), (p1[0] + tw + 4, top + th + baseline + 3), color, -1)
-        text_color = _readable_on(color)
-        cv2.putText(canvas, text, (p1[0] + 2, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX,
-                    font_scale, text_color, font_thickness, cv2.LINE_AA)
+        top = box.y1 - band if box.y1 - band >= 0 else box.y1
+        draw.rectangle((round(box.x1), round(top), round(box.x1 + draw.textlength(text, font=font) + size * 0.5) - 1,
+                        round(top + band) - 1), fill=color)
+        draw.text((box.x1 + size * 0.25, top + size), text, fill=_readable_on(color), font=font, anchor="ls")
     return canvas
 
 
-def draw_frames(small_bgr: np.ndarray, boxes: list[Box], scale: float) -> np.ndarray:
+def draw_frames(small: Image.Image, boxes: list[Box], scale: float) -> Image.Image:
     """A copy of a small image (a thumbnail) with each box's frame drawn in its class's colour,
     from boxes in the pixels of the image it was made from (`scale`: small over full size): the
     result at a glance, without labels (too small to read there; the card lists them)."""
-    canvas = small_bgr.copy()
+    canvas = small.copy()
+    draw = ImageDraw.Draw(canvas)
     for box in sorted(boxes, key=lambda b: b.confidence):
-        p1 = (int(round(box.x1 * scale)), int(round(box.y1 * scale)))
-        p2 = (int(round(box.x2 * scale)), int(round(box.y2 * scale)))
-        cv2.rectangle(canvas, p1, p2, _bgr(box.class_id), 2, cv2.LINE_AA)
+        draw.rectangle((round(box.x1 * scale) - 1, round(box.y1 * scale) - 1, round(box.x2 * scale),
+                        round(box.y2 * scale)), outline=_rgb(box.class_id), width=2)
     return canvas
 
 
-def encode_jpeg(image_bgr: np.ndarray, quality: int = 90) -> bytes:
-    ok, buffer = cv2.imencode(".jpg", image_bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise ValueError("could not encode the annotated image")
-    return buffer.tobytes()
+def encode_jpeg(image: Image.Image, quality: int = 90) -> bytes:
+    """An (annotated) image as a JPEG."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()

@@ -1,9 +1,12 @@
 """Uploaded photos: the one decode every path uses, their browser renditions and thumbnails.
 
 A photo is stored as it was uploaded, byte for byte. `decode` turns those bytes into the upright
-RGB pixels (as a BGR array: what Ultralytics and OpenCV take) that everything sees: detection on
-every path (an upload, a re-run, a retry, either executor, the import, the DeepStack endpoint),
-the thumbnail, the rendition and every drawn image. Its rules:
+RGB pixels that everything sees: detection on every path (an upload, a re-run, a retry, either
+executor, the import, the DeepStack endpoint), the thumbnail, the rendition and every drawn image.
+They come as a Pillow image (`Decoded.image`: what the web tier draws on) and, asked for, as a BGR
+array (`Decoded.pixels`: what Ultralytics and OpenCV take). NumPy and OpenCV are imported only then
+and in `vision.pixels` (thumbnails, renditions): the web tier needs neither, and its image carries
+neither. Its rules:
 
 - orientation: the EXIF orientation is applied (HEIF's own rotation and mirroring, which
   pillow-heif applies while decoding, likewise);
@@ -15,7 +18,7 @@ the thumbnail, the rendition and every drawn image. Its rules:
 
 A browser shows some originals as they are (upright JPEG, PNG or WebP in plain RGB or grey); for
 the others (a portrait phone photo, HEIC, BMP, TIFF, CMYK, transparency, 16-bit) `rendition` makes
-a copy from the decoded pixels for the pages to show."""
+a copy from the decoded pixels for the pages to show (`vision.pixels.rendition`)."""
 import dataclasses
 import io
 import math
@@ -24,8 +27,6 @@ import warnings
 from dataclasses import dataclass, field
 from typing import BinaryIO, Optional
 
-import cv2
-import numpy as np
 import pillow_heif
 from PIL import Image, ImageCms, UnidentifiedImageError
 
@@ -60,7 +61,7 @@ FORMAT_OF = {"jpg": "JPEG", "png": "PNG", "webp": "WEBP", "bmp": "BMP", "tif": "
 BROWSER_FORMATS = ("JPEG", "MPO", "PNG", "WEBP")
 BROWSER_MODES = ("RGB", "L", "P")
 LOSSLESS_FORMATS = ("PNG", "BMP", "TIFF")
-MAX_SIDE = 65_500  # the longest side OpenCV encodes (the annotated image is a JPEG of the photo's size)
+MAX_SIDE = 65_500  # the longest side a JPEG holds (the annotated image is a JPEG of the photo's size)
 # EXIF orientation -> the Pillow transpose that makes the photo upright (as ImageOps does it).
 _UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
             5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
@@ -76,14 +77,34 @@ class ImageRejected(ValueError):
 class Decoded:
     """A photo decoded: its upright pixels and what the file says about itself."""
 
-    pixels: np.ndarray = field(repr=False)  # upright, H×W×3 BGR uint8
+    image: Optional[Image.Image] = field(repr=False)  # upright RGB; given up once `pixels` are made
     format: str  # as Pillow names it: JPEG, MPO, PNG, WEBP, BMP, TIFF, HEIF
     orientation: int  # the EXIF (or HEIF) orientation the file was written with (1 = upright)
     browser_ready: bool  # a browser shows the original as these pixels: no rendition needed
     lossless: bool  # the original's pixels are exact (a rendition of it is a PNG)
     icc_profile: bytes | None = field(default=None, repr=False)  # an RGB photo's own profile
     facts: Facts = field(default_factory=Facts)
-    geometry: "Geometry" = field(default_factory=lambda: Geometry())  # from `pixels` to the photo's
+    geometry: "Geometry" = field(default_factory=lambda: Geometry())  # from the pixels to the photo's
+    _pixels: object = field(default=None, repr=False)
+
+    @property
+    def pixels(self):
+        """The same pixels as an H×W×3 BGR uint8 NumPy array (what detection and OpenCV take),
+        made the first time it is asked for; the Pillow image is given up then, so a photo is
+        held once. Imports NumPy and OpenCV: the detecting side's only."""
+        if self._pixels is None:
+            import cv2
+            import numpy as np
+
+            self._pixels, self.image = cv2.cvtColor(np.asarray(self.image), cv2.COLOR_RGB2BGR), None
+        return self._pixels
+
+    @property
+    def decoded_size(self) -> tuple[int, int]:
+        """(width, height) of the pixels as decoded (smaller than the photo's when reduced)."""
+        if self._pixels is not None:
+            return self._pixels.shape[1], self._pixels.shape[0]
+        return self.image.size
 
     @property
     def reduced(self) -> bool:
@@ -92,11 +113,11 @@ class Decoded:
     @property
     def width(self) -> int:
         """The photo's upright width (its pixels' own, unless they were decoded reduced)."""
-        return self.geometry.size[0] if self.reduced else self.pixels.shape[1]
+        return self.geometry.size[0] if self.reduced else self.decoded_size[0]
 
     @property
     def height(self) -> int:
-        return self.geometry.size[1] if self.reduced else self.pixels.shape[0]
+        return self.geometry.size[1] if self.reduced else self.decoded_size[1]
 
     @property
     def extension(self) -> str:
@@ -187,7 +208,8 @@ def read_header(source: bytes | BinaryIO, max_pixels: Optional[int] = None) -> H
 
 
 def decode(data: bytes, max_pixels: int, at_least: Optional[int] = None) -> Decoded:
-    """The one decode: `data` as upright BGR pixels, by the rules above.
+    """The one decode: `data` as upright RGB pixels, by the rules above (`Decoded.image`, and
+    `Decoded.pixels` as a BGR array when asked for).
 
     With `at_least` (what detection needs: `detection.registry.decode_size`), a JPEG at least
     twice that on its long side is decoded reduced, by libjpeg's own scaling (1/2, 1/4 or 1/8: the
@@ -220,7 +242,7 @@ def decode(data: bytes, max_pixels: int, at_least: Optional[int] = None) -> Deco
     geometry = Geometry.reduced(factor, full, image.size, applied) if factor > 1 else Geometry()
     plain = mode in BROWSER_MODES and "transparency" not in image.info
     return Decoded(
-        pixels=cv2.cvtColor(np.asarray(rgb), cv2.COLOR_RGB2BGR), format=fmt, orientation=written,
+        image=rgb, format=fmt, orientation=written,
         browser_ready=fmt in BROWSER_FORMATS and written == 1 and plain,
         lossless=fmt in LOSSLESS_FORMATS or mode.startswith("I"),
         icc_profile=image.info.get("icc_profile") if mode != "CMYK" else None,
@@ -291,32 +313,16 @@ def _to_rgb(image: Image.Image) -> Image.Image:
                                              renderingIntent=ImageCms.Intent.PERCEPTUAL, outputMode="RGB")
         return image.convert("RGB")
     if mode.startswith("I"):  # 16-bit (or wider) grey: the high byte
-        return Image.fromarray(_high_byte(np.asarray(image)), "L").convert("RGB")
+        return _high_byte(image).convert("RGB")
     return image.convert("RGB")
 
 
-GREY_ROWS = 256  # rows of a 16-bit photo brought to 8 bits at a time (a few MB, not the whole at 64 bits)
-
-
-def _high_byte(grey: np.ndarray) -> np.ndarray:
-    """The high byte of 16-bit grey values (wider ones clipped to 0-65535 first), in blocks of rows."""
-    out = np.empty(grey.shape, np.uint8)
-    for top in range(0, grey.shape[0], GREY_ROWS):
-        out[top:top + GREY_ROWS] = np.clip(grey[top:top + GREY_ROWS], 0, 65535) >> 8
-    return out
-
-
-def rendition(decoded: Decoded) -> tuple[bytes, str] | None:
-    """(bytes, extension) of a copy the browser shows as `decoded`'s pixels, upright, without the
-    original's metadata: a PNG of a lossless original, else a JPEG (quality 92) carrying the
-    original's colour profile. None when the original itself is one (`browser_ready`)."""
-    if decoded.browser_ready:
-        return None
-    image = Image.fromarray(cv2.cvtColor(decoded.pixels, cv2.COLOR_BGR2RGB))
-    extra = {"icc_profile": decoded.icc_profile} if decoded.icc_profile else {}
-    if decoded.lossless:
-        return encode(image, "PNG", compress_level=3, **extra), "png"
-    return encode(image, "JPEG", quality=92, **extra), "jpg"
+def _high_byte(grey: Image.Image) -> Image.Image:
+    """The high byte of 16-bit grey values (wider ones clipped to 0-65535 first: Pillow's I to
+    I;16 conversion clips), as an 8-bit grey image: every second byte of its little-endian samples."""
+    if grey.mode != "I;16":
+        grey = grey.convert("I").convert("I;16")
+    return Image.frombytes("L", grey.size, grey.tobytes("raw", "I;16")[1::2])
 
 
 def public_copy(data: bytes, extension: str, max_pixels: int) -> bytes:
@@ -336,39 +342,21 @@ def stripped(data: bytes, extension: str) -> Optional[bytes]:
         return None
 
 
+# How `encoded_again` writes each kind: a JPEG at quality 92, a PNG, a lossless WebP (pixels kept).
+_AGAIN = {"jpg": ("JPEG", {"quality": 92}), "png": ("PNG", {}), "webp": ("WEBP", {"lossless": True})}
+
+
 def encoded_again(data: bytes, extension: str, max_pixels: int) -> bytes:
-    """The photo decoded and encoded again (as a JPEG at quality 92, a PNG or a WebP, by
+    """The photo decoded and encoded again (as a JPEG at quality 92, a PNG or a lossless WebP, by
     `extension`): it carries nothing but its pixels. Pixel work: costs what a decode costs."""
-    params = [cv2.IMWRITE_JPEG_QUALITY, 92] if extension == "jpg" else []
-    ok, buffer = cv2.imencode(f".{extension}", decode(data, max_pixels).pixels, params)
-    if not ok:
-        raise ImageRejected("The photo could not be encoded again.")
-    return buffer.tobytes()
+    fmt, params = _AGAIN.get(extension, ("PNG", {}))
+    try:
+        return encode(decode(data, max_pixels).image, fmt, **params)
+    except (OSError, ValueError) as exc:
+        raise ImageRejected("The photo could not be encoded again.") from exc
 
 
 def encode(image: Image.Image, fmt: str, **params) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format=fmt, **params)
     return buffer.getvalue()
-
-
-def thumbnail(image_bgr: np.ndarray, size: int) -> bytes:
-    """A JPEG about `size` pixels on the long side (never enlarged). Made with OpenCV from the
-    array detection uses anyway: a third of Pillow's time, which every upload feels."""
-    return encode_small(shrink(image_bgr, size))
-
-
-def shrink(image_bgr: np.ndarray, size: int) -> np.ndarray:
-    """The image about `size` pixels on the long side (never enlarged), by area averaging."""
-    height, width = image_bgr.shape[:2]
-    scale = min(1.0, size / max(height, width))
-    return cv2.resize(image_bgr, (max(1, round(width * scale)), max(1, round(height * scale))),
-                      interpolation=cv2.INTER_AREA)
-
-
-def encode_small(image_bgr: np.ndarray) -> bytes:
-    """A thumbnail's JPEG (quality 80)."""
-    ok, buffer = cv2.imencode(".jpg", image_bgr, [cv2.IMWRITE_JPEG_QUALITY, 80])
-    if not ok:
-        raise ValueError("could not encode the thumbnail")
-    return buffer.tobytes()
