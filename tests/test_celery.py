@@ -168,14 +168,14 @@ def test_with_the_broker_down_an_upload_is_refused_and_nothing_is_stored(make_ap
 
 def test_healthz_reports_the_broker_and_the_workers_that_answer(celery_app, workers):
     assert celery_app.test_client().get("/healthz").json == {
-        "status": "ok", "database": "ok", "broker": "ok", "workers": 0,
+        "status": "ok", "database": "ok", "broker": "ok", "workers": 0, "devices": {},
         "model": "unavailable: no detection worker is running", "rate_limits": "ok"}
     workers.start()
     deadline = time.monotonic() + PING_CACHE_SECONDS + 5  # the count is at most that old
     while (health := celery_app.test_client().get("/healthz").json)["workers"] == 0 and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert health == {"status": "ok", "database": "ok", "broker": "ok", "workers": 1, "model": "ok",
-                      "rate_limits": "ok"}
+    assert health == {"status": "ok", "database": "ok", "broker": "ok", "workers": 1, "devices": {"cpu": 1},
+                      "model": "ok", "rate_limits": "ok"}  # the devices the answering workers detect on
 
 
 def test_classes_are_checked_against_what_the_worker_reported(celery_app, workers):
@@ -201,7 +201,7 @@ def test_the_web_tier_never_imports_torch(make_app, broker, tmp_path):
                             text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert report["statuses"] == [202] + [200] * 10
+    assert report["statuses"] == [202] + [200] * 15
     assert report["heavy_modules"] == []
 
 

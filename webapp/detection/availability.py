@@ -149,6 +149,24 @@ def redacted(url: str) -> str:
     return url.split("@", 1)[-1]
 
 
+def worker_devices(hosts: tuple[str, ...], app: Optional[Flask] = None) -> dict[str, int]:
+    """{device: how many worker processes detect on it} of the workers on these hosts (those that
+    answered a ping: a killed worker's report stays behind until a worker of its host starts), as
+    they reported it: "cpu", "cuda:0", ... For /healthz: the check that a GPU worker sees its card."""
+    app = app or current_app
+    try:
+        raw = reports_redis(app).hgetall(REPORT_KEY)
+    except redis.RedisError:
+        return {}
+    devices: dict[str, int] = {}
+    for field, body in raw.items():
+        host = (field.decode() if isinstance(field, bytes) else field).rsplit(":", 2)[0]
+        device = json.loads(body).get("device")
+        if host in hosts and device:
+            devices[device] = devices.get(device, 0) + 1
+    return devices
+
+
 def read_report(app: Flask) -> dict:
     """What the workers reported: a working one's report if any works, else the newest; one
     saying what is wrong when there is none or Redis is down."""

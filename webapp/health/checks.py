@@ -5,7 +5,7 @@ import logging
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
-from webapp.detection.availability import status_line
+from webapp.detection.availability import status_line, worker_devices
 from webapp.extensions import db, shared_limits
 from webapp.jobs.scheduling import QueueUnavailable, get_runner
 
@@ -23,15 +23,17 @@ def database_answers() -> bool:
 
 
 def queue_health() -> dict:
-    """With Celery: whether the broker answers and how many workers answer a ping within a second."""
+    """With Celery: whether the broker answers, how many workers answer a ping within a second, and
+    the devices they detect on ({"cuda:0": 2}: what their reports say)."""
     runner = get_runner()
     if runner.in_process:
         return {}
     try:
         runner.check_broker()
     except QueueUnavailable:
-        return {"broker": "unreachable", "workers": 0}
-    return {"broker": "ok", "workers": runner.workers_answering(timeout=1.0)}
+        return {"broker": "unreachable", "workers": 0, "devices": {}}
+    answering = runner.workers_answering(timeout=1.0)
+    return {"broker": "ok", "workers": answering, "devices": worker_devices(runner.answering_hosts())}
 
 
 def model_health() -> str:

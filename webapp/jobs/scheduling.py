@@ -104,6 +104,7 @@ class JobRunner:
         self._lock = threading.Lock()
         self._ping_lock = threading.Lock()
         self._pinged_at, self._answering, self._pinging = float("-inf"), 0, False
+        self._hosts: tuple[str, ...] = ()  # the host names of the workers that answered the last ping
 
     @property
     def in_process(self) -> bool:
@@ -218,13 +219,18 @@ class JobRunner:
                 threading.Thread(target=self._ping, args=(timeout,), daemon=True, name="worker-ping").start()
             return self._answering
 
+    def answering_hosts(self) -> tuple[str, ...]:
+        """The host names (`worker@HOST`) of the workers that answered the last ping."""
+        return self._hosts
+
     def _ping(self, timeout: float) -> None:
         try:
-            answering = len(self.celery.control.ping(timeout=timeout) or [])
+            replies = self.celery.control.ping(timeout=timeout) or []
         except Exception:  # noqa: BLE001 - the broker went away: no worker can be reached
             logger.warning("Could not ping the workers", exc_info=True)
-            answering = 0
-        self._answering, self._pinged_at, self._pinging = answering, time.monotonic(), False
+            replies = []
+        self._hosts = tuple(name.partition("@")[2] for reply in replies for name in reply)
+        self._answering, self._pinged_at, self._pinging = len(replies), time.monotonic(), False
 
     def queued_count(self, keys: list[str]) -> Optional[int]:
         """Tasks the broker holds in these queues (waiting) or delivered and not yet acknowledged."""
