@@ -133,6 +133,33 @@ def test_a_worker_killed_mid_analysis_is_replaced_and_the_analysis_ends_done_onc
     assert sorted(p.name for p in folder.iterdir()) == ["original.jpg", "thumbnail.jpg"]
 
 
+def test_what_a_killed_worker_had_fetched_is_run_by_the_next_one_without_waiting_out_the_visibility_timeout(
+        make_app, broker, tmp_path):
+    """A worker fetches more tasks than it runs at once. Killed, it takes their messages with it
+    for the visibility timeout (an hour by default); the next worker to start queues those runs
+    again at once, as well as the one it was running, and each photo ends done once."""
+    app = make_app(ANALYSIS_EXECUTOR="celery", CELERY_BROKER_URL=broker, CELERY_VISIBILITY_TIMEOUT=3600)
+    pool = Workers(app, tmp_path)
+    try:
+        first = pool.start(DETECT_THREADS="1")
+        api = ApiActions(app.test_client()).user()
+        big = [(f"big-{i}.png", encode(sample(6000 + i, 4500), "PNG")) for i in range(6)]
+        ids = [a["id"] for a in api.upload(*big).json["analyses"]]
+        deadline = time.monotonic() + 120
+        while not any(a.status == RunStatus.RUNNING for a in analyses(app)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        pool.kill(first)
+        rows = {a.public_id: a for a in analyses(app)}
+        fetched = [p for p in ids if rows[p].status == RunStatus.PENDING]
+        assert fetched and redis.Redis.from_url(broker).hlen("unacked") > 0  # held by the dead worker
+        pool.start(DETECT_THREADS="1")
+        for public_id in ids:
+            assert wait_for_status(app, public_id, {RunStatus.DONE}, seconds=90).status == RunStatus.DONE
+        assert all(a.attempts in (1, 2) for a in analyses(app))
+    finally:
+        pool.stop()
+
+
 def test_a_photo_that_keeps_killing_its_worker_is_given_up(celery_app):
     """Its fourth start (ANALYSIS_MAX_ATTEMPTS = 3) marks it failed instead of running it."""
     stuck = add_analysis(celery_app, status=RunStatus.PENDING, attempts=3, worker="celery")

@@ -21,7 +21,7 @@ from webapp.extensions import db
 from webapp.jobs.celery import queue_keys
 from webapp.jobs.priorities import FairShare
 from webapp.jobs.processes import CELERY_OWNER, is_alive, process_state
-from webapp.jobs.queue import queue_run
+from webapp.jobs.queue import detect_run, queue_run
 from webapp.jobs.scheduling import get_runner
 from webapp.models import Run, RunStatus, utcnow
 
@@ -82,10 +82,13 @@ def requeue_interrupted() -> int:
 
 
 def requeue_lost() -> int:
-    """With Celery: queue again what no message will bring back. A run left running by a dead
-    process of this host, or by another host's past the visibility timeout, goes back to
-    pending; and when the broker holds fewer tasks than there are pending runs (a message was
-    lost), every pending one is queued again. How many."""
+    """With Celery: queue again what no message will bring back soon. A run left running by a
+    dead process of this host, or by another host's past the visibility timeout, goes back to
+    pending. A pending run is either waiting on the broker or held by a live worker (fetched
+    ahead of its turn); when fewer wait than there are pending runs no live worker holds (a
+    message was lost, or a worker that died had fetched it: its message comes back only after
+    the visibility timeout, an hour by default), each of those is queued again (one that was in
+    fact waiting runs once: the second message finds it taken). How many."""
     runner = get_runner()
     expired = utcnow() - timedelta(seconds=current_app.config["CELERY_VISIBILITY_TIMEOUT"] + 60)
     running = db.session.scalars(sa.select(Run).where(
@@ -95,10 +98,17 @@ def requeue_lost() -> int:
     for run in stale:
         run.status, run.worker = RunStatus.PENDING, CELERY_OWNER
     db.session.commit()
-    pending = db.session.scalars(sa.select(Run.id).where(
-        Run.status == RunStatus.PENDING, Run.worker == CELERY_OWNER)).all()
-    held = runner.queued_count(queue_keys()) or 0
-    lost = set(pending) if held < len(pending) + len(running) - len(stale) else {r.id for r in stale}
+    pending = set(db.session.scalars(sa.select(Run.id).where(
+        Run.status == RunStatus.PENDING, Run.worker == CELERY_OWNER)).all())
+    held = runner.held_by_workers(detect_run.celery_task.name)
+    waiting = runner.waiting_count(queue_keys()) or 0
+    if held is None:  # the workers could not be asked: every message delivered counts as held
+        unheld, expected = pending, len(pending) + len(running) - len(stale)
+        waiting += runner.unacknowledged_count() or 0
+    else:
+        unheld = pending - held
+        expected = len(unheld)
+    lost = unheld if waiting < expected else {r.id for r in stale}
     for run_id in sorted(lost):
         queue_run(run_id)
     if lost:

@@ -6,6 +6,7 @@ embedded default), "sync" (inside the request; for tests and one-off scripts) or
 Celery task on the broker, run by `celery -A webapp.worker worker`; only the arguments travel).
 Nothing outside this package calls Celery.
 """
+import ast
 import logging
 import threading
 import time
@@ -232,13 +233,44 @@ class JobRunner:
         self._hosts = tuple(name.partition("@")[2] for reply in replies for name in reply)
         self._answering, self._pinged_at, self._pinging = len(replies), time.monotonic(), False
 
-    def queued_count(self, keys: list[str]) -> Optional[int]:
-        """Tasks the broker holds in these queues (waiting) or delivered and not yet acknowledged."""
+    def waiting_count(self, keys: list[str]) -> Optional[int]:
+        """Tasks waiting in these queues on the broker (not yet delivered to a worker)."""
         if self.celery is None:
             return None
         with self.celery.connection_for_write() as connection:
             client = connection.default_channel.client
-            return sum(int(client.llen(key)) for key in keys) + int(client.hlen("unacked"))
+            return sum(int(client.llen(key)) for key in keys)
+
+    def unacknowledged_count(self) -> Optional[int]:
+        """Tasks delivered to workers, live or dead, and not yet acknowledged."""
+        if self.celery is None:
+            return None
+        with self.celery.connection_for_write() as connection:
+            return int(connection.default_channel.client.hlen("unacked"))
+
+    def held_by_workers(self, task: str, timeout: float = 1.0) -> Optional[set]:
+        """The first arguments of the `task` tasks that the workers answering within `timeout`
+        have fetched (reserved) or are running (active): what a live worker holds, unlike the
+        broker's unacknowledged messages, which also count a dead worker's until the visibility
+        timeout. None when the workers cannot be asked."""
+        if self.celery is None:
+            return None
+        try:
+            inspect = self.celery.control.inspect(timeout=timeout)
+            replies = [inspect.reserved() or {}, inspect.active() or {}]
+        except Exception:  # noqa: BLE001 - the broker went away
+            logger.warning("Could not ask the workers what they hold", exc_info=True)
+            return None
+        held = set()
+        for reply in replies:
+            for requests in reply.values():
+                for request in requests:
+                    args = request.get("args")
+                    if isinstance(args, str):  # a repr, as some Celery versions report it
+                        args = ast.literal_eval(args)
+                    if request.get("name") == task and args:
+                        held.add(args[0])
+        return held
 
     def _run(self, fn: Callable[..., Any], args: tuple) -> None:
         with self.app.app_context():
