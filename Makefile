@@ -10,7 +10,7 @@ PORT ?= 5000
 export YOLO_AUTOINSTALL ?= false
 OFFLINE := YOLO_OFFLINE=1
 
-.PHONY: run test serve migrate check-model bench lint clean
+.PHONY: run test test-images serve migrate check-model bench lint clean
 
 run: $(VENV)/.run-installed migrate
 	$(BIN)/flask --app wsgi --debug recover-interrupted
@@ -21,6 +21,16 @@ run: $(VENV)/.run-installed migrate
 TEST_WORKERS ?= 2
 test: $(VENV)/.dev-installed
 	$(OFFLINE) $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
+
+# The container images built and run for real (tests/test_images.py): podman and buildah as root,
+# with ../shared/containers' scripts (the base image made from Debian). .ci/run installs them.
+# Skipped, with this line, where podman is not installed.
+test-images: $(VENV)/.dev-installed
+	@if ! command -v podman >/dev/null 2>&1 || ! command -v buildah >/dev/null 2>&1; then \
+	  echo "make test-images: SKIPPED: podman and buildah are not installed (apt-get install podman buildah mmdebstrap runc; .ci/run does)"; \
+	else \
+	  $(OFFLINE) $(BIN)/python -m pytest --images -o timeout=3600 -p no:cacheprovider tests/test_images.py $(PYTEST_ARGS); \
+	fi
 
 # Production-style server (needs SECRET_KEY and JWT_SECRET_KEY); gunicorn.conf.py makes each
 # worker recover analyses interrupted by a restart.
@@ -47,13 +57,17 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 
 # Reinstall only when a requirements file changed (the stamp is older than it). `make run` detects
-# in-process, so it installs the inference packages too (requirements-worker.txt).
-$(VENV)/.run-installed: requirements.txt requirements-worker.txt | $(BIN)/python
+# in-process, so it installs the inference packages too (requirements-worker.txt), then Ultralytics
+# without its dependencies (requirements-ultralytics.txt says why).
+REQUIREMENTS := requirements.txt requirements-worker.txt requirements-ultralytics.txt
+$(VENV)/.run-installed: $(REQUIREMENTS) | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -r requirements-worker.txt
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements-ultralytics.txt
 	touch $@
 
-$(VENV)/.dev-installed: requirements.txt requirements-worker.txt requirements-dev.txt | $(BIN)/python
+$(VENV)/.dev-installed: $(REQUIREMENTS) requirements-dev.txt | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements-ultralytics.txt
 	touch $(VENV)/.run-installed $@
 
 clean:

@@ -31,7 +31,13 @@ V8 = SHARED / "models" / "yolov8n_dynamic_quantized.onnx"  # a second model: a Y
 BACKENDS = ["sqlite", "postgresql"]
 
 
+def pytest_addoption(parser):
+    parser.addoption("--images", action="store_true",
+                     help="run the container image tests (tests/test_images.py) and only those: `make test-images`")
+
+
 def pytest_configure(config):
+    config.addinivalue_line("markers", "images: builds and runs the container images (`make test-images` only)")
     config.addinivalue_line("markers", "browser: drives a real headless Chromium")
     config.addinivalue_line("markers", "real_model: needs the COCO-pretrained model (../shared/models)")
     config.addinivalue_line("markers", "any_database: what it checks (a page's markup, the proxy) does not "
@@ -40,11 +46,15 @@ def pytest_configure(config):
 
 def pytest_collection_modifyitems(config, items):
     """An `any_database` test runs on PostgreSQL when TEST_DATABASE_URL is set (as CI's stack
-    does), else on SQLite; its other backend's copy is deselected, not run twice for nothing."""
+    does), else on SQLite; its other backend's copy is deselected, not run twice for nothing.
+    The container image tests run with --images only, and then alone."""
     keep = "postgresql" if os.environ.get("TEST_DATABASE_URL") else "sqlite"
+    images = config.getoption("--images")
 
     def other_backend(item) -> bool:
         params = item.callspec.params if hasattr(item, "callspec") else {}
+        if bool(item.get_closest_marker("images")) != images:
+            return True
         return bool(item.get_closest_marker("any_database")) and params.get("database_url", keep) != keep
 
     dropped = [item for item in items if other_backend(item)]

@@ -27,11 +27,10 @@ import yaml
 from tests.conftest import reset_postgres
 from tests.helpers import free_port, redis_url
 from tests.images import encode, sample
+from tests.proxy import nginx_command
 from webapp.config import BASE_DIR
 
 ENTRYPOINT = BASE_DIR / "docker" / "entrypoint.sh"
-NGINX_TEMPLATE = BASE_DIR / "docker" / "nginx" / "spotter.conf.template"
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", BASE_DIR / "test-artifacts"))
 SAMPLE_ENV = "SECRET_KEY=s\nJWT_SECRET_KEY=j\nPOSTGRES_PASSWORD=p\nMODEL_DIR=/srv/spotter/models\n"
 COMPOSE = shutil.which("docker-compose")
@@ -75,6 +74,24 @@ def test_settings_in_env_reach_the_app_but_not_over_the_stacks_own(tmp_path):
     for name in ("web", "worker", "migrate"):
         environment = stack["services"][name]["environment"]
         assert environment["MAX_CONTENT_LENGTH"] == "5000000" and environment["ANALYSIS_EXECUTOR"] == "celery"
+
+
+def test_an_env_made_from_the_example_keeps_the_stacks_own_settings(tmp_path):
+    """The README's .env: .env.example plus the three secrets and MODEL_DIR. Its development values
+    (TRUSTED_PROXIES=0, an empty INSTANCE_PATH) must not undo what the stack needs: the proxy's
+    X-Forwarded-For believed (rate limits per client, not one for everyone behind nginx), the
+    instance folder in the data volume, cookies only over HTTPS."""
+    example = (BASE_DIR / ".env.example").read_text()
+    filled = re.sub(r"^(SECRET_KEY|JWT_SECRET_KEY|POSTGRES_PASSWORD|MODEL_DIR)=$",
+                    lambda m: f"{m.group(1)}={'/srv/models' if m.group(1) == 'MODEL_DIR' else 'x' * 40}", example,
+                    flags=re.MULTILINE)
+    stack = yaml.safe_load(compose(tmp_path, "docker-compose.yml", env_text=filled).stdout)["services"]
+    for name in ("web", "worker", "migrate"):
+        environment = stack[name]["environment"]
+        assert environment["TRUSTED_PROXIES"] == "1", name
+        assert environment["INSTANCE_PATH"] == "/data/instance" and environment["UPLOAD_DIR"] == "/data/uploads"
+        assert environment["SESSION_COOKIE_SECURE"] == "1"
+        assert environment["SECRET_KEY"] == "x" * 40
 
 
 def test_compose_refuses_to_start_without_the_secrets(tmp_path):
@@ -131,15 +148,6 @@ def wait_until(check, seconds: float, what: str, processes):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def render_nginx_template(values: dict[str, str]) -> str:
-    """What the nginx image's envsubst step makes of the template: each ${VAR} that is set is
-    replaced; nginx's own $variables are left alone."""
-    text = NGINX_TEMPLATE.read_text()
-    rendered = re.sub(r"\$\{(\w+)\}", lambda m: values.get(m.group(1), m.group(0)), text)
-    assert "${" not in rendered, "the template uses a variable the stack does not set"
-    return rendered
-
-
 class Stack:
     """The compose stack's processes on this machine: docker/entrypoint.sh's roles on PostgreSQL
     (or SQLite) and Redis, with Debian's nginx in front, configured from the compose template."""
@@ -177,36 +185,7 @@ class Stack:
             self._spawn(role, ["sh", str(ENTRYPOINT), role], {**self.env, **env})
 
     def start_proxy(self) -> None:
-        if not Path(NGINX).exists():
-            pytest.skip("nginx is not installed (apt-get install nginx; CI does)")
-        folder = self.tmp / "nginx"
-        folder.mkdir()
-        (folder / "spotter.conf").write_text(render_nginx_template({
-            "SPOTTER_UPSTREAM": f"127.0.0.1:{self.web_port}", "NGINX_PORT": f"127.0.0.1:{self.port}",
-            "STATIC_ROOT": str(BASE_DIR / "static"), "MAX_CONTENT_LENGTH": "20971520", "MAX_BODY_SIZE": "65536",
-            "NGINX_REAL_IP_FROM": "127.0.0.1",
-        }))
-        user = "user root root;" if os.geteuid() == 0 else ""  # its workers write the body buffers here
-        temp_paths = "\n".join(f"    {kind}_temp_path {folder / kind};" for kind in
-                                ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-        (folder / "nginx.conf").write_text(f"""{user}
-worker_processes 1;
-pid {folder / "nginx.pid"};
-error_log {folder / "error.log"} warn;
-events {{ worker_connections 16384; }}
-http {{
-    include /etc/nginx/mime.types;
-    default_type application/octet-stream;
-    access_log {folder / "access.log"};
-{temp_paths}
-    include {folder / "spotter.conf"};
-}}
-""")
-        test = subprocess.run([NGINX, "-t", "-p", str(folder), "-c", str(folder / "nginx.conf"), "-e",
-                               str(folder / "error.log")], capture_output=True, text=True, timeout=30)
-        assert test.returncode == 0, test.stderr
-        self._spawn("nginx", [NGINX, "-p", str(folder), "-c", str(folder / "nginx.conf"), "-e",
-                              str(folder / "error.log"), "-g", "daemon off;"], self.env)
+        self._spawn("nginx", nginx_command(self.tmp / "nginx", self.web_port, self.port), self.env)
 
     def wait_healthy(self, workers: bool = False) -> dict:
         health = wait_until(lambda: http("GET", f"{self.base}/healthz")[1], 120, "the web process", self.processes)
