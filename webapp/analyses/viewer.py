@@ -27,7 +27,7 @@ from webapp.models import Run
 from webapp.vision.detector import Box
 from webapp.vision.draw import (BAND, class_color_hex, draw_boxes, draw_frames, encode_jpeg, label_size, line_width,
                                 text_color_hex)
-from webapp.vision.images import ImageRejected, decode, encode, encoded_again, stripped
+from webapp.vision.images import ImageRejected, decode, encoded_again, stripped
 
 
 def viewer(run: Run) -> dict:
@@ -191,7 +191,7 @@ def annotated_thumbnail(run: Run) -> Optional[Path]:
     except (FileNotFoundError, ImageRejected):
         return None
     boxes = [Box(d.class_id, d.label, d.confidence, d.x1, d.y1, d.x2, d.y2) for d in run.detections_at()]
-    drawn = encode(draw_frames(small, boxes, small.width / max(1, run.photo.width)), "JPEG", quality=80)
+    drawn = encode_jpeg(draw_frames(small, boxes, small.width / max(1, run.photo.width)), quality=80)
     return path if _keep(run, run.annotated_thumbnail_path, drawn) else None
 
 

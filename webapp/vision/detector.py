@@ -9,11 +9,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
 
-
 if TYPE_CHECKING:  # NumPy is the detecting side's: imported where pixels are made
     import numpy as np
 
 logger = logging.getLogger(__name__)
+
+
+def _blank(size: int) -> np.ndarray:
+    """A black size×size BGR picture: what a model is tried and warmed on."""
+    import numpy as np
+
+    return np.zeros((size, size, 3), dtype=np.uint8)
 
 DOWNLOAD_SOURCE = "https://github.com/ultralytics/assets/releases"
 DOWNLOAD_COOLDOWN = 60.0  # seconds after a failed download before another is tried
@@ -162,10 +168,7 @@ class Detector:
             self._device = resolve_device(self.settings.device)
             # Exported models (ONNX, OpenVINO) are only read at the first prediction: make one now,
             # so a broken or half-copied model fails here, as unavailable, not on a user's photo.
-            import numpy as np
-
-            model.predict(np.zeros((32, 32, 3), dtype=np.uint8), device=self._device, verbose=False,
-                          **self._precision())
+            model.predict(_blank(32), device=self._device, verbose=False, **self._precision())
             if not model.names:
                 raise ValueError("the model has no class names")
             self._lanes = self._openvino_lanes(model)
@@ -199,9 +202,7 @@ class Detector:
         lanes = [model]
         for _ in range(count - 1):
             lane = YOLO(self.settings.model, task="detect")
-            import numpy as np
-
-            lane.predict(np.zeros((32, 32, 3), dtype=np.uint8), device=self._device, verbose=False)
+            lane.predict(_blank(32), device=self._device, verbose=False)
             lanes.append(lane)
         self._single = backend.ov_compiled_model  # Ultralytics' LATENCY compilation: one photo, every core
         for lane in lanes:
@@ -306,9 +307,7 @@ class Detector:
         """One prediction at the batch size to come, so the first photos do not pay for kernel
         selection, memory allocation and (OpenVINO) compilation."""
         size = self.settings.imgsz
-        import numpy as np
-
-        self.detect_batch([np.zeros((size, size, 3), dtype=np.uint8)] * max(batch, 1))
+        self.detect_batch([_blank(size)] * max(batch, 1))
 
     def _precision(self) -> dict:
         """Half precision on CUDA (Ultralytics' `quantize=16`); the runtime's default elsewhere."""

@@ -4,12 +4,12 @@ Pillow (the web tier draws them when they are asked for, and carries no NumPy or
 Drawn as the page's live overlay draws them (`analyses.viewer.overlay_boxes`): a frame `line`
 pixels wide centred on the box's edge; its label, at seven times the line's size, on a band of the
 class's colour in black or white text, above the box where there is room, else inside it."""
-import io
 from functools import lru_cache
 
 from PIL import Image, ImageDraw, ImageFont
 
 from webapp.vision.detector import Box
+from webapp.vision.images import encode
 
 # 80 colours, one per COCO class, picked greedily so that each is as far as it can be (CIELAB)
 # from those before it, lightness 30-88 so labels stay legible: any two differ by at least
@@ -97,6 +97,4 @@ def draw_frames(small: Image.Image, boxes: list[Box], scale: float) -> Image.Ima
 
 def encode_jpeg(image: Image.Image, quality: int = 90) -> bytes:
     """An (annotated) image as a JPEG."""
-    buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=quality)
-    return buffer.getvalue()
+    return encode(image, "JPEG", quality=quality)
