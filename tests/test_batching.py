@@ -77,7 +77,9 @@ def test_a_photo_gets_the_same_boxes_alone_and_in_a_batch_of_32(model, coco_mode
 
 
 def test_analyses_waiting_together_are_detected_in_one_batch(make_app, monkeypatch):
-    app = make_app(ANALYSIS_EXECUTOR="thread", DETECT_BATCH=4, DETECT_BATCH_WAIT_MS=50)
+    # the batch waits for photos still being read however long they take: on a busy machine the
+    # eight may still be decoding when the gate opens (a 50 ms wait once gave batches of 3, 2, 3)
+    app = make_app(ANALYSIS_EXECUTOR="thread", DETECT_BATCH=4, DETECT_BATCH_WAIT_MS=60_000)
     gate = Gate(monkeypatch, app)
     api = ApiActions(app.test_client()).user()
     assert api.upload(*photos_png(1)).status_code == 202
@@ -85,7 +87,7 @@ def test_analyses_waiting_together_are_detected_in_one_batch(make_app, monkeypat
     assert api.upload(*photos_png(8)).status_code == 202
     gate.open()
     assert get_runner(app).wait(timeout=120)
-    assert gate.sizes[0] == 1 and max(gate.sizes) == 4 and sum(gate.sizes) == 9
+    assert gate.sizes == [1, 4, 4]
     assert {a.status for a in analyses(app)} == {RunStatus.DONE}
 
 
