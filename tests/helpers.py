@@ -154,9 +154,19 @@ def analyses(app) -> list[Run]:
     with app.app_context():
         rows = db.session.scalars(sa.select(Run).order_by(Run.id)).all()
         for row in rows:
-            _ = row.detections
+            _ = row.detections, row.photo
         db.session.expunge_all()
         return rows
+
+
+def kept(app) -> list[Run]:
+    """The analyses of photos not in the Trash, oldest first (as `analyses`)."""
+    return [run for run in analyses(app) if run.photo.trashed_at is None]
+
+
+def trashed(app) -> list[Run]:
+    """The analyses of photos in the Trash, oldest first (as `analyses`)."""
+    return [run for run in analyses(app) if run.photo.trashed_at is not None]
 
 
 def delete_photo_elsewhere(app, public_id: str) -> None:

@@ -168,10 +168,17 @@ def test_min_conf_filters_detections(api, bus):
     assert all(d["confidence"] >= 0.8 for d in high)
 
 
-def test_delete_removes_rows_and_files(api, app, photo):
-    assert api.delete(f"/api/v1/analyses/{photo['id']}").status_code == 204
+def test_delete_permanent_removes_rows_and_files(api, app, photo):
+    assert api.delete(f"/api/v1/analyses/{photo['id']}?permanent=true").status_code == 204
     assert analyses(app) == [] and stored_files(app) == []
     assert api.get(f"/api/v1/analyses/{photo['id']}").status_code == 404
+    assert api.get("/api/v1/trash").json == {"items": [], "total": 0}
+
+
+def test_delete_with_a_permanent_that_is_not_a_boolean_is_refused(api, app, photo):
+    response = api.delete(f"/api/v1/analyses/{photo['id']}?permanent=maybe")
+    assert response.status_code == 422 and "permanent" in response.get_data(as_text=True)
+    assert len(analyses(app)) == 1 and analyses(app)[0].photo.trashed_at is None
 
 
 @pytest.mark.parametrize("variant, mimetype", [

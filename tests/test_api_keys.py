@@ -131,7 +131,7 @@ def test_the_keys_page_creates_shows_once_lists_and_revokes(app, client, auth):
     assert page.status_code == 200 and "No keys yet" in page.get_data(as_text=True)
     token = csrf_from(page.get_data(as_text=True))
     created = client.post("/account/keys", data={"name": "garage camera", "scope": "detect-only",
-                                                 "csrf_token": token}).get_data(as_text=True)
+                                                 "csrf_token": token}, follow_redirects=True).get_data(as_text=True)
     assert "shown this once" in created and 'value="spt_' in created
     listing = client.get("/account/keys").get_data(as_text=True)
     assert "garage camera" in listing and "detect-only" in listing and 'value="spt_' not in listing

@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.factories import add_analysis
-from tests.helpers import HX, analyses, csrf_from, stored_files, upload
+from tests.helpers import HX, analyses, csrf_from, kept, stored_files, trashed, upload
 from tests.images import encode, sample
 from webapp.web.limits import too_large_message
 from webapp.extensions import db
@@ -192,9 +192,20 @@ def test_detections_of_a_photo_with_a_non_latin_name_download_under_that_name(cl
     assert f"filename=download-{analysis.public_id[:8]}-detections.json;" in disposition  # for old clients
 
 
-def test_delete_removes_rows_and_files(client, app, done):
+def test_delete_moves_the_photo_to_the_trash_with_its_files(client, app, done):
     token = csrf_from(client.get(f"/analyses/{done.public_id}").get_data(as_text=True))
+    files = stored_files(app)
     response = client.post(f"/analyses/{done.public_id}/delete", data={"csrf_token": token})
+    assert response.status_code == 302
+    assert kept(app) == [] and [r.public_id for r in trashed(app)] == [done.public_id]
+    assert stored_files(app) == files
+    assert client.get(f"/analyses/{done.public_id}").status_code == 404
+
+
+def test_emptying_the_trash_removes_rows_and_files(client, app, done):
+    token = csrf_from(client.get(f"/analyses/{done.public_id}").get_data(as_text=True))
+    client.post(f"/analyses/{done.public_id}/delete", data={"csrf_token": token})
+    response = client.post("/trash", data={"csrf_token": token, "action": "empty"})
     assert response.status_code == 302
     assert analyses(app) == [] and stored_files(app) == []
     assert list(Path(app.config["UPLOAD_DIR"]).rglob("*")) == [] or all(
@@ -203,19 +214,22 @@ def test_delete_removes_rows_and_files(client, app, done):
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Detection)) == 0
 
 
-def test_htmx_delete_from_a_card_sends_the_token_in_its_header_and_empties_the_card(client, app, done):
+def test_htmx_delete_from_a_card_sends_the_token_in_its_header_and_answers_only_the_undo(client, app, done):
     token = csrf_from(client.get("/analyses").get_data(as_text=True))
     response = client.post(f"/analyses/{done.public_id}/delete", headers={**HX, "X-CSRFToken": token})
-    assert response.status_code == 200 and response.get_data() == b""
-    assert analyses(app) == [] and stored_files(app) == []
+    body = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert body.lstrip().startswith('<div id="undo-area"') and 'hx-swap-oob="true"' in body  # the card: nothing
+    assert "Moved photo.png to the Trash." in body and ">Undo</button>" in body
+    assert kept(app) == [] and len(trashed(app)) == 1
 
 
-def test_htmx_delete_from_the_detail_page_goes_back_to_the_gallery(client, app, done):
+def test_htmx_delete_of_the_only_photo_from_its_page_goes_back_to_the_gallery(client, app, done):
     token = csrf_from(client.get(f"/analyses/{done.public_id}").get_data(as_text=True))
     response = client.post(f"/analyses/{done.public_id}/delete",
                            headers={**HX, "HX-Trigger": "detail-delete", "X-CSRFToken": token})
     assert response.headers["HX-Redirect"] == "/analyses"
-    assert "Deleted photo.png" in client.get("/analyses").get_data(as_text=True)
+    assert "Moved photo.png to the Trash." in client.get("/analyses").get_data(as_text=True)
 
 
 def test_htmx_delete_with_a_forged_token_is_refused(client, app, done):

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.factories import add_analysis, add_boxes
-from tests.helpers import HX, analyses, csrf_from, stored_files, upload
+from tests.helpers import HX, analyses, csrf_from, kept, trashed, upload
 from tests.images import drawn, encode, sample
 from webapp.analyses import listing
 from webapp.library import counts
@@ -215,16 +215,16 @@ def test_bulk_actions_ignore_other_users_photos(app, client, photos, auth):
 
 def test_bulk_delete_asks_first_naming_the_count(app, client, photos):
     page = bulk(client, action="delete", ids=[p.public_id for p in photos[:2]]).get_data(as_text=True)
-    assert "Delete 2 photos?" in page and "photo0.png" in page
+    assert "Move 2 photos to the Trash?" in page and "photo0.png" in page
     assert len(analyses(app)) == 3
 
 
-def test_bulk_delete_confirmed_deletes_those_photos_files_and_counts(app, client, photos):
+def test_bulk_delete_confirmed_moves_those_photos_to_the_trash_and_counts_them_out(app, client, photos):
     response = bulk(client, action="delete", confirm="1", ids=[photos[2].public_id, photos[0].public_id])
     assert response.status_code == 302
-    assert [a.public_id for a in analyses(app)] == [photos[1].public_id]
-    assert all(analyses(app)[0].photo.folder in str(path) for path in stored_files(app))
-    assert "Deleted 2 photos." in client.get("/analyses").get_data(as_text=True)
+    assert [a.public_id for a in kept(app)] == [photos[1].public_id]
+    assert sorted(a.public_id for a in trashed(app)) == sorted([photos[0].public_id, photos[2].public_id])
+    assert "Moved 2 photos to the Trash." in client.get("/analyses").get_data(as_text=True)
     with app.app_context():
         assert counts.check_counts() == []
 
@@ -238,9 +238,9 @@ def test_select_all_in_a_filter_takes_every_match_including_pages_not_loaded(app
     assert "Select all 5 photos in this filter" in gallery
     response = bulk(client, page="/analyses?label=cat", action="delete", confirm="1", all="1", label="cat")
     assert response.headers["Location"] == "/analyses?label=cat"
-    assert sorted(a.public_id for a in analyses(app)) == sorted(
+    assert sorted(a.public_id for a in kept(app)) == sorted(
         a.public_id for a in analyses(app) if a.detections[0].label == "dog")
-    assert len(analyses(app)) == 2
+    assert len(kept(app)) == 2 and len(trashed(app)) == 5
     with app.app_context():
         assert counts.check_counts() == []
 

@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.factories import add_analysis
-from tests.helpers import PASSWORD, analyses
+from tests.helpers import PASSWORD, analyses, kept, trashed
 from webapp.models import RunStatus
 from tests.images import drawn, encode, sample
 from tests.browser import VIEWER_READY, shot, sign_up, upload_and_wait
@@ -130,9 +130,9 @@ def test_bulk_delete_asks_with_the_count_then_deletes_only_those(serve, page, tm
     asked = []
     page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
     page.click("#bulk button[value=delete]")
-    page.wait_for_selector("text=Deleted 2 photos.")
-    assert "Delete 2 photos" in asked[0]
-    assert page.locator(".tile").count() == 1 and len(analyses(app)) == 1
+    page.wait_for_selector("text=Moved 2 photos to the Trash.")
+    assert "Move 2 photos to the Trash? You can restore them for 30 days." in asked[0]
+    assert page.locator(".tile").count() == 1 and len(kept(app)) == 1
 
 
 def test_select_all_in_this_filter_then_dismissing_the_question_keeps_everything(serve, page):
@@ -145,11 +145,11 @@ def test_select_all_in_this_filter_then_dismissing_the_question_keeps_everything
     expect(page.locator("#bulk-count")).to_have_text("All 5 photos selected")
     page.once("dialog", lambda dialog: dialog.dismiss())
     page.click("#bulk button[value=delete]")
-    assert len(analyses(app)) == 5
+    assert len(kept(app)) == 5
     page.once("dialog", lambda dialog: dialog.accept())
     page.click("#bulk button[value=delete]")
-    page.wait_for_selector("text=Deleted 5 photos.")
-    assert analyses(app) == []
+    page.wait_for_selector("text=Moved 5 photos to the Trash.")
+    assert kept(app) == [] and len(trashed(app)) == 5
 
 
 def test_an_upload_can_be_cancelled_midway_and_nothing_is_stored(serve, page, tmp_path):

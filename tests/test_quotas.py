@@ -73,10 +73,20 @@ class TestPhotoQuota:
         assert "Your library is full" in response.get_json()["rejected"][0]["reason"]
         assert len(analyses(app)) == 2
 
-    def test_deleting_a_photo_makes_room_again(self, app, client):
+    def test_a_photo_in_the_trash_still_counts_until_it_is_deleted_for_good(self, app, client):
         api = ApiActions(client).user()
         first = api.upload(*photos(2)).get_json()["analyses"][0]
         assert client.delete(f"/api/v1/analyses/{first['id']}", headers=api.headers).status_code == 204
+        refused = api.upload(("again.png", PHOTO))
+        assert refused.status_code == 422 and "photo" in refused.get_json()["rejected"][0]["reason"]
+        assert api.delete(f"/api/v1/trash/{first['id']}").status_code == 204
+        assert api.upload(("again.png", PHOTO)).status_code == 202
+        assert kept(app)[0] == 2
+
+    def test_deleting_a_photo_for_good_makes_room_again(self, app, client):
+        api = ApiActions(client).user()
+        first = api.upload(*photos(2)).get_json()["analyses"][0]
+        assert api.delete(f"/api/v1/analyses/{first['id']}?permanent=true").status_code == 204
         assert api.upload(("again.png", PHOTO)).status_code == 202
         assert kept(app)[0] == 2
 
@@ -100,6 +110,8 @@ class TestByteQuota:
         on_disk = sum(p.stat().st_size for p in stored_files(app) if p.stem in ("original", "thumbnail"))
         assert kept(app) == (1, on_disk)
         client.delete(f"/api/v1/analyses/{one['id']}", headers=api.headers)
+        assert kept(app) == (1, on_disk)  # in the Trash: still on disk
+        client.delete("/api/v1/trash", headers=api.headers)
         assert kept(app) == (0, 0)
 
     def test_an_upload_past_the_byte_quota_is_refused_and_nothing_is_stored(self, make_app):

@@ -92,9 +92,9 @@ def test_the_only_run_cannot_be_deleted_on_its_own(api, photo):
     assert response.status_code == 409 and "delete the photo instead" in response.json["detail"]
 
 
-def test_deleting_the_photo_deletes_every_run_and_file(api, app, photo):
+def test_deleting_the_photo_for_good_deletes_every_run_and_file(api, app, photo):
     second = rerun(api, photo, conf="0.1").json["analyses"][0]["id"]
-    assert api.delete(f"/api/v1/analyses/{second}").status_code == 204
+    assert api.delete(f"/api/v1/analyses/{second}?permanent=true").status_code == 204
     assert analyses(app) == [] and stored_files(app) == []
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Photo)) == 0

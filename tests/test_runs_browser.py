@@ -36,14 +36,14 @@ def test_rerun_with_another_model_compare_share_and_revoke(serve, coco_model, pa
     shot(page, request, "compare-runs")
 
     page.click("text=Open run B")  # the later run: v8's
-    page.click("text=Create link")
-    page.wait_for_url("**/account/shares**")
-    url = page.locator("input.share-url").first.input_value()
+    page.click("text=Create link")  # the link is shown on the photo's page, with a copy button
+    url = page.locator("#copy-1").input_value()
     visitor = page.context.browser.new_context()
     shared = visitor.new_page()
     shared.goto(url)
     expect(shared.locator("#overlay g.box").first).to_be_attached()
     assert "compare@example.com" not in shared.content()
+    page.goto(page.url.split("/analyses")[0] + "/account/shares")
     page.click("button.link.danger")
     page.wait_for_selector("text=Link revoked")
     assert shared.reload().status == 410

@@ -165,11 +165,22 @@ def test_an_unknown_lifetime_is_refused_with_a_message(app, client, auth, result
         assert db.session.scalar(sa.select(sa.func.count()).select_from(ShareLink)) == 0
 
 
-def test_deleting_the_photo_kills_its_links(app, client, auth, result):
+def test_a_photo_in_the_trash_stops_its_links_until_it_is_restored(app, client, auth, result):
     share(client, result[0].public_id)
     path = link_of(client, app)
     token = csrf_from(client.get("/analyses").get_data(as_text=True))
     client.post(f"/analyses/{result[0].public_id}/delete", data={"csrf_token": token})
+    assert app.test_client().get(path).status_code == 404
+    client.post("/trash", data={"csrf_token": token, "action": "restore", "ids": result[0].photo.public_id})
+    assert app.test_client().get(path).status_code == 200
+
+
+def test_deleting_the_photo_for_good_kills_its_links(app, client, auth, result):
+    share(client, result[0].public_id)
+    path = link_of(client, app)
+    token = csrf_from(client.get("/analyses").get_data(as_text=True))
+    client.post(f"/analyses/{result[0].public_id}/delete", data={"csrf_token": token})
+    client.post("/trash", data={"csrf_token": token, "action": "empty"})
     assert app.test_client().get(path).status_code == 404
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(ShareLink)) == 0

@@ -20,10 +20,13 @@ def test_a_shared_link_opens_signed_out_and_is_gone_once_revoked(serve, page, tm
     add_boxes(app, analysis.public_id, [("person", 0, 0.9, (20, 20, 300, 400)), ("dog", 16, 0.6, (350, 200, 600, 460))])
     page.locator(".tile .name").click()
     page.select_option("#share-expires", "1d")
-    page.click("text=Create link")
-    page.wait_for_url("**/account/shares**")
-    url = page.locator("input.share-url").first.input_value()
+    page.click("text=Create link")  # the link is shown on the photo's page, with a copy button
+    url = page.locator("#copy-1").input_value()
     assert url.startswith(base + "/s/")
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.get_by_role("button", name="Copy").click()
+    expect(page.get_by_role("button", name="Copied")).to_be_visible()
+    assert page.evaluate("navigator.clipboard.readText()") == url
 
     visitor = page.context.browser.new_context(viewport={"width": 390, "height": 844})
     shared = visitor.new_page()
@@ -35,6 +38,7 @@ def test_a_shared_link_opens_signed_out_and_is_gone_once_revoked(serve, page, tm
     expect(shared.locator("#box-count")).to_have_text("1 box shown")
     shot(shared, request, "shared-390")
 
+    page.goto(f"{base}/account/shares")
     page.click("button[aria-label='Revoke the link to holiday.png']")
     page.wait_for_selector("text=Link revoked")
     response = shared.reload()

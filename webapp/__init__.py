@@ -51,7 +51,7 @@ def register_subsystems(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     from webapp import api
     from webapp.analyses import routes as pages
-    from webapp.api import accounts, analyses, docs, keys  # noqa: F401 - their routes join the API's blueprint
+    from webapp.api import accounts, analyses, docs, keys, trash  # noqa: F401 - their routes join the API's blueprint
     from webapp.auth import routes as auth_pages
     from webapp.deepstack import routes as deepstack
     from webapp.health import routes as health

@@ -7,7 +7,7 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from webapp import storage
-from webapp.analyses import importing
+from webapp.analyses import importing, trash
 from webapp.auth.accounts import find_user
 from webapp.detection.registry import DEFAULT_NAME, get_detector, model_names, runs_here
 from webapp.detection.availability import NO_WORKER, START_WORKER, explain
@@ -71,6 +71,17 @@ def check_counts(fix: bool):
     if problems:
         raise click.ClickException(f"{len(problems)} differences (run with --fix to rebuild the counts).")
     click.echo("The kept counts match the detections.")
+
+
+@click.command("purge-trash")
+@with_appcontext
+def purge_trash():
+    """Delete for good what has been in the Trash TRASH_DAYS days or more (the web processes do
+    it every TRASH_PURGE_SECONDS; this is for cron where that is 0)."""
+    days, purged = current_app.config["TRASH_DAYS"], 0
+    while found := trash.purge_expired(days):
+        purged += found
+    click.echo(f"Purged {purged} photo{'' if purged == 1 else 's'} kept in the Trash {days} days or more.")
 
 
 @click.command("import-photos")
@@ -159,5 +170,5 @@ def _say_imported(user, paths, files, report, counts, no_wait: bool, seconds: fl
 
 
 def init_app(app: Flask) -> None:
-    for command in (analyses_stats, check_model, check_counts, import_photos, recover_interrupted):
+    for command in (analyses_stats, check_model, check_counts, import_photos, purge_trash, recover_interrupted):
         app.cli.add_command(command)

@@ -69,6 +69,11 @@ class Config:
     # Per user: photos kept and the bytes they take on disk (originals and thumbnails); 0: no limit.
     QUOTA_PHOTOS = _env_int("QUOTA_PHOTOS", 20_000)
     QUOTA_BYTES = _env_int("QUOTA_BYTES", 10 * 1000**3)
+    # Deleted photos wait in the Trash (still counted by the quotas) this many days, then the web
+    # processes purge them, looking at most every TRASH_PURGE_SECONDS (0: never; `flask
+    # purge-trash` from cron instead).
+    TRASH_DAYS = _env_int("TRASH_DAYS", 30)
+    TRASH_PURGE_SECONDS = _env_int("TRASH_PURGE_SECONDS", 3600)
     MAX_BODY_SIZE = _env_int("MAX_BODY_SIZE", 64 * 1024)  # any other request (forms, JSON)
     MAX_IMAGE_PIXELS = _env_int("MAX_IMAGE_PIXELS", 40_000_000)
 
@@ -175,6 +180,7 @@ class TestConfig(Config):
     SESSION_COOKIE_SECURE = None
     TRUSTED_PROXIES = 0
     CORS_ORIGINS: list[str] = []
+    TRASH_PURGE_SECONDS = 0  # no purging thread behind a test's back: the Trash's tests turn it on
 
 
 class ConfigurationError(SystemExit):

@@ -25,7 +25,7 @@ if (form && grids.length) {
     selectAll.hidden = everything || chosen >= total();
     selectAll.textContent = `Select all ${plural(total(), "photo", "photos")}${form.dataset.narrowed ? " in this filter" : ""}`;
     form.querySelector("#bulk-delete").setAttribute("hx-confirm",
-      `Delete ${plural(chosen, "photo", "photos")} and their results? This cannot be undone.`);
+      `Move ${plural(chosen, "photo", "photos")} to the Trash? You can restore them for ${form.dataset.trashDays} days.`);
   }
 
   grids.forEach((grid) => grid.addEventListener("click", (event) => {

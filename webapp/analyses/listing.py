@@ -225,7 +225,7 @@ def count(user: User, wanted: Filters) -> int:
 def total(user: User, wanted: Filters) -> Optional[int]:
     """How many photos match, where a kept count says so (no filter, or one label alone)."""
     if not wanted.narrowed:
-        return db.session.scalar(sa.select(User.photos).where(User.id == user.id)) or 0
+        return db.session.scalar(sa.select(User.photos - User.trashed).where(User.id == user.id)) or 0
     if len(wanted.labels) == 1 and not (wanted.since or wanted.until) and wanted.status in (None, RunStatus.DONE):
         return label_photos(user, wanted.labels[0])
     return None
@@ -277,6 +277,22 @@ def _after(created, ident, at: datetime, last_id: int, ascending: bool):
 
 
 # ---- the labels shown with a page ----
+
+def first_label_like(user: User, text: str) -> Optional[str]:
+    """The label a search for `text` picks (Enter in the filter bar's "Find a label"): of the
+    user's labels containing it (any case), one starting with it first, then the one on the most
+    photos, then by name; None when none does."""
+    wanted = text.strip().lower()[:100]
+    if not wanted:
+        return None
+    escaped = wanted.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    found = db.session.execute(sa.select(UserLabel.label, UserLabel.photos).where(
+        UserLabel.user_id == user.id, UserLabel.photos > 0,
+        sa.func.lower(UserLabel.label).like(f"%{escaped}%", escape="\\"))).all()
+    if not found:
+        return None
+    return min(found, key=lambda row: (not row.label.lower().startswith(wanted), -row.photos, row.label)).label
+
 
 def label_photos(user: User, label: str) -> int:
     return db.session.scalar(sa.select(UserLabel.photos).where(

@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Optional
 
 import sqlalchemy as sa
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import contains_eager, joinedload, selectinload
 
 from webapp import storage
 from webapp.errors import NotFound
@@ -29,8 +29,7 @@ def owned_run(user: User, public_id: str, with_detections: bool = False, exact: 
     run (delete it, retry it, share it), which must never act on another."""
     if not PUBLIC_ID.fullmatch(public_id):
         raise NotFound(NOT_FOUND)
-    stmt = sa.select(Run).where(Run.user_id == user.id).options(
-        joinedload(Run.photo, innerjoin=True))  # in the same statement: never a run without its photo
+    stmt = _kept(sa.select(Run).where(Run.user_id == user.id))
     if with_detections:
         stmt = stmt.options(selectinload(Run.detections))
     found = db.session.scalar(stmt.where(Run.public_id == public_id))
@@ -48,8 +47,8 @@ def owned_runs(user: User, public_ids: list[str], with_detections: bool = False)
     wanted = {pid for pid in public_ids if PUBLIC_ID.fullmatch(pid)}
     if not wanted:
         return []
-    stmt = sa.select(Run).where(Run.user_id == user.id, Run.public_id.in_(wanted)).order_by(
-        Run.created_at.desc(), Run.id.desc()).options(joinedload(Run.photo, innerjoin=True))
+    stmt = _kept(sa.select(Run).where(Run.user_id == user.id, Run.public_id.in_(wanted)).order_by(
+        Run.created_at.desc(), Run.id.desc()))
     if with_detections:
         stmt = stmt.options(selectinload(Run.detections))
     return list(db.session.scalars(stmt))
@@ -59,10 +58,15 @@ def runs_by_id(user: User, ids: list[int]) -> list[Run]:
     """These runs of the user, with their photos and detections, in the order given (a run
     deleted meanwhile is left out): an upload's answer, read again once it has waited."""
     db.session.expire_all()
-    found = {r.id: r for r in db.session.scalars(sa.select(Run).where(Run.id.in_(ids), Run.user_id == user.id)
-                                                 .options(joinedload(Run.photo, innerjoin=True),
-                                                          selectinload(Run.detections)))}
+    found = {r.id: r for r in db.session.scalars(_kept(sa.select(Run).where(Run.id.in_(ids), Run.user_id == user.id))
+                                                 .options(selectinload(Run.detections)))}
     return [found[i] for i in ids if i in found]
+
+
+def _kept(stmt):
+    """Runs with their photos, in the same statement (never a run without its photo), leaving out
+    photos in the Trash: no read finds them."""
+    return stmt.join(Run.photo).where(Photo.trashed_at.is_(None)).options(contains_eager(Run.photo))
 
 
 def runs_of_photo(run: Run) -> list[Run]:

@@ -22,11 +22,11 @@ def quota_message(config, photos: int, stored: int) -> Optional[str]:
     """Why a user with these totals is over a quota, or None."""
     most_photos, most_bytes = config["QUOTA_PHOTOS"], config["QUOTA_BYTES"]
     if most_photos and photos > most_photos:
-        return (f"Your library is full: it may hold {most_photos:,} photos. "
-                "Delete some to make room for new ones.")
+        return (f"Your library is full: it may hold {most_photos:,} photos (those in the Trash count until "
+                "it is emptied). Delete some and empty the Trash to make room for new ones.")
     if most_bytes and stored > most_bytes:
-        return (f"Your storage is full: your photos may take {human_size(most_bytes)}. "
-                "Delete some to make room for new ones.")
+        return (f"Your storage is full: your photos may take {human_size(most_bytes)} (those in the Trash count "
+                "until it is emptied). Delete some and empty the Trash to make room for new ones.")
     return None
 
 
@@ -45,6 +45,7 @@ class Usage:
     quota_photos: int
     quota_bytes: int
     files_per_upload: int
+    trashed: int = 0  # of `photos`, in the Trash
 
     def share(self, used: int, most: int) -> Optional[float]:
         return min(1.0, used / most) if most else None
@@ -52,5 +53,7 @@ class Usage:
 
 def usage(user: User) -> Usage:
     config = current_app.config
-    photos, stored = db.session.execute(sa.select(User.photos, User.stored_bytes).where(User.id == user.id)).one()
-    return Usage(photos, stored, config["QUOTA_PHOTOS"], config["QUOTA_BYTES"], config["MAX_FILES_PER_UPLOAD"])
+    photos, stored, trashed = db.session.execute(
+        sa.select(User.photos, User.stored_bytes, User.trashed).where(User.id == user.id)).one()
+    return Usage(photos, stored, config["QUOTA_PHOTOS"], config["QUOTA_BYTES"], config["MAX_FILES_PER_UPLOAD"],
+                 trashed)

@@ -9,7 +9,7 @@ from webapp.analyses.lookups import NOT_FOUND
 from webapp.analyses.viewer import view_files
 from webapp.errors import NotFound, Refused
 from webapp.extensions import db
-from webapp.library.counts import count_created, forget_labels
+from webapp.library.counts import count_created, count_trashed, forget_labels
 from webapp.library.current_run import latest_finished, lock_photos, make_current
 from webapp.models import Photo, Run
 
@@ -20,17 +20,22 @@ class OnlyRun(Refused):
     kind = Refused.CONFLICT
 
 
-def delete_photo(run: Run) -> None:
+def delete_photo(run: Run, from_trash: bool = False) -> None:
     """Delete the run's photo with every run (their detections go with them) and then its
     folder, with whatever a run still going on has written there (a run that finishes later
-    finds no row and removes its file). NotFound when another delete won."""
+    finds no row and removes its file): for good, not to the Trash (trash.py). NotFound when
+    another delete won, and with `from_trash` when the photo is no longer in the Trash (restored
+    meanwhile)."""
     photo_id, user_id = run.photo_id, run.user_id  # its own columns: the photo may be gone
-    _detach(run)
+    detach(run)
     if not lock_photos([photo_id]):
         db.session.rollback()
         raise NotFound(NOT_FOUND)
-    folder = db.session.scalar(sa.select(Photo).where(Photo.id == photo_id)
-                               .execution_options(populate_existing=True)).folder
+    photo = db.session.scalar(sa.select(Photo).where(Photo.id == photo_id).execution_options(populate_existing=True))
+    if from_trash and photo.trashed_at is None:
+        db.session.rollback()
+        raise NotFound(NOT_FOUND)
+    folder, trashed = photo.folder, photo.trashed_at is not None
     # its runs too: this waits for a run still committing its labels, so they are counted out
     db.session.execute(sa.select(Run.id).where(Run.photo_id == photo_id).order_by(Run.id).with_for_update())
     for current in db.session.scalars(sa.select(Run).where(Run.photo_id == photo_id, Run.current)):
@@ -40,20 +45,10 @@ def delete_photo(run: Run) -> None:
         db.session.rollback()
         raise NotFound(NOT_FOUND)
     count_created(user_id, -1, -stored)
+    if trashed:
+        count_trashed(user_id, -1)
     db.session.commit()
     storage.delete_folder(folder)
-
-
-def delete_photos(runs: list[Run]) -> int:
-    """Delete each run's photo (as delete_photo); how many were deleted (one gone meanwhile is skipped)."""
-    deleted = 0
-    for run in runs:
-        try:
-            delete_photo(run)
-        except NotFound:
-            continue
-        deleted += 1
-    return deleted
 
 
 def delete_run(run: Run) -> None:
@@ -61,7 +56,7 @@ def delete_run(run: Run) -> None:
     when it was current, the photo's latest finished run becomes current. Raises OnlyRun for a
     photo's only run (delete the photo instead); NotFound when it is gone already."""
     photo_id, run_id = run.photo_id, run.id  # its own columns: the photo may be gone
-    _detach(run)
+    detach(run)
     if not lock_photos([photo_id]):
         db.session.rollback()
         raise NotFound(NOT_FOUND)
@@ -82,7 +77,7 @@ def delete_run(run: Run) -> None:
     storage.delete(annotated)
 
 
-def _detach(run: Run) -> None:
+def detach(run: Run) -> None:
     """Take the run, its photo and the photo's runs out of the session: they are read again (or
     deleted) under the photo's lock, and nothing stale of them is ever flushed."""
     photo = run.__dict__.get("photo")

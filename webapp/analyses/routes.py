@@ -9,7 +9,7 @@ from flask import (Response, abort, current_app, flash, jsonify, redirect, rende
                    stream_with_context, url_for)
 from flask_login import current_user, login_required
 
-from webapp.analyses import bp, events, exports, listing, lookups, removal, sending, uploads, viewer
+from webapp.analyses import bp, events, exports, listing, lookups, removal, sending, trash, uploads, viewer
 from webapp.analyses.forms import UploadForm
 from webapp.analyses.params import DetectionParams, RunFields
 from webapp.detection.registry import DEFAULT_NAME, model_key, model_names, runs_here
@@ -24,7 +24,9 @@ from webapp.web.validation import parse
 from webapp.vision.images import DECODING_FOUND, NOT_AN_IMAGE
 
 SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+LOCAL_PATH = re.compile(r"/(?![/\\])[^\s\\]*")  # a path of this site: never //host, /\host or a hidden space
 BULK_LIMIT = 1000  # photos one bulk action may take (a zip of them is written before it is sent)
+TRASH_SHOWN = 1000  # photos the Trash page shows (the newest deleted); the rest are still there
 STATUS_LABELS = {
     RunStatus.PENDING: "Queued",
     RunStatus.RUNNING: "Detecting…",
@@ -64,6 +66,12 @@ def index():
 @login_required
 def gallery():
     found, query, problem = listing.read_filters(request.args)
+    typed = request.args.get("find", "").strip()
+    if typed:  # the filter bar's "Find a label": Enter takes the first match
+        label = listing.first_label_like(current_user, typed)
+        if label:
+            return redirect(url_for("analyses.gallery", **dict(query, label=query.get("label", []) + [label])))
+        problem = f"No label matches “{typed[:100]}”."
     try:
         page = listing.page(current_user, found, cursor=request.args.get("cursor") or None,
                             per_page=current_app.config["GALLERY_PER_PAGE"], skip_pages=_skipped_pages())
@@ -77,7 +85,7 @@ def gallery():
     return render_template(
         "analyses/gallery.html", form=UploadForm(), bar=listing.filter_bar(current_user, found),
         models=model_names(), bulk_limit=BULK_LIMIT, filters=found, filter_problem=problem,
-        has_photos=current_user.photos > 0, unavailable=availability(), detection_here=runs_here(),
+        has_photos=current_user.photos > current_user.trashed, unavailable=availability(), detection_here=runs_here(),
         failed_count=lookups.count_failed(current_user), too_large=limits.too_large_message(),
         not_an_image=NOT_AN_IMAGE, **context,
     )
@@ -287,9 +295,8 @@ def bulk():
     if action == "rerun":
         return _bulk_rerun(chosen, back)
     if form.get("confirm") != "1":
-        return render_template("analyses/confirm_delete.html", runs=chosen, query=query)
-    deleted = removal.delete_photos(chosen)
-    flash(f"Deleted {deleted} photo{'' if deleted == 1 else 's'}.", "info")
+        return render_template("analyses/confirm_delete.html", runs=chosen, query=query, trash_days=_trash_days())
+    _flash_moved(trash.move_to_trash(chosen), back)
     return _go_to(back)
 
 
@@ -346,15 +353,100 @@ def _bulk_rerun(chosen, back: str):
 @bp.route("/analyses/<public_id>/delete", methods=["POST"])
 @login_required
 def delete(public_id: str):
-    """CSRF-protected like every POST. A gallery card's htmx delete gets an empty answer (the card
-    swaps itself out); the detail page's form (`detail-delete`) goes back to the gallery."""
+    """Move the photo to the Trash (CSRF-protected like every POST), saying so with an Undo. A
+    gallery card's htmx delete gets the message alone (the card swaps itself out); the detail
+    page's form (`detail-delete`) goes on to the next photo of its listing (else the previous,
+    else the listing)."""
     run = lookups.owned_run(current_user, public_id)
-    name = run.photo.original_filename
-    removal.delete_photo(run)
+    found, query, _ = listing.read_filters(request.args)
+    gallery_url = url_for("analyses.gallery", **query)
     if wants_partial() and not triggered_by("detail-delete"):
-        return "", 200, {"HX-Trigger": "labelsChanged"}
-    flash(f"Deleted {name}.", "info")
-    return _go_to(url_for("analyses.gallery", **listing.read_filters(request.args)[1]))  # back to its listing
+        undo = _undo(trash.move_one(run), gallery_url)
+        return render_template("analyses/_undo.html", undo=undo, oob=True), 200, {"HX-Trigger": "labelsChanged"}
+    anchor = run if run.current else current_run(run.photo_id) or run
+    before, after = listing.neighbours(current_user, found, anchor)
+    moved = trash.move_one(run)
+    following = after or before
+    back = url_for("analyses.detail", public_id=following.public_id, **query) if following else gallery_url
+    _flash_moved(moved, back)
+    return _go_to(back)
+
+
+def _flash_moved(moved: trash.Moved, back: str) -> None:
+    """"Moved … to the Trash" with its Undo, which comes back to `back`."""
+    if moved.count:
+        flash(_undo(moved, back), "undo")
+    else:
+        flash("Nothing was deleted: those photos were already gone.", "info")
+
+
+def _undo(moved: trash.Moved, back: str) -> dict:
+    """What _undo.html shows: the message, the batch its Undo restores, and where it comes back to."""
+    text = f"Moved {moved.name} to the Trash." if moved.count == 1 else f"Moved {moved.count} photos to the Trash."
+    return {"text": text, "batch": moved.batch, "back": back}
+
+
+def _trash_days() -> int:
+    return current_app.config["TRASH_DAYS"]
+
+
+@bp.before_app_request
+def _purge_the_trash_now_and_then():
+    trash.purge_soon(current_app._get_current_object())
+
+
+@bp.route("/trash", methods=["GET"])
+@login_required
+def trash_page():
+    """The photos deleted in the last TRASH_DAYS days: restore them, delete them for good, or empty it."""
+    photos = trash.in_trash(current_user, limit=TRASH_SHOWN)
+    return render_template("analyses/trash.html", photos=photos, total=current_user.trashed, shown_limit=TRASH_SHOWN,
+                           trash_days=_trash_days(), purge_at=lambda p: trash.purge_at(p, _trash_days()))
+
+
+@bp.route("/trash/<public_id>/thumbnail", methods=["GET"])
+@login_required
+def trash_thumbnail(public_id: str):
+    return sending.send_trashed_thumbnail(trash.trashed_photo(current_user, public_id))
+
+
+@bp.route("/trash/undo", methods=["POST"])
+@login_required
+def trash_undo():
+    """The Undo of a delete: what it moved comes back; then back where the person was."""
+    restored = trash.undo(current_user, request.form.get("batch", ""))
+    back = _local(request.form.get("back")) or url_for("analyses.gallery")
+    flash(f"Restored {restored} photo{'' if restored == 1 else 's'}." if restored
+          else "Nothing to undo: those photos are no longer in the Trash.", "success" if restored else "info")
+    return _go_to(back)
+
+
+@bp.route("/trash", methods=["POST"])
+@login_required
+def trash_action():
+    """The Trash page's selection: `action` `restore` or `delete` (for good) the `ids`, or
+    `empty` the whole Trash."""
+    action, ids = request.form.get("action"), request.form.getlist("ids")
+    if action == "empty":
+        deleted = trash.empty(current_user)
+        flash(f"Deleted {deleted} photo{'' if deleted == 1 else 's'} for good." if deleted
+              else "The Trash was already empty.", "info")
+    elif action not in ("restore", "delete"):
+        flash("Choose what to do: restore the selected photos, delete them for good, or empty the Trash.", "error")
+    elif not ids:
+        flash("Select at least one photo first.", "error")
+    elif action == "restore":
+        restored = trash.restore(current_user, ids)
+        flash(f"Restored {restored} photo{'' if restored == 1 else 's'} to your photos.", "success")
+    else:
+        deleted = trash.delete_for_good(current_user, ids)
+        flash(f"Deleted {deleted} photo{'' if deleted == 1 else 's'} for good.", "info")
+    return _go_to(url_for("analyses.trash_page"))
+
+
+def _local(url) -> str | None:
+    """`url` when it is a path of this site (an Undo's way back), else None."""
+    return url if isinstance(url, str) and LOCAL_PATH.fullmatch(url) else None
 
 
 @bp.route("/analyses/<public_id>/retry", methods=["POST"])

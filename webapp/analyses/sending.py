@@ -9,10 +9,10 @@ from flask_limiter.util import get_remote_address
 from limits import parse
 from werkzeug.exceptions import TooManyRequests
 
-from webapp.analyses import lookups, viewer
+from webapp.analyses import lookups, trash, viewer
 from webapp.errors import NotFound
 from webapp.extensions import shared_limits
-from webapp.models import Run
+from webapp.models import Photo, Run
 from webapp.web import delivery
 
 MIMETYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
@@ -43,6 +43,13 @@ def send_image(run: Run, variant: str, download: bool = False, name: Optional[st
     name = name or f"{delivery.download_stem(run.photo.original_filename)}-{variant}{path.suffix if path else ''}"
     response = delivery.send_stored(path, name, download, missing=f"This analysis has no {variant} image (yet).")
     return delivery.attach(response, name, "attachment" if download else "inline")  # a non-Latin name whole
+
+
+def send_trashed_thumbnail(photo: Photo):
+    """The thumbnail of a photo in the Trash (what the Trash page shows); 404 when it has none."""
+    path = trash.thumbnail_file(photo)
+    name = f"{delivery.download_stem(photo.original_filename)}-thumbnail{path.suffix if path else ''}"
+    return delivery.send_stored(path, name, missing="This photo has no thumbnail.")
 
 
 def send_view(run: Run, args, download: bool = False, name: Optional[str] = None):

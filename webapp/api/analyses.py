@@ -5,14 +5,14 @@ from typing import Optional
 
 from flask import Response, current_app, request, url_for
 
-from webapp.analyses import exports, listing, lookups, removal, sending, uploads
+from webapp.analyses import exports, listing, lookups, removal, sending, trash, uploads
 from webapp.analyses.lookups import NOT_FOUND
 from webapp.analyses.params import RunFields
 from webapp.api import bp
 from webapp.api.openapi import operation
 from webapp.api.replays import idempotent, resumed_since
 from webapp.api.schemas import (
-    AnalysisOut, AnalysisPage, AnalysisSummary, BulkExportQuery, DetailQuery, DetectionOut, ExportQuery,
+    AnalysisOut, AnalysisPage, AnalysisSummary, BulkExportQuery, DeleteQuery, DetailQuery, DetectionOut, ExportQuery,
     ImageQuery, ListQuery, ModelsOut, RunsOut, UploadOut, UploadQuery,
 )
 from webapp.api.security import api_user, authenticated, refuse_upload, upload_signed_in
@@ -271,10 +271,20 @@ def get_analysis(public_id: str):
 
 @bp.route("/analyses/<public_id>", methods=["DELETE"])
 @authenticated
-@operation(summary="Delete the analysis's photo with every run, their detections and images", tag=TAG,
-           responses={204: None, 401: None, 404: None})
+@operation(summary="Delete the analysis's photo with every run: to the Trash, or for good", tag=TAG,
+           query=DeleteQuery,
+           description="The photo leaves every listing and read at once (a GET of it answers 404) and waits in "
+                       "the Trash TRASH_DAYS (30) days, still counted by the quota: GET /trash lists it, POST "
+                       "/trash/<id>/restore brings it back. With `permanent=true` it is deleted for good now, "
+                       "with its files, detections and images.",
+           responses={204: None, 401: None, 404: None, 422: None})
 def delete_analysis(public_id: str):
-    removal.delete_photo(owned(public_id))
+    permanent = query(DeleteQuery).permanent
+    run = owned(public_id)
+    if permanent:
+        removal.delete_photo(run)
+    else:
+        trash.move_one(run)
     return Response(status=204)
 
 

@@ -149,7 +149,7 @@ def build_document(app: Flask, blueprint: str, title: str, version: str) -> dict
                                 "key may only upload for detection."},
         "servers": [{"url": "/"}],
         # Swagger UI shows the sections in this order: how to get a token first.
-        "tags": [{"name": tag} for tag in ("auth", "keys", "analyses")
+        "tags": [{"name": tag} for tag in ("auth", "keys", "analyses", "trash")
                  if any(tag in op.get("tags", []) for ops in paths.values() for op in ops.values())],
         "paths": paths,
         "components": {

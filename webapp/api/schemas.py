@@ -55,6 +55,12 @@ class DetailQuery(Schema):
     )
 
 
+class DeleteQuery(Schema):
+    permanent: bool = Field(False, description=(
+        "Delete the photo for good at once (its files and results go now) instead of moving it to the Trash, "
+        "where it waits TRASH_DAYS (30) days and can be restored."))
+
+
 class ImageQuery(Schema):
     variant: Variant = "annotated"
 
@@ -77,7 +83,8 @@ class BulkExportQuery(ExportQuery, FilterFields):
 # ---- responses ----
 
 class UsageOut(Schema):
-    photos: int = Field(description="Photos kept")
+    photos: int = Field(description="Photos kept, those in the Trash included")
+    trashed: int = Field(0, description="How many of them are in the Trash (they count until it is emptied)")
     stored_bytes: int = Field(description="Bytes they take on disk (originals and thumbnails)")
     quota_photos: int = Field(description="The most photos this account may keep (0: no limit)")
     quota_bytes: int = Field(description="The most bytes they may take (0: no limit)")
@@ -265,3 +272,33 @@ class ModelInfoOut(Schema):
 
 class ModelsOut(Schema):
     models: list[ModelInfoOut]
+
+
+class TrashUrlsOut(Schema):
+    thumbnail: Optional[str] = Field(description="Its thumbnail, while it is in the Trash.")
+    restore: str = Field(description="POST here to restore it.")
+
+
+class TrashItemOut(Schema):
+    id: str = Field(description="The photo's own id (restore and DELETE take it, or the id of any of its runs).")
+    filename: str
+    sha256: str
+    stored_bytes: int = Field(description="Bytes it keeps on disk: still counted by your quota while in the Trash.")
+    uploaded_at: datetime
+    trashed_at: datetime = Field(description="When it was deleted (moved to the Trash).")
+    purge_at: datetime = Field(description="When it is deleted for good unless restored.")
+    runs: int = Field(description="How many runs it has; restoring shows its latest finished one again.")
+    urls: TrashUrlsOut
+
+
+class TrashPage(Schema):
+    items: list[TrashItemOut] = Field(description="Most recently deleted first (at most `limit`).")
+    total: int = Field(description="How many photos are in the Trash.")
+
+
+class TrashQuery(Schema):
+    limit: int = Field(100, ge=1, le=1000, description="At most this many items, the most recently deleted.")
+
+
+class EmptiedOut(Schema):
+    deleted: int = Field(description="How many photos were deleted for good.")

@@ -3,7 +3,7 @@ everywhere) and the API keys page."""
 
 from urllib.parse import urlsplit
 
-from flask import current_app, flash, redirect, render_template, request, url_for
+from flask import current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
 from webapp.analyses.quotas import usage
@@ -16,6 +16,8 @@ from webapp.models import User
 from webapp.web.htmx import wants_partial
 
 BAD_CREDENTIALS = "Invalid email or password."
+
+NEW_KEY = "new_api_key"  # the session entry a new key's secret waits in for the page that shows it
 
 
 @login_manager.user_loader
@@ -166,10 +168,12 @@ def logout_everywhere():
 @bp.route("/account/keys", methods=["GET", "POST"])
 @login_required
 def api_keys():
-    """The API keys page: create one (its secret shown this once), list and revoke them."""
+    """The API keys page: create one, list and revoke them. A new key's secret is shown once, on
+    the page the creation redirects to (post/redirect/get: a reload makes no second key); it
+    waits for that page in the session, which the next page load takes it out of."""
     form = ApiKeyForm()
     user = current_user._get_current_object()
-    created, status = None, 200
+    new, status = None, 200
     if request.method == "POST":
         if form.validate_on_submit():
             try:
@@ -178,11 +182,15 @@ def api_keys():
                 form.name.errors.append(str(exc))
                 status = 409
             else:
-                created = (key, raw)
-                form = ApiKeyForm(formdata=None)
+                session[NEW_KEY] = {"id": key.id, "name": key.name, "secret": raw}
+                return redirect(url_for("auth.api_keys"), 303)
         else:
             status = 422
-    page = render_template("auth/keys.html", form=form, created=created, keys=keys.list_keys(user),
+    else:
+        new = session.pop(NEW_KEY, None)
+    listed = keys.list_keys(user)
+    created = (new["name"], new["secret"]) if new and any(k.id == new.get("id") for k in listed) else None
+    page = render_template("auth/keys.html", form=form, created=created, keys=listed,
                            revoke_form=RevokeKeyForm(formdata=None))
     return page, status, {"Cache-Control": "private, no-store"}  # it may hold a new key's secret
 

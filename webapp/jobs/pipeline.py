@@ -267,6 +267,9 @@ def _store_finished(finished: list[Work]) -> None:
     # the photos first (as deletes lock them), then their runs: which run is current may change
     lock_photos(db.session.scalars(sa.select(Run.photo_id).where(Run.id.in_(by_id))))
     rows = db.session.scalars(sa.select(Run).where(Run.id.in_(by_id)).with_for_update()).all()
+    # in the Trash: the result is stored, and shown once the photo is restored (trash.py)
+    trashed = set(db.session.scalars(sa.select(Photo.id).where(
+        Photo.id.in_({r.photo_id for r in rows}), Photo.trashed_at.is_not(None))))
     present = {r.id for r in rows}
     gone = [w for w in finished if w.run_id not in present]
     retaken = [r.id for r in rows if r.attempts > 1]
@@ -286,7 +289,7 @@ def _store_finished(finished: list[Work]) -> None:
         labels = count_labels(work.drawn)
         if run.current:
             record_labels(run, labels, replace=run.attempts > 1)
-        else:  # a new run of a photo: the gallery shows it from now on
+        elif run.photo_id not in trashed:  # a new run of a photo: the gallery shows it from now on
             make_current(run, labels)
     told = [news.Finished(run.user_id, run.id, run.public_id, RunStatus.DONE.value) for run in rows]
     db.session.commit()

@@ -19,6 +19,11 @@ def count_created(user_id: int, delta: int = 1, stored_bytes: int = 0) -> tuple[
         .returning(User.photos, User.stored_bytes)).one())
 
 
+def count_trashed(user_id: int, delta: int) -> None:
+    """Count photos into (1) or out of (-1) the user's Trash; they stay in `photos` (quotas)."""
+    db.session.execute(sa.update(User).where(User.id == user_id).values(trashed=User.trashed + delta))
+
+
 def record_labels(run: Run, labels: dict[str, int], replace: bool = True) -> None:
     """A finished current run shows these labels (at its threshold): store them, count its
     photo. `replace=False` for a first run, which has no labels yet to take back."""
@@ -95,21 +100,28 @@ def _label_problems() -> list[str]:
 
 def _current_run_problems() -> list[str]:
     current = sa.func.sum(sa.case((Run.current, 1), else_=0))
-    return [f"photo {photo_id}: {runs} runs, {showing or 0} shown (every photo shows one run)"
-            for photo_id, runs, showing in db.session.execute(
-                sa.select(Photo.id, sa.func.count(Run.id), current).select_from(Photo)
-                .outerjoin(Run, Run.photo_id == Photo.id).group_by(Photo.id))
-            if not runs or showing != 1]
+    problems = []
+    for photo_id, trashed, runs, showing in db.session.execute(
+            sa.select(Photo.id, Photo.trashed_at.is_not(None), sa.func.count(Run.id), current).select_from(Photo)
+            .outerjoin(Run, Run.photo_id == Photo.id).group_by(Photo.id, Photo.trashed_at)):
+        if not runs or (showing or 0) != (0 if trashed else 1):
+            problems.append(f"photo {photo_id}: {runs} runs, {showing or 0} shown (every photo shows one run, "
+                            "one in the Trash none)")
+    return problems
 
 
 def _total_problems() -> list[str]:
     problems = []
-    totals = {u: (n, b) for u, n, b in db.session.execute(sa.select(
-        Photo.user_id, sa.func.count(), sa.func.sum(Photo.stored_bytes)).group_by(Photo.user_id))}
-    for user_id, kept_photos, kept_bytes in db.session.execute(sa.select(User.id, User.photos, User.stored_bytes)):
-        photos, stored = totals.get(user_id, (0, 0))
+    in_trash = sa.func.sum(sa.case((Photo.trashed_at.is_not(None), 1), else_=0))
+    totals = {u: (n, b, t) for u, n, b, t in db.session.execute(sa.select(
+        Photo.user_id, sa.func.count(), sa.func.sum(Photo.stored_bytes), in_trash).group_by(Photo.user_id))}
+    for user_id, kept_photos, kept_bytes, kept_trashed in db.session.execute(
+            sa.select(User.id, User.photos, User.stored_bytes, User.trashed)):
+        photos, stored, trashed = totals.get(user_id, (0, 0, 0))
         if kept_photos != photos:
             problems.append(f"user {user_id}: kept {kept_photos} photos, there are {photos}")
+        if kept_trashed != (trashed or 0):
+            problems.append(f"user {user_id}: kept {kept_trashed} photos in the Trash, there are {trashed or 0}")
         if kept_bytes != (stored or 0):
             problems.append(f"user {user_id}: kept {kept_bytes} bytes, photos say {stored or 0}")
     return problems
@@ -138,5 +150,7 @@ def rebuild_counts() -> None:
     counted = sa.select(sa.func.count()).select_from(Photo).where(Photo.user_id == User.id).scalar_subquery()
     stored = (sa.select(sa.func.coalesce(sa.func.sum(Photo.stored_bytes), 0)).where(Photo.user_id == User.id)
               .scalar_subquery())
-    db.session.execute(sa.update(User).values(photos=counted, stored_bytes=stored))
+    trashed = (sa.select(sa.func.count()).select_from(Photo)
+               .where(Photo.user_id == User.id, Photo.trashed_at.is_not(None)).scalar_subquery())
+    db.session.execute(sa.update(User).values(photos=counted, stored_bytes=stored, trashed=trashed))
     db.session.commit()

@@ -24,6 +24,9 @@ class User(UserMixin, db.Model):
     photos: Mapped[int] = mapped_column(default=0, server_default="0")
     # The bytes its photos keep on disk (originals and thumbnails), kept in step alike.
     stored_bytes: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
+    # How many of those photos are in the Trash (counted in `photos`, which quotas read, and not
+    # shown anywhere else), kept in step alike.
+    trashed: Mapped[int] = mapped_column(default=0, server_default="0")
     # Part of every login's id (session and remember-me cookies) and of every access token:
     # raising it (a log-out, a log-out of all devices, a new password) ends all of them at once.
     # Refresh tokens are ended separately, by a log-out of all devices or a new password.

@@ -54,7 +54,9 @@ class Photo(db.Model):
     taken, its camera and location."""
 
     __tablename__ = "photo"
-    __table_args__ = (sa.Index("ix_photo_user_sha256", "user_id", "sha256"),)
+    __table_args__ = (sa.Index("ix_photo_user_sha256", "user_id", "sha256"),
+                      sa.Index("ix_photo_user_trashed", "user_id", "trashed_at"),
+                      sa.Index("ix_photo_trashed", "trashed_at"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     public_id: Mapped[str] = mapped_column(sa.String(32), unique=True, default=lambda: uuid.uuid4().hex)
@@ -82,6 +84,11 @@ class Photo(db.Model):
     # Where it was taken (degrees), from its EXIF: shown to the owner, never shared.
     latitude: Mapped[Optional[float]]
     longitude: Mapped[Optional[float]]
+    # In the Trash since then (None: not in it): a trashed photo has no current run, so no
+    # listing, count or read finds it; it is purged TRASH_DAYS later. What one delete moved
+    # shares a batch, which its "Undo" restores.
+    trashed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    trash_batch: Mapped[Optional[str]] = mapped_column(sa.String(32))
 
     runs: Mapped[list["Run"]] = relationship(
         back_populates="photo", cascade="all, delete-orphan", passive_deletes=True,
@@ -97,6 +104,10 @@ class Photo(db.Model):
     def shown_path(self) -> str:
         """What pages show of it: the rendition, or the original where a browser shows that."""
         return self.display_path or self.original_path
+
+    @property
+    def in_trash(self) -> bool:
+        return self.trashed_at is not None
 
     @property
     def has_location(self) -> bool:

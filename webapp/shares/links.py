@@ -97,7 +97,7 @@ def resolve(token: str) -> ShareLink:
             stamped = exc.date_signed
             if not (stamped and stamped > datetime.now(timezone.utc)):  # ahead: another host's clock runs fast
                 raise LinkGone("This link has expired.") from exc
-    if not link.run.is_done:
+    if not link.run.is_done or link.run.photo.in_trash:  # in the Trash: back once restored
         raise NotFound(NOT_FOUND)
     return link
 

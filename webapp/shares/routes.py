@@ -34,8 +34,9 @@ def share(public_id: str):
     except Refused as exc:
         flash(str(exc), "error")
         return redirect(back)
-    flash("Link created: anyone who has it sees this result (not your account or other photos).", "success")
-    return redirect(url_for("shares.links", new=link.share_id) + f"#link-{link.share_id}")
+    flash({"text": "Link created: anyone who has it sees this result (not your account or other photos).",
+           "label": "The new share link", "value": url_for_link(link)}, "copy")
+    return redirect(back)
 
 
 @bp.route("/account/shares", methods=["GET"], endpoint="links")

@@ -1,0 +1,81 @@
+"""The rough edges a new user hit (issue 24), each fixed: Enter in the label search picks the first
+matching label; a new API key survives a reload without making a second one; a share link is made
+and shown on the photo's page with a copy button; ended links fold away."""
+import re
+
+import sqlalchemy as sa
+
+from tests.factories import add_analysis
+from tests.helpers import csrf_from
+from webapp.extensions import db
+from webapp.models import ApiKey, ShareLink
+
+
+def library(app) -> None:
+    add_analysis(app, labels=[("zebra", 0.9)])
+    for _ in range(3):
+        add_analysis(app, labels=[("bazebo", 0.9), ("cat", 0.9)])
+
+
+def test_enter_in_the_label_search_picks_the_first_matching_label(app, client, auth):
+    auth.signup()
+    library(app)
+    response = client.get("/analyses?find=ZEB")
+    assert response.status_code == 302 and response.headers["Location"] == "/analyses?label=zebra"  # a prefix first
+
+
+def test_the_label_search_keeps_the_labels_and_dates_already_chosen(app, client, auth):
+    auth.signup()
+    library(app)
+    response = client.get("/analyses?label=cat&from=2020-01-01&find=baz")
+    assert response.headers["Location"] == "/analyses?label=cat&label=bazebo&from=2020-01-01"
+
+
+def test_the_label_search_matching_nothing_says_so_and_filters_nothing(app, client, auth):
+    auth.signup()
+    library(app)
+    response = client.get("/analyses?find=qqq")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200 and "No label matches “qqq”." in page
+    assert len(re.findall(r'id="analysis-[0-9a-f]{32}"', page)) == 4
+
+
+def test_a_new_key_is_shown_after_a_redirect_so_a_reload_makes_no_second_key(app, client, auth):
+    auth.signup()
+    token = csrf_from(client.get("/account/keys").get_data(as_text=True))
+    created = client.post("/account/keys", data={"name": "garage camera", "scope": "full", "csrf_token": token})
+    assert created.status_code == 303 and created.headers["Location"] == "/account/keys"
+    shown = client.get("/account/keys")
+    page = shown.get_data(as_text=True)
+    assert 'value="spt_' in page and 'data-copy="new-key"' in page and "no-store" in shown.headers["Cache-Control"]
+    again = client.get("/account/keys").get_data(as_text=True)  # the reload: the list, not a second key
+    assert 'value="spt_' not in again and "garage camera" in again
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(ApiKey)) == 1
+
+
+def test_sharing_from_the_photo_page_shows_the_link_there_with_a_copy_button(app, client, auth):
+    auth.signup()
+    run = add_analysis(app, labels=[("cat", 0.9)])
+    page = client.get(f"/analyses/{run.public_id}").get_data(as_text=True)
+    made = client.post(f"/analyses/{run.public_id}/share", data={"csrf_token": csrf_from(page), "expires": "7d"})
+    assert made.headers["Location"] == f"/analyses/{run.public_id}"
+    detail = client.get(made.headers["Location"]).get_data(as_text=True)
+    url = re.search(r'<input[^>]*id="copy-1"[^>]*value="([^"]+)"', detail).group(1)
+    assert "/s/" in url and 'data-copy="copy-1"' in detail
+    assert client.get(url.replace("http://localhost", "")).status_code == 200
+
+
+def test_ended_links_fold_away_under_their_own_heading(app, client, auth):
+    auth.signup()
+    run = add_analysis(app, labels=[("cat", 0.9)])
+    token = csrf_from(client.get(f"/analyses/{run.public_id}").get_data(as_text=True))
+    for _ in range(2):
+        client.post(f"/analyses/{run.public_id}/share", data={"csrf_token": token, "expires": "7d"})
+    with app.app_context():
+        first = db.session.scalar(sa.select(ShareLink.share_id).order_by(ShareLink.id))
+    client.post(f"/account/shares/{first}/revoke", data={"csrf_token": token})
+    page = client.get("/account/shares").get_data(as_text=True)
+    live, ended = page.split('<details class="ended-links"')
+    assert f'id="link-{first}"' in ended and f'id="link-{first}"' not in live
+    assert "Ended links (1)" in ended and "copy" in live
