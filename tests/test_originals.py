@@ -233,5 +233,5 @@ def test_a_celery_worker_detects_alike(make_app, cases, expected, coco_model, tm
         pool.stop()
     runs = by_name(app)
     for name in cases:
-        assert runs[name].status == RunStatus.DONE, (name, runs[name].error)
+        assert runs[name].status == RunStatus.DONE, (name, runs[name].error, pool.log())
         assert stored(runs[name]) == expected[name], name

@@ -1,0 +1,142 @@
+"""The photo viewer in Chromium, as issue 24 found it: labels that would overlap fold into their
+box (shown on focus or hover), a Labels switch, + - 0 from the keyboard, a drag that pans without
+selecting the photo, a swipe to the next photo on a touch screen, keyboard hints only where there
+is a keyboard."""
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser import CHROMIUM_ARGS, VIEWER_READY, sign_up, upload_and_wait  # noqa: F401
+from tests.factories import add_boxes
+from tests.helpers import analyses
+from tests.images import encode, sample
+
+pytestmark = [pytest.mark.browser, pytest.mark.any_database]  # what the page's script does
+
+
+def photos(page, app, tmp_path, count: int = 1) -> list[str]:
+    """`count` uploaded photos (the newest first), the first with two nearly identical person boxes and a dog."""
+    paths = []
+    for i in range(count):
+        path = tmp_path / f"street{i}.png"
+        path.write_bytes(encode(sample(640 + i, 480), "PNG"))
+        paths.append(str(path))
+    upload_and_wait(page, paths)
+    runs = sorted(analyses(app), key=lambda r: r.id, reverse=True)
+    add_boxes(app, runs[0].public_id, [("person", 0, 0.9, (20, 20, 300, 400)), ("person", 0, 0.8, (24, 24, 296, 396)),
+                                      ("dog", 16, 0.6, (350, 200, 600, 460))])
+    return [r.public_id for r in runs]
+
+
+def open_photo(page, base: str, public_id: str) -> None:
+    page.goto(f"{base}/analyses/{public_id}")
+    page.wait_for_selector(VIEWER_READY)
+
+
+def label_shown(page, conf: str) -> bool:
+    return page.locator(f"#overlay g.box[data-conf='{conf}'] .label").is_visible()
+
+
+def test_a_label_that_would_overlap_a_more_confident_one_folds_into_its_box(serve, page, tmp_path):
+    base, app = serve()
+    sign_up(page, base, "labels@example.com")
+    [first] = photos(page, app, tmp_path)
+    open_photo(page, base, first)
+    expect(page.locator("#overlay g.box.crowded")).to_have_count(1)
+    assert label_shown(page, "0.9") and label_shown(page, "0.6") and not label_shown(page, "0.8")
+    page.locator("#overlay g.box[data-conf='0.8']").focus()  # a keyboard user reaches it; so does a pointer
+    assert label_shown(page, "0.8")
+    page.keyboard.press("+")
+    page.keyboard.press("+")
+    page.keyboard.press("+")  # zoomed in, the labels are smaller against the photo: still one folded
+    expect(page.locator("#overlay g.box.crowded")).to_have_count(1)
+
+
+def test_the_labels_switch_hides_them_until_a_box_is_pointed_at_and_is_remembered(serve, page, tmp_path):
+    base, app = serve()
+    sign_up(page, base, "switch@example.com")
+    [first] = photos(page, app, tmp_path)
+    open_photo(page, base, first)
+    toggle = page.get_by_role("button", name="Labels")
+    expect(toggle).to_have_attribute("aria-pressed", "true")
+    toggle.click()
+    expect(toggle).to_have_attribute("aria-pressed", "false")
+    assert not label_shown(page, "0.9") and not label_shown(page, "0.6")
+    page.locator("#overlay g.box[data-conf='0.6']").focus()
+    assert label_shown(page, "0.6")
+    page.reload()
+    page.wait_for_selector(VIEWER_READY)
+    expect(page.get_by_role("button", name="Labels")).to_have_attribute("aria-pressed", "false")
+
+
+def test_plus_and_minus_zoom_and_zero_resets(serve, page, tmp_path):
+    base, app = serve()
+    sign_up(page, base, "keys@example.com")
+    [first] = photos(page, app, tmp_path)
+    open_photo(page, base, first)
+    stage = page.locator("#stage")
+    page.keyboard.press("+")
+    expect(stage).to_have_attribute("data-scale", "1.500")
+    page.keyboard.press("=")
+    expect(stage).to_have_attribute("data-scale", "2.250")
+    page.keyboard.press("-")
+    expect(stage).to_have_attribute("data-scale", "1.500")
+    page.keyboard.press("0")
+    expect(stage).to_have_attribute("data-scale", "1.000")
+
+
+def test_a_drag_pans_the_zoomed_photo_without_selecting_it(serve, page, tmp_path):
+    base, app = serve()
+    sign_up(page, base, "drag@example.com")
+    [first] = photos(page, app, tmp_path)
+    open_photo(page, base, first)
+    page.keyboard.press("+")
+    page.keyboard.press("+")
+    before = page.locator("#zoom").evaluate("el => el.style.transform")
+    box = page.locator("#stage").bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] / 2 - 120, box["y"] + box["height"] / 2 - 60, steps=8)
+    page.mouse.up()
+    assert page.locator("#zoom").evaluate("el => el.style.transform") != before
+    assert page.evaluate("getSelection().isCollapsed || getSelection().toString() === ''")
+    assert page.evaluate("getSelection().rangeCount === 0 || getSelection().isCollapsed")
+
+
+def test_a_swipe_on_a_touch_screen_goes_to_the_next_photo_and_back(serve, browser, tmp_path):
+    base, app = serve()
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    sign_up(page, base, "swipe@example.com")
+    newest, older = photos(page, app, tmp_path, count=2)
+    open_photo(page, base, newest)
+
+    def swipe(dx: int) -> None:
+        page.locator("#stage").evaluate("""(stage, dx) => {
+            const box = stage.getBoundingClientRect(), y = box.top + box.height / 2, x = box.left + box.width / 2;
+            const at = (type, cx) => stage.dispatchEvent(new PointerEvent(type, {
+                pointerId: 7, pointerType: "touch", isPrimary: true, clientX: cx, clientY: y, bubbles: true }));
+            at("pointerdown", x); at("pointermove", x + dx / 2); at("pointerup", x + dx);
+        }""", dx)
+
+    swipe(-150)  # right to left: the next photo
+    page.wait_for_url(f"**/analyses/{older}")
+    page.wait_for_selector("#stage[data-zoomable]")
+    swipe(150)
+    page.wait_for_url(f"**/analyses/{newest}")
+    context.close()
+
+
+def test_keyboard_hints_show_only_where_there_is_a_keyboard(serve, browser, page, tmp_path):
+    base, app = serve()
+    sign_up(page, base, "hints@example.com")
+    [first] = photos(page, app, tmp_path)
+    open_photo(page, base, first)
+    expect(page.locator(".keyboard-hint")).to_be_visible()
+    expect(page.locator(".touch-hint")).to_be_hidden()
+    phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
+                                storage_state=page.context.storage_state())
+    on_phone = phone.new_page()
+    open_photo(on_phone, base, first)
+    expect(on_phone.locator(".keyboard-hint")).to_be_hidden()
+    expect(on_phone.locator(".touch-hint")).to_be_visible()
+    phone.close()
