@@ -1,4 +1,5 @@
 """End to end in a real headless Chromium (Debian's), against a live server."""
+import io
 import re
 import shutil
 from pathlib import Path
@@ -102,6 +103,24 @@ def test_swagger_ui_lists_every_endpoint_and_try_it_out_works_with_a_token(serve
     assert status.inner_text().strip() == "200"
     assert "docs@example.com" in me.locator(".live-responses-table").inner_text()
     shot(page, request, "docs")
+
+
+@pytest.mark.any_database  # the page's style
+def test_the_api_docs_are_dark_when_the_system_is(serve, page):
+    from PIL import Image, ImageStat
+
+    base, _ = serve()
+
+    def brightness() -> float:
+        page.goto(f"{base}/docs")
+        page.wait_for_selector(".opblock")
+        shot = page.screenshot(clip={"x": 0, "y": 40, "width": 1000, "height": 600})
+        return ImageStat.Stat(Image.open(io.BytesIO(shot)).convert("L")).mean[0]
+
+    page.emulate_media(color_scheme="dark")
+    assert brightness() < 90
+    page.emulate_media(color_scheme="light")
+    assert brightness() > 170
 
 
 def upload_pngs(page, tmp_path, *names):

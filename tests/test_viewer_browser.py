@@ -5,7 +5,7 @@ is a keyboard."""
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser import CHROMIUM_ARGS, VIEWER_READY, sign_up, upload_and_wait  # noqa: F401
+from tests.browser import VIEWER_READY, shot, sign_up, upload_and_wait
 from tests.factories import add_boxes
 from tests.helpers import analyses
 from tests.images import encode, sample
@@ -36,19 +36,21 @@ def label_shown(page, conf: str) -> bool:
     return page.locator(f"#overlay g.box[data-conf='{conf}'] .label").is_visible()
 
 
-def test_a_label_that_would_overlap_a_more_confident_one_folds_into_its_box(serve, page, tmp_path):
+def test_a_label_that_would_overlap_a_more_confident_one_folds_into_its_box(serve, page, tmp_path, request):
     base, app = serve()
     sign_up(page, base, "labels@example.com")
     [first] = photos(page, app, tmp_path)
     open_photo(page, base, first)
     expect(page.locator("#overlay g.box.crowded")).to_have_count(1)
     assert label_shown(page, "0.9") and label_shown(page, "0.6") and not label_shown(page, "0.8")
+    shot(page, request, "viewer-label-folded")
     page.locator("#overlay g.box[data-conf='0.8']").focus()  # a keyboard user reaches it; so does a pointer
     assert label_shown(page, "0.8")
     page.keyboard.press("+")
     page.keyboard.press("+")
     page.keyboard.press("+")  # zoomed in, the labels are smaller against the photo: still one folded
     expect(page.locator("#overlay g.box.crowded")).to_have_count(1)
+    shot(page, request, "viewer-zoomed")
 
 
 def test_the_labels_switch_hides_them_until_a_box_is_pointed_at_and_is_remembered(serve, page, tmp_path):
@@ -126,7 +128,7 @@ def test_a_swipe_on_a_touch_screen_goes_to_the_next_photo_and_back(serve, browse
     context.close()
 
 
-def test_keyboard_hints_show_only_where_there_is_a_keyboard(serve, browser, page, tmp_path):
+def test_keyboard_hints_show_only_where_there_is_a_keyboard(serve, browser, page, tmp_path, request):
     base, app = serve()
     sign_up(page, base, "hints@example.com")
     [first] = photos(page, app, tmp_path)
@@ -139,4 +141,5 @@ def test_keyboard_hints_show_only_where_there_is_a_keyboard(serve, browser, page
     open_photo(on_phone, base, first)
     expect(on_phone.locator(".keyboard-hint")).to_be_hidden()
     expect(on_phone.locator(".touch-hint")).to_be_visible()
+    shot(on_phone, request, "viewer-phone")
     phone.close()

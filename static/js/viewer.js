@@ -1,6 +1,8 @@
 // A run's boxes, drawn by the server: shown at the slider's confidence and for the classes
 // ticked, a box lighting its row of the table (and a row its box); the annotated image and its
 // download follow what is shown; the buttons switch between live boxes, that image and the original.
+// Labels: a label that would cover a more confident one's is folded into its box (shown while the
+// box is pointed at or focused), again at each zoom; "Labels" hides them all the same way.
 function setUp(stage) {
   const overlay = stage.querySelector("#overlay");
   const slider = document.getElementById("conf");
@@ -11,7 +13,43 @@ function setUp(stage) {
   const annotated = stage.querySelector(".layer-annotated");
   const download = document.getElementById("download-annotated");
   const initial = Number(slider.value).toFixed(2);
-  let timer = null;
+  const labelsToggle = document.getElementById("labels-toggle");
+  let timer = null, pending = false;
+
+  function unclutter() {  // most confident first: a label overlapping one already placed folds away
+    pending = false;
+    boxes.forEach((g) => g.classList.remove("crowded"));
+    if (stage.dataset.view !== "boxes" || overlay.classList.contains("no-labels")) return;
+    const placed = [];
+    boxes.filter((g) => !g.classList.contains("off"))
+      .sort((a, b) => Number(b.dataset.conf) - Number(a.dataset.conf))
+      .forEach((g) => {
+        const r = g.querySelector(".label")?.getBoundingClientRect();
+        if (!r || !r.width) return;
+        if (placed.some((p) => r.left < p.right && p.left < r.right && r.top < p.bottom && p.top < r.bottom)) {
+          g.classList.add("crowded");
+        } else {
+          placed.push(r);
+        }
+      });
+  }
+  function unclutterSoon() {
+    if (!pending) requestAnimationFrame(unclutter);
+    pending = true;
+  }
+  overlay.addEventListener("zoomed", unclutterSoon);
+  addEventListener("resize", unclutterSoon);
+  function showLabels(on) {
+    overlay.classList.toggle("no-labels", !on);
+    labelsToggle?.setAttribute("aria-pressed", String(on));
+    unclutterSoon();
+  }
+  labelsToggle?.addEventListener("click", () => {
+    const on = labelsToggle.getAttribute("aria-pressed") !== "true";
+    try { localStorage.setItem("labels", on ? "shown" : "hidden"); } catch (error) { /* private mode */ }
+    showLabels(on);
+  });
+  try { showLabels(localStorage.getItem("labels") !== "hidden"); } catch (error) { showLabels(true); }
 
   function show() {
     const min = Number(slider.value);
@@ -38,6 +76,7 @@ function setUp(stage) {
     annotated.alt = annotated.alt.replace(/with \d+ detected/, `with ${shown} detected`);
     clearTimeout(timer);  // the image follows once the slider rests
     timer = setTimeout(() => { if (annotated.getAttribute("src") !== url) annotated.src = url; }, 250);
+    unclutterSoon();
   }
 
   function light(index, on) {
@@ -55,6 +94,7 @@ function setUp(stage) {
   document.querySelectorAll("button[data-view]").forEach((button) => button.addEventListener("click", () => {
     stage.dataset.view = button.dataset.view;
     document.querySelectorAll("button[data-view]").forEach((b) => b.setAttribute("aria-pressed", String(b === button)));
+    unclutterSoon();
   }));
   show();
 }
