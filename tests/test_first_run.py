@@ -12,12 +12,13 @@ from tests.factories import add_analysis
 from tests.helpers import HX, ApiActions, analyses, post_form, upload
 from tests.images import encode, sample
 from webapp.detection import availability as detection_status, registry
-from webapp.jobs.pipeline import UNAVAILABLE
 from webapp.jobs.recovery import INTERRUPTED
 from webapp.models import RunStatus
 from webapp.vision.detector import ModelUnavailable
 
 BANNER = "Detection is unavailable:"
+NO_MODEL = ("Not analysed: detection is unavailable (no detection model is installed on this server, and it is "
+            "not allowed to download one). It can be retried once it is back.")
 
 
 @pytest.fixture
@@ -66,12 +67,39 @@ def test_without_a_model_an_upload_fails_with_one_plain_message(bare, auth_facto
     client, auth = auth_factory(bare)
     auth.signup()
     upload(client, photo(), photo())
-    assert [a.error for a in analyses(bare)] == [UNAVAILABLE, UNAVAILABLE]
+    assert [a.error for a in analyses(bare)] == [NO_MODEL, NO_MODEL]
     page = client.get("/analyses").get_data(as_text=True)
     assert page.count(BANNER) == 1
     assert "no detection model is installed on this server" in page and "check-model" in page
+    assert "Put a YOLO model (a .pt or .onnx file, or an *_openvino_model folder) in the models folder on the " \
+        "server: it is found without a restart." in page
     assert "YOLO_OFFLINE" not in page and "does not exist" not in page  # no developer messages
-    assert page.count(UNAVAILABLE) == 2 and "2 photos failed." in page and "Retry all failed" in page
+    assert bare.config["MODELS_DIR"] not in page  # nor a server path outside the app
+    assert page.count(NO_MODEL) == 2 and "2 photos failed." in page and "Retry all failed" in page
+
+
+def test_a_card_that_fails_for_want_of_a_model_brings_the_banner_without_a_reload(bare, auth_factory):
+    client, auth = auth_factory(bare)
+    auth.signup()
+    upload(client, photo())
+    [analysis] = analyses(bare)
+    card = client.get(f"/analyses/{analysis.public_id}/card", headers=HX).get_data(as_text=True)
+    assert NO_MODEL in card
+    banner = card.split('id="detection-unavailable"', 1)[1]
+    assert 'hx-swap-oob="true"' in banner.split(">", 1)[0] and "no detection model is installed" in banner
+
+
+def test_the_gallery_keeps_a_hidden_banner_for_a_card_to_fill(client, auth):
+    auth.signup()
+    page = client.get("/analyses").get_data(as_text=True)
+    assert '<div class="banner warning" role="alert" id="detection-unavailable" hidden' in page
+
+
+def test_the_models_folder_is_named_relative_to_the_app_never_by_a_path_outside_it():
+    from webapp.config import BASE_DIR
+
+    assert detection_status._shown(str(BASE_DIR / "instance" / "models")) == "instance/models/"
+    assert detection_status._shown("/srv/spotter/models") == "the models folder"
 
 
 def test_the_gallery_has_no_banner_when_the_model_is_fine(client, auth):
@@ -122,7 +150,8 @@ def test_online_the_default_model_is_downloaded_into_the_models_folder(make_app,
     api = ApiActions(app.test_client()).user()
     with caplog.at_level(logging.INFO, logger="webapp"):
         response = api.upload(photo(), query="?wait=true")
-    assert response.json["analyses"][0]["error"] == UNAVAILABLE
+    assert response.json["analyses"][0]["error"] == ("Not analysed: detection is unavailable (the detection model "
+                                                      "could not be downloaded). It can be retried once it is back.")
     assert (f"Downloading the YOLO model yolo11n.pt from https://github.com/ultralytics/assets/releases "
             f"into {app.config['MODELS_DIR']}/") in caplog.text
     with app.app_context():
@@ -186,7 +215,9 @@ def test_a_broken_model_is_reported_as_unavailable_not_as_a_failed_photo(bare, a
     client, auth = auth_factory(bare)
     auth.signup()
     upload(client, photo())
-    assert [a.error for a in analyses(bare)] == [UNAVAILABLE]
+    assert [a.error for a in analyses(bare)] == [
+        "Not analysed: detection is unavailable (the detection model could not be loaded). It can be retried once "
+        "it is back."]
     page = client.get("/analyses").get_data(as_text=True)
     assert "the detection model could not be loaded" in page and str(models) not in page
     assert client.get("/healthz").json["model"] == "unavailable: the detection model could not be loaded"
@@ -241,7 +272,7 @@ def test_htmx_retry_of_a_card_answers_the_card_again(bare, failed, random_weight
 def test_retry_from_the_detail_page_reloads_it(failed):
     client, failed = failed
     page = client.get(f"/analyses/{failed.public_id}").get_data(as_text=True)
-    assert 'id="detail-retry"' in page and UNAVAILABLE in page
+    assert 'id="detail-retry"' in page and NO_MODEL in page
     response = post_form(client, f"/analyses/{failed.public_id}/retry",
                          headers={**HX, "HX-Trigger": "detail-retry"}, page=f"/analyses/{failed.public_id}")
     assert response.headers["HX-Redirect"] == f"/analyses/{failed.public_id}"
@@ -250,7 +281,7 @@ def test_retry_from_the_detail_page_reloads_it(failed):
 def test_api_retry_requeues_a_failed_analysis_with_the_same_parameters(bare, random_weights):
     api = ApiActions(bare.test_client()).user()
     first = api.upload(photo(), conf="0.4", imgsz="320", query="?wait=true").json["analyses"][0]
-    assert first["status"] == "failed" and first["error"] == UNAVAILABLE
+    assert first["status"] == "failed" and first["error"] == NO_MODEL
     install_model(bare, random_weights)
     response = api.post(f"/api/v1/analyses/{first['id']}/retry?wait=true")
     assert response.status_code == 201

@@ -215,9 +215,12 @@ def card(public_id: str):
 
 
 def _card(run, query: dict | None = None, message: str | None = None):
-    """A gallery card; `message` shown in the page's message area too (an out-of-band swap)."""
+    """A gallery card; `message` shown in the page's message area too (an out-of-band swap). A
+    run that failed while detection is unavailable brings the gallery's banner with it (why, and
+    the fix), so it shows without a reload."""
+    banner = availability() if run.is_failed else None
     return render_template("analyses/_card.html", run=run, chips=listing.labels_of([run]), query=query or {},
-                           message=message)
+                           message=message, card_banner=banner, detection_here=runs_here())
 
 
 @bp.route("/events", methods=["GET"])

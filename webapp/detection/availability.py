@@ -13,6 +13,7 @@ from flask import Flask, current_app
 from webapp.detection.registry import (
     DEFAULT_NAME, class_ids, get_detector, is_bare_weights_name, model_names, named_models, runs_here,
 )
+from webapp.config import BASE_DIR
 from webapp.errors import Refused
 from webapp.vision.detector import DOWNLOAD_SOURCE, ModelUnavailable
 
@@ -31,6 +32,7 @@ class Diagnosis:
     reason: str  # for users: what is wrong, in plain words
     fix: str  # for administrators: exactly what to do
     uploads_kept: bool = True  # photos are still accepted (to be retried), or refused meanwhile
+    hint: str = ""  # the fix in a sentence anyone may read (no settings, no server paths outside the app)
 
 
 class DetectionUnavailable(Refused):
@@ -192,20 +194,30 @@ def explain(error: ModelUnavailable, config) -> Diagnosis:
             "the detection model configured on this server is missing",
             f"YOLO_MODEL is {config['YOLO_MODEL']}, which does not exist. Point YOLO_MODEL at a "
             f"model ({kinds}), or unset it and copy a model into {models_dir}/; then restart.")
+    put_one = f"put a YOLO model ({kinds}) in {_shown(models_dir)} on the server: it is found without a restart"
     if error.cause in ("missing", "offline"):  # a model to download, with downloads off
         return Diagnosis(
             "no detection model is installed on this server, and it is not allowed to download one",
             f"Copy a YOLO model ({kinds}) into {models_dir}/ (it is found without a restart), "
             f"or set YOLO_MODEL to a model's path; or unset YOLO_OFFLINE so that {name} is "
-            f"downloaded from {DOWNLOAD_SOURCE}.")
+            f"downloaded from {DOWNLOAD_SOURCE}.", hint=put_one)
     if error.cause == "download":
         return Diagnosis(
             "the detection model could not be downloaded",
             f"Check that this machine can reach {DOWNLOAD_SOURCE}; or download {name} there on a "
             f"machine with internet and copy it into {models_dir}/ (it is found without a restart), "
-            f"or set YOLO_MODEL to a local model.")
+            f"or set YOLO_MODEL to a local model.", hint=put_one)
     return Diagnosis(
         "the detection model could not be loaded",
         f"Replace {error.model} with a complete, working model (a folder still being copied in "
         f"is retried on the next photo), then check it with `make check-model` "
         f"(`flask --app wsgi check-model`).")
+
+
+def _shown(folder: str) -> str:
+    """The models folder as the pages name it: relative to the app's folder where it lies in it
+    (instance/models/), else just "the models folder" (no server path for every user to read)."""
+    try:
+        return f"{Path(folder).resolve().relative_to(BASE_DIR)}/"
+    except ValueError:
+        return "the models folder"

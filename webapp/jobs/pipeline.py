@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from webapp import storage
+from webapp.detection.availability import explain
 from webapp.detection.registry import UnknownClasses, class_ids, decode_size, fixed_input_size, get_detector
 from webapp.extensions import db
 from webapp.jobs.processes import process_state
@@ -33,7 +34,10 @@ if TYPE_CHECKING:  # NumPy is the detecting side's: imported where pixels are ma
 
 logger = logging.getLogger(__name__)
 
-UNAVAILABLE = "Not analysed: detection was unavailable. It can be retried once it is back."
+def unavailable_error(exc: ModelUnavailable) -> str:
+    """What a run not run for want of a model says on its card: why, in the words the banner uses."""
+    reason = explain(exc, current_app.config).reason
+    return f"Not analysed: detection is unavailable ({reason}). It can be retried once it is back."
 UNEXPECTED = "An unexpected error stopped the analysis."
 GAVE_UP = "Detection stopped its worker {n} times on this photo, so it was given up."
 
@@ -243,7 +247,7 @@ def failed(work: Work, exc: BaseException) -> None:
     """Remember why the run fails: a message for the person who uploaded; the log gets the rest."""
     if isinstance(exc, ModelUnavailable):
         logger.error("Run %s not run: %s", work.run_id, exc)
-        work.error = UNAVAILABLE
+        work.error = unavailable_error(exc)
     elif isinstance(exc, UnknownClasses):
         work.error = f"This model has no class named {', '.join(exc.unknown)}."
     elif isinstance(exc, (DetectorError, ImageRejected)):
