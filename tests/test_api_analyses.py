@@ -64,7 +64,7 @@ def test_upload_parameters_are_used(api, assets):
 
 
 @pytest.mark.parametrize("fields, message", [
-    ({"conf": "2"}, "conf"), ({"imgsz": "abc"}, "imgsz"), ({"classes": "unicorn"}, "Unknown class names: unicorn"),
+    ({"conf": "2"}, "conf"), ({"imgsz": "abc"}, "imgsz"), ({"classes": "unicorn"}, "No class named unicorn."),
 ])
 def test_invalid_upload_parameters_are_422_and_store_nothing(api, app, fields, message):
     api.user()

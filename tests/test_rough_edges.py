@@ -3,10 +3,12 @@ matching label; a new API key survives a reload without making a second one; a s
 and shown on the photo's page with a copy button; ended links fold away."""
 import re
 
+import pytest
 import sqlalchemy as sa
 
 from tests.factories import add_analysis
-from tests.helpers import csrf_from
+from tests.helpers import analyses, csrf_from, upload
+from tests.images import encode, sample
 from webapp.extensions import db
 from webapp.models import ApiKey, ShareLink
 
@@ -79,3 +81,43 @@ def test_ended_links_fold_away_under_their_own_heading(app, client, auth):
     live, ended = page.split('<details class="ended-links"')
     assert f'id="link-{first}"' in ended and f'id="link-{first}"' not in live
     assert "Ended links (1)" in ended and "copy" in live
+
+
+# ---- Run again: a mistyped class ----
+
+def run_again(client, public_id: str, **fields):
+    token = csrf_from(client.get(f"/analyses/{public_id}").get_data(as_text=True))
+    return client.post(f"/analyses/{public_id}/runs", data={"csrf_token": token, **fields})
+
+
+@pytest.mark.real_model  # the COCO names
+def test_a_mistyped_class_is_refused_on_the_form_with_what_was_typed_kept(app, client, auth):
+    auth.signup()
+    upload(client, ("p.png", encode(sample(320, 240), "PNG")))
+    [first] = analyses(app)
+    response = run_again(client, first.public_id, conf="0.4", classes="person, zebraa")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert 'value="person, zebraa"' in page and 'value="0.4"' in page and "<details class=\"rerun\" open" in page
+    assert "No class named zebraa: did you mean zebra?" in page
+    error = page.split('id="rerun-error"', 1)[1].split("</p>", 1)[0]
+    assert "hair drier" not in error and len(error) < 200  # not the 80 names
+    assert len(analyses(app)) == 1
+
+
+@pytest.mark.real_model  # the COCO names
+def test_the_class_field_offers_the_models_classes(app, client, auth):
+    auth.signup()
+    upload(client, ("p.png", encode(sample(320, 240), "PNG")))
+    [first] = analyses(app)
+    page = client.get(f"/analyses/{first.public_id}").get_data(as_text=True)
+    classes = re.search(r'<datalist id="rerun-classes"[^>]*data-classes="([^"]+)"', page).group(1)
+    assert "person" in classes and "toothbrush" in classes
+
+
+@pytest.mark.real_model  # the COCO names
+def test_the_api_names_close_matches_for_a_mistyped_class(app, api):
+    api.user()
+    response = api.upload(("p.png", encode(sample(), "PNG")), classes="persn")
+    assert response.status_code == 422
+    assert "did you mean person?" in response.get_data(as_text=True)

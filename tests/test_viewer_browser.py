@@ -143,3 +143,15 @@ def test_keyboard_hints_show_only_where_there_is_a_keyboard(serve, browser, page
     expect(on_phone.locator(".touch-hint")).to_be_visible()
     shot(on_phone, request, "viewer-phone")
     phone.close()
+
+
+def test_the_class_field_suggests_the_name_being_typed_after_those_already_there(serve, page, tmp_path):
+    base, app = serve()  # random weights: classes named "0" to "79"
+    sign_up(page, base, "classes@example.com")
+    [first] = photos(page, app, tmp_path)
+    open_photo(page, base, first)
+    page.locator("summary", has_text="Run again").click()
+    page.locator("#rerun-classes-field").fill("1, 7")
+    values = page.locator("#rerun-classes option").evaluate_all("options => options.map(o => o.value)")
+    assert {"1, 7", "1, 17", "1, 70"} <= set(values) and "1, 1" not in values
+    assert all(value.startswith("1, ") for value in values)

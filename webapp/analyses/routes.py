@@ -13,7 +13,7 @@ from webapp.analyses import bp, events, exports, listing, lookups, removal, send
 from webapp.analyses.forms import UploadForm
 from webapp.analyses.params import DetectionParams, RunFields
 from webapp.detection.registry import DEFAULT_NAME, model_key, model_names, runs_here
-from webapp.detection.availability import availability
+from webapp.detection.availability import availability, models_info
 from webapp.errors import NotFound, Refused
 from webapp.library.current_run import current_run
 from webapp.models import RunStatus
@@ -139,6 +139,12 @@ def _upload_invalid(form: UploadForm, status: int = 422):
 def detail(public_id: str):
     """One run of a photo. The gallery's query (labels, dates, order) comes along, so previous
     and next step through the same listing the user came from, and "All photos" goes back to it."""
+    return _detail_page(public_id)
+
+
+def _detail_page(public_id: str, rerun: dict | None = None, rerun_error: str | None = None) -> str:
+    """A run's page; with `rerun` (the Run again form's fields as sent) and its `rerun_error`,
+    that form is shown open, as it was filled in, with the error."""
     run = lookups.owned_run(current_user, public_id, with_detections=True)
     found, query, _ = listing.read_filters(request.args)
     # the listing holds each photo once (its current run): another run of it steps from there
@@ -148,7 +154,14 @@ def detail(public_id: str):
     return render_template(
         "analyses/detail.html", run=run, **viewer.viewer(run), query=query, before=before, after=after, runs=runs,
         run_counts={r.id: r.label_counts() for r in runs if r.is_done}, models=model_names(),
+        model_classes=_model_classes(), rerun=rerun, rerun_error=rerun_error,
     )
+
+
+def _model_classes() -> dict[str, list[str]]:
+    """{model name: its class names} for the Run again form's class picker (a model that cannot
+    be loaded now offers none: the form still takes names)."""
+    return {info["name"]: list((info["classes"] or {}).values()) for info in models_info()}
 
 
 @bp.route("/analyses/<public_id>/runs", methods=["POST"])
@@ -157,14 +170,13 @@ def rerun(public_id: str):
     """"Run again" on the detail page: a new run of the photo with these settings (checked as
     the API checks them)."""
     run = lookups.owned_run(current_user, public_id)
-    back = url_for("analyses.detail", public_id=public_id)
     names = ("conf", "iou", "imgsz", "classes", "model")
     fields = {k: v for k, v in ((k, request.form.get(k, "").strip()) for k in names) if v}
     try:
         result = uploads.rerun(run, parse(RunFields, fields).params())
-    except (ProblemError, Refused) as exc:  # a bad field, or settings the model refuses
-        flash(str(exc), "error")
-        return redirect(back)
+    except (ProblemError, Refused) as exc:  # a bad field, or settings the model refuses: the form again, as sent
+        status = exc.status if isinstance(exc, ProblemError) else status_of(exc)
+        return _detail_page(public_id, rerun={k: request.form.get(k, "") for k in names}, rerun_error=str(exc)), status
     new = lookups.public_id_of(result.ids()[0])
     if new is None:  # the photo was deleted meanwhile
         flash(lookups.NOT_FOUND, "error")

@@ -1,5 +1,6 @@
 """Which model runs: the configured models by name, the detector of each (loaded once per
 process), and the class check every path shares."""
+import difflib
 import functools
 import logging
 import re
@@ -34,8 +35,13 @@ class UnknownClasses(Refused):
     """Some requested class names are not classes of the model."""
 
     def __init__(self, unknown: list[str], known: list[str]):
-        super().__init__(f"Unknown class names: {', '.join(unknown)}. Known classes: {', '.join(known)}.",
-                         Refused.INVALID)
+        named = []
+        for name in unknown:  # the closest names, not the whole list (COCO's is 80 long)
+            close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+            named.append(f"{name}: did you mean {' or '.join(close)}?" if close else f"{name}.")
+        classes = (f"Its classes: {', '.join(known)}." if len(known) <= 20
+                   else f"It has {len(known)} classes, from {known[0]} to {known[-1]} (GET /api/v1/models lists them).")
+        super().__init__(f"No class named {' No class named '.join(named)} {classes}", Refused.INVALID)
         self.unknown, self.known = unknown, known
 
 
