@@ -91,3 +91,42 @@ def test_the_upload_form_runs_the_chosen_model_and_refuses_an_unknown_one(pair, 
 def test_a_malformed_model_list_stops_the_start_with_the_reason(make_app):
     with pytest.raises(ValueError, match="YOLO_MODELS: 'v8:/path' is not name=path"):
         make_app(YOLO_MODELS="v8:/path")
+
+
+# ---- models dropped into MODELS_DIR: offered without a restart ----
+
+def test_every_model_in_the_models_folder_is_offered_by_its_file_name(tmp_path):
+    folder = tmp_path / "models"
+    (folder / "yolo11n_int8_openvino_model").mkdir(parents=True)
+    (folder / "yolov8n Dynamic.onnx").write_bytes(b"x")
+    (folder / "notes.txt").write_text("not a model")
+    (folder / ".hidden.pt").write_bytes(b"x")
+    config = {"YOLO_MODEL": "", "YOLO_MODELS": "", "MODELS_DIR": str(folder)}
+    # the first one is the default (as ever); the others by name
+    assert named_models(config) == {"default": "", "yolov8n-dynamic": str(folder / "yolov8n Dynamic.onnx")}
+
+
+def test_a_model_named_in_yolo_models_or_the_default_is_not_offered_twice(tmp_path):
+    folder = tmp_path / "models"
+    folder.mkdir()
+    for name in ("a.pt", "b.pt", "c.onnx"):
+        (folder / name).write_bytes(b"x")
+    config = {"YOLO_MODEL": str(folder / "b.pt"), "YOLO_MODELS": f"fast={folder / 'c.onnx'}", "MODELS_DIR": str(folder)}
+    assert named_models(config) == {"default": str(folder / "b.pt"), "fast": str(folder / "c.onnx"),
+                                    "a": str(folder / "a.pt")}
+
+
+def test_a_model_dropped_into_the_folder_is_offered_and_used_at_once(make_app, random_weights):
+    app = make_app(YOLO_MODEL="", YOLO_OFFLINE=True)
+    folder = app.config["MODELS_DIR"]
+    api = ApiActions(app.test_client()).user()
+    import shutil
+    from pathlib import Path
+
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    shutil.copy(random_weights, Path(folder) / "a-first.pt")
+    assert [m["name"] for m in api.get("/api/v1/models").json["models"]] == ["default"]
+    shutil.copy(random_weights, Path(folder) / "second.pt")  # what an administrator does, the app running
+    assert [m["name"] for m in api.get("/api/v1/models").json["models"]] == ["default", "second"]
+    done = api.upload(("p.png", encode(sample(), "PNG")), query="?wait=true", model="second").json["analyses"][0]
+    assert done["status"] == "done" and (done["model"]["key"], done["model"]["name"]) == ("second", "second.pt")

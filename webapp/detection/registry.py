@@ -71,7 +71,9 @@ def _is_model(path: Path) -> bool:
 
 def named_models(config) -> dict[str, str]:
     """{name: model} of every model uploads may choose: "default" (YOLO_MODEL, as resolved
-    below) first, then YOLO_MODELS' in their order. Raises ValueError for a malformed list."""
+    below) first, then YOLO_MODELS' in their order, then every other model in MODELS_DIR, named
+    after its file (looked for on every call: one copied in is offered without a restart).
+    Raises ValueError for a malformed list."""
     models = {DEFAULT_NAME: config["YOLO_MODEL"]}
     for item in filter(None, (part.strip() for part in config.get("YOLO_MODELS", "").split(","))):
         name, _, path = (text.strip() for text in item.partition("="))
@@ -79,7 +81,51 @@ def named_models(config) -> dict[str, str]:
             raise ValueError(f"YOLO_MODELS: {item!r} is not name=path (a new lower-case name of letters, "
                              "digits, - or _; `default` is YOLO_MODEL)")
         models[name] = path
+    if config.get("MODELS_DIR"):
+        models.update(_folder_models(Path(config["MODELS_DIR"]), config["YOLO_MODEL"], models))
     return models
+
+
+def _folder_models(folder: Path, default: str, named: dict[str, str]) -> dict[str, str]:
+    """The models in `folder` not already offered (the default, or one YOLO_MODELS names), by name."""
+    if not folder.is_dir():
+        return {}
+    if not default:
+        default_path = find_local_model(folder)
+    else:
+        default_path = folder / default if is_bare_weights_name(default) else Path(default)
+    taken = {_resolved(Path(p)) for p in named.values() if p} | ({_resolved(default_path)} if default_path else set())
+    found: dict[str, str] = {}
+    for path in sorted(p for p in folder.iterdir() if _is_model(p)):
+        if _resolved(path) in taken:
+            continue
+        name = _name_of(path, set(named) | set(found))
+        if name:
+            found[name] = str(path)
+    return found
+
+
+def _name_of(path: Path, used: set[str]) -> Optional[str]:
+    """A model's name from its file: yolov8n.onnx -> yolov8n, yolo11s_openvino_model -> yolo11s
+    (lower case, other characters as -, at most 32), made unique with -2, -3…; None if none fits."""
+    stem = path.name
+    for ending in (*MODEL_FOLDERS, *MODEL_FILES):
+        if stem.endswith(ending):
+            stem = stem[: -len(ending)]
+            break
+    base = re.sub(r"[^a-z0-9_-]+", "-", stem.lower()).strip("-_")[:28]
+    for number in range(1, 100):
+        name = base if number == 1 else f"{base}-{number}"
+        if MODEL_NAME.fullmatch(name) and name not in used:
+            return name
+    return None
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except OSError:
+        return path
 
 
 def model_names(app: Optional[Flask] = None) -> list[str]:
