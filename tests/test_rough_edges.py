@@ -121,3 +121,35 @@ def test_the_api_names_close_matches_for_a_mistyped_class(app, api):
     response = api.upload(("p.png", encode(sample(), "PNG")), classes="persn")
     assert response.status_code == 422
     assert "did you mean person?" in response.get_data(as_text=True)
+
+
+def session_of(client, app) -> dict:
+    cookie = client.get_cookie(app.config.get("SESSION_COOKIE_NAME", "session"))
+    return app.session_interface.get_signing_serializer(app).loads(cookie.value) if cookie else {}
+
+
+def test_a_new_keys_secret_is_never_readable_in_the_session_cookie(app, client, auth):
+    auth.signup()
+    token = csrf_from(client.get("/account/keys").get_data(as_text=True))
+    client.post("/account/keys", data={"name": "cam", "scope": "full", "csrf_token": token})
+    waiting = session_of(client, app)
+    assert "spt_" not in str(waiting) and waiting["new_api_key"]["sealed"]
+
+
+def test_logging_out_drops_a_new_keys_secret_not_yet_shown(app, client, auth):
+    auth.signup()
+    token = csrf_from(client.get("/account/keys").get_data(as_text=True))
+    client.post("/account/keys", data={"name": "cam", "scope": "full", "csrf_token": token})
+    client.post("/logout", data={"csrf_token": token})
+    assert "new_api_key" not in session_of(client, app)
+
+
+def test_a_sealed_secret_opens_for_a_few_minutes_only(app, monkeypatch):
+    from webapp.auth import keys
+
+    with app.test_request_context():
+        sealed = keys.seal("spt_secret")
+        assert keys.unseal(sealed) == "spt_secret"
+        assert keys.unseal(sealed[:-2] + "xx") is None and keys.unseal(None) is None
+        monkeypatch.setattr(keys, "SEALED_SECONDS", -1)
+        assert keys.unseal(sealed) is None

@@ -99,6 +99,34 @@ def test_restore_brings_it_back_with_its_labels_counted(app, api, two):
     assert_counts_true(app)
 
 
+def test_restoring_through_the_api_answers_the_run_the_photo_shows(app, api, two):
+    cat, _ = two
+    second = api.client.post(f"/api/v1/analyses/{cat['id']}/runs?wait=true", data={"conf": "0.5"},
+                             headers=api.headers).json["analyses"][0]
+    api.delete(f"/api/v1/analyses/{second['id']}")
+    restored = api.post(f"/api/v1/trash/{second['id']}/restore").json
+    assert restored["id"] == second["id"] and restored["shown"] is True and restored["model"]["conf"] == 0.5
+
+
+def test_deleting_for_good_from_the_trash_page_asks_first(app, client, two):
+    cat, _ = two
+    AuthActions(client).login()
+    token = csrf_from(client.get("/analyses").get_data(as_text=True))
+    client.post(f"/analyses/{cat['id']}/delete", data={"csrf_token": token})
+    page = client.get("/trash").get_data(as_text=True)
+    button = page.split('id="delete-for-good"', 1)[1].split(">", 1)[0]
+    assert 'hx-confirm="Delete the selected photos for good? This cannot be undone."' in button
+
+
+def test_a_gallery_whose_photos_are_all_in_the_trash_says_so(app, client, two):
+    AuthActions(client).login()
+    token = csrf_from(client.get("/analyses").get_data(as_text=True))
+    for photo in two:
+        client.post(f"/analyses/{photo['id']}/delete", data={"csrf_token": token})
+    client.get("/analyses")
+    assert "Your 2 photos are in the" in client.get("/analyses").get_data(as_text=True)
+
+
 def test_the_api_lists_the_trash_with_when_each_goes_for_good(app, api, two):
     cat, _ = two
     api.delete(f"/api/v1/analyses/{cat['id']}")

@@ -8,6 +8,7 @@ import pytest
 import sqlalchemy as sa
 from playwright.sync_api import expect
 
+from tests.browser import shot
 from tests.factories import add_analysis
 from tests.helpers import analyses, kept, trashed
 from tests.test_gallery_browser import log_in
@@ -26,7 +27,7 @@ def library(app) -> list[str]:
     return [run.public_id for run in reversed(made)]
 
 
-def test_delete_undo_delete_restore_and_the_purge(serve, page):
+def test_delete_undo_delete_restore_and_the_purge(serve, page, request):
     base, app = serve(TRASH_PURGE_SECONDS=1)
     c, b, a = library(app)
     log_in(page, base)
@@ -37,6 +38,8 @@ def test_delete_undo_delete_restore_and_the_purge(serve, page):
     undo = page.locator("#undo-area")
     expect(undo).to_contain_text("Moved b.jpg to the Trash.")
     expect(page.get_by_role("link", name="Trash (1)")).to_be_visible()
+    expect(undo).to_be_in_viewport()  # at the foot of the screen, wherever the delete was made
+    shot(page, request, "gallery-undo")
     undo.get_by_role("button", name="Undo").click()
     expect(page.locator(".flash-success")).to_have_text("Restored 1 photo.")
     expect(page.locator(f"#analysis-{b}")).to_have_count(1)
@@ -55,6 +58,7 @@ def test_delete_undo_delete_restore_and_the_purge(serve, page):
     expect(page.locator(".flash-success")).to_contain_text("Restored 1 photo")
     expect(page.locator(".empty")).to_contain_text("The Trash is empty.")
     assert sorted(r.photo.original_filename for r in kept(app)) == ["a.jpg", "b.jpg", "c.jpg"]
+    shot(page, request, "trash-restored")
 
     page.goto(f"{base}/analyses")
     page.locator(f"#analysis-{c}").hover()
@@ -71,3 +75,19 @@ def test_delete_undo_delete_restore_and_the_purge(serve, page):
     page.goto(f"{base}/trash")
     expect(page.locator(".empty")).to_contain_text("The Trash is empty.")
     assert sorted(r.photo.original_filename for r in analyses(app)) == ["a.jpg", "b.jpg"]
+
+
+def test_on_a_phone_the_header_with_the_trash_fits_the_screen(serve, browser):
+    base, app = serve()
+    c, b, a = library(app)
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    log_in(page, base)
+    page.goto(f"{base}/analyses/{b}")
+    page.get_by_role("button", name="Delete photo").click()
+    page.wait_for_url(f"**/analyses/{a}")
+    for path in ("/analyses", "/trash", "/account", "/account/keys", "/account/shares"):
+        page.goto(base + path)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390, path
+        expect(page.get_by_role("button", name="Log out", exact=True)).to_be_in_viewport()
+    context.close()

@@ -382,9 +382,8 @@ def delete(public_id: str):
     before, after = listing.neighbours(current_user, found, anchor)
     moved = trash.move_one(run)
     following = after or before
-    back = url_for("analyses.detail", public_id=following.public_id, **query) if following else gallery_url
-    _flash_moved(moved, back)
-    return _go_to(back)
+    _flash_moved(moved, url_for("analyses.detail", public_id=public_id, **query))  # its Undo: back to this photo
+    return _go_to(url_for("analyses.detail", public_id=following.public_id, **query) if following else gallery_url)
 
 
 def _flash_moved(moved: trash.Moved, back: str) -> None:
@@ -452,7 +451,8 @@ def trash_action():
         flash("Select at least one photo first.", "error")
     elif action == "restore":
         restored = trash.restore(current_user, ids)
-        flash(f"Restored {restored} photo{'' if restored == 1 else 's'} to your photos.", "success")
+        flash(f"Restored {restored} photo{'' if restored == 1 else 's'} to your photos." if restored
+              else "Nothing was restored: those photos are no longer in the Trash.", "success" if restored else "info")
     else:
         deleted = trash.delete_for_good(current_user, ids)
         flash(f"Deleted {deleted} photo{'' if deleted == 1 else 's'} for good.", "info")

@@ -126,6 +126,14 @@ def restore(user: User, public_ids: list[str]) -> int:
     return _restore_ids(list(ids))
 
 
+def restore_one(user: User, photo: Photo) -> str:
+    """Take this photo of the user's Trash out of it; the public id of the run it shows again
+    (its latest finished). NotFound when it left the Trash meanwhile."""
+    if not _restore_ids([photo.id]):
+        raise NotFound(NOT_IN_TRASH)
+    return db.session.scalar(sa.select(Run.public_id).where(Run.photo_id == photo.id, Run.current))
+
+
 def undo(user: User, batch: str) -> int:
     """Restore what one delete moved to the Trash (whatever of it is still there)."""
     ids = db.session.scalars(sa.select(Photo.id).where(

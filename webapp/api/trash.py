@@ -48,8 +48,8 @@ def list_trash():
 def restore(public_id: str):
     user = api_user()
     photo = trash.trashed_photo(user, public_id)
-    trash.restore(user, [photo.public_id])
-    return detail(owned(photo.public_id, with_detections=True))
+    shown = trash.restore_one(user, photo)
+    return detail(owned(shown, with_detections=True))
 
 
 @bp.route("/trash/<public_id>", methods=["DELETE"])

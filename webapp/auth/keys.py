@@ -2,12 +2,14 @@
 (`spt_` + 32 random bytes, URL-safe), listed by name and prefix, revoked by deleting them. A key
 authenticates API requests like an access token (webapp/api/security.py), within its scope, at
 most API_KEY_RATE_LIMIT requests per key, and its last use is written at most once a minute."""
+import base64
 import hashlib
 import secrets
 from datetime import timedelta
 from typing import Optional
 
 import sqlalchemy as sa
+from cryptography.fernet import Fernet, InvalidToken
 from flask import current_app
 from limits import parse
 
@@ -16,6 +18,7 @@ from webapp.extensions import db, shared_limits
 from webapp.models import ApiKey, ApiKeyScope, User, utcnow
 
 PREFIX = "spt_"
+SEALED_SECONDS = 300  # a sealed secret opens this long (the page after the creation's redirect)
 NAME_MAX_LENGTH = 100
 MAX_KEYS_PER_USER = 50
 LAST_USED_EVERY = timedelta(minutes=1)
@@ -82,3 +85,27 @@ def revoke(user: User, key_id: int) -> bool:
     deleted = db.session.execute(sa.delete(ApiKey).where(ApiKey.id == key_id, ApiKey.user_id == user.id)).rowcount
     db.session.commit()
     return bool(deleted)
+
+
+# ---- the secret on its way to the page that shows it once ----
+
+def seal(secret: str) -> str:
+    """The new key's secret encrypted (Fernet, a key derived from SECRET_KEY) for the one page
+    that shows it after the creation's redirect: the session carries it, unreadable, and it opens
+    for SEALED_SECONDS only. Nothing on the server keeps it."""
+    return _fernet().encrypt(secret.encode()).decode()
+
+
+def unseal(sealed: object) -> Optional[str]:
+    """The secret `seal` made, or None: tampered with, made with another SECRET_KEY, or too old."""
+    if not isinstance(sealed, str):
+        return None
+    try:
+        return _fernet().decrypt(sealed.encode(), ttl=SEALED_SECONDS).decode()
+    except (InvalidToken, ValueError):
+        return None
+
+
+def _fernet() -> Fernet:
+    digest = hashlib.sha256(b"api-key-reveal\0" + current_app.config["SECRET_KEY"].encode()).digest()
+    return Fernet(base64.urlsafe_b64encode(digest))

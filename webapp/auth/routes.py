@@ -112,6 +112,8 @@ def remember_device(response, user: User):
 def logout():
     accounts.end_sessions(current_user._get_current_object())
     logout_user()
+    session.pop(NEW_KEY, None)  # a new key's sealed secret not shown yet (not session.clear(): Flask-Login's
+    # own entry, set by logout_user, clears the remember cookie)
     flash("You are logged out.", "info")
     return redirect(url_for("auth.login"))
 
@@ -161,6 +163,7 @@ def logout_everywhere():
         return _account_page(PasswordChangeForm(formdata=None), 400)
     accounts.end_everything(current_user._get_current_object())
     logout_user()
+    session.pop(NEW_KEY, None)
     flash("You are logged out on every device, and every API token is revoked.", "info")
     return redirect(url_for("auth.login"))
 
@@ -170,7 +173,8 @@ def logout_everywhere():
 def api_keys():
     """The API keys page: create one, list and revoke them. A new key's secret is shown once, on
     the page the creation redirects to (post/redirect/get: a reload makes no second key); it
-    waits for that page in the session, which the next page load takes it out of."""
+    waits for that page in the session, encrypted (keys.seal) and for a few minutes at most,
+    and the next load of this page (or a log-out) takes it out."""
     form = ApiKeyForm()
     user = current_user._get_current_object()
     new, status = None, 200
@@ -182,14 +186,15 @@ def api_keys():
                 form.name.errors.append(str(exc))
                 status = 409
             else:
-                session[NEW_KEY] = {"id": key.id, "name": key.name, "secret": raw}
+                session[NEW_KEY] = {"id": key.id, "name": key.name, "sealed": keys.seal(raw)}
                 return redirect(url_for("auth.api_keys"), 303)
         else:
             status = 422
     else:
         new = session.pop(NEW_KEY, None)
     listed = keys.list_keys(user)
-    created = (new["name"], new["secret"]) if new and any(k.id == new.get("id") for k in listed) else None
+    secret = keys.unseal(new.get("sealed")) if isinstance(new, dict) else None
+    created = (new["name"], secret) if secret and any(k.id == new.get("id") for k in listed) else None
     page = render_template("auth/keys.html", form=form, created=created, keys=listed,
                            revoke_form=RevokeKeyForm(formdata=None))
     return page, status, {"Cache-Control": "private, no-store"}  # it may hold a new key's secret
