@@ -47,6 +47,15 @@ def move_back(app, days: int) -> None:
         db.session.commit()
 
 
+def delete_on_the_page(client, *photos) -> str:
+    """Log in and delete these photos from the gallery, as its page does; the page's CSRF token."""
+    AuthActions(client).login()
+    token = csrf_from(client.get("/analyses").get_data(as_text=True))
+    for photo in photos:
+        client.post(f"/analyses/{photo['id']}/delete", data={"csrf_token": token})
+    return token
+
+
 def test_api_delete_moves_the_photo_to_the_trash_and_answers_204(app, api, two):
     cat, dog = two
     files = stored_files(app)
@@ -110,19 +119,14 @@ def test_restoring_through_the_api_answers_the_run_the_photo_shows(app, api, two
 
 def test_deleting_for_good_from_the_trash_page_asks_first(app, client, two):
     cat, _ = two
-    AuthActions(client).login()
-    token = csrf_from(client.get("/analyses").get_data(as_text=True))
-    client.post(f"/analyses/{cat['id']}/delete", data={"csrf_token": token})
+    delete_on_the_page(client, cat)
     page = client.get("/trash").get_data(as_text=True)
     button = page.split('id="delete-for-good"', 1)[1].split(">", 1)[0]
     assert 'hx-confirm="Delete the selected photos for good? This cannot be undone."' in button
 
 
 def test_a_gallery_whose_photos_are_all_in_the_trash_says_so(app, client, two):
-    AuthActions(client).login()
-    token = csrf_from(client.get("/analyses").get_data(as_text=True))
-    for photo in two:
-        client.post(f"/analyses/{photo['id']}/delete", data={"csrf_token": token})
+    delete_on_the_page(client, *two)
     client.get("/analyses")
     assert "Your 2 photos are in the" in client.get("/analyses").get_data(as_text=True)
 
@@ -199,9 +203,7 @@ def test_undo_restores_what_that_delete_moved_and_nothing_else(app, client, two)
 @pytest.mark.parametrize("back", ["//evil.example/x", "/\\evil.example", "/\t/evil.example", "https://evil.example/"])
 def test_undo_goes_back_only_to_a_page_of_this_site(app, client, two, back):
     cat, _ = two
-    AuthActions(client).login()
-    token = csrf_from(client.get("/analyses").get_data(as_text=True))
-    client.post(f"/analyses/{cat['id']}/delete", data={"csrf_token": token})
+    token = delete_on_the_page(client, cat)
     batch = client.get("/analyses").get_data(as_text=True).split('name="batch" value="')[1].split('"')[0]
     response = client.post("/trash/undo", data={"csrf_token": token, "batch": batch, "back": back})
     assert response.headers["Location"] == "/analyses"
@@ -218,9 +220,7 @@ def test_deleting_from_a_photos_page_goes_on_to_the_next_photo(app, client, two)
 
 def test_the_trash_page_lists_shows_and_restores(app, client, two):
     cat, _ = two
-    AuthActions(client).login()
-    token = csrf_from(client.get("/analyses").get_data(as_text=True))
-    client.post(f"/analyses/{cat['id']}/delete", data={"csrf_token": token})
+    token = delete_on_the_page(client, cat)
     page = client.get("/trash").get_data(as_text=True)
     photo_id = cat["photo"]["id"]
     assert "cat.png" in page and "1 photo in the Trash" in page and "dog.png" not in page
