@@ -300,3 +300,16 @@ def test_the_openapi_document_describes_the_trash(client):
     delete = paths["/api/v1/analyses/{public_id}"]["delete"]
     assert [p["name"] for p in delete["parameters"] if p["in"] == "query"] == ["permanent"]
     assert "trash" in [tag["name"] for tag in document["tags"]]
+
+
+def test_the_upload_queue_offers_to_restore_a_photo_sent_again_from_the_trash(app, client, two):
+    cat, _ = two
+    token = delete_on_the_page(client, cat)
+    question = client.get(f"/analyses/sha256/{cat['sha256']}?name=cat.png", headers={"HX-Request": "true"})
+    page = question.get_data(as_text=True)
+    assert question.status_code == 200 and "In your Trash (deleted" in page and "Restore it" in page
+    response = client.post("/trash", data={"csrf_token": token, "action": "restore", "ids": cat["photo"]["id"],
+                                           "back": "/analyses"})
+    assert response.headers["Location"] == "/analyses" and len(kept(app)) == 2
+    assert client.get(f"/analyses/sha256/{cat['sha256']}?name=cat.png", headers={"HX-Request": "true"}) \
+        .get_data(as_text=True).count("Already in your library") == 1

@@ -277,9 +277,11 @@ def duplicate(digest: str):
         abort(400, description="Not a SHA-256 digest (64 hexadecimal digits).")
     found = lookups.find_duplicate(current_user, digest)
     if wants_partial():  # the upload queue: its question as a tile, or nothing to ask
-        if found is None:
+        trashed = trash.trashed_with_bytes(current_user, digest) if found is None else None
+        if found is None and trashed is None:
             return "", 204
-        return render_template("analyses/_duplicate.html", found=found, name=request.args.get("name", ""))
+        return render_template("analyses/_duplicate.html", found=found, trashed=trashed,
+                               name=request.args.get("name", ""))
     if found is None:
         return jsonify(found=False), 404
     return jsonify(found=True, id=found.public_id, filename=found.photo.original_filename,
@@ -439,7 +441,8 @@ def trash_undo():
 @login_required
 def trash_action():
     """The Trash page's selection: `action` `restore` or `delete` (for good) the `ids`, or
-    `empty` the whole Trash."""
+    `empty` the whole Trash; then back to the Trash (or `back`, a page of this site: the upload
+    queue's "Restore it")."""
     action, ids = request.form.get("action"), request.form.getlist("ids")
     if action == "empty":
         deleted = trash.empty(current_user)
@@ -456,7 +459,7 @@ def trash_action():
     else:
         deleted = trash.delete_for_good(current_user, ids)
         flash(f"Deleted {deleted} photo{'' if deleted == 1 else 's'} for good.", "info")
-    return _go_to(url_for("analyses.trash_page"))
+    return _go_to(_local(request.form.get("back")) or url_for("analyses.trash_page"))
 
 
 def _local(url) -> str | None:

@@ -108,6 +108,14 @@ def thumbnail_file(photo: Photo) -> Optional[Path]:
     return storage.absolute(photo.thumbnail_path) if photo.thumbnail_path else None
 
 
+def trashed_with_bytes(user: User, sha256: str) -> Optional[Photo]:
+    """The user's photo in the Trash with exactly these bytes (the most recently deleted), if any:
+    the upload queue offers to restore it rather than keep the photo twice."""
+    return db.session.scalars(sa.select(Photo).where(
+        Photo.user_id == user.id, Photo.sha256 == sha256.lower(), Photo.trashed_at.is_not(None))
+        .order_by(Photo.trashed_at.desc(), Photo.id.desc()).limit(1)).first()
+
+
 def purge_at(photo: Photo, days: int) -> datetime:
     """When the running system deletes it for good."""
     return photo.trashed_at + timedelta(days=days)
