@@ -5,9 +5,12 @@ window.addEventListener("load", function () {
   window.ui = SwaggerUIBundle({
     url: "/api/v1/openapi.json",
     dom_id: "#swagger-ui",
-    deepLinking: true,
+    deepLinking: false,  // its links inside each operation's button are controls nested in a control
     persistAuthorization: true,
     presets: [SwaggerUIBundle.presets.apis],
+    onComplete: function () {  // what Swagger UI leaves unnamed for a screen reader
+      document.querySelectorAll("#servers, .servers select").forEach((select) => select.setAttribute("aria-label", "Server"));
+    },
     requestInterceptor: function (request) {
       request.headers["X-CSRFToken"] = csrf;
       if (/\/api\/v1\/auth\/(refresh|logout)$/.test(request.url)) {

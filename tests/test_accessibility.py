@@ -1,5 +1,7 @@
 """axe-core (the engine browsers' accessibility tools use) on the app's pages, in Chromium:
 no serious or critical violation, on a desktop screen and a phone's."""
+import re
+
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 
@@ -86,3 +88,25 @@ def test_shared_link_pages_have_no_serious_accessibility_violations(serve, page,
     page.click("button.link.danger")
     page.goto(url)
     audit("revoked link")
+
+
+def test_the_trash_its_undo_and_the_api_docs_have_no_serious_accessibility_violations(serve, page, audit, tmp_path):
+    base, app = serve()
+    sign_up(page, base, "axe-trash@example.com")
+    photos = []
+    for i in range(2):
+        photo = tmp_path / f"photo{i}.png"
+        photo.write_bytes(encode(sample(320 + i, 240), "PNG"))
+        photos.append(str(photo))
+    upload_and_wait(page, photos)
+    page.reload()
+    card = page.locator(".tile").first
+    card.hover()
+    card.get_by_role("button", name=re.compile(r"^Delete .* \(to the Trash\)$")).click()
+    page.wait_for_selector("#undo-area .undo")
+    audit("gallery with an Undo")
+    page.goto(base + "/trash")
+    audit("trash")
+    page.goto(base + "/docs")
+    page.wait_for_selector(".opblock")
+    audit("/docs")
