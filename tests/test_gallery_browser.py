@@ -443,3 +443,31 @@ def test_the_upload_count_says_how_many_could_not_be_sent(serve, page, tmp_path)
     page.set_input_files("#images", pngs(tmp_path, 2))
     expect(page.locator("#upload-progress")).to_have_text("1 of 2 photos sent (1 could not be: see below).")
     expect(page.locator("#upload-status")).to_have_text("1 of 2 photos sent (1 could not be: see below).")
+
+
+@pytest.mark.any_database  # the page's keyboard handling
+def test_arrow_keys_move_through_the_grid_space_selects_and_enter_opens(serve, page):
+    base, app = serve()
+    for i in range(12):
+        add_analysis(app, original_filename=f"p{i:02d}.jpg", created_at=START + timedelta(hours=i))
+    log_in(page, base)
+    names = page.locator("#cards .tile a.name")
+    names.first.focus()
+    page.keyboard.press("ArrowRight")
+    expect(names.nth(1)).to_be_focused()
+    page.keyboard.press("ArrowLeft")
+    expect(names.first).to_be_focused()
+    first = page.locator("#cards .tile").first.bounding_box()
+    page.keyboard.press("ArrowDown")  # the photo below it: the next row, the same column
+    focused = page.evaluate("document.activeElement.closest('.tile').getBoundingClientRect().toJSON()")
+    assert focused["top"] > first["y"] + first["height"] / 2 and abs(focused["left"] - first["x"]) < 2
+    page.keyboard.press("ArrowUp")
+    expect(names.first).to_be_focused()
+    scrolled = page.evaluate("scrollY")
+    page.keyboard.press(" ")
+    expect(page.locator("#cards .tile .pick").first).to_be_checked()
+    expect(page.locator("#bulk-count")).to_have_text("1 photo selected")
+    assert page.evaluate("scrollY") == scrolled  # Space selected; it did not scroll the page
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/analyses/*")
+    expect(page.locator("h1")).to_have_text("p11.jpg")

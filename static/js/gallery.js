@@ -1,7 +1,7 @@
 // The gallery: coming back from a photo (#analysis-<id>), that photo's card in view and focused,
 // pages of the listing loaded until it is there (the "more" link's own request, at most 20); the
 // filter bar's "more…" list narrowed as one types; thumbnails with their boxes or plain (a
-// cookie, so the server renders the next cards the same way).
+// cookie, so the server renders the next cards the same way); arrows, Enter and Space in the grid.
 const wanted = /^#(analysis-[0-9a-f]{32})$/.exec(location.hash)?.[1];
 let pages = 0;
 
@@ -36,4 +36,41 @@ document.addEventListener("click", (event) => {
   document.querySelectorAll(".tile img[data-boxed]").forEach((img) => {
     img.src = boxed ? img.dataset.boxed : img.dataset.plain;
   });
+});
+
+// The keyboard in the grid, on a photo's name (or its tick box): ← → the previous or next photo,
+// ↑ ↓ the one above or below as laid out, Enter opens it (a link's own), Space selects it.
+const tiles = () => Array.from(document.querySelectorAll("#uploads .tile, #cards .tile"))
+  .filter((tile) => tile.offsetParent && tile.querySelector("a.name"));
+
+function below(from, tile, down) {  // the nearest row that way, then the closest column in it
+  const here = from.getBoundingClientRect(), there = tile.getBoundingClientRect();
+  const rows = down ? there.top - here.top : here.top - there.top;
+  return rows > here.height / 2 ? [rows, Math.abs(there.left - here.left)] : null;
+}
+
+document.addEventListener("keydown", (event) => {
+  if (event.altKey || event.ctrlKey || event.metaKey || event.shiftKey) return;
+  const tile = event.target.closest?.(".tile");
+  if (!tile || !event.target.matches("a.name, input.pick") || !tile.closest("#cards, #uploads")) return;
+  if (event.key === " " && event.target.matches("a.name")) {
+    event.preventDefault();  // not the page's scroll: select it
+    tile.querySelector("input.pick")?.click();
+    return;
+  }
+  const all = tiles(), index = all.indexOf(tile);
+  let next = null;
+  if (event.key === "ArrowLeft" || event.key === "ArrowRight") {
+    next = all[index + (event.key === "ArrowRight" ? 1 : -1)];
+  } else if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+    const ranked = all.map((other) => [below(tile, other, event.key === "ArrowDown"), other])
+      .filter(([rank]) => rank).sort(([a], [b]) => a[0] - b[0] || a[1] - b[1]);
+    next = ranked[0]?.[1];
+  } else {
+    return;
+  }
+  event.preventDefault();
+  const link = next?.querySelector("a.name");
+  link?.focus({ preventScroll: true });
+  link?.closest(".tile").scrollIntoView({ block: "nearest" });
 });
