@@ -341,11 +341,14 @@ def test_a_running_worker_finds_work_whose_message_was_lost_within_the_sweep_int
     assert "Queued 1 runs again that no task on the broker would have run" in workers.log()
 
 
-def test_an_upload_waiting_for_its_run_answers_within_50_ms_of_the_workers_commit(celery_app, workers, broker):
+def test_an_upload_waiting_for_its_run_is_woken_by_the_workers_news(celery_app, workers, broker, monkeypatch):
     """`?wait=true` wakes on the news a worker publishes once it committed the run (a Redis
-    channel), not on reading the database in a loop: measured from that news reaching another
-    subscriber to the answer."""
+    channel), not on reading the database in a loop: with that loop's read once a minute here,
+    the answer still comes right after the news reaches another subscriber. (How soon, in
+    milliseconds, is a figure for a benchmark on an idle machine, not an assertion here.)"""
     from webapp.jobs import news
+
+    monkeypatch.setattr(news, "CHECK_SECONDS", 60.0)  # the rows are read again only on news
 
     api = ApiActions(celery_app.test_client()).user()
     subscriber = redis.Redis.from_url(broker).pubsub(ignore_subscribe_messages=True)
@@ -366,7 +369,7 @@ def test_an_upload_waiting_for_its_run_answers_within_50_ms_of_the_workers_commi
             heard = time.monotonic()
     waiting.join(60)
     assert heard is not None and answer["status"] == 201
-    assert answer["at"] - heard < 0.05, f"answered {1000 * (answer['at'] - heard):.0f} ms after the news"
+    assert answer["at"] - heard < 10, f"answered {answer['at'] - heard:.1f} s after the news: not woken by it"
 
 
 def test_a_running_worker_reports_its_model_again_after_redis_forgot_it(celery_app, workers, broker):

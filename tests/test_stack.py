@@ -547,7 +547,10 @@ def test_requests_refused_unread_do_not_break_other_peoples_uploads_through_ngin
     record("refused-unread-bodies", {"victim_uploads": len(statuses), "failed": len(failed),
                                      "attacker_requests": len(attacks)})
     assert failed == [], f"{len(failed)} of 200 uploads failed: {sorted(set(failed))}"
-    assert len(attacks) > 50 and set(attacks) == {401}, set(attacks)
+    # the attacker is refused; now and then (once in 3,578 on a loaded CI machine) nginx sees
+    # gunicorn close a refused request's connection before it has sent the whole body: a 502
+    assert len(attacks) > 50 and set(attacks) <= {401, 502}, set(attacks)
+    assert attacks.count(401) >= 0.99 * len(attacks), f"{attacks.count(502)} of {len(attacks)} were 502"
 
 
 @pytest.mark.any_database  # the proxy's behaviour, not the database's
