@@ -78,9 +78,8 @@ def check_counts(fix: bool):
 def purge_trash():
     """Delete for good what has been in the Trash TRASH_DAYS days or more (the web processes do
     it every TRASH_PURGE_SECONDS; this is for cron where that is 0)."""
-    days, purged = current_app.config["TRASH_DAYS"], 0
-    while found := trash.purge_expired(days):
-        purged += found
+    days = current_app.config["TRASH_DAYS"]
+    purged = trash.purge_all_expired(days)
     click.echo(f"Purged {purged} photo{'' if purged == 1 else 's'} kept in the Trash {days} days or more.")
 
 

@@ -199,6 +199,14 @@ def purge_expired(days: int, now: Optional[datetime] = None, limit: int = 500) -
     return purged
 
 
+def purge_all_expired(days: int) -> int:
+    """`purge_expired` until nothing is due; how many photos in all."""
+    purged = 0
+    while found := purge_expired(days):
+        purged += found
+    return purged
+
+
 def _delete(photo: Photo) -> int:
     run = db.session.scalar(sa.select(Run).where(Run.photo_id == photo.id).order_by(Run.id).limit(1))
     if run is None:
@@ -236,8 +244,7 @@ class _Purger:
         try:
             with app.app_context():
                 try:
-                    while purge_expired(app.config["TRASH_DAYS"]):
-                        pass
+                    purge_all_expired(app.config["TRASH_DAYS"])
                 except Exception:  # noqa: BLE001 - the database is down: the next request's turn
                     logger.warning("Could not purge the Trash; trying again later", exc_info=True)
                 finally:
