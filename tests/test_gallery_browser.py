@@ -58,7 +58,7 @@ def test_arrow_keys_step_through_the_label_filter_and_escape_returns_to_that_pho
     cats = [name for name in names if int(name[1:3]) % 2]
     log_in(page, base)
     page.goto(f"{base}/analyses?label=cat")
-    assert page.locator(".grid > h2.month").all_inner_texts()[:2] == ["November 2026", "October 2026"]
+    assert page.locator("#cards > h2.month").all_inner_texts()[:2] == ["November 2026", "October 2026"]
     def on(name):  # that photo's page, its script running (keys pressed before it would be lost)
         expect(page.locator("h1")).to_have_text(name)
         page.wait_for_load_state()

@@ -209,6 +209,48 @@ def test_a_page_query_uses_its_index_and_neither_scans_detections_nor_sorts(app,
         assert forbidden not in plan + "\n", plan
 
 
+YEAR_QUERIES = {  # the scrubber's years: one row along the page's own index per year
+    "years": (listing.filters(), "ix_analysis_user_shown_taken"),
+    "years, oldest first": (listing.filters(oldest_first=True), "ix_analysis_user_shown_taken"),
+    "years of a label": (listing.filters(["dog"]), "ix_analysis_label_user_label_taken"),
+    "years, uploaded": (BY_UPLOAD, "ix_analysis_user_shown_created"),
+}
+
+
+@pytest.mark.parametrize("case", YEAR_QUERIES)
+def test_the_scrubbers_years_read_one_row_a_year_along_the_pages_index(app, seeded, case):
+    user_id, _, _ = seeded
+    wanted, index = YEAR_QUERIES[case]
+    plans = [plan for sql, plan in executed_plans(app, lambda: listing.years(owner(user_id), wanted))
+             if re.match(r"\s*SELECT analysis(_label_1)?\.(taken|created)_at", sql)]
+    assert len(plans) == 2  # the one year there is, then nothing before (or after) it
+    for plan in plans:
+        assert re.search(rf"\b{index}\b", plan), plan
+        for forbidden in ("detection", "TEMP B-TREE", "Seq Scan", "Sort", "SCAN analysis\n"):
+            assert forbidden not in plan + "\n", plan
+
+
+@pytest.mark.parametrize("wanted, expected", [
+    (listing.filters(), [2026, 2021, 2019]),
+    (listing.filters(oldest_first=True), [2019, 2021, 2026]),
+    (listing.filters(["dog"]), [2026, 2019]),
+    (listing.filters(by_upload=True), [2026, 2021, 2019]),
+])
+def test_the_scrubbers_years_are_those_the_listing_has_and_each_starts_a_page_in_it(app, wanted, expected):
+    with app.app_context():
+        ada = factories.user()
+        for year, label in ((2019, "dog"), (2019, "cat"), (2021, "cat"), (2026, "dog"), (2026, "cat")):
+            for day in (1, 31):
+                moment = datetime(year, 1 if day == 1 else 12, day, tzinfo=timezone.utc)
+                factories.analysis(ada, labels=[(label, 0.9)], created_at=moment)
+        years = listing.years(ada, wanted)
+        assert [year for year, _ in years] == expected
+        for year, cursor in years:
+            page = listing.page(ada, wanted, cursor=cursor, per_page=2)
+            first = listing.sort_date(page.items[0], wanted)
+            assert first.year == year and (first.month == 1 if wanted.oldest_first else first.month == 12)
+
+
 def test_counting_failed_photos_reads_the_status_index_not_every_photo(app, seeded):
     """The gallery's "N failed" count names user, status and current: with four indexes on
     analysis it must still look up by status, not read every current photo (SQLite plans

@@ -1,7 +1,8 @@
 // The gallery: coming back from a photo (#analysis-<id>), that photo's card in view and focused,
 // pages of the listing loaded until it is there (the "more" link's own request, at most 20); the
 // filter bar's "more…" list narrowed as one types; thumbnails with their boxes or plain (a
-// cookie, so the server renders the next cards the same way); arrows, Enter and Space in the grid.
+// cookie, so the server renders the next cards the same way); arrows, Enter and Space in the grid;
+// "Dates & order" folded; one tile in the Tab order at a time; a long press; the scrubber's year.
 const wanted = /^#(analysis-[0-9a-f]{32})$/.exec(location.hash)?.[1];
 let pages = 0;
 
@@ -74,3 +75,87 @@ document.addEventListener("keydown", (event) => {
   link?.focus({ preventScroll: true });
   link?.closest(".tile").scrollIntoView({ block: "nearest" });
 });
+
+// "Dates & order": the filter form shown or folded away (open when the page came with one of them set).
+document.addEventListener("click", (event) => {
+  const toggle = event.target.closest("#range-toggle");
+  if (!toggle) return;
+  const open = document.getElementById("range").classList.toggle("open");
+  toggle.setAttribute("aria-expanded", String(open));
+  if (open) document.querySelector("#range input, #range select")?.focus();
+});
+
+// One tile of the grid is in the Tab order at a time (the one last focused; the first at the
+// start): Tab goes through its tick box, name, labels and actions and then leaves the grid, so
+// the selection bar, the filters and the page's foot are a few keys away from any photo.
+const grid = document.getElementById("cards");
+let current = null;
+
+function roving(root) {
+  const scope = root.matches?.(".tile") ? [root] : Array.from(root.querySelectorAll?.(".tile") ?? []);
+  scope.forEach((tile) => {
+    if (!tile.closest("#cards")) return;
+    if (!current || !current.isConnected) current = tile;
+    const here = tile === current || tile.id === current.id;
+    if (here) current = tile;
+    tile.querySelectorAll("a[href]:not(.thumb), button, input, select").forEach((el) => { el.tabIndex = here ? 0 : -1; });
+  });
+}
+
+if (grid) {
+  roving(grid);
+  document.addEventListener("htmx:load", (event) => roving(event.target));
+  grid.addEventListener("focusin", (event) => {
+    const tile = event.target.closest(".tile");
+    if (!tile || tile === current) return;
+    const before = current;
+    current = tile;
+    if (before?.isConnected) roving(before);
+    roving(tile);
+  });
+}
+
+// A long press on a photo (touch) shows its name, labels and actions instead of opening it.
+let press = null;
+document.addEventListener("touchstart", (event) => {
+  const tile = event.target.closest?.(".photos-page .grid .tile");
+  if (!tile || event.touches.length > 1) return;
+  const { clientX: x, clientY: y } = event.touches[0];
+  press = { tile, x, y, timer: setTimeout(() => {
+    document.querySelectorAll(".tile.peek").forEach((other) => other !== tile && other.classList.remove("peek"));
+    tile.classList.toggle("peek");
+    press.done = true;
+  }, 500) };
+}, { passive: true });
+document.addEventListener("touchmove", (event) => {
+  const touch = event.touches[0];
+  if (press && Math.hypot(touch.clientX - press.x, touch.clientY - press.y) > 10) clearTimeout(press.timer);
+}, { passive: true });
+document.addEventListener("touchend", (event) => {
+  if (!press) return;
+  clearTimeout(press.timer);
+  if (press.done && event.cancelable) event.preventDefault();  // no click: the photo stays in the grid
+  press = null;
+});
+document.addEventListener("contextmenu", (event) => {
+  if (event.target.closest?.(".photos-page .grid .tile .thumb")) event.preventDefault();  // the long press is ours
+});
+
+// The scrubber marks the year in view.
+const scrubber = document.querySelector(".scrubber");
+if (scrubber && grid) {
+  let ticking = false;
+  addEventListener("scroll", () => {
+    if (ticking) return;
+    ticking = true;
+    requestAnimationFrame(() => {
+      ticking = false;
+      const seen = Array.from(grid.querySelectorAll(".month")).filter((h) => h.getBoundingClientRect().top < innerHeight / 3).pop();
+      const year = /\d{4}/.exec(seen?.textContent ?? "")?.[0];
+      scrubber.querySelectorAll("a").forEach((link) => {
+        if (link.dataset.year === year) link.setAttribute("aria-current", "true");
+        else link.removeAttribute("aria-current");
+      });
+    });
+  }, { passive: true });
+}

@@ -61,7 +61,7 @@ function add(chosenFiles) {  // the tiles in the order chosen, on top: the first
   document.getElementById("empty-state")?.remove();
   if (unsent() === 0) chosen = sent = failed = 0;
   const nodes = chosenFiles.map((file) => tile("tile-uploading", file));
-  queue.prepend(...nodes);
+  queue.querySelector(".month").after(...nodes);  // under "Just added", the first chosen on top
   nodes.forEach((node) => {
     const file = files.get(node);
     window.htmx.process(node);

@@ -30,6 +30,7 @@ MAX_LABELS = 10  # labels one listing may ask for at once
 TOP_LABELS = 8  # labels the filter bar shows as chips; the others are behind "more…"
 DAY = re.compile(r"\d{4}-\d{2}-\d{2}")  # how a day is written in a query: YYYY-MM-DD
 CO_LABELS_UP_TO = 5000  # photos a label filter may match for the filter bar to count labels among them
+MAX_YEARS = 60  # years the gallery's scrubber offers at most
 
 
 class BadCursor(Refused):
@@ -197,6 +198,39 @@ def page(user: User, wanted: Filters = Filters(), cursor: Optional[str] = None, 
     items = rows[:per_page]
     following = encode_cursor(items[-1], user, wanted, number + 1) if len(rows) > per_page else None
     return Page(items, following, number, at)
+
+
+def years(user: User, wanted: Filters) -> list[tuple[int, str]]:
+    """The years the listing has photos in, in its order, each with a cursor whose page starts at
+    that year (newest first: its last photo; oldest first: its first). One row read along the
+    listing's own index per year found, from where the year before it ended: the history's size
+    does not matter, only its number of years (at most MAX_YEARS)."""
+    stmt, created, _ = _ordered(user, wanted)
+    found: list[tuple[int, str]] = []
+    bound = None
+    while len(found) < MAX_YEARS:
+        step = stmt if bound is None else stmt.where(created >= bound if wanted.oldest_first else created < bound)
+        first = db.session.scalars(step.with_only_columns(created).limit(1)).first()
+        if first is None or not 1 < first.year < 9999:
+            break
+        found.append((first.year, _jump_cursor(user, wanted, first.year)))
+        bound = _new_year(first.year + 1 if wanted.oldest_first else first.year, wanted)
+    return found
+
+
+def _new_year(year: int, wanted: Filters) -> datetime:
+    """The first moment of `year` as the listing's dates are written (uploads in UTC, taken as written)."""
+    return datetime(year, 1, 1, tzinfo=timezone.utc if wanted.by_upload else None)
+
+
+def _jump_cursor(user: User, wanted: Filters, year: int) -> str:
+    """A cursor as if the page before ended just outside `year`: the next page starts in it."""
+    if wanted.oldest_first:
+        at = _new_year(year, wanted) - timedelta(microseconds=1)
+    else:
+        at = _new_year(year + 1, wanted)
+    return _signer().dumps({"c": at.isoformat(), "i": 0, "u": user.id, "o": wanted.oldest_first,
+                            "b": wanted.by_upload, "p": 2})
 
 
 def neighbours(user: User, wanted: Filters, run: Run) -> tuple[Optional[Run], Optional[Run]]:

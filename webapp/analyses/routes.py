@@ -82,8 +82,10 @@ def gallery():
                    selected=list(found.labels), query=query)
     if wants_partial() and (request.args.get("cursor") or request.args.get("page")):
         return render_template("analyses/_cards.html", **context)
+    jumped = listing.sort_date(page.items[0], found) if request.args.get("cursor") and page.items else None
     return render_template(
         "analyses/gallery.html", form=UploadForm(), bar=listing.filter_bar(current_user, found),
+        years=listing.years(current_user, found), jumped=jumped,
         models=model_names(), bulk_limit=BULK_LIMIT, filters=found, filter_problem=problem,
         has_photos=current_user.photos > current_user.trashed, unavailable=availability(), detection_here=runs_here(),
         failed_count=lookups.count_failed(current_user), too_large=limits.too_large_message(),
