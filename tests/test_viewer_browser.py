@@ -1,7 +1,11 @@
 """The photo viewer in Chromium, as issue 24 found it: labels that would overlap fold into their
 box (shown on focus or hover), a Labels switch, + - 0 from the keyboard, a drag that pans without
 selecting the photo, a swipe to the next photo on a touch screen, keyboard hints only where there
-is a keyboard."""
+is a keyboard; the live boxes where the drawn image has them, in its colours."""
+import re
+
+import cv2
+import numpy as np
 import pytest
 from playwright.sync_api import expect
 
@@ -155,3 +159,66 @@ def test_the_class_field_suggests_the_name_being_typed_after_those_already_there
     values = page.locator("#rerun-classes option").evaluate_all("options => options.map(o => o.value)")
     assert {"1, 7", "1, 17", "1, 70"} <= set(values) and "1, 1" not in values
     assert all(value.startswith("1, ") for value in values)
+
+
+def _stage_picture(page):
+    """The photo as the stage shows it now, as pixels (BGR)."""
+    return cv2.imdecode(np.frombuffer(page.locator("#stage").screenshot(), np.uint8), cv2.IMREAD_COLOR).astype(int)
+
+
+def _frame_colour_share(picture, frame, colour, scale, samples=24) -> float:
+    """The share of points along a frame's top and left edges (the stroke's middle) that show `colour`
+    (other boxes and labels cross some)."""
+    x, y, w, h = frame
+    points = [(x + w * i / samples, y) for i in range(1, samples)] + [(x, y + h * i / samples) for i in range(1, samples)]
+    hits = 0
+    for px, py in points:
+        col, row = round(px * scale), round(py * scale)  # the pixel there or one beside it (the stroke's edges blend)
+        around = picture[max(0, row - 1):row + 2, max(0, col - 1):col + 2].reshape(-1, 3)
+        hits += np.abs(around - colour).max(axis=1).min() <= 60
+    return hits / len(points)
+
+
+@pytest.mark.parametrize("threshold", [None, "0.50"])
+def test_the_live_boxes_are_the_drawn_images_boxes_in_the_same_places_and_colours(serve, coco_model, browser, assets,
+                                                                                  request, threshold):
+    """The page's live view (the photo with its boxes drawn by the browser) and the drawn image
+    (drawn by the server, as downloaded), at the run's threshold and at one chosen on the slider:
+    every box the live view shows is on the drawn image in the same place and colour, and they
+    show as many."""
+    base, app = serve(YOLO_MODEL=coco_model)
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, device_scale_factor=2)
+    page = context.new_page()
+    sign_up(page, base, "drawn@example.com")
+    upload_and_wait(page, str(assets / "bus.jpg"), timeout=120_000)
+    [run] = analyses(app)
+    open_photo(page, base, run.public_id)
+    if threshold:
+        page.locator("#conf").evaluate(f"el => {{ el.value = '{threshold}'; el.dispatchEvent(new Event('input')); }}")
+    boxes = page.evaluate("""() => Array.from(document.querySelectorAll('#overlay g.box'))
+        .filter((g) => getComputedStyle(g).display !== 'none')
+        .map((g) => { const r = g.querySelector('rect.frame');
+                      return [['x', 'y', 'width', 'height'].map((k) => Number(r.getAttribute(k))), r.getAttribute('stroke')]; })""")
+    live = _stage_picture(page)
+    page.locator("button[data-view=annotated]").click()
+    drawn_layer = page.locator(".layer-annotated")
+    if threshold:
+        expect(drawn_layer).to_have_attribute("src", re.compile(rf"annotated\?conf={threshold}"))
+    for _ in range(100):
+        if page.evaluate("(img) => img.complete && img.naturalWidth > 0", drawn_layer.element_handle()):
+            break
+        page.wait_for_timeout(100)
+    page.wait_for_timeout(200)
+    drawn_picture = _stage_picture(page)
+    assert f"with {len(boxes)} detected" in drawn_layer.get_attribute("alt")
+    shot(page, request, f"viewer-drawn-{threshold or 'run'}")
+    context.close()
+
+    shown = [d for d in run.detections if d.confidence >= float(threshold or run.conf)]
+    assert len(boxes) == len(shown) >= 4, (len(boxes), len(shown))
+    scale = live.shape[1] / run.photo.width
+    assert drawn_picture.shape == live.shape
+    for frame, stroke in boxes:
+        colour = np.array([int(stroke[i:i + 2], 16) for i in (5, 3, 1)])  # #rrggbb as BGR
+        assert _frame_colour_share(live, frame, colour, scale) >= 0.6, (frame, stroke, "live")
+        assert _frame_colour_share(drawn_picture, frame, colour, scale) >= 0.6, (frame, stroke, "drawn")
