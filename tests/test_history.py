@@ -251,6 +251,37 @@ def test_the_scrubbers_years_are_those_the_listing_has_and_each_starts_a_page_in
             assert first.year == year and (first.month == 1 if wanted.oldest_first else first.month == 12)
 
 
+def test_a_filter_without_a_kept_count_is_counted_only_up_to_one_more_than_asked(app, seeded):
+    """Two labels: no kept count says how many photos show both, so they are counted, but never
+    past `up_to` + 1, whatever the library's size."""
+    user_id, _, _ = seeded
+    both = listing.filters(["dog", "person"])
+    with app.app_context():
+        assert listing.count(owner(user_id), both) == 20
+        assert listing.count(owner(user_id), both, up_to=5) == 6
+        assert listing.count(owner(user_id), both, up_to=50) == 20
+        assert listing.count(owner(user_id), listing.filters(), up_to=5) == 30  # kept: exact, and free
+    [plan] = [plan for sql, plan in executed_plans(app, lambda: listing.count(owner(user_id), both, up_to=5))
+              if "count(*)" in sql.lower()]
+    assert re.search(r"\bix_analysis_label_user_label", plan), plan  # the label's own rows, from its index
+    for forbidden in ("detection", "Seq Scan", "SCAN analysis\n"):
+        assert forbidden not in plan + "\n", plan
+
+
+def test_select_all_is_offered_only_where_one_action_can_take_them_all(client, auth, app, monkeypatch):
+    from webapp.analyses import routes
+
+    auth.signup()
+    for i in range(4):
+        factories.add_analysis(app, labels=[("dog", 0.9), ("cat", 0.9)], user_email="ada@example.com")
+    monkeypatch.setattr(routes, "BULK_LIMIT", 3)
+    page = client.get("/analyses?label=dog&label=cat").get_data(as_text=True)
+    assert re.search(r'id="bulk-select-all" hidden>', page) and 'data-total="4"' in page  # counted to 3 + 1
+    monkeypatch.setattr(routes, "BULK_LIMIT", 4)
+    page = client.get("/analyses?label=dog&label=cat").get_data(as_text=True)
+    assert 'id="bulk-select-all">Select all 4 photos in this filter' in page
+
+
 def test_counting_failed_photos_reads_the_status_index_not_every_photo(app, seeded):
     """The gallery's "N failed" count names user, status and current: with four indexes on
     analysis it must still look up by status, not read every current photo (SQLite plans

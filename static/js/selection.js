@@ -22,7 +22,7 @@ if (form && grids.length) {
     form.querySelector("#bulk-count").textContent = everything ? `All ${plural(total(), "photo", "photos")} selected`
       : chosen ? `${plural(chosen, "photo", "photos")} selected` : "Tick photos to download or delete them together.";
     const selectAll = form.querySelector("#bulk-select-all");
-    selectAll.hidden = everything || chosen >= total();
+    selectAll.hidden = everything || chosen >= total() || total() > Number(form.dataset.limit);  // more than one action takes
     selectAll.textContent = `Select all ${plural(total(), "photo", "photos")}${form.dataset.narrowed ? " in this filter" : ""}`;
     form.querySelector("#bulk-delete").setAttribute("hx-confirm",
       `Move ${plural(chosen, "photo", "photos")} to the Trash? You can restore them for ${form.dataset.trashDays} days.`);

@@ -247,12 +247,16 @@ def neighbours(user: User, wanted: Filters, run: Run) -> tuple[Optional[Run], Op
     return first_after(backwards), first_after(wanted)
 
 
-def count(user: User, wanted: Filters) -> int:
-    """How many photos match: a kept count where there is one, else counted."""
+def count(user: User, wanted: Filters, up_to: Optional[int] = None) -> int:
+    """How many photos match: a kept count where there is one, else counted, at most `up_to` + 1
+    of them (so that a filter matching most of a large library costs what a small one does:
+    more than `up_to` is all a page needs to know)."""
     kept = total(user, wanted)
     if kept is not None:
         return kept
     stmt = _ordered(user, wanted)[0].order_by(None)
+    if up_to is not None:
+        stmt = stmt.with_only_columns(Run.id).limit(up_to + 1)
     return db.session.scalar(sa.select(sa.func.count()).select_from(stmt.subquery())) or 0
 
 
@@ -355,7 +359,8 @@ def co_labels(user: User, wanted: Filters) -> Optional[dict[str, int]]:
 @dataclass
 class FilterBar:
     """The gallery's filter bar: every label with its photos, the chips in view (`top`), the
-    others behind "more…", and how many photos the filter matches."""
+    others behind "more…", and how many photos the filter matches (where no kept count says so,
+    counted up to one more than `filter_bar`'s `count_up_to`)."""
 
     labels: list[tuple[str, int]]
     top: list[tuple[str, int]]
@@ -363,7 +368,7 @@ class FilterBar:
     matching: int
 
 
-def filter_bar(user: User, wanted: Filters) -> FilterBar:
+def filter_bar(user: User, wanted: Filters, count_up_to: Optional[int] = None) -> FilterBar:
     """With labels chosen, the other labels offered are those that would leave photos, with how
     many; a chosen label stays in view."""
     labels = offered = label_summary(user)
@@ -374,7 +379,7 @@ def filter_bar(user: User, wanted: Filters) -> FilterBar:
             key=lambda item: (-item[1], item[0]))
     top = list(offered[:TOP_LABELS])
     top += [item for item in offered[TOP_LABELS:] if item[0] in wanted.labels]
-    return FilterBar(labels, top, [item for item in offered if item not in top], count(user, wanted))
+    return FilterBar(labels, top, [item for item in offered if item not in top], count(user, wanted, count_up_to))
 
 
 def labels_of(runs: list[Run]) -> dict[int, list[tuple[str, int]]]:

@@ -84,7 +84,7 @@ def gallery():
         return render_template("analyses/_cards.html", **context)
     jumped = listing.sort_date(page.items[0], found) if request.args.get("cursor") and page.items else None
     return render_template(
-        "analyses/gallery.html", form=UploadForm(), bar=listing.filter_bar(current_user, found),
+        "analyses/gallery.html", form=UploadForm(), bar=listing.filter_bar(current_user, found, count_up_to=BULK_LIMIT),
         years=listing.years(current_user, found), jumped=jumped,
         models=model_names(), bulk_limit=BULK_LIMIT, filters=found, filter_problem=problem,
         has_photos=current_user.photos > current_user.trashed, unavailable=availability(), detection_here=runs_here(),
