@@ -272,7 +272,7 @@ def test_select_all_is_offered_only_where_one_action_can_take_them_all(client, a
     from webapp.analyses import routes
 
     auth.signup()
-    for i in range(4):
+    for _ in range(4):
         factories.add_analysis(app, labels=[("dog", 0.9), ("cat", 0.9)], user_email="ada@example.com")
     monkeypatch.setattr(routes, "BULK_LIMIT", 3)
     page = client.get("/analyses?label=dog&label=cat").get_data(as_text=True)

@@ -170,7 +170,8 @@ def _frame_colour_share(picture, frame, colour, scale, samples=24) -> float:
     """The share of points along a frame's top and left edges (the stroke's middle) that show `colour`
     (other boxes and labels cross some)."""
     x, y, w, h = frame
-    points = [(x + w * i / samples, y) for i in range(1, samples)] + [(x, y + h * i / samples) for i in range(1, samples)]
+    steps = [i / samples for i in range(1, samples)]
+    points = [(x + w * step, y) for step in steps] + [(x, y + h * step) for step in steps]
     hits = 0
     for px, py in points:
         col, row = round(px * scale), round(py * scale)  # the pixel there or one beside it (the stroke's edges blend)
@@ -197,8 +198,8 @@ def test_the_live_boxes_are_the_drawn_images_boxes_in_the_same_places_and_colour
         page.locator("#conf").evaluate(f"el => {{ el.value = '{threshold}'; el.dispatchEvent(new Event('input')); }}")
     boxes = page.evaluate("""() => Array.from(document.querySelectorAll('#overlay g.box'))
         .filter((g) => getComputedStyle(g).display !== 'none')
-        .map((g) => { const r = g.querySelector('rect.frame');
-                      return [['x', 'y', 'width', 'height'].map((k) => Number(r.getAttribute(k))), r.getAttribute('stroke')]; })""")
+        .map((g) => g.querySelector('rect.frame'))
+        .map((r) => [['x', 'y', 'width', 'height'].map((k) => Number(r.getAttribute(k))), r.getAttribute('stroke')])""")
     live = _stage_picture(page)
     page.locator("button[data-view=annotated]").click()
     drawn_layer = page.locator(".layer-annotated")
