@@ -10,7 +10,13 @@ dates spread over ten years, independent of upload order, many photos sharing a 
 upload time (`by=uploaded`). Median of 15 requests each, at N=100 and
 N=100,000, on SQLite and on PostgreSQL, in one run; prints each time and the ratio.
 
-Usage: python bench/gallery_scale.py [--large 100000] [--postgres postgresql://postgres@127.0.0.1:5432/bench]
+Also the full pages of two labels and of a label with one month (counted up to one more than a
+bulk action takes), and the year scrubber's rows (every full page reads them).
+
+Usage: python bench/gallery_scale.py [--small 3000] [--large 1000000]
+       [--postgres postgresql://postgres@127.0.0.1:5432/bench | --postgres none] [--keep DIR]
+`--keep DIR` keeps the SQLite databases in DIR and seeds each size only once (1,000,000 photos
+take about 9 minutes to seed on 2 vCPUs).
 """
 import argparse
 import os
@@ -92,13 +98,21 @@ def median_ms(client, url, headers=None) -> float:
     return statistics.median(times)
 
 
-def measure(database_url: str, n: int, tmp: Path) -> dict[str, float]:
+def measure(database_url: str, n: int, tmp: Path, reuse: bool = False) -> dict[str, float]:
     app = create_app(make_config(database_url, tmp, GALLERY_PER_PAGE=24))
     with app.app_context():
-        db.drop_all()
-        db.create_all()
-        seed(n)
+        if not (reuse and sa.inspect(db.engine).has_table("user")
+                and db.session.scalar(sa.select(User.photos).where(User.email == EMAIL)) == n):
+            db.drop_all()
+            db.create_all()
+            seed(n)
         user = db.session.scalar(sa.select(User).where(User.email == EMAIL))
+        month = listing.sort_date(db.session.scalar(sa.select(Run).where(Run.user_id == user.id)
+                                                    .order_by(Run.taken_at.desc(), Run.id.desc()).offset(n // 2)),
+                                  listing.Filters())
+        first = month.replace(day=1)
+        last = (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+        one_month = f"from={first:%Y-%m-%d}&to={last:%Y-%m-%d}"
         middle = db.session.scalar(sa.select(Run).where(Run.user_id == user.id)
                                    .order_by(Run.taken_at.desc(), Run.id.desc()).offset(n // 2))
         deep = listing.encode_cursor(middle, user, listing.Filters(), n // 2 // 24)
@@ -114,6 +128,8 @@ def measure(database_url: str, n: int, tmp: Path) -> dict[str, float]:
         "GET /analyses": median_ms(client, "/analyses"),
         "GET /analyses?label=person (common)": median_ms(client, "/analyses?label=person"),
         "GET /analyses?label=toothbrush (rare)": median_ms(client, "/analyses?label=toothbrush"),
+        "GET /analyses?label=dog&label=person": median_ms(client, "/analyses?label=dog&label=person"),
+        "GET /analyses?label=person&<one month>": median_ms(client, f"/analyses?label=person&{one_month}"),
         "GET /analyses?cursor=<half way> (scroll)": median_ms(client, f"/analyses?cursor={deep}", HX),
         "GET /api/v1/analyses": median_ms(client, "/api/v1/analyses", bearer),
         "GET /api/v1/analyses?label=dog": median_ms(client, "/api/v1/analyses?label=dog", bearer),
@@ -137,15 +153,23 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=100)
     parser.add_argument("--large", type=int, default=100_000)
     parser.add_argument("--postgres", default=os.environ.get("BENCH_DATABASE_URL",
-                                                             "postgresql://postgres@127.0.0.1:5432/bench"))
+                                                             "postgresql://postgres@127.0.0.1:5432/bench"),
+                        help="the PostgreSQL database to use, or 'none' for SQLite only")
+    parser.add_argument("--keep", type=Path, help="keep the SQLite databases here, seeding each size once")
     args = parser.parse_args()
-    ensure_database(args.postgres)
+    if args.postgres != "none":
+        ensure_database(args.postgres)
     print(f"one user, {args.small} and {args.large} done analyses, 7 detections each; median of {REPEAT}")
     worst = 0.0
     with tempfile.TemporaryDirectory() as tmp:
-        for backend, url in (("SQLite", f"sqlite:///{Path(tmp) / 'bench.sqlite3'}"), ("PostgreSQL", args.postgres)):
-            small = measure(url, args.small, Path(tmp))
-            large = measure(url, args.large, Path(tmp))
+        keep = args.keep or Path(tmp)
+        keep.mkdir(parents=True, exist_ok=True)
+        backends = [("SQLite", lambda n: f"sqlite:///{keep / f'bench-{n}.sqlite3'}")]
+        if args.postgres != "none":
+            backends.append(("PostgreSQL", lambda n: args.postgres))
+        for backend, url in backends:
+            small = measure(url(args.small), args.small, Path(tmp), reuse=args.keep is not None)
+            large = measure(url(args.large), args.large, Path(tmp), reuse=args.keep is not None)
             print(f"\n{backend}\n| request | {args.small} | {args.large:,} | ratio |\n| --- | --- | --- | --- |")
             for name in small:
                 ratio = large[name] / small[name]

@@ -160,8 +160,12 @@ def sort_date(run: Run, wanted: Filters) -> datetime:
 
 def encode_cursor(run: Run, user: User, wanted: Filters, number: int) -> str:
     """Where the page after `run` starts, signed: for this user and this order only."""
-    return _signer().dumps({"c": sort_date(run, wanted).isoformat(), "i": run.id,
-                            "u": user.id, "o": wanted.oldest_first, "b": wanted.by_upload, "p": number})
+    return _cursor(sort_date(run, wanted), run.id, user, wanted, number)
+
+
+def _cursor(at: datetime, ident: int, user: User, wanted: Filters, number: int) -> str:
+    return _signer().dumps({"c": at.isoformat(), "i": ident, "u": user.id, "o": wanted.oldest_first,
+                            "b": wanted.by_upload, "p": number})
 
 
 def decode_cursor(token: str, user: User, wanted: Filters) -> tuple[datetime, int, int]:
@@ -229,8 +233,7 @@ def _jump_cursor(user: User, wanted: Filters, year: int) -> str:
         at = _new_year(year, wanted) - timedelta(microseconds=1)
     else:
         at = _new_year(year + 1, wanted)
-    return _signer().dumps({"c": at.isoformat(), "i": 0, "u": user.id, "o": wanted.oldest_first,
-                            "b": wanted.by_upload, "p": 2})
+    return _cursor(at, 0, user, wanted, 2)
 
 
 def neighbours(user: User, wanted: Filters, run: Run) -> tuple[Optional[Run], Optional[Run]]:
