@@ -1,10 +1,12 @@
 """Issue 14's walk in Chromium: upload with model A, run again with model B at a lower confidence,
-compare the two runs side by side, share B's run, open the link signed out, revoke it."""
+compare the two runs side by side (axe-clean on both screens and themes), share B's run, open the
+link signed out, revoke it."""
 import pytest
 from playwright.sync_api import expect
 
 from tests.browser import VIEWER_READY, shot, sign_up, upload_and_wait
 from tests.conftest import V8
+from tests.test_accessibility import SCREENS, serious_violations
 
 pytestmark = pytest.mark.browser
 
@@ -34,6 +36,15 @@ def test_rerun_with_another_model_compare_share_and_revoke(serve, coco_model, pa
     expect(page.locator(".compare-table tbody tr").first).to_be_visible()
     assert page.locator(".compare-table .diff.more").count() >= 1  # v8 at 0.1 finds more
     shot(page, request, "compare-runs")
+    found = {}
+    for screen, size in SCREENS.items():
+        page.set_viewport_size(dict(zip(("width", "height"), size, strict=True)))
+        for scheme in ("light", "dark"):
+            page.emulate_media(color_scheme=scheme)
+            found[(screen, scheme)] = serious_violations(page)
+    assert not any(found.values()), found
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.emulate_media(color_scheme="light")
 
     page.click("text=Open run B")  # the later run: v8's
     page.click("text=Create link")  # the link is shown on the photo's page, with a copy button
