@@ -50,6 +50,21 @@ function below(from, tile, down) {  // the nearest row that way, then the closes
   return rows > here.height / 2 ? [rows, Math.abs(there.left - here.left)] : null;
 }
 
+function neighbour(tile, key) {  // the tile an arrow key goes to from `tile`, or undefined
+  const all = tiles(), index = all.indexOf(tile);
+  if (key === "ArrowLeft" || key === "ArrowRight") return all[index + (key === "ArrowRight" ? 1 : -1)];
+  const ranked = all.map((other) => [below(tile, other, key === "ArrowDown"), other])
+    .filter(([rank]) => rank).sort(([a], [b]) => a[0] - b[0] || a[1] - b[1]);
+  return ranked[0]?.[1];
+}
+
+document.addEventListener("htmx:afterSettle", (event) => {
+  if (!step || !event.target.closest?.("#cards")) return;
+  const { tile, key } = step;
+  step = null;
+  focusTile(neighbour(tile, key));
+});
+
 document.addEventListener("keydown", (event) => {
   if (event.altKey || event.ctrlKey || event.metaKey || event.shiftKey) return;
   const tile = event.target.closest?.(".tile");
@@ -59,22 +74,24 @@ document.addEventListener("keydown", (event) => {
     tile.querySelector("input.pick")?.click();
     return;
   }
-  const all = tiles(), index = all.indexOf(tile);
-  let next = null;
-  if (event.key === "ArrowLeft" || event.key === "ArrowRight") {
-    next = all[index + (event.key === "ArrowRight" ? 1 : -1)];
-  } else if (event.key === "ArrowDown" || event.key === "ArrowUp") {
-    const ranked = all.map((other) => [below(tile, other, event.key === "ArrowDown"), other])
-      .filter(([rank]) => rank).sort(([a], [b]) => a[0] - b[0] || a[1] - b[1]);
-    next = ranked[0]?.[1];
-  } else {
+  if (!["ArrowLeft", "ArrowRight", "ArrowUp", "ArrowDown"].includes(event.key)) return;
+  const next = neighbour(tile, event.key);
+  event.preventDefault();
+  const more = document.querySelector("#cards > .more[hx-get]");
+  if (!next && more && (event.key === "ArrowDown" || event.key === "ArrowRight")) {
+    step = { tile, key: event.key };  // past the last row loaded: the next page, then on
+    window.htmx.trigger(more, "seek");
     return;
   }
-  event.preventDefault();
-  const link = next?.querySelector("a.name");
+  focusTile(next);
+});
+
+let step = null;  // an arrow key waiting for the next page
+function focusTile(tile) {
+  const link = tile?.querySelector("a.name");
   link?.focus({ preventScroll: true });
   link?.closest(".tile").scrollIntoView({ block: "nearest" });
-});
+}
 
 // "Dates & order": the filter form shown or folded away (open when the page came with one of them set).
 document.addEventListener("click", (event) => {
@@ -101,6 +118,25 @@ function roving(root) {
     tile.querySelectorAll("a[href]:not(.thumb), button, input, select").forEach((el) => { el.tabIndex = here ? 0 : -1; });
   });
 }
+
+let successor = null, hadFocus = false;  // where the Tab order (and the focus) goes when its tile is swapped
+document.addEventListener("htmx:beforeSwap", (event) => {
+  const tile = event.detail.target?.closest?.("#cards .tile");
+  if (!tile || tile !== current) return;
+  const all = tiles(), index = all.indexOf(tile);
+  successor = { id: tile.id, after: all[index + 1] ?? all[index - 1] };
+  hadFocus = tile.contains(document.activeElement);
+});
+document.addEventListener("htmx:afterSettle", () => {
+  if (!successor) return;
+  const again = document.getElementById(successor.id);  // the same photo, refreshed; else the one after it
+  const next = again?.closest("#cards") ? again : successor.after?.isConnected ? successor.after : tiles()[0];
+  successor = null;
+  if (!next || current?.isConnected) return;
+  current = next;
+  roving(next);
+  if (hadFocus) next.querySelector("a.name")?.focus({ preventScroll: true });
+});
 
 if (grid) {
   roving(grid);
@@ -145,17 +181,71 @@ document.addEventListener("contextmenu", (event) => {
 const scrubber = document.querySelector(".scrubber");
 if (scrubber && grid) {
   let ticking = false;
+  const mark = () => {
+    ticking = false;
+    const headings = Array.from(grid.querySelectorAll(".month"));
+    const seen = headings.filter((h) => h.getBoundingClientRect().top < innerHeight / 3).pop() ?? headings[0];
+    const year = /\d{4}/.exec(seen?.textContent ?? "")?.[0];
+    scrubber.querySelectorAll("a").forEach((link) => {
+      if (link.dataset.year === year) link.setAttribute("aria-current", "true");
+      else link.removeAttribute("aria-current");
+    });
+  };
+  mark();
   addEventListener("scroll", () => {
     if (ticking) return;
     ticking = true;
-    requestAnimationFrame(() => {
-      ticking = false;
-      const seen = Array.from(grid.querySelectorAll(".month")).filter((h) => h.getBoundingClientRect().top < innerHeight / 3).pop();
-      const year = /\d{4}/.exec(seen?.textContent ?? "")?.[0];
-      scrubber.querySelectorAll("a").forEach((link) => {
-        if (link.dataset.year === year) link.setAttribute("aria-current", "true");
-        else link.removeAttribute("aria-current");
-      });
-    });
+    requestAnimationFrame(mark);
   }, { passive: true });
 }
+
+// A photo uploaded on this page shows under "Just added": not a second time in its month as
+// pages load below.
+document.addEventListener("htmx:load", (event) => {
+  const loaded = event.target.matches?.(".tile") ? [event.target] : Array.from(event.target.querySelectorAll?.(".tile") ?? []);
+  loaded.forEach((tile) => {
+    if (tile.closest("#cards") && tile.id && document.querySelector(`#uploads #${tile.id}`)) tile.remove();
+  });
+});
+
+// While photos are selected, a click (or tap) on a photo selects it too, as in a photo app; its
+// name still opens it. Opening a photo first marks it in the address (#analysis-…), so the
+// browser's Back comes to it.
+document.addEventListener("click", (event) => {
+  const thumb = event.target.closest?.(".photos-page .grid .tile a.thumb");
+  if (!thumb) return;
+  const tile = thumb.closest(".tile");
+  if (tile.closest(".grid.selecting") && tile.querySelector("input.pick")) {
+    event.preventDefault();
+    tile.querySelector("input.pick").click();
+    return;
+  }
+  if (tile.id) history.replaceState(history.state, "", `#${tile.id}`);
+});
+document.addEventListener("click", (event) => {
+  const name = event.target.closest?.(".photos-page .grid .tile a.name");
+  if (name?.closest(".tile").id) history.replaceState(history.state, "", `#${name.closest(".tile").id}`);
+});
+document.addEventListener("touchstart", (event) => {  // a tap elsewhere puts a long-pressed photo back
+  document.querySelectorAll(".tile.peek").forEach((tile) => { if (!tile.contains(event.target)) tile.classList.remove("peek"); });
+}, { passive: true });
+
+// A photo's Delete answered, the next photo slides into its place: a second click there within
+// half a second (a double click) is not taken as that photo's Delete.
+let deletedAt = 0;
+document.addEventListener("htmx:beforeRequest", (event) => {
+  if (event.target.closest?.("#cards .tile") && event.target.getAttribute?.("hx-post")?.includes("/delete")) {
+    deletedAt = Date.now();
+  }
+});
+document.addEventListener("click", (event) => {
+  if (event.target.closest?.("#cards .tile button.danger") && Date.now() - deletedAt < 500) {
+    event.preventDefault();
+    event.stopImmediatePropagation();
+  }
+}, true);
+
+// "Dates & order" sends only what is filled in (no empty from= and to=).
+document.getElementById("range")?.addEventListener("submit", (event) => {
+  event.target.querySelectorAll("input[type=date]").forEach((input) => { input.disabled = !input.value; });
+});

@@ -3,7 +3,6 @@
 // person makes (not by the page refreshing itself: a card or page fetching itself once its run is
 // done, the filter bar). The server writes times in the viewer's time zone, which the browser
 // tells it here.
-document.documentElement.classList.add("js");
 document.cookie = `tz=${Intl.DateTimeFormat().resolvedOptions().timeZone}; path=/; max-age=31536000; SameSite=Lax`;
 
 const box = () => document.getElementById("htmx-errors");

@@ -250,6 +250,21 @@ def neighbours(user: User, wanted: Filters, run: Run) -> tuple[Optional[Run], Op
     return first_after(backwards), first_after(wanted)
 
 
+def back_cursor(user: User, wanted: Filters, run: Run, before: int = 12) -> Optional[str]:
+    """A cursor whose page shows `run` after the `before` photos that come just before it in the
+    listing (the detail page's way back to the gallery, wherever the photo sits in it), or None
+    when it is that near the top (the first page shows it). At most `before` + 1 rows read
+    backwards along the listing's index from the photo."""
+    backwards = Filters(wanted.labels, wanted.status, wanted.since, wanted.until, not wanted.oldest_first,
+                        wanted.by_upload)
+    stmt, created, ident = _ordered(user, backwards)
+    newer = list(db.session.scalars(stmt.where(_after(created, ident, sort_date(run, wanted), run.id,
+                                                      backwards.oldest_first)).limit(before + 1)))
+    if len(newer) <= before:
+        return None
+    return encode_cursor(newer[before], user, wanted, 2)
+
+
 def count(user: User, wanted: Filters, up_to: Optional[int] = None) -> int:
     """How many photos match: a kept count where there is one, else counted, at most `up_to` + 1
     of them (so that a filter matching most of a large library costs what a small one does:

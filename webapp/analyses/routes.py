@@ -72,17 +72,22 @@ def gallery():
         if label:
             return redirect(url_for("analyses.gallery", **dict(query, label=query.get("label", []) + [label])))
         problem = f"No label matches “{typed[:100]}”."
+    cursor = request.args.get("cursor") or None
     try:
-        page = listing.page(current_user, found, cursor=request.args.get("cursor") or None,
+        page = listing.page(current_user, found, cursor=cursor,
                             per_page=current_app.config["GALLERY_PER_PAGE"], skip_pages=_skipped_pages())
     except listing.BadCursor as exc:
-        page, problem = listing.Page(), str(exc)
+        if wants_partial():  # the scroll's own request: nothing more to add
+            page, problem = listing.Page(), str(exc)
+        else:  # a link to a place in the photos that no longer works (another order, account or key): the top
+            page, cursor = listing.page(current_user, found, per_page=current_app.config["GALLERY_PER_PAGE"]), None
+            flash("That link to a place in your photos no longer works: here are the newest.", "info")
     next_url = url_for("analyses.gallery", cursor=page.next_cursor, **query) if page.next_cursor else None
     context = dict(runs=page.items, chips=listing.labels_of(page.items), next_url=next_url, after=page.after,
                    selected=list(found.labels), query=query)
     if wants_partial() and (request.args.get("cursor") or request.args.get("page")):
         return render_template("analyses/_cards.html", **context)
-    jumped = listing.sort_date(page.items[0], found) if request.args.get("cursor") and page.items else None
+    jumped = listing.sort_date(page.items[0], found) if cursor and page.items else None
     return render_template(
         "analyses/gallery.html", form=UploadForm(), bar=listing.filter_bar(current_user, found, count_up_to=BULK_LIMIT),
         years=listing.years(current_user, found), jumped=jumped,
@@ -152,9 +157,12 @@ def _detail_page(public_id: str, rerun: dict | None = None, rerun_error: str | N
     # the listing holds each photo once (its current run): another run of it steps from there
     anchor = run if run.current else current_run(run.photo_id) or run
     before, after = listing.neighbours(current_user, found, anchor)
+    # back to the gallery where this photo is, however deep: a page starting a few photos before it
+    back = listing.back_cursor(current_user, found, anchor) if anchor.current else None
     runs = run.photo.runs
     return render_template(
         "analyses/detail.html", run=run, **viewer.viewer(run), query=query, before=before, after=after, runs=runs,
+        back_url=url_for("analyses.gallery", **(dict(query, cursor=back) if back else query)),
         run_counts={r.id: r.label_counts() for r in runs if r.is_done}, models=model_names(),
         model_classes=_model_classes(), rerun=rerun, rerun_error=rerun_error,
     )
