@@ -230,6 +230,25 @@ def test_the_scrubbers_years_read_one_row_a_year_along_the_pages_index(app, seed
             assert forbidden not in plan + "\n", plan
 
 
+@pytest.mark.parametrize("wanted, index", [(listing.filters(), "ix_analysis_user_shown_taken"),
+                                           (listing.filters(["dog"]), "ix_analysis_label_user_label_taken")])
+def test_the_way_back_from_a_photo_reads_a_few_rows_back_along_the_pages_index(app, seeded, wanted, index):
+    user_id, _, _ = seeded
+    with app.app_context():
+        deep = listing.all_matching(owner(user_id), wanted)[15]
+        cursor = listing.back_cursor(owner(user_id), wanted, deep, before=3)
+        page = listing.page(owner(user_id), wanted, cursor=cursor, per_page=5)
+        assert [run.id for run in page.items].index(deep.id) == 3  # three photos before it, then it
+        near = listing.all_matching(owner(user_id), wanted)[2]
+        assert listing.back_cursor(owner(user_id), wanted, near, before=3) is None  # the first page shows it
+    plan = [plan for sql, plan in executed_plans(  # the last: the rows back (the first, the photo's own)
+        app, lambda: listing.back_cursor(owner(user_id), wanted, db.session.get(Run, deep.id), before=3))
+        if re.match(r"\s*SELECT analysis\.id", sql)][-1]
+    assert re.search(rf"\b{index}\b", plan), plan
+    for forbidden in ("detection", "TEMP B-TREE", "Seq Scan", "Sort", "SCAN analysis\n"):
+        assert forbidden not in plan + "\n", plan
+
+
 @pytest.mark.parametrize("wanted, expected", [
     (listing.filters(), [2026, 2021, 2019]),
     (listing.filters(oldest_first=True), [2019, 2021, 2026]),

@@ -42,6 +42,14 @@ def test_the_label_search_matching_nothing_says_so_and_filters_nothing(app, clie
     assert len(re.findall(r'id="analysis-[0-9a-f]{32}"', page)) == 4
 
 
+@pytest.mark.parametrize("typed", ["\x00", "%00z", "\x01\x02", "_"])
+def test_the_label_search_with_control_characters_or_a_wildcard_matches_nothing(app, client, auth, typed):
+    auth.signup()
+    library(app)
+    response = client.get("/analyses", query_string={"find": typed})
+    assert response.status_code == 200 and "No label matches" in response.get_data(as_text=True)
+
+
 def test_a_new_key_is_shown_after_a_redirect_so_a_reload_makes_no_second_key(app, client, auth):
     auth.signup()
     token = csrf_from(client.get("/account/keys").get_data(as_text=True))

@@ -338,7 +338,7 @@ def first_label_like(user: User, text: str) -> Optional[str]:
     """The label a search for `text` picks (Enter in the filter bar's "Find a label"): of the
     user's labels containing it (any case), one starting with it first, then the one on the most
     photos, then by name; None when none does."""
-    wanted = text.strip().lower()[:100]
+    wanted = "".join(ch for ch in text if ch.isprintable()).strip().lower()[:100]  # a NUL ends SQLite's LIKE pattern
     if not wanted:
         return None
     escaped = wanted.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
