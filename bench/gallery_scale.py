@@ -101,8 +101,10 @@ def median_ms(client, url, headers=None) -> float:
 def measure(database_url: str, n: int, tmp: Path, reuse: bool = False) -> dict[str, float]:
     app = create_app(make_config(database_url, tmp, GALLERY_PER_PAGE=24))
     with app.app_context():
-        if not (reuse and sa.inspect(db.engine).has_table("user")
-                and db.session.scalar(sa.select(User.photos).where(User.email == EMAIL)) == n):
+        seeded = reuse and sa.inspect(db.engine).has_table("user") and db.session.scalar(
+            sa.select(User.photos).where(User.email == EMAIL)) == n
+        db.session.rollback()  # no transaction left open: dropping the tables waits for none
+        if not seeded:
             db.drop_all()
             db.create_all()
             seed(n)
