@@ -123,19 +123,20 @@ let successor = null, hadFocus = false;  // where the Tab order (and the focus) 
 document.addEventListener("htmx:beforeSwap", (event) => {
   const tile = event.detail.target?.closest?.("#cards .tile");
   if (!tile || tile !== current) return;
-  const all = tiles(), index = all.indexOf(tile);
+  const all = Array.from(grid.querySelectorAll(".tile")), index = all.indexOf(tile);
   successor = { id: tile.id, after: all[index + 1] ?? all[index - 1] };
   hadFocus = tile.contains(document.activeElement);
 });
 document.addEventListener("htmx:afterSettle", () => {
   if (!successor) return;
-  const again = document.getElementById(successor.id);  // the same photo, refreshed; else the one after it
-  const next = again?.closest("#cards") ? again : successor.after?.isConnected ? successor.after : tiles()[0];
+  const { id, after } = successor;
   successor = null;
-  if (!next || current?.isConnected) return;
+  const again = document.getElementById(id);  // the same photo, refreshed; else the one after it
+  const next = again?.closest("#cards") ? again : after?.isConnected ? after : grid.querySelector(".tile");
+  if (!next) return;
   current = next;
   roving(next);
-  if (hadFocus) next.querySelector("a.name")?.focus({ preventScroll: true });
+  if (hadFocus && !next.contains(document.activeElement)) next.querySelector("a.name")?.focus({ preventScroll: true });
 });
 
 if (grid) {
