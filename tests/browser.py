@@ -9,6 +9,7 @@ import pytest
 from playwright.sync_api import expect
 from werkzeug.serving import make_server
 
+from tests.images import encode, sample
 from webapp.config import BASE_DIR
 
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -95,3 +96,13 @@ def upload_and_wait(page, files, timeout: int = 60_000) -> None:
     page.set_input_files("#images", files)
     count = len(files) if isinstance(files, list) else 1
     expect(page.locator(".tile.status-done")).to_have_count(count, timeout=timeout)
+
+
+def png_files(folder, count: int, width: int = 320, height: int = 240) -> list[str]:
+    """`count` PNG photos (photo0.png, …, each a pixel wider than the one before) in `folder`."""
+    paths = []
+    for i in range(count):
+        path = folder / f"photo{i}.png"
+        path.write_bytes(encode(sample(width + i, height), "PNG"))
+        paths.append(str(path))
+    return paths

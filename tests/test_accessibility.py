@@ -5,7 +5,7 @@ import re
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 
-from tests.browser import VIEWER_READY, sign_up, upload_and_wait
+from tests.browser import VIEWER_READY, png_files, sign_up, upload_and_wait
 from tests.helpers import analyses
 from tests.images import encode, sample
 from tests.factories import add_boxes
@@ -93,12 +93,7 @@ def test_shared_link_pages_have_no_serious_accessibility_violations(serve, page,
 def test_the_trash_its_undo_and_the_api_docs_have_no_serious_accessibility_violations(serve, page, audit, tmp_path):
     base, app = serve()
     sign_up(page, base, "axe-trash@example.com")
-    photos = []
-    for i in range(2):
-        photo = tmp_path / f"photo{i}.png"
-        photo.write_bytes(encode(sample(320 + i, 240), "PNG"))
-        photos.append(str(photo))
-    upload_and_wait(page, photos)
+    upload_and_wait(page, png_files(tmp_path, 2))
     page.reload()
     card = page.locator(".tile").first
     card.hover()

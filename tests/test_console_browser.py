@@ -5,10 +5,9 @@ import re
 
 import pytest
 
-from tests.browser import VIEWER_READY, sign_up, upload_and_wait
+from tests.browser import VIEWER_READY, png_files, sign_up, upload_and_wait
 from tests.factories import add_boxes
 from tests.helpers import analyses
-from tests.images import encode, sample
 
 pytestmark = [pytest.mark.browser, pytest.mark.any_database]  # the pages' scripts and requests
 
@@ -33,12 +32,7 @@ def test_no_page_logs_an_error_in_the_browsers_console(serve, page, errors, tmp_
     for path in ("/", "/signup", "/login", "/docs"):
         visit(page, base + path)
     sign_up(page, base, "console@example.com")
-    photos = []
-    for i in range(3):
-        photo = tmp_path / f"photo{i}.png"
-        photo.write_bytes(encode(sample(320 + i, 240), "PNG"))
-        photos.append(str(photo))
-    upload_and_wait(page, photos)
+    upload_and_wait(page, png_files(tmp_path, 3))
     runs = analyses(app)
     add_boxes(app, runs[0].public_id, [("person", 0, 0.9, (10, 10, 120, 200))])
     for width, height in ((1280, 800), (390, 844)):
