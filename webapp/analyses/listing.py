@@ -245,9 +245,13 @@ def neighbours(user: User, wanted: Filters, run: Run) -> tuple[Optional[Run], Op
         return db.session.scalars(stmt.where(
             _after(created, ident, sort_date(run, wanted), run.id, direction.oldest_first)).limit(1)).first()
 
-    backwards = Filters(wanted.labels, wanted.status, wanted.since, wanted.until, not wanted.oldest_first,
-                        wanted.by_upload)
+    backwards = _reversed(wanted)
     return first_after(backwards), first_after(wanted)
+
+
+def _reversed(wanted: Filters) -> Filters:
+    """The same listing in the other order."""
+    return Filters(wanted.labels, wanted.status, wanted.since, wanted.until, not wanted.oldest_first, wanted.by_upload)
 
 
 def back_cursor(user: User, wanted: Filters, run: Run, before: int = 12) -> Optional[str]:
@@ -255,8 +259,7 @@ def back_cursor(user: User, wanted: Filters, run: Run, before: int = 12) -> Opti
     listing (the detail page's way back to the gallery, wherever the photo sits in it), or None
     when it is that near the top (the first page shows it). At most `before` + 1 rows read
     backwards along the listing's index from the photo."""
-    backwards = Filters(wanted.labels, wanted.status, wanted.since, wanted.until, not wanted.oldest_first,
-                        wanted.by_upload)
+    backwards = _reversed(wanted)
     stmt, created, ident = _ordered(user, backwards)
     newer = list(db.session.scalars(stmt.where(_after(created, ident, sort_date(run, wanted), run.id,
                                                       backwards.oldest_first)).limit(before + 1)))
