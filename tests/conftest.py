@@ -18,6 +18,7 @@ import pytest  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
 from tests.browser import browser, live_server, page, serve  # noqa: E402,F401  (fixtures of the browser tests)
+from tests.mailbox import mailbox  # noqa: E402,F401  (a real SMTP server)
 from tests.helpers import ApiActions, AuthActions, make_config  # noqa: E402
 from webapp import create_app  # noqa: E402
 from webapp.config import BASE_DIR  # noqa: E402

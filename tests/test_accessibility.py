@@ -22,20 +22,27 @@ def serious_violations(page) -> list[str]:
             for v in results.response["violations"] if v["impact"] in SERIOUS]
 
 
+def violations_everywhere(page, name: str) -> dict[str, list[str]]:
+    """axe on the page as it is now, on both screens in both themes: {where: problems}."""
+    found = {}
+    for screen, (width, height) in SCREENS.items():
+        page.set_viewport_size({"width": width, "height": height})
+        for scheme in ("light", "dark"):
+            page.emulate_media(color_scheme=scheme)
+            if problems := serious_violations(page):
+                found[f"{name} ({screen}, {scheme})"] = problems
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.emulate_media(color_scheme="light")
+    return found
+
+
 @pytest.fixture
 def audit(page):
     """Check the page as it is now on both screens; collect what axe finds, fail at the end."""
     found = {}
 
     def check(name: str) -> None:
-        for screen, (width, height) in SCREENS.items():
-            page.set_viewport_size({"width": width, "height": height})
-            for scheme in ("light", "dark"):
-                page.emulate_media(color_scheme=scheme)
-                if problems := serious_violations(page):
-                    found[f"{name} ({screen}, {scheme})"] = problems
-        page.set_viewport_size({"width": 1280, "height": 800})
-        page.emulate_media(color_scheme="light")
+        found.update(violations_everywhere(page, name))
 
     yield check
     assert not found, "\n".join(f"{where}: {problems}" for where, problems in found.items())

@@ -161,6 +161,7 @@ class Stack:
         with open(env_file, "a") as env:
             env.write(f"SPOTTER_TAG={TAG}\n")
             env.write("SESSION_COOKIE_SECURE=0\n")  # served over plain HTTP by the test's nginx
+            env.write("SIGNUP=open\n")  # the example's is `invite`: the test signs up through the proxy
         self.services = compose_services(env_file)
         self.nginx: subprocess.Popen | None = None
 

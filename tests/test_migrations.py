@@ -6,7 +6,7 @@ from flask_migrate import downgrade, upgrade
 from webapp.extensions import db
 
 TABLES = {"user", "analysis", "detection", "refresh_token", "analysis_label", "user_label", "api_key", "share_link",
-          "photo", "idempotent_request"}
+          "photo", "idempotent_request", "invite", "takeout"}
 
 
 def table_names():

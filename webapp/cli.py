@@ -3,17 +3,19 @@ import time
 from pathlib import Path
 
 import click
-from flask import Flask, current_app
+from flask import Flask, current_app, url_for
 from flask.cli import with_appcontext
 
 from webapp import storage
 from webapp.analyses import importing, trash
-from webapp.auth.accounts import find_user
+from webapp.auth import operator
+from webapp.auth.accounts import EmailTaken, find_user, is_email, normalize_email
 from webapp.detection.registry import DEFAULT_NAME, get_detector, model_names, runs_here
 from webapp.detection.availability import NO_WORKER, START_WORKER, explain
 from webapp.jobs.recovery import fail_interrupted
 from webapp.jobs.scheduling import QueueUnavailable, get_runner
 from webapp.library.counts import check_counts as find_differences, rebuild_counts, runs_by_status
+from webapp.errors import NotFound
 from webapp.models import RunStatus, User
 from webapp.vision.detector import ModelUnavailable
 
@@ -168,6 +170,129 @@ def _say_imported(user, paths, files, report, counts, no_wait: bool, seconds: fl
                    f"{done} done, {failed} failed; {report.already} already there{again}.")
 
 
+# ---- accounts: `flask users ...` ----
+
+@click.group("users")
+def users():
+    """Accounts: list, create, reset a password, invite, disable, enable, delete."""
+
+
+def _account(email: str) -> User:
+    try:
+        return operator.account(email)
+    except NotFound as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _link(endpoint: str, **values) -> str:
+    """A page's link from PUBLIC_URL; without it, the path alone (`_print_link` says so)."""
+    with current_app.test_request_context("/"):
+        path = url_for(endpoint, **values)
+    return current_app.config["PUBLIC_URL"] + path
+
+
+def _print_link(what: str, link: str) -> None:
+    click.echo(f"{what} (it works once, for {current_app.config['INVITE_DAYS']} days):")
+    click.echo(f"  {link}")
+    if not current_app.config["PUBLIC_URL"]:
+        click.echo("PUBLIC_URL is not set: put this instance's address (https://photos.example.com) in front "
+                   "of that path, and set PUBLIC_URL so that links come whole.")
+
+
+@users.command("list")
+@with_appcontext
+def users_list():
+    """Every account: email, when it was made, photos, space, API keys, and whether it is disabled."""
+    rows = operator.list_accounts()
+    if not rows:
+        click.echo("No accounts yet.")
+    for row in rows:
+        size = storage.human_size(row.stored_bytes)
+        click.echo(f"{row.email:40} {row.created_at:%Y-%m-%d} {row.photos:>7} photos {size:>9} {row.api_keys:>3} keys"
+                   + ("  DISABLED" if row.disabled else ""))
+
+
+@users.command("create")
+@click.argument("email")
+@with_appcontext
+def users_create(email: str):
+    """Make an account for EMAIL (whatever SIGNUP says) and print a one-time link its owner sets
+    a password with."""
+    if not is_email(email):
+        raise click.ClickException(f"{email!r} is not an email address.")
+    try:
+        user, token = operator.create(email)
+    except EmailTaken as exc:
+        raise click.ClickException(f"{normalize_email(email)} has an account already.") from exc
+    _print_link(f"Account {user.email} created. Send its owner this link to set a password",
+                _link("auth.reset_password", token=token))
+
+
+@users.command("reset-password")
+@click.argument("email")
+@with_appcontext
+def users_reset_password(email: str):
+    """Print a one-time link that sets a new password for EMAIL (using it logs the account out
+    everywhere). The current password keeps working until then."""
+    user = _account(email)
+    _print_link(f"Send {user.email} this link to set a new password",
+                _link("auth.reset_password", token=operator.set_password_token(user)))
+
+
+@users.command("invite")
+@click.argument("email")
+@with_appcontext
+def users_invite(email: str):
+    """Print a single-use link that signs up EMAIL (for SIGNUP=invite; works with open too)."""
+    if not is_email(email):
+        raise click.ClickException(f"{email!r} is not an email address.")
+    if current_app.config["SIGNUP"] == "closed":
+        raise click.ClickException("SIGNUP is closed, so no invitation works: set SIGNUP=invite, or make the "
+                                   "account with `flask users create EMAIL`.")
+    try:
+        token = operator.invite(email)
+    except EmailTaken as exc:
+        raise click.ClickException(str(exc)) from exc
+    _print_link(f"Invitation for {normalize_email(email)}", _link("auth.signup", invite=token))
+
+
+@users.command("disable")
+@click.argument("email")
+@with_appcontext
+def users_disable(email: str):
+    """Disable EMAIL's account: it cannot sign in, its sessions, tokens, API keys and share links
+    stop working now, and its queued photos are not analysed."""
+    user = _account(email)
+    operator.disable(user)
+    click.echo(f"{user.email} is disabled; `flask users enable {user.email}` undoes it.")
+
+
+@users.command("enable")
+@click.argument("email")
+@with_appcontext
+def users_enable(email: str):
+    """Let a disabled account sign in again (its keys and share links work again)."""
+    user = _account(email)
+    operator.enable(user)
+    click.echo(f"{user.email} is enabled.")
+
+
+@users.command("delete")
+@click.argument("email")
+@click.option("--yes", is_flag=True, help="Do not ask to confirm.")
+@with_appcontext
+def users_delete(email: str, yes: bool):
+    """Delete EMAIL's account with every photo, result, key and share link, files included. It
+    cannot be undone."""
+    user = _account(email)
+    if not yes:
+        click.confirm(f"Delete {user.email} with its {user.photos} photos and every file, for good?", abort=True)
+    address = user.email
+    operator.delete(user)
+    click.echo(f"{address} is deleted, with all its photos and files.")
+
+
 def init_app(app: Flask) -> None:
-    for command in (analyses_stats, check_model, check_counts, import_photos, purge_trash, recover_interrupted):
+    for command in (analyses_stats, check_model, check_counts, import_photos, purge_trash, recover_interrupted,
+                    users):
         app.cli.add_command(command)

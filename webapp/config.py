@@ -141,6 +141,24 @@ class Config:
     # Failed sign-ins per account, from any address, before its sign-in is refused for the window.
     LOGIN_FAILURE_LIMIT = os.environ.get("LOGIN_FAILURE_LIMIT") or "10 per 15 minutes"
     RATELIMIT_HEADERS_ENABLED = True
+
+    # Accounts. Who may sign up: "open" (anyone), "invite" (with a link from `flask users invite`)
+    # or "closed" (only the operator makes accounts: `flask users create`).
+    SIGNUP = os.environ.get("SIGNUP") or "open"
+    # The address people reach this instance at ("https://photos.example.com"): links in mail and
+    # in the operator's commands are built from it, never from a request's Host header.
+    PUBLIC_URL = (os.environ.get("PUBLIC_URL") or "").rstrip("/")
+    # Mail for password resets, invitations and email changes: smtp://user:pass@host:587 (STARTTLS,
+    # required), smtps://user:pass@host:465 (TLS from the start) or smtp+insecure://host:25 (a local
+    # relay: nothing encrypted). Empty: no mail; the pages say to ask the operator.
+    MAIL_URL = os.environ.get("MAIL_URL") or ""
+    MAIL_FROM = os.environ.get("MAIL_FROM") or ""
+    MAIL_TIMEOUT = _env_float("MAIL_TIMEOUT", 10)  # seconds for the SMTP server to answer
+    # Password-reset mails per address (known or not, so the limit tells nothing), on top of
+    # RATELIMIT_AUTH per client address.
+    RESET_RATE_LIMIT = os.environ.get("RESET_RATE_LIMIT") or "3 per hour"
+    INVITE_DAYS = _env_int("INVITE_DAYS", 7)  # how long an invitation or an operator's set-password link works
+    TAKEOUT_HOURS = _env_int("TAKEOUT_HOURS", 24)  # how long a "Download everything" zip can be downloaded
     # With its storage (Redis) unreachable, the limits go on per process (logged once; /healthz says
     # "degraded"), and each call to it gives up within a second instead of hanging.
     RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
@@ -214,6 +232,35 @@ def configure(app: Flask) -> None:
     configure_paths(app)
     configure_secrets(app)
     configure_security(app)
+    configure_accounts(app)
+
+
+SIGNUP_MODES = ("open", "invite", "closed")
+MAIL_SCHEMES = ("smtp", "smtps", "smtp+insecure")
+
+
+def configure_accounts(app: Flask) -> None:
+    """SIGNUP is one of SIGNUP_MODES; mail needs PUBLIC_URL (its links are built from it)."""
+    if app.config["SIGNUP"] not in SIGNUP_MODES:
+        raise ConfigurationError(f"Configuration error: SIGNUP must be one of {', '.join(SIGNUP_MODES)}, "
+                                 f"not {app.config['SIGNUP']!r}.")
+    public = app.config.get("PUBLIC_URL") or ""
+    if public and not public.startswith(("https://", "http://")):
+        raise ConfigurationError(f"Configuration error: PUBLIC_URL must start with https:// (or http://), "
+                                 f"not {public!r}.")
+    mail = app.config.get("MAIL_URL") or ""
+    if not mail:
+        return
+    if mail.split("://", 1)[0] not in MAIL_SCHEMES or "://" not in mail:
+        raise ConfigurationError("Configuration error: MAIL_URL must be smtp://user:password@host:587 (STARTTLS), "
+                                 "smtps://user:password@host:465 or smtp+insecure://host:25.")
+    if not public:
+        raise ConfigurationError("Configuration error: MAIL_URL is set but PUBLIC_URL is not: set PUBLIC_URL to "
+                                 "the address people reach this instance at (https://photos.example.com), "
+                                 "which the links in mail are built from.")
+    if not app.config.get("MAIL_FROM"):
+        raise ConfigurationError("Configuration error: MAIL_URL is set but MAIL_FROM is not: set the sender, "
+                                 "e.g. MAIL_FROM='Spotter <noreply@photos.example.com>'.")
 
 
 def configure_logging(app: Flask) -> None:

@@ -12,6 +12,7 @@ from celery.signals import celeryd_after_setup, worker_init, worker_shutdown
 from webapp import create_app
 from webapp.config import Config
 from webapp.deepstack import tasks  # noqa: F401 - registers the DeepStack endpoint's task
+from webapp.auth import takeout  # noqa: F401 - registers the "Download everything" job
 from webapp.jobs.celery import DEEPSTACK_QUEUE, concurrency
 from webapp.jobs.lifecycle import start_process, stop_process
 from webapp.jobs.processes import yield_cpu

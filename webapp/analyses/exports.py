@@ -25,7 +25,7 @@ import unicodedata
 import zipfile
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import IO, Optional, Union
+from typing import IO, Callable, Iterable, Iterator, Optional, TextIO, Union
 
 import yaml
 from flask import current_app
@@ -95,6 +95,12 @@ def dataset_file_name(run: Run) -> str:
     return dataset_stem(run) + PurePosixPath(run.photo.shown_path).suffix
 
 
+def photo_file_name(photo) -> str:
+    """An original's name in a takeout: the photo's own name and its row id (unique, short), with
+    the extension of what was uploaded."""
+    return f"{_safe(photo.original_filename)}-{photo.id}" + PurePosixPath(photo.original_path).suffix
+
+
 def zip_stems(runs: list[Run]) -> dict[int, str]:
     """Each run's file stem in the gallery's zip: its photo's own name, where names clash (compared
     as a case-blind file system compares them) the later photo's with the start of its id."""
@@ -126,7 +132,7 @@ class Classes:
         return COCO_CATEGORY_IDS[class_id] if self.official_coco else class_id
 
 
-def model_classes(runs: list[Run]) -> Classes:
+def model_classes(runs: list[Run], stored: Optional[dict[int, str]] = None) -> Classes:
     """Every class of the model. Its names come from the model when it can say (loaded here, or
     as a worker reported them); the ids' scheme does not depend on that: the detections stored
     with the runs decide. When every stored (class id, label) pair is a COCO class at its
@@ -136,7 +142,8 @@ def model_classes(runs: list[Run]) -> Classes:
         names = dict(class_names())
     except DetectionUnavailable:
         names = {}
-    stored = {d.class_id: d.label for run in runs for d in run.detections}
+    if stored is None:
+        stored = {d.class_id: d.label for run in runs for d in run.detections}
     coco_like = all(0 <= i < len(COCO80) and COCO80[i] == label for i, label in stored.items())
     if coco_like and (not names or tuple(names.get(i) for i in range(len(names))) == COCO80):
         return Classes(dict(enumerate(COCO80)), official_coco=True)
@@ -145,13 +152,50 @@ def model_classes(runs: list[Run]) -> Classes:
     return Classes(dict(sorted(names.items())), official_coco=False)
 
 
+def json_image(a: Run, min_conf: Optional[float], location: bool = False) -> dict:
+    return {"id": a.public_id, "filename": a.photo.original_filename, "width": a.photo.width,
+            "height": a.photo.height, "model": a.model_name, "conf": a.conf, "status": a.status,
+            **({"location": location_of(a)} if location else {}),
+            "detections": [d.as_dict() for d in a.detections_at(min_conf)]}
+
+
 def as_json(runs: list[Run], min_conf: Optional[float], location: bool = False) -> dict:
-    return {"images": [{
-        "id": a.public_id, "filename": a.photo.original_filename, "width": a.photo.width, "height": a.photo.height,
-        "model": a.model_name, "conf": a.conf, "status": a.status,
-        **({"location": location_of(a)} if location else {}),
-        "detections": [d.as_dict() for d in a.detections_at(min_conf)],
-    } for a in runs]}
+    return {"images": [json_image(a, min_conf, location) for a in runs]}
+
+
+def coco_info(classes: Classes, min_conf: Optional[float]) -> dict:
+    return {
+        "description": "Detections exported by Spotter",
+        "date_created": utcnow().isoformat(),
+        "image_ids": "each image's id is its analysis's numeric id: the same in every export",
+        "category_ids": "coco" if classes.official_coco else "model",
+        "category_ids_note": ("official COCO category ids (1-90): the model's classes are the 80 COCO classes"
+                              if classes.official_coco else "the model's own class ids"),
+        "min_conf": min_conf if min_conf is not None else "each analysis's own threshold",
+    }
+
+
+def coco_image(run: Run, location: bool = False, name_of=dataset_file_name) -> dict:
+    return {"id": run.id, "file_name": name_of(run), "width": run.photo.width, "height": run.photo.height,
+            "analysis_id": run.public_id, "original_filename": run.photo.original_filename,
+            **({"location": location_of(run)} if location else {})}
+
+
+def coco_annotations(run: Run, min_conf: Optional[float], classes: Classes, first_id: int) -> list[dict]:
+    """The run's boxes as COCO annotations, numbered from `first_id`."""
+    annotations = []
+    for d in run.detections_at(min_conf):
+        w, h = d.x2 - d.x1, d.y2 - d.y1  # from the unrounded corners; rounded once, below
+        annotations.append({
+            "id": first_id + len(annotations), "image_id": run.id, "category_id": classes.category_id(d.class_id),
+            "bbox": [round(d.x1, 3), round(d.y1, 3), round(w, 3), round(h, 3)],
+            "area": round(w * h, 3), "iscrowd": 0, "score": round(d.confidence, 5),
+        })
+    return annotations
+
+
+def coco_categories(classes: Classes) -> list[dict]:
+    return [{"id": classes.category_id(i), "name": n, "supercategory": "object"} for i, n in classes.names.items()]
 
 
 def as_coco(runs: list[Run], min_conf: Optional[float], classes: Optional[Classes] = None,
@@ -160,34 +204,54 @@ def as_coco(runs: list[Run], min_conf: Optional[float], classes: Optional[Classe
     every category of the model (see the module's docstring for the ids)."""
     runs = [a for a in runs if a.is_done]  # not yet analysed is not "nothing in it"
     classes = classes or model_classes(runs)
-    images, annotations = [], []
+    annotations: list[dict] = []
     for run in runs:
-        images.append({"id": run.id, "file_name": name_of(run),
-                       "width": run.photo.width, "height": run.photo.height,
-                       "analysis_id": run.public_id, "original_filename": run.photo.original_filename,
-                       **({"location": location_of(run)} if location else {})})
-        for d in run.detections_at(min_conf):
-            w, h = d.x2 - d.x1, d.y2 - d.y1  # from the unrounded corners; rounded once, below
-            annotations.append({
-                "id": len(annotations) + 1, "image_id": run.id, "category_id": classes.category_id(d.class_id),
-                "bbox": [round(d.x1, 3), round(d.y1, 3), round(w, 3), round(h, 3)],
-                "area": round(w * h, 3), "iscrowd": 0, "score": round(d.confidence, 5),
-            })
-    return {
-        "info": {
-            "description": "Detections exported by Spotter",
-            "date_created": utcnow().isoformat(),
-            "image_ids": "each image's id is its analysis's numeric id: the same in every export",
-            "category_ids": "coco" if classes.official_coco else "model",
-            "category_ids_note": ("official COCO category ids (1-90): the model's classes are the 80 COCO classes"
-                                  if classes.official_coco else "the model's own class ids"),
-            "min_conf": min_conf if min_conf is not None else "each analysis's own threshold",
-        },
-        "images": images,
-        "annotations": annotations,
-        "categories": [{"id": classes.category_id(i), "name": n, "supercategory": "object"}
-                       for i, n in classes.names.items()],
-    }
+        annotations += coco_annotations(run, min_conf, classes, len(annotations) + 1)
+    return {"info": coco_info(classes, min_conf), "images": [coco_image(r, location, name_of) for r in runs],
+            "annotations": annotations, "categories": coco_categories(classes)}
+
+
+# ---- streamed: any number of runs, one batch in memory at a time ----
+
+Batches = Callable[[], Iterable[list[Run]]]  # each call goes through every run again, a batch at a time
+
+
+def classes_of(pairs: Iterable[tuple[int, str]]) -> Classes:
+    """`model_classes` from the stored (class id, label) pairs alone (a query's, not loaded runs')."""
+    return model_classes([], stored=dict(pairs))
+
+
+def json_items(out: TextIO, items: Iterable[dict], indent: Optional[int] = None) -> None:
+    """Write a JSON array's items (the caller writes the brackets)."""
+    for n, item in enumerate(items):
+        out.write(("," if n else "") + ("\n" if indent else "") + json.dumps(item, indent=indent))
+
+
+def write_json(out: TextIO, batches: Batches, min_conf: Optional[float], location: bool = False) -> None:
+    """`as_json`, written as it goes."""
+    out.write('{"images": [')
+    json_items(out, (json_image(a, min_conf, location) for batch in batches() for a in batch), indent=2)
+    out.write("\n]}\n")
+
+
+def write_coco(out: TextIO, batches: Batches, min_conf: Optional[float], classes: Classes,
+               location: bool = False, name_of=dataset_file_name) -> None:
+    """`as_coco`, written as it goes: the runs are gone through twice (images, then annotations)."""
+    def done() -> Iterator[Run]:
+        return (a for batch in batches() for a in batch if a.is_done)
+
+    def annotations() -> Iterator[dict]:
+        count = 0
+        for run in done():
+            for annotation in coco_annotations(run, min_conf, classes, count + 1):
+                count += 1
+                yield annotation
+
+    out.write('{"info": ' + json.dumps(coco_info(classes, min_conf)) + ', "images": [')
+    json_items(out, (coco_image(r, location, name_of) for r in done()))
+    out.write('], "annotations": [')
+    json_items(out, annotations())
+    out.write('], "categories": ' + json.dumps(coco_categories(classes)) + "}\n")
 
 
 def yolo_lines(run: Run, min_conf: Optional[float]) -> str:
@@ -211,16 +275,21 @@ def _text_cell(text: str) -> str:
 
 def as_csv(runs: list[Run], min_conf: Optional[float], location: bool = False) -> str:
     out = io.StringIO()
+    write_csv(out, lambda: [runs], min_conf, location)
+    return out.getvalue()
+
+
+def write_csv(out: TextIO, batches: Batches, min_conf: Optional[float], location: bool = False) -> None:
     writer = csv.writer(out)
     writer.writerow(["analysis_id", "filename", "width", "height", "label", "class",
                      "confidence", "x1", "y1", "x2", "y2"] + (["latitude", "longitude"] if location else []))
-    for a in runs:
-        where = [a.photo.latitude, a.photo.longitude] if location else []
-        for d in a.detections_at(min_conf):
-            writer.writerow([a.public_id, _text_cell(a.photo.original_filename), a.photo.width, a.photo.height,
-                             _text_cell(d.label), d.class_id, f"{d.confidence:.4f}",
-                             f"{d.x1:.2f}", f"{d.y1:.2f}", f"{d.x2:.2f}", f"{d.y2:.2f}", *where])
-    return out.getvalue()
+    for batch in batches():
+        for a in batch:
+            where = [a.photo.latitude, a.photo.longitude] if location else []
+            for d in a.detections_at(min_conf):
+                writer.writerow([a.public_id, _text_cell(a.photo.original_filename), a.photo.width, a.photo.height,
+                                 _text_cell(d.label), d.class_id, f"{d.confidence:.4f}",
+                                 f"{d.x1:.2f}", f"{d.y1:.2f}", f"{d.x2:.2f}", f"{d.y2:.2f}", *where])
 
 
 def export(runs: list[Run], fmt: str, min_conf: Optional[float], name: str,
@@ -241,31 +310,62 @@ def export(runs: list[Run], fmt: str, min_conf: Optional[float], name: str,
     return Export(yolo_dataset(runs, min_conf), "application/zip", f"{name}-yolo.zip")
 
 
+def export_all(batches: Batches, classes: Callable[[], Classes], fmt: str, min_conf: Optional[float],
+               name: str, location: bool = False) -> Export:
+    """The bulk export of however many runs (`batches`), as `export` with `dataset` writes it, but
+    written a batch at a time to a temporary file: memory stays flat whatever the library's size
+    (bench/export_memory.py). `classes` is asked once, for COCO and YOLO."""
+    spool = tempfile.TemporaryFile()
+    if fmt == "yolo":
+        write_yolo_dataset(spool, batches, min_conf, classes())
+        spool.seek(0)
+        return Export(spool, "application/zip", f"{name}-yolo.zip")
+    text = io.TextIOWrapper(spool, encoding="utf-8", newline="")
+    if fmt == "json":
+        write_json(text, batches, min_conf, location)
+        mimetype, filename = "application/json", f"{name}.json"
+    elif fmt == "coco":
+        write_coco(text, batches, min_conf, classes(), location)
+        mimetype, filename = "application/json", f"{name}-coco.json"
+    else:
+        write_csv(text, batches, min_conf, location)
+        mimetype, filename = "text/csv", f"{name}.csv"
+    text.flush()
+    text.detach()
+    spool.seek(0)
+    return Export(spool, mimetype, filename)
+
+
 def yolo_dataset(runs: list[Run], min_conf: Optional[float]) -> IO[bytes]:
+    """`write_yolo_dataset` of these runs, to a temporary file."""
+    spool = tempfile.TemporaryFile()
+    write_yolo_dataset(spool, lambda: [runs], min_conf, model_classes([a for a in runs if a.is_done]))
+    spool.seek(0)
+    return spool
+
+
+def write_yolo_dataset(out: IO[bytes], batches: Batches, min_conf: Optional[float], classes: Classes) -> None:
     """A zip Ultralytics loads as a dataset: images/<stem>.<ext> (the upright photos, no metadata),
     labels/<stem>.txt, data.yaml (train and val both images/, names for every class id) and
     classes.txt (one name per line, line n is class n). Only finished runs (a photo not yet
-    analysed is not a photo with nothing in it). Written to a temporary file, not memory: a whole
-    library can be exported (the file is gone once sent)."""
-    runs = [a for a in runs if a.is_done]
-    classes = model_classes(runs)
+    analysed is not a photo with nothing in it)."""
     count = max(classes.names, default=-1) + 1
     names = [classes.names.get(i, f"class_{i}") for i in range(count)]
-    spool = tempfile.TemporaryFile()
-    with zipfile.ZipFile(spool, "w", zipfile.ZIP_DEFLATED) as archive:
-        for a in runs:
-            try:
-                archive.writestr(f"images/{dataset_file_name(a)}", _public_bytes(a),
-                                 compress_type=zipfile.ZIP_STORED)  # already compressed
-            except FileNotFoundError:  # deleted while the export was being written: its labels only
-                pass
-            archive.writestr(f"labels/{dataset_stem(a)}.txt", yolo_lines(a, min_conf))
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for batch in batches():
+            for a in batch:
+                if not a.is_done:
+                    continue
+                try:
+                    archive.writestr(f"images/{dataset_file_name(a)}", _public_bytes(a),
+                                     compress_type=zipfile.ZIP_STORED)  # already compressed
+                except FileNotFoundError:  # deleted while the export was being written: its labels only
+                    pass
+                archive.writestr(f"labels/{dataset_stem(a)}.txt", yolo_lines(a, min_conf))
         archive.writestr("data.yaml", yaml.safe_dump(
             {"train": "images", "val": "images", "nc": count, "names": dict(enumerate(names))},
             sort_keys=False, allow_unicode=True))
         archive.writestr("classes.txt", "".join(f"{n}\n" for n in names))
-    spool.seek(0)
-    return spool
 
 
 def _public_bytes(run: Run) -> bytes:

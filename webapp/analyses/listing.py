@@ -13,7 +13,7 @@ leaves out what the API would refuse and says so); both build `Filters` with `fi
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Iterator, Literal, Optional
 
 import sqlalchemy as sa
 from flask import current_app
@@ -23,7 +23,7 @@ from sqlalchemy.orm import aliased, selectinload
 
 from webapp.errors import Refused
 from webapp.extensions import db
-from webapp.models import Run, RunLabel, RunStatus, User, UserLabel
+from webapp.models import Detection, Run, RunLabel, RunStatus, User, UserLabel
 
 MAX_PAGE = 100  # `page` is a compatibility alias: it may skip at most this many pages
 MAX_LABELS = 10  # labels one listing may ask for at once
@@ -301,6 +301,31 @@ def all_matching(user: User, wanted: Filters, limit: Optional[int] = None, with_
     if with_detections:
         stmt = stmt.options(selectinload(Run.detections))
     return list(db.session.scalars(stmt))
+
+
+def batches_matching(user: User, wanted: Filters, size: int = 500) -> Iterator[list[Run]]:
+    """The current runs that match, in order, `size` at a time with their detections (keyset
+    pages along the listing's index): an export of any size holds one batch in memory."""
+    stmt, created, ident = _ordered(user, wanted)
+    stmt = stmt.add_columns(created, ident).options(selectinload(Run.detections)).limit(size)
+    after = None
+    while True:
+        page = stmt if after is None else stmt.where(_after(created, ident, *after, wanted.oldest_first))
+        rows = db.session.execute(page).all()
+        if not rows:
+            return
+        yield [row[0] for row in rows]
+        if len(rows) < size:
+            return
+        after = (rows[-1][1], rows[-1][2])
+
+
+def stored_classes(user: User, wanted: Filters) -> list[tuple[int, str]]:
+    """Every (class id, label) stored with the current runs that match (what an export's classes
+    are decided from), without loading the runs."""
+    runs = select_all(user, wanted).order_by(None).with_only_columns(Run.id)
+    return [tuple(row) for row in db.session.execute(
+        sa.select(Detection.class_id, Detection.label).where(Detection.run_id.in_(runs)).distinct())]
 
 
 def _ordered(user: User, wanted: Filters):

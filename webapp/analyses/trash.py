@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import sqlalchemy as sa
 from flask import Flask
@@ -219,6 +219,11 @@ def _delete(photo: Photo) -> int:
 
 
 
+# More that expires, purged by the same thread (an account's "Download everything" zips, which
+# auth/takeout.py adds here: this layer does not import that one).
+ALSO_PURGED: list[Callable[[], int]] = []
+
+
 class _Purger:
     """What `purge_soon` starts: at most one purge at a time per process, at most one every
     TRASH_PURGE_SECONDS, in a thread of its own (no request waits for it)."""
@@ -245,6 +250,8 @@ class _Purger:
             with app.app_context():
                 try:
                     purge_all_expired(app.config["TRASH_DAYS"])
+                    for purge in ALSO_PURGED:
+                        purge()
                 except Exception:  # noqa: BLE001 - the database is down: the next request's turn
                     logger.warning("Could not purge the Trash; trying again later", exc_info=True)
                 finally:

@@ -58,26 +58,31 @@ def _clear_cookie(response):
 @bp.route("/auth/signup", methods=["POST"])
 @auth_rate_limit
 @operation(summary="Create an account", tag="auth", body=SignupIn, public=True,
-           responses={201: UserOut, 409: None, 422: None, 429: None})
+           responses={201: UserOut, 403: None, 409: None, 410: None, 422: None, 429: None})
 def signup():
+    """As the instance's SIGNUP allows: open, by invitation (`invite`), or closed (403)."""
     data = json_body(SignupIn)
     try:
-        user = accounts.create_user(data.email, data.password)
+        user = accounts.sign_up(data.email, data.password, data.invite)
     except accounts.EmailTaken:
         raise ProblemError(409, "An account with this email already exists.") from None
+    except accounts.SignupRefused as exc:
+        raise ProblemError(403, str(exc)) from None
     return user_out(user), 201
 
 
 @bp.route("/auth/login", methods=["POST"])
 @auth_rate_limit
 @operation(summary="Log in: access token in the body, refresh token in an HttpOnly cookie",
-           tag="auth", body=LoginIn, public=True, responses={200: TokenOut, 401: None, 429: None})
+           tag="auth", body=LoginIn, public=True, responses={200: TokenOut, 401: None, 403: None, 429: None})
 def login():
     data = json_body(LoginIn)
     try:
         user = accounts.authenticate(data.email, data.password)
     except accounts.TooManyFailures as exc:
         raise ProblemError(429, str(exc), headers={"Retry-After": str(exc.seconds)}) from None
+    except accounts.AccountDisabled as exc:
+        raise ProblemError(403, str(exc)) from None
     if user is None:
         raise ProblemError(401, "Invalid email or password.")
     return _token_response(tokens.issue(user))

@@ -312,7 +312,9 @@ def export_one(public_id: str):
            responses={200: EXPORT_TYPES, 401: None, 422: None})
 def export_many():
     q = query(BulkExportQuery)
-    runs = listing.all_matching(api_user(), q.filters(q.status), with_detections=True)
-    return delivery.send_export(exports.export(runs, q.format, q.min_conf, "analyses", dataset=True,
-                                               location=q.location))
+    user, wanted = api_user(), q.filters(q.status)
+    return delivery.send_export(exports.export_all(
+        lambda: listing.batches_matching(user, wanted),
+        lambda: exports.classes_of(listing.stored_classes(user, wanted)),
+        q.format, q.min_conf, "analyses", location=q.location))
 

@@ -27,6 +27,8 @@ class Schema(BaseModel):
 class SignupIn(Schema):
     email: EmailStr = Field(max_length=EMAIL_MAX_LENGTH)
     password: str = Field(min_length=PASSWORD_MIN_LENGTH, max_length=PASSWORD_MAX_LENGTH)
+    invite: Optional[str] = Field(None, max_length=400, description=(
+        "The token of an invitation (the `invite` of its link), where SIGNUP is `invite`."))
 
     _normalize_email = field_validator("email", mode="before")(normalize_email)
 

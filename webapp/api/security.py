@@ -63,6 +63,8 @@ def _user_from_bearer() -> User:
     user = accounts.get_user(user_id)
     if user is None:
         raise unauthorized("The token's user no longer exists.", invalid_token=True)
+    if user.is_disabled:
+        raise unauthorized(accounts.DISABLED, invalid_token=True)
     if version != user.session_version:
         raise unauthorized("This access token was ended by a log-out, a log-out of all devices or a new "
                            "password: refresh it (POST /api/v1/auth/refresh) or log in again.", invalid_token=True)
@@ -96,6 +98,8 @@ def user_from_key(raw: str, detection: bool) -> User:
     key = keys.find(raw)
     if key is None:
         raise unauthorized("Invalid API key: it does not exist or it was revoked.", invalid_token=True)
+    if key.user.is_disabled:
+        raise unauthorized(f"{accounts.DISABLED} Its API keys do not work meanwhile.", invalid_token=True)
     if key.detect_only and not detection:
         raise ProblemError(403, DETECT_ONLY)
     wait = keys.within_rate(key)

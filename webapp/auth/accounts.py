@@ -11,16 +11,17 @@ import time
 from typing import Optional
 
 import sqlalchemy as sa
+from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from itsdangerous import BadData, URLSafeSerializer
 from limits import parse
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from webapp.auth import tokens
+from webapp.auth import links, tokens
 from webapp.errors import Refused
 from webapp.extensions import db, limiter, shared_limits
-from webapp.models import User
+from webapp.models import Invite, User, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +48,27 @@ class EmailTaken(Refused):
     kind = Refused.CONFLICT
 
 
+class AccountDisabled(Refused):
+    """The operator disabled this account (`flask users disable`)."""
+
+    kind = Refused.CONFLICT
+
+
+DISABLED = "This account is disabled: ask the operator of this instance."
+
+
+class SignupRefused(Refused):
+    """Sign-up is closed, or needs an invitation (SIGNUP), or the invitation is for another email."""
+
+    kind = Refused.CONFLICT
+
+
+class MailUnavailable(Refused):
+    """Mail is not set up (MAIL_URL): what needs it cannot be done here."""
+
+    kind = Refused.UNAVAILABLE
+
+
 class TooManyFailures(Exception):
     """The account had LOGIN_FAILURE_LIMIT failed sign-ins: refused, even with the right password,
     until `seconds` from now."""
@@ -64,6 +86,15 @@ def normalize_email(email):
     return email.strip().lower() if isinstance(email, str) else email
 
 
+def is_email(text: str) -> bool:
+    """Whether this is an email address, as the sign-up form checks it (no DNS lookup)."""
+    try:
+        validate_email(normalize_email(text), check_deliverability=False)
+    except EmailNotValidError:
+        return False
+    return len(text) <= EMAIL_MAX_LENGTH
+
+
 LOGIN_ID = re.compile(r"[0-9]{1,18}:[0-9]{1,18}")  # User.get_id(): ASCII digits only
 
 
@@ -79,7 +110,9 @@ def load_login(login_id: str) -> Optional[User]:
         return None
     user_id, _, version = login_id.partition(":")
     user = get_user(int(user_id))
-    return user if user is not None and user.session_version == int(version) else None
+    if user is None or user.is_disabled:
+        return None
+    return user if user.session_version == int(version) else None
 
 
 def find_user(email: str) -> Optional[User]:
@@ -90,14 +123,43 @@ def find_user(email: str) -> Optional[User]:
     return db.session.scalar(sa.select(User).where(User.email == normalize_email(email)))
 
 
-def create_user(email: str, password: str) -> User:
-    """Add and commit a new user. Raises EmailTaken (also when a concurrent sign-up won)."""
+def signup_mode() -> str:
+    return current_app.config["SIGNUP"]
+
+
+def sign_up(email: str, password: str, invite_token: Optional[str] = None) -> User:
+    """Sign-up as SIGNUP allows it: anyone ("open"), with an invitation for this very email
+    ("invite": it is used up by this sign-up, in the same transaction), or nobody ("closed").
+    Raises SignupRefused, links.LinkRefused (a bad, expired or used invitation), EmailTaken."""
+    mode = signup_mode()
+    if mode == "closed":
+        raise SignupRefused("Sign-up is closed on this instance: ask its operator for an account.")
+    invite = None
+    if mode == "invite" or invite_token:
+        if not invite_token:
+            raise SignupRefused("Sign-up on this instance is by invitation: use the link in your invitation.")
+        invite = links.invite_for(invite_token)
+        if invite.email != normalize_email(email):
+            raise SignupRefused("This invitation is for another email address.")
+    return create_user(email, password, invite=invite)
+
+
+def create_user(email: str, password: Optional[str], invite: Optional[Invite] = None) -> User:
+    """Add and commit a new user (`password` None: an unusable random one, for an account the
+    operator makes and its owner sets through a link), marking `invite` used. Raises EmailTaken
+    (also when a concurrent sign-up won), links.LinkRefused when the invitation was used meanwhile."""
     email = normalize_email(email)
     if find_user(email) is not None:
         raise EmailTaken(email)
     user = User(email=email)
-    user.set_password(password, _hash_method())
+    user.set_password(password if password is not None else secrets.token_urlsafe(32), _hash_method())
     db.session.add(user)
+    if invite is not None:
+        used = db.session.execute(sa.update(Invite).where(Invite.id == invite.id, Invite.used_at.is_(None))
+                                  .values(used_at=utcnow()))
+        if used.rowcount != 1:  # another sign-up used it first
+            db.session.rollback()
+            raise links.LinkRefused("This invitation has been used already: log in instead.")
     try:
         db.session.commit()
     except IntegrityError as exc:
@@ -109,7 +171,8 @@ def create_user(email: str, password: str) -> User:
 def authenticate(email: str, password: str, device: Optional[str] = None) -> Optional[User]:
     """The user for these credentials, or None; unknown email and wrong password look the same.
     Raises TooManyFailures while the email (or, from a browser that signed in to this account
-    before, that browser: `device`, its device cookie) is locked out (see `_FailedSignIns`)."""
+    before, that browser: `device`, its device cookie) is locked out (see `_FailedSignIns`), and
+    AccountDisabled for the right password of a disabled account."""
     user = find_user(email)
     failures = _FailedSignIns(email, device_nonce(device, user))
     if not failures.reserve():
@@ -118,6 +181,8 @@ def authenticate(email: str, password: str, device: Optional[str] = None) -> Opt
         check_password_hash(_dummy_hash(_hash_method()), password)
     elif user.check_password(password):
         failures.forget()
+        if user.is_disabled:
+            raise AccountDisabled(DISABLED)
         return user
     return None
 
@@ -132,6 +197,29 @@ def check_current_password(user: User, password: str, device: Optional[str] = No
         failures.forget()
         return True
     return False
+
+
+def forget_failures(user: User, device: Optional[str] = None) -> None:
+    """A new password set by a reset: the account's failed sign-ins no longer lock it (nor this
+    browser's, `device` its device cookie)."""
+    _FailedSignIns(user.email).forget()
+    nonce = device_nonce(device, user)
+    if nonce is not None:
+        _FailedSignIns(user.email, nonce).forget()
+
+
+def change_email(user: User, new_email: str) -> User:
+    """Use a new (confirmed) address. Raises EmailTaken. Commits."""
+    new_email = normalize_email(new_email)
+    if find_user(new_email) is not None:
+        raise EmailTaken("Another account uses that address now.")
+    user.email = new_email
+    try:
+        db.session.commit()
+    except IntegrityError as exc:
+        db.session.rollback()
+        raise EmailTaken("Another account uses that address now.") from exc
+    return user
 
 
 # A browser that signed in to an account gets a device cookie (OWASP's defence against lock-out

@@ -1,7 +1,8 @@
-"""The account pages' forms: sign-up, log-in, password change, API keys, log out everywhere."""
+"""The account pages' forms: sign-up, log-in, password change and reset, email change, API keys,
+log out everywhere, "Download everything", account deletion."""
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, PasswordField, RadioField, StringField, SubmitField
+from wtforms import BooleanField, EmailField, HiddenField, PasswordField, RadioField, StringField, SubmitField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, EqualTo, Length, Regexp
 
@@ -27,6 +28,7 @@ class SignupForm(FlaskForm):
     )
     password = new_password_field("Password")
     confirm = confirm_field("Confirm password")
+    invite = HiddenField()  # the invitation's token, when SIGNUP is "invite"
     submit = SubmitField("Create account")
 
 
@@ -62,3 +64,32 @@ class ApiKeyForm(FlaskForm):
 
 class RevokeKeyForm(FlaskForm):
     submit = SubmitField("Revoke")
+
+
+class ForgotPasswordForm(FlaskForm):
+    email = EmailField("Email", filters=[normalize_email],
+                       validators=[DataRequired(), Email(check_deliverability=False), Length(max=EMAIL_MAX_LENGTH)])
+    submit = SubmitField("Send me a link")
+
+
+class ResetPasswordForm(FlaskForm):
+    password = new_password_field("New password")
+    confirm = confirm_field("Confirm the new password")
+    submit = SubmitField("Set the new password")
+
+
+class EmailChangeForm(FlaskForm):
+    # Field names of their own: the account page has three forms, and ids must be unique.
+    new_email = EmailField("New email address", filters=[normalize_email],
+                           validators=[DataRequired(), Email(check_deliverability=False), Length(max=EMAIL_MAX_LENGTH)])
+    email_password = PasswordField("Current password", validators=[DataRequired(), Length(max=PASSWORD_MAX_LENGTH)])
+    submit = SubmitField("Send a confirmation link")
+
+
+class DeleteAccountForm(FlaskForm):
+    delete_password = PasswordField("Your password", validators=[DataRequired(), Length(max=PASSWORD_MAX_LENGTH)])
+    submit = SubmitField("Delete my account")
+
+
+class TakeoutForm(FlaskForm):
+    submit = SubmitField("Download everything")

@@ -1,18 +1,22 @@
 """The account pages: sign-up, log-in and log-out, the account page (password, usage, log out
-everywhere) and the API keys page."""
+everywhere, email, "Download everything", deletion) and the API keys page. The forgotten
+password and the email change are in `recovery_routes`."""
 
+from typing import Optional
 from urllib.parse import urlsplit
 
-from flask import current_app, flash, redirect, render_template, request, session, url_for
+from flask import current_app, flash, redirect, render_template, request, send_file, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
 from webapp.analyses.quotas import usage
-from webapp.auth import accounts, auth_rate_limit, bp, keys
+from webapp.auth import accounts, auth_rate_limit, bp, closing, keys, links, mail, recovery, takeout
 from webapp.auth.forms import (
-    ApiKeyForm, LoginForm, LogoutEverywhereForm, PasswordChangeForm, RevokeKeyForm, SignupForm,
+    ApiKeyForm, DeleteAccountForm, EmailChangeForm, ForgotPasswordForm, LoginForm, LogoutEverywhereForm,
+    PasswordChangeForm, ResetPasswordForm, RevokeKeyForm, SignupForm, TakeoutForm,
 )
 from webapp.extensions import login_manager
 from webapp.models import User
+from webapp.web import delivery
 from webapp.web.htmx import wants_partial
 
 BAD_CREDENTIALS = "Invalid email or password."
@@ -57,19 +61,40 @@ def safe_next(target: str | None) -> str | None:
 @bp.route("/signup", methods=["GET", "POST"])
 @auth_rate_limit
 def signup():
+    """Sign-up as SIGNUP allows: open, by invitation (`?invite=<token>`, for its email only), or
+    closed (a page that says so)."""
     if current_user.is_authenticated:
         return redirect(url_for("analyses.gallery"))
+    mode = accounts.signup_mode()
     form = SignupForm()
+    if request.method == "GET" and request.args.get("invite"):
+        form.invite.data = request.args["invite"]
+    invited = None
+    if form.invite.data:
+        try:
+            invited = links.invite_for(form.invite.data)
+        except links.LinkRefused as exc:
+            return render_template("auth/link_refused.html", title="This invitation does not work",
+                                   message=str(exc)), 410
+        if request.method == "GET":
+            form.email.data = invited.email
+    if mode == "closed" or (mode == "invite" and invited is None):
+        return render_template("auth/signup_closed.html", mode=mode), 403
+    status = 200
     if form.validate_on_submit():
         try:
-            user = accounts.create_user(form.email.data, form.password.data)
+            user = accounts.sign_up(form.email.data, form.password.data, form.invite.data or None)
         except accounts.EmailTaken:
             form.email.errors.append("An account with this email already exists. Log in instead?")
+        except (accounts.SignupRefused, links.LinkRefused) as exc:
+            form.email.errors.append(str(exc))
+            status = 403
         else:
             login_user(user)
             flash("Welcome! Your account is ready: drop a photo to analyse it.", "success")
             return remember_device(redirect(url_for("analyses.gallery")), user)
-    return render_template("auth/signup.html", form=form), 200 if not form.errors else 422
+    status = status if status != 200 else (200 if not form.errors else 422)
+    return render_template("auth/signup.html", form=form, invited=invited), status
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -87,6 +112,9 @@ def login():
         except accounts.TooManyFailures as exc:
             form.form_errors.append(str(exc))
             status = 429
+        except accounts.AccountDisabled as exc:
+            form.form_errors.append(str(exc))
+            status = 403
         else:
             if user is not None:
                 login_user(user, remember=form.remember.data)
@@ -124,9 +152,16 @@ def account():
     return _account_page(PasswordChangeForm(formdata=None))
 
 
-def _account_page(password_form: PasswordChangeForm, status: int = 200):
-    return render_template("auth/account.html", password_form=password_form,
-                           everywhere_form=LogoutEverywhereForm(formdata=None), usage=usage(current_user)), status
+def _account_page(password_form: Optional[PasswordChangeForm] = None, status: int = 200,
+                  email_form: Optional[EmailChangeForm] = None, delete_form: Optional[DeleteAccountForm] = None):
+    user = current_user._get_current_object()
+    page = render_template(
+        "auth/account.html", password_form=password_form or PasswordChangeForm(formdata=None),
+        everywhere_form=LogoutEverywhereForm(formdata=None), usage=usage(user),
+        email_form=email_form or EmailChangeForm(formdata=None),
+        delete_form=delete_form or DeleteAccountForm(formdata=None),
+        takeout_form=TakeoutForm(formdata=None), takeout=takeout.latest(user), mail_ready=mail.configured())
+    return page, status, {"Cache-Control": "private, no-store"}
 
 
 @bp.route("/account/password", methods=["POST"])
@@ -160,7 +195,7 @@ def change_password():
 def logout_everywhere():
     form = LogoutEverywhereForm()
     if not form.validate_on_submit():
-        return _account_page(PasswordChangeForm(formdata=None), 400)
+        return _account_page(status=400)
     accounts.end_everything(current_user._get_current_object())
     logout_user()
     session.pop(NEW_KEY, None)
@@ -208,3 +243,164 @@ def revoke_api_key(key_id: int):
     else:
         flash("That API key does not exist (it may have been revoked already).", "error")
     return redirect(url_for("auth.api_keys"))
+
+
+# ---- a forgotten password ----
+
+SENT = ("If an account uses {email}, a link to reset its password is on its way there. It works once, "
+        "for one hour. Nothing after a few minutes? Check the spam folder, or ask again.")
+
+
+@bp.route("/forgot-password", methods=["GET", "POST"])
+@auth_rate_limit
+def forgot_password():
+    """Ask for a reset link by email. The answer is the same whether or not an account uses the
+    address (and so is its time: recovery.py)."""
+    form = ForgotPasswordForm()
+    if not mail.configured():
+        return render_template("auth/forgot.html", form=form, mail_ready=False), 200
+    if form.validate_on_submit():
+        recovery.request_reset(form.email.data, lambda token: url_for("auth.reset_password", token=token))
+        flash(SENT.format(email=form.email.data), "info")
+        return redirect(url_for("auth.login"), 303)
+    return render_template("auth/forgot.html", form=form, mail_ready=True), 200 if not form.errors else 422
+
+
+@bp.route("/reset-password/<token>", methods=["GET", "POST"])
+@auth_rate_limit
+def reset_password(token: str):
+    """Set a new password with a reset (or the operator's set-password) link: once."""
+    try:
+        user = links.user_for_reset(token)
+    except links.LinkRefused as exc:
+        return _link_refused("This link does not work", str(exc), forgot=True)
+    form = ResetPasswordForm()
+    if form.validate_on_submit():
+        try:
+            recovery.reset_password(token, form.password.data, request.cookies.get(accounts.DEVICE_COOKIE))
+        except links.LinkRefused as exc:
+            return _link_refused("This link does not work", str(exc), forgot=True)
+        if current_user.is_authenticated:
+            logout_user()
+        session.pop(NEW_KEY, None)
+        flash("Your new password is set, and every device is logged out: log in with it.", "success")
+        return redirect(url_for("auth.login"), 303)
+    page = render_template("auth/reset.html", form=form, email=user.email, token=token)
+    return page, 200 if not form.errors else 422, {"Cache-Control": "private, no-store"}
+
+
+def _link_refused(title: str, message: str, forgot: bool = False):
+    page = render_template("auth/link_refused.html", title=title, message=message, forgot=forgot)
+    return page, 410, {"Cache-Control": "private, no-store"}
+
+
+# ---- the account page's other sections ----
+
+def _password_refused(form, password, wrong: str) -> Optional[int]:
+    """The status to answer when `form` is invalid or its `password` field is not the signed-in
+    user's (its error added; failures count towards the lock-out); None when it is."""
+    if not form.validate_on_submit():
+        return 422
+    try:
+        right = accounts.check_current_password(current_user._get_current_object(), password.data,
+                                                request.cookies.get(accounts.DEVICE_COOKIE))
+    except accounts.TooManyFailures as exc:
+        password.errors.append(str(exc))
+        return 429
+    if not right:
+        password.errors.append(wrong)
+        return 422
+    return None
+
+
+@bp.route("/account/email", methods=["POST"])
+@login_required
+@auth_rate_limit
+def change_email():
+    """Send a confirmation link to a new address (the current password required)."""
+    form = EmailChangeForm()
+    user = current_user._get_current_object()
+    refused = _password_refused(form, form.email_password, "Your current password is not right.")
+    if refused:
+        return _account_page(status=refused, email_form=form)
+    try:
+        recovery.request_email_change(user, form.new_email.data,
+                                      lambda token: url_for("auth.confirm_email", token=token))
+    except (accounts.EmailTaken, accounts.MailUnavailable) as exc:
+        form.new_email.errors.append(str(exc))
+        return _account_page(status=422, email_form=form)
+    flash(f"A link to confirm it is on its way to {form.new_email.data}: your address changes once it is opened "
+          "(within a day).", "info")
+    return redirect(url_for("auth.account"), 303)
+
+
+@bp.route("/account/email/<token>", methods=["GET", "POST"])
+@auth_rate_limit
+def confirm_email(token: str):
+    """The new address's link: a page with a button (a mail scanner that opens links changes nothing)."""
+    try:
+        user, new_email = links.email_change_for(token)
+    except links.LinkRefused as exc:
+        return _link_refused("This link does not work", str(exc))
+    form = LogoutEverywhereForm()  # a button and its CSRF token
+    if request.method == "POST" and form.validate_on_submit():
+        try:
+            recovery.confirm_email(token)
+        except links.LinkRefused as exc:
+            return _link_refused("This link does not work", str(exc))
+        except accounts.EmailTaken as exc:
+            return _link_refused("This address cannot be used", str(exc))
+        flash(f"Your email address is now {new_email}.", "success")
+        return redirect(url_for("auth.account" if current_user.is_authenticated else "auth.login"), 303)
+    page = render_template("auth/confirm_email.html", form=form, old=user.email, new=new_email, token=token)
+    return page, 200, {"Cache-Control": "private, no-store"}
+
+
+@bp.route("/account/takeout", methods=["POST"])
+@login_required
+def start_takeout():
+    if not TakeoutForm().validate_on_submit():
+        return _account_page(status=400)
+    try:
+        takeout.start(current_user._get_current_object())
+    except takeout.TakeoutBusy:
+        flash("Your download is being made already.", "info")
+    else:
+        flash("Your download is being made: it appears here when it is ready.", "info")
+    return redirect(url_for("auth.account", _anchor="takeout-heading"), 303)
+
+
+@bp.route("/account/takeout/status", methods=["GET"])
+@login_required
+def takeout_status():
+    """The "Download everything" section alone (polled while it is being made)."""
+    return render_template("auth/_takeout.html", takeout=takeout.latest(current_user._get_current_object()),
+                           takeout_form=TakeoutForm(formdata=None)), 200, {"Cache-Control": "private, no-store"}
+
+
+@bp.route("/account/takeout/<public_id>", methods=["GET"])
+@login_required
+def download_takeout(public_id: str):
+    made, path = takeout.file_of(current_user._get_current_object(), public_id)
+    stamp = made.finished_at.strftime("%Y-%m-%d")
+    return delivery.private(send_file(path, mimetype="application/zip", as_attachment=True,
+                                      download_name=f"spotter-{stamp}.zip", conditional=True))
+
+
+@bp.route("/account/delete", methods=["POST"])
+@login_required
+@auth_rate_limit
+def delete_account():
+    """Delete the account with everything in it (the password required), and end every session."""
+    form = DeleteAccountForm()
+    user = current_user._get_current_object()
+    refused = _password_refused(form, form.delete_password, "That is not your password: nothing was deleted.")
+    if refused:
+        return _account_page(status=refused, delete_form=form)
+    closing.delete_account(user)
+    logout_user()
+    session.pop(NEW_KEY, None)
+    flash("Your account is deleted, with every photo, result, key and share link.", "info")
+    response = redirect(url_for("analyses.index"), 303)
+    response.delete_cookie(accounts.DEVICE_COOKIE)
+    return response

@@ -86,6 +86,9 @@ def rotate(raw: str) -> tuple[User, TokenPair]:
     if row.expires_at <= utcnow():
         db.session.rollback()
         raise RefreshRefused("expired refresh token")
+    if row.user.is_disabled:
+        db.session.rollback()
+        raise RefreshRefused("the account is disabled")
     row.revoked_at = utcnow()
     access, ttl = access_token_for(row.user)
     pair = TokenPair(access, ttl, _new_refresh_token(row.user, row.family))

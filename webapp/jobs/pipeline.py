@@ -40,6 +40,7 @@ def unavailable_error(exc: ModelUnavailable) -> str:
     return f"Not analysed: detection is unavailable ({reason}). It can be retried once it is back."
 UNEXPECTED = "An unexpected error stopped the analysis."
 GAVE_UP = "Detection stopped its worker {n} times on this photo, so it was given up."
+DISABLED = "Not analysed: the account was disabled by the operator (retry it once it is enabled)."
 
 
 @dataclass
@@ -107,8 +108,9 @@ def prepare(run_id: int, redelivered: bool = False) -> Work:
         return work
     work.laps["queued"] = max(0.0, (run.started_at - run.created_at).total_seconds() * 1000)
     work.lap("claim")
-    if run.attempts > current_app.config["ANALYSIS_MAX_ATTEMPTS"]:
-        run.fail(GAVE_UP.format(n=run.attempts - 1))
+    given_up = run.attempts > current_app.config["ANALYSIS_MAX_ATTEMPTS"]
+    if given_up or run.owner.is_disabled:
+        run.fail(GAVE_UP.format(n=run.attempts - 1) if given_up else DISABLED)
         told = [news.Finished(run.user_id, run.id, run.public_id, RunStatus.FAILED.value)]
         db.session.commit()
         news.tell(told)

@@ -1,4 +1,7 @@
-"""Accounts and their credentials: users, API refresh tokens, API keys."""
+"""Accounts and their credentials: users, API refresh tokens, API keys, invitations, and the
+"Download everything" archives (takeouts)."""
+import hashlib
+import uuid
 from datetime import datetime
 from enum import StrEnum
 from typing import Optional
@@ -31,6 +34,9 @@ class User(UserMixin, db.Model):
     # raising it (a log-out, a log-out of all devices, a new password) ends all of them at once.
     # Refresh tokens are ended separately, by a log-out of all devices or a new password.
     session_version: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Disabled by the operator (`flask users disable`): it cannot sign in, its keys, tokens and
+    # share links stop working and its queued work is not run, until `flask users enable`.
+    disabled_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
 
     runs: Mapped[list["Run"]] = relationship(  # noqa: F821 - models/photos.py (which imports this module)
         back_populates="owner", cascade="all, delete-orphan", passive_deletes=True)
@@ -52,6 +58,16 @@ class User(UserMixin, db.Model):
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)
+
+    @property
+    def is_disabled(self) -> bool:
+        return self.disabled_at is not None
+
+    @property
+    def password_stamp(self) -> str:
+        """A short digest of the password's hash (which has a new salt at every change): a
+        password-reset link carries it, so the link stops working once any new password is set."""
+        return hashlib.sha256(self.password_hash.encode()).hexdigest()[:16]
 
     def __repr__(self) -> str:
         return f"<User {self.email}>"
@@ -101,3 +117,47 @@ class ApiKey(db.Model):
     @property
     def detect_only(self) -> bool:
         return self.scope == ApiKeyScope.DETECT_ONLY
+
+
+class Invite(db.Model):
+    """An invitation to sign up with one email (`flask users invite`), while SIGNUP is "invite".
+    The link is a timed token carrying `nonce`; signing up with it sets `used_at` (once)."""
+
+    __tablename__ = "invite"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    nonce: Mapped[str] = mapped_column(sa.String(32), unique=True, default=lambda: uuid.uuid4().hex)
+    email: Mapped[str] = mapped_column(sa.String(254), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    used_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+
+
+class TakeoutStatus(StrEnum):
+    QUEUED = "queued"
+    BUILDING = "building"
+    READY = "ready"
+    FAILED = "failed"
+
+
+class Takeout(db.Model):
+    """"Download everything": a zip of an account's photos and results, built in the background
+    (webapp/auth/takeout.py) under the account's folder, downloadable until `expires_at`."""
+
+    __tablename__ = "takeout"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(sa.String(32), unique=True, default=lambda: uuid.uuid4().hex)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(sa.String(16), default=TakeoutStatus.QUEUED.value)
+    done: Mapped[int] = mapped_column(default=0)  # photos written so far
+    total: Mapped[int] = mapped_column(default=0)
+    size: Mapped[int] = mapped_column(sa.BigInteger, default=0)  # bytes of the finished zip
+    path: Mapped[Optional[str]] = mapped_column(sa.String(500))  # relative to UPLOAD_DIR
+    error: Mapped[Optional[str]] = mapped_column(sa.String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    expires_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+
+    @property
+    def percent(self) -> int:
+        return 100 if self.status == TakeoutStatus.READY else int(100 * self.done / self.total) if self.total else 0

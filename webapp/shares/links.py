@@ -90,6 +90,8 @@ def resolve(token: str) -> ShareLink:
         raise NotFound(NOT_FOUND)
     if link.revoked_at is not None:
         raise LinkGone("The owner stopped sharing this photo.")
+    if link.run.owner.is_disabled:
+        raise LinkGone("This link no longer works.")
     if link.lifetime_seconds is not None:
         try:
             serializer.loads(token, max_age=link.lifetime_seconds)

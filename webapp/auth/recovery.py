@@ -1,0 +1,120 @@
+"""A forgotten password and a new email address: links by mail (auth/mail.py), signed and
+single-use (auth/links.py).
+
+A reset asked for an address answers the same whether or not an account uses it, and takes the
+same time: the account is looked up either way, the limit counted either way, and the mail is
+sent by another thread. RESET_RATE_LIMIT counts per address (an account's, or not), so the limit
+tells nothing either; RATELIMIT_AUTH counts per client address on top (the route's)."""
+import hashlib
+import logging
+
+import sqlalchemy as sa
+from typing import Callable, Optional
+
+from flask import current_app
+from limits import parse
+
+from webapp.auth import accounts, links, mail
+from webapp.extensions import db, limiter, shared_limits
+from webapp.models import User
+
+logger = logging.getLogger(__name__)
+
+RESET_MAIL = """Hello,
+
+Someone (we hope you) asked to reset the password of your Spotter account ({email}).
+Open this link to choose a new one. It works once, for one hour:
+
+{link}
+
+Setting a new password logs you out everywhere, and your API tokens stop working.
+If you did not ask, ignore this mail: your password stays as it is.
+"""
+
+EMAIL_CHANGE_MAIL = """Hello,
+
+Someone (we hope you) asked to use this address ({new}) for the Spotter account {old}.
+Open this link to confirm it. It works once, for a day:
+
+{link}
+
+If you did not ask, ignore this mail: nothing changes.
+"""
+
+EMAIL_CHANGE_NOTICE = """Hello,
+
+Someone signed in to your Spotter account ({old}) asked to change its email address to {new}.
+It changes only once that address confirms it. If it was not you, change your password now.
+"""
+
+
+def _within_reset_limit(email: str) -> bool:
+    if not limiter.enabled:
+        return True
+    key = hashlib.sha256(email.encode("utf-8", "replace")).hexdigest()[:32]
+    return shared_limits.hit(parse(current_app.config["RESET_RATE_LIMIT"]), "password-reset", key) is not False
+
+
+def request_reset(email: str, link_for: Callable[[str], str]) -> None:
+    """Mail a reset link (`link_for(token)`: the page's path) to `email` when an enabled account
+    uses it, within RESET_RATE_LIMIT; the caller answers the same whatever happened (see the
+    module's docstring)."""
+    email = accounts.normalize_email(email)
+    user = accounts.find_user(email)
+    within = _within_reset_limit(email)
+    if not mail.configured():
+        logger.warning("A password reset was asked for, but mail is not set up: %s, or reset it with "
+                       "`flask users reset-password EMAIL`.", mail.HOW_TO_CONFIGURE)
+        return
+    if not within:
+        logger.info("Password reset not mailed: RESET_RATE_LIMIT reached for that address")
+        return
+    if user is None or user.is_disabled:
+        return
+    link = mail.public_link(link_for(links.reset_token(user)))
+    mail.send_later(user.email, "Reset your Spotter password", RESET_MAIL.format(email=user.email, link=link))
+
+
+def reset_password(token: str, password: str, device: Optional[str] = None) -> User:
+    """Set a new password with a reset link: every session, remember-me cookie, access token and
+    refresh token of the account ends, and its failed sign-ins are forgotten. Once only: the
+    user's row is locked and the link checked again (two uses at once: the second is refused).
+    `device`: the browser's device cookie, whose own failures are forgotten too. Raises
+    links.LinkRefused."""
+    user = links.user_for_reset(token)
+    stamp = user.password_stamp
+    db.session.execute(sa.select(User.id).where(User.id == user.id).with_for_update())
+    db.session.refresh(user)
+    if user.password_stamp != stamp:
+        db.session.rollback()
+        raise links.LinkRefused(links.USED)
+    accounts.end_everything(user, new_password=password)  # commits
+    accounts.forget_failures(user, device)
+    logger.info("Password of user %s set with a reset link; every session and token ended", user.id)
+    return user
+
+
+def request_email_change(user: User, new_email: str, link_for: Callable[[str], str]) -> None:
+    """Mail a confirmation link (`link_for(token)`: the page's path) to the new address (and a
+    notice to the current one). An address another account uses gets no link, and the caller
+    answers the same (no enumeration)."""
+    new_email = accounts.normalize_email(new_email)
+    if not mail.configured():
+        raise accounts.MailUnavailable("Mail is not set up on this instance: ask its operator to change "
+                                       "your address.")
+    if new_email == user.email:
+        raise accounts.EmailTaken("That is your address already.")
+    if accounts.find_user(new_email) is not None:
+        logger.info("Email change of user %s not mailed: the new address has an account", user.id)
+        return
+    link = mail.public_link(link_for(links.email_token(user, new_email)))
+    mail.send_later(new_email, "Confirm your new Spotter address",
+                    EMAIL_CHANGE_MAIL.format(new=new_email, old=user.email, link=link))
+    mail.send_later(user.email, "Your Spotter address is being changed",
+                    EMAIL_CHANGE_NOTICE.format(old=user.email, new=new_email))
+
+
+def confirm_email(token: str) -> User:
+    """Apply an email-change link. Raises links.LinkRefused, accounts.EmailTaken."""
+    user, new_email = links.email_change_for(token)
+    return accounts.change_email(user, new_email)
