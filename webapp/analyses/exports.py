@@ -20,6 +20,7 @@ dataset loader, spreadsheets).
 import csv
 import io
 import json
+import shutil
 import tempfile
 import unicodedata
 import zipfile
@@ -236,21 +237,23 @@ def write_json(out: TextIO, batches: Batches, min_conf: Optional[float], locatio
 
 def write_coco(out: TextIO, batches: Batches, min_conf: Optional[float], classes: Classes,
                location: bool = False, name_of=dataset_file_name) -> None:
-    """`as_coco`, written as it goes: the runs are gone through twice (images, then annotations)."""
-    def done() -> Iterator[Run]:
-        return (a for batch in batches() for a in batch if a.is_done)
-
-    def annotations() -> Iterator[dict]:
-        count = 0
-        for run in done():
-            for annotation in coco_annotations(run, min_conf, classes, count + 1):
-                count += 1
-                yield annotation
-
+    """`as_coco`, written as it goes, in one pass over the runs: the images go to `out`, their
+    annotations to a temporary file that follows them."""
     out.write('{"info": ' + json.dumps(coco_info(classes, min_conf)) + ', "images": [')
-    json_items(out, (coco_image(r, location, name_of) for r in done()))
-    out.write('], "annotations": [')
-    json_items(out, annotations())
+    images = annotated = 0
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as annotations:
+        for batch in batches():
+            for run in batch:
+                if not run.is_done:  # not yet analysed is not "nothing in it"
+                    continue
+                out.write(("," if images else "") + json.dumps(coco_image(run, location, name_of)))
+                images += 1
+                for annotation in coco_annotations(run, min_conf, classes, annotated + 1):
+                    annotations.write(("," if annotated else "") + json.dumps(annotation))
+                    annotated += 1
+        out.write('], "annotations": [')
+        annotations.seek(0)
+        shutil.copyfileobj(annotations, out)
     out.write('], "categories": ' + json.dumps(coco_categories(classes)) + "}\n")
 
 

@@ -1,6 +1,6 @@
 """The account pages: sign-up, log-in and log-out, the account page (password, usage, log out
-everywhere, email, "Download everything", deletion) and the API keys page. The forgotten
-password and the email change are in `recovery_routes`."""
+everywhere, email, "Download everything", deletion), the forgotten password's and the email
+change's pages, and the API keys page."""
 
 from typing import Optional
 from urllib.parse import urlsplit
