@@ -17,10 +17,10 @@ run: $(VENV)/.run-installed migrate
 	$(BIN)/flask --app wsgi run --debug --no-reload --host $(HOST) --port $(PORT)
 
 # Two pytest-xdist workers (the tests keep their databases, Redis databases and ports apart);
-# TEST_WORKERS=0 runs them in this one process.
+# TEST_WORKERS=0 runs them in this one process. The 30 slowest tests are listed at the end (the suite's time in view).
 TEST_WORKERS ?= 2
 test: $(VENV)/.dev-installed
-	$(OFFLINE) $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
+	$(OFFLINE) $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal --durations=30 $(PYTEST_ARGS)
 
 # The container images built and run for real (tests/test_images.py): podman and buildah as root,
 # with ../shared/containers' scripts (the base image made from Debian). .ci/run installs them.

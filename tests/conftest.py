@@ -69,13 +69,17 @@ _engines: dict[str, sa.Engine] = {}
 
 def reset_postgres(url: str, models: bool = False) -> None:
     """PostgreSQL's public schema emptied: with the models' tables (`models`), or with nothing.
-    Tables left by the test before are emptied (TRUNCATE) when they are exactly the models';
-    anything else (a migrated schema, say) is dropped and made again."""
+    Tables left by the test before are emptied (TRUNCATE) when they are exactly the models' (the
+    same tables with the same columns); anything else (a migrated schema, an older model) is
+    dropped and made again."""
     engine = _engines.setdefault(url, sa.create_engine(url, poolclass=sa.pool.NullPool))
     with engine.begin() as conn:
         tables = set(conn.scalars(sa.text("SELECT table_name FROM information_schema.tables "
                                           "WHERE table_schema = 'public'")))
-        if models and tables == set(db.metadata.tables):
+        columns = set(conn.execute(sa.text("SELECT table_name, column_name FROM information_schema.columns "
+                                           "WHERE table_schema = 'public'")).tuples())
+        wanted = {(table.name, column.name) for table in db.metadata.tables.values() for column in table.columns}
+        if models and tables == set(db.metadata.tables) and columns == wanted:
             quoted = ", ".join(f'"{name}"' for name in sorted(tables))
             conn.execute(sa.text(f"TRUNCATE {quoted} RESTART IDENTITY CASCADE"))
             return

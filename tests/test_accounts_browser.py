@@ -44,7 +44,7 @@ def test_a_forgotten_password_is_reset_through_the_mailed_link(serve, page, mail
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url("**/analyses")
     page.goto(link)  # once only
-    expect(page.get_by_role("alert")).to_contain_text("used already")
+    expect(page.locator(".error.banner")).to_contain_text("used already")
     shot(page, request, "reset-link-used")
 
 
@@ -99,5 +99,5 @@ def test_deleting_the_account_asks_for_the_password_and_signs_out(serve, page, t
     page.fill("#email", "goodbye@example.com")
     page.fill("#password", "correct horse battery")
     page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("alert")).to_contain_text("Invalid email or password")
+    expect(page.locator(".error.banner")).to_contain_text("Invalid email or password")
     assert urlsplit(page.url).path == "/login"

@@ -69,3 +69,18 @@ def test_without_mail_the_account_page_says_to_ask_the_operator(client, auth):
     refused = client.post("/account/email", data={"new_email": "x@example.com", "email_password": PASSWORD,
                                                   "csrf_token": csrf_from(page)})
     assert refused.status_code == 422 and "Mail is not set up" in refused.get_data(as_text=True)
+
+
+def test_an_email_change_link_stays_dead_when_the_address_changes_back(mail_app, mailbox):
+    from webapp.auth import accounts
+
+    client = mail_app.test_client()
+    AuthActions(client).signup()
+    ask_change(client, "fresh@example.com")
+    ask_change(client, "other@example.com")
+    fresh = urlsplit(mailbox.link(mailbox.wait_for("fresh@example.com"))).path
+    other = urlsplit(mailbox.link(mailbox.wait_for("other@example.com"))).path
+    confirm(client, fresh)
+    with mail_app.app_context():
+        accounts.change_email(accounts.find_user("fresh@example.com"), "ada@example.com")
+    assert mail_app.test_client().get(other).status_code == 410

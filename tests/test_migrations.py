@@ -206,3 +206,15 @@ def test_date_taken_migration_up_down_up_reads_each_stored_original(make_app):
             db.session.remove()
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Run)) == 3
+
+
+def test_sqlites_user_table_never_reuses_an_id(make_app):
+    """A login carries the user's id: a deleted account's must never be a new account's."""
+    app = make_app(create_schema=False)
+    with app.app_context():
+        upgrade()
+        if db.engine.dialect.name != "sqlite":
+            return  # PostgreSQL's sequences never reuse one
+        with db.engine.connect() as conn:
+            sql = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'user'").scalar()
+    assert "AUTOINCREMENT" in sql

@@ -170,3 +170,36 @@ def test_the_users_commands_have_help(runner):
     output = users(runner, "--help").output
     for command in ("list", "create", "reset-password", "invite", "disable", "enable", "delete"):
         assert command in output
+
+
+def test_disabling_ends_the_accounts_links_for_good(app, runner):
+    with app.app_context():
+        factories.user("ada@example.com")
+    path = link_path(users(runner, "reset-password", "ada@example.com").output)
+    users(runner, "disable", "ada@example.com")
+    refused = users(runner, "reset-password", "ada@example.com")
+    assert refused.exit_code == 1 and "is disabled" in refused.output
+    users(runner, "enable", "ada@example.com")
+    assert app.test_client().get(path).status_code == 410  # not brought back by enabling
+    fresh = link_path(users(runner, "reset-password", "ada@example.com").output)
+    assert app.test_client().get(fresh).status_code == 200
+
+
+def test_deleting_an_account_deletes_its_invitation_even_after_an_address_change(make_app):
+    from webapp.auth import accounts
+    from webapp.models import Invite
+
+    app = make_app(SIGNUP="invite")
+    runner = app.test_cli_runner()
+    output = users(runner, "invite", "guest@example.com").output
+    client = app.test_client()
+    path = link_path(output)
+    page = client.get(path).get_data(as_text=True)
+    token = path.split("invite=", 1)[1]
+    client.post("/signup", data={"email": "guest@example.com", "password": "guest password!",
+                                 "confirm": "guest password!", "invite": token, "csrf_token": csrf_from(page)})
+    with app.app_context():
+        accounts.change_email(accounts.find_user("guest@example.com"), "other@example.com")
+    users(runner, "delete", "--yes", "other@example.com")
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Invite)) == 0

@@ -235,6 +235,9 @@ def users_reset_password(email: str):
     """Print a one-time link that sets a new password for EMAIL (using it logs the account out
     everywhere). The current password keeps working until then."""
     user = _account(email)
+    if user.is_disabled:
+        raise click.ClickException(f"{user.email} is disabled, so no link would work: "
+                                   f"`flask users enable {user.email}` first.")
     _print_link(f"Send {user.email} this link to set a new password",
                 _link("auth.reset_password", token=operator.set_password_token(user)))
 

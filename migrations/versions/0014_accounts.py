@@ -13,8 +13,13 @@ depends_on = None
 
 
 def upgrade():
-    with op.batch_alter_table('user') as batch:
+    # SQLite: the table rebuilt with AUTOINCREMENT, so that a deleted account's id is never reused
+    # (a login carries the id); PostgreSQL's sequences never reuse one.
+    sqlite = op.get_bind().dialect.name == 'sqlite'
+    with op.batch_alter_table('user', **({'recreate': 'always', 'table_kwargs': {'sqlite_autoincrement': True}}
+                                         if sqlite else {})) as batch:
         batch.add_column(sa.Column('disabled_at', sa.DateTime(timezone=True), nullable=True))
+        batch.add_column(sa.Column('links_after', sa.DateTime(timezone=True), nullable=True))
     op.create_table(
         'invite',
         sa.Column('id', sa.Integer(), nullable=False),
@@ -22,10 +27,13 @@ def upgrade():
         sa.Column('email', sa.String(length=254), nullable=False),
         sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
         sa.Column('used_at', sa.DateTime(timezone=True), nullable=True),
+        sa.Column('user_id', sa.Integer(), nullable=True),
+        sa.ForeignKeyConstraint(['user_id'], ['user.id'], ondelete='CASCADE'),
         sa.PrimaryKeyConstraint('id'),
         sa.UniqueConstraint('nonce'),
     )
     op.create_index('ix_invite_email', 'invite', ['email'])
+    op.create_index('ix_invite_user_id', 'invite', ['user_id'])
     op.create_table(
         'takeout',
         sa.Column('id', sa.Integer(), nullable=False),
@@ -50,7 +58,9 @@ def upgrade():
 def downgrade():
     op.drop_index('ix_takeout_user_id', table_name='takeout')
     op.drop_table('takeout')
+    op.drop_index('ix_invite_user_id', table_name='invite')
     op.drop_index('ix_invite_email', table_name='invite')
     op.drop_table('invite')
     with op.batch_alter_table('user') as batch:
+        batch.drop_column('links_after')
         batch.drop_column('disabled_at')

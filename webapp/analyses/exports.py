@@ -26,7 +26,7 @@ import unicodedata
 import zipfile
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import IO, Callable, Iterable, Iterator, Optional, TextIO, Union
+from typing import IO, Callable, Iterable, Optional, TextIO, Union
 
 import yaml
 from flask import current_app

@@ -155,8 +155,13 @@ def create_user(email: str, password: Optional[str], invite: Optional[Invite] = 
     user.set_password(password if password is not None else secrets.token_urlsafe(32), _hash_method())
     db.session.add(user)
     if invite is not None:
+        try:
+            db.session.flush()
+        except IntegrityError as exc:
+            db.session.rollback()
+            raise EmailTaken(email) from exc
         used = db.session.execute(sa.update(Invite).where(Invite.id == invite.id, Invite.used_at.is_(None))
-                                  .values(used_at=utcnow()))
+                                  .values(used_at=utcnow(), user_id=user.id))
         if used.rowcount != 1:  # another sign-up used it first
             db.session.rollback()
             raise links.LinkRefused("This invitation has been used already: log in instead.")
@@ -214,6 +219,7 @@ def change_email(user: User, new_email: str) -> User:
     if find_user(new_email) is not None:
         raise EmailTaken("Another account uses that address now.")
     user.email = new_email
+    user.links_after = utcnow()  # links mailed to the old address (a reset, another change) die with it
     try:
         db.session.commit()
     except IntegrityError as exc:
@@ -291,6 +297,24 @@ def end_sessions(user: User) -> None:
     Refresh tokens, an API client's long-lived login, are left to `end_everything`. Commits."""
     user.end_sessions()
     db.session.commit()
+
+
+def replace_password(user: User, expected_hash: str, new_password: str) -> bool:
+    """Set a new password only if the stored hash is still `expected_hash` (one conditional
+    UPDATE: of two uses of one reset link at once, one wins), ending every session, remember
+    cookie and access token (the session version) and, once it has, every refresh token.
+    False, with nothing changed, when another change came first. Commits."""
+    changed = db.session.execute(
+        sa.update(User).where(User.id == user.id, User.password_hash == expected_hash)
+        .values(password_hash=generate_password_hash(new_password, method=_hash_method()),
+                session_version=User.session_version + 1)
+        .execution_options(synchronize_session=False)).rowcount
+    if changed != 1:
+        db.session.rollback()
+        return False
+    db.session.expire(user)
+    tokens.revoke_all(user)  # commits
+    return True
 
 
 def end_everything(user: User, new_password: Optional[str] = None) -> None:

@@ -42,7 +42,7 @@ def delete_account(user: User) -> None:
         sa.delete(Detection).where(Detection.run_id.in_(runs)),
         sa.delete(Run).where(Run.user_id == user_id),
         sa.delete(Photo).where(Photo.user_id == user_id),
-        sa.delete(Invite).where(Invite.email == email),
+        sa.delete(Invite).where(sa.or_(Invite.user_id == user_id, Invite.email == email)),
         sa.delete(User).where(User.id == user_id),
     ):
         db.session.execute(statement.execution_options(synchronize_session=False))

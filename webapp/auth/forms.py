@@ -75,6 +75,9 @@ class ForgotPasswordForm(FlaskForm):
 class ResetPasswordForm(FlaskForm):
     password = new_password_field("New password")
     confirm = confirm_field("Confirm the new password")
+    # Someone else may have had the account: its API keys go too, unless the owner keeps them.
+    revoke_keys = BooleanField("Also revoke its API keys (devices and scripts that use them stop working)",
+                               default=True)
     submit = SubmitField("Set the new password")
 
 

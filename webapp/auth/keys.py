@@ -87,6 +87,13 @@ def revoke(user: User, key_id: int) -> bool:
     return bool(deleted)
 
 
+def revoke_all(user: User) -> int:
+    """Delete every key of the user (a password reset asked to); how many. Commits."""
+    deleted = db.session.execute(sa.delete(ApiKey).where(ApiKey.user_id == user.id)).rowcount
+    db.session.commit()
+    return deleted
+
+
 # ---- the secret on its way to the page that shows it once ----
 
 def seal(secret: str) -> str:

@@ -6,7 +6,12 @@ own (one kind of link is never taken for another), and each works once:
   password is set (this link's, another's, a change on the account page) it stops working;
 - an invitation names a row (`Invite`) that signing up marks used;
 - an email-change link carries the address it changes from: once changed, it no longer matches.
+
+Reset and email-change links also carry when they were made (`at`, to the microsecond): those made
+before the account's `links_after` (set when it is disabled, and when its address changes) no
+longer work, so re-enabling an account or changing an address back brings none back.
 """
+import time
 from typing import Optional
 
 import sqlalchemy as sa
@@ -23,7 +28,8 @@ MAX_TOKEN_LENGTH = 400
 
 NOT_VALID = "This link is not valid: check that it was copied whole, or ask for a new one."
 EXPIRED = "This link has expired: ask for a new one."
-USED = "This link has been used already (or the password was changed since): ask for a new one."
+USED = ("This link has been used already (or the password or the address was changed since): "
+        "ask for a new one.")
 
 
 class LinkRefused(Gone):
@@ -47,9 +53,18 @@ def _load(salt: str, token: str, max_age: Optional[int] = None):
 
 # ---- password reset ----
 
+def _made_before_links(user: User, data: dict) -> bool:
+    """Whether the link was made before the account's `links_after` (or says nothing of when)."""
+    at = data.get("at")
+    if not isinstance(at, (int, float)):
+        return True
+    return user.links_after is not None and at <= user.links_after.timestamp()
+
+
 def reset_token(user: User, seconds: int = RESET_SECONDS) -> str:
     """A link's token that sets a new password for `user`, for `seconds` (signed with it)."""
-    return _serializer("password-reset").dumps({"u": user.id, "p": user.password_stamp, "t": int(seconds)})
+    return _serializer("password-reset").dumps({"u": user.id, "p": user.password_stamp, "t": int(seconds),
+                                                "at": time.time()})
 
 
 def user_for_reset(token: str) -> User:
@@ -60,10 +75,10 @@ def user_for_reset(token: str) -> User:
         raise LinkRefused(NOT_VALID)
     _load("password-reset", token, max_age=data["t"])
     user = db.session.get(User, data["u"])
-    if user is None or user.password_stamp != data.get("p"):
-        raise LinkRefused(USED)
-    if user.is_disabled:
+    if user is not None and user.is_disabled:
         raise LinkRefused("This account is disabled: ask the operator of this instance.")
+    if user is None or user.password_stamp != data.get("p") or _made_before_links(user, data):
+        raise LinkRefused(USED)
     return user
 
 
@@ -88,7 +103,7 @@ def invite_for(token: str) -> Invite:
 # ---- email change ----
 
 def email_token(user: User, new_email: str) -> str:
-    return _serializer("email-change").dumps({"u": user.id, "o": user.email, "e": new_email})
+    return _serializer("email-change").dumps({"u": user.id, "o": user.email, "e": new_email, "at": time.time()})
 
 
 def email_change_for(token: str) -> tuple[User, str]:
@@ -97,6 +112,6 @@ def email_change_for(token: str) -> tuple[User, str]:
     if not isinstance(data, dict) or not isinstance(data.get("u"), int) or not isinstance(data.get("e"), str):
         raise LinkRefused(NOT_VALID)
     user = db.session.get(User, data["u"])
-    if user is None or user.email != data.get("o") or user.is_disabled:
+    if user is None or user.email != data.get("o") or user.is_disabled or _made_before_links(user, data):
         raise LinkRefused("This link has been used already (or the address was changed since).")
     return user, data["e"]

@@ -9,10 +9,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-from typing import Optional
+from typing import Any, Callable, Optional
 from urllib.parse import unquote, urlsplit
 
 from flask import current_app
+
+from webapp.extensions import db
 
 logger = logging.getLogger(__name__)
 
@@ -57,12 +59,39 @@ def send_later(to: str, subject: str, body: str) -> Future:
     """Queue a plain-text mail; the Future says whether it went (errors are logged, never raised
     to the page that asked)."""
     server = Server.from_config(current_app.config)
+    return _sender.submit(_send, server, _message(server, to, subject, body))
+
+
+def send_now(to: str, subject: str, body: str) -> bool:
+    """Send a plain-text mail from this thread (the mail thread's jobs, `later`); whether it went."""
+    server = Server.from_config(current_app.config)
+    return _send(server, _message(server, to, subject, body))
+
+
+def later(job: Callable[..., Any], *args) -> Future:
+    """Run `job(*args)` in the mail thread, in an app and a request context of its own (a link's
+    path can be made there; its host comes from PUBLIC_URL). Errors are logged."""
+    app = current_app._get_current_object()
+
+    def run() -> None:
+        with app.test_request_context("/"):
+            try:
+                job(*args)
+            except Exception:  # noqa: BLE001 - the page that asked has answered: the log says it
+                logger.exception("Mail job %s failed", getattr(job, "__name__", job))
+            finally:
+                db.session.remove()
+
+    return _sender.submit(run)
+
+
+def _message(server: Server, to: str, subject: str, body: str) -> EmailMessage:
     message = EmailMessage()
     message["From"], message["To"], message["Subject"] = server.sender, to, subject
     message["Date"], message["Message-ID"] = formatdate(localtime=False), make_msgid(domain=server.host)
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(body)
-    return _sender.submit(_send, server, message)
+    return message
 
 
 def _send(server: Server, message: EmailMessage) -> bool:

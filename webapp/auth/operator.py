@@ -70,6 +70,7 @@ def disable(user: User) -> None:
     check the flag). Commits."""
     db.session.execute(sa.select(User.id).where(User.id == user.id).with_for_update())
     user.disabled_at = user.disabled_at or utcnow()
+    user.links_after = utcnow()  # its reset and email links die, and stay dead once it is enabled
     accounts.end_everything(user)  # commits
 
 

@@ -8,14 +8,13 @@ tells nothing either; RATELIMIT_AUTH counts per client address on top (the route
 import hashlib
 import logging
 
-import sqlalchemy as sa
 from typing import Callable, Optional
 
 from flask import current_app
 from limits import parse
 
-from webapp.auth import accounts, links, mail
-from webapp.extensions import db, limiter, shared_limits
+from webapp.auth import accounts, keys, links, mail
+from webapp.extensions import limiter, shared_limits
 from webapp.models import User
 
 logger = logging.getLogger(__name__)
@@ -27,7 +26,8 @@ Open this link to choose a new one. It works once, for one hour:
 
 {link}
 
-Setting a new password logs you out everywhere, and your API tokens stop working.
+Setting a new password logs you out everywhere (browsers and the API's tokens); the page also
+offers to revoke your API keys.
 If you did not ask, ignore this mail: your password stays as it is.
 """
 
@@ -57,10 +57,10 @@ def _within_reset_limit(email: str) -> bool:
 
 def request_reset(email: str, link_for: Callable[[str], str]) -> None:
     """Mail a reset link (`link_for(token)`: the page's path) to `email` when an enabled account
-    uses it, within RESET_RATE_LIMIT; the caller answers the same whatever happened (see the
-    module's docstring)."""
+    uses it, within RESET_RATE_LIMIT. The request only counts the address and hands it on: the
+    account is looked up, and the link made and mailed, by the mail thread, so the request does
+    the same work, in the same time, whoever the address is (see the module's docstring)."""
     email = accounts.normalize_email(email)
-    user = accounts.find_user(email)
     within = _within_reset_limit(email)
     if not mail.configured():
         logger.warning("A password reset was asked for, but mail is not set up: %s, or reset it with "
@@ -69,26 +69,30 @@ def request_reset(email: str, link_for: Callable[[str], str]) -> None:
     if not within:
         logger.info("Password reset not mailed: RESET_RATE_LIMIT reached for that address")
         return
+    mail.later(_mail_reset, email, link_for)
+
+
+def _mail_reset(email: str, link_for: Callable[[str], str]) -> None:
+    """In the mail thread (an app and a request context of its own): the reset mail, if an
+    enabled account uses this address."""
+    user = accounts.find_user(email)
     if user is None or user.is_disabled:
         return
     link = mail.public_link(link_for(links.reset_token(user)))
-    mail.send_later(user.email, "Reset your Spotter password", RESET_MAIL.format(email=user.email, link=link))
+    mail.send_now(user.email, "Reset your Spotter password", RESET_MAIL.format(email=user.email, link=link))
 
 
-def reset_password(token: str, password: str, device: Optional[str] = None) -> User:
+def reset_password(token: str, password: str, device: Optional[str] = None, revoke_keys: bool = False) -> User:
     """Set a new password with a reset link: every session, remember-me cookie, access token and
-    refresh token of the account ends, and its failed sign-ins are forgotten. Once only: the
-    user's row is locked and the link checked again (two uses at once: the second is refused).
-    `device`: the browser's device cookie, whose own failures are forgotten too. Raises
-    links.LinkRefused."""
+    refresh token of the account ends (and with `revoke_keys`, its API keys), and its failed
+    sign-ins are forgotten. Once only: the new password is set only over the one the link was
+    made for (two uses at once: the second is refused). `device`: the browser's device cookie,
+    whose own failures are forgotten too. Raises links.LinkRefused."""
     user = links.user_for_reset(token)
-    stamp = user.password_stamp
-    db.session.execute(sa.select(User.id).where(User.id == user.id).with_for_update())
-    db.session.refresh(user)
-    if user.password_stamp != stamp:
-        db.session.rollback()
+    if not accounts.replace_password(user, user.password_hash, password):
         raise links.LinkRefused(links.USED)
-    accounts.end_everything(user, new_password=password)  # commits
+    if revoke_keys:
+        keys.revoke_all(user)
     accounts.forget_failures(user, device)
     logger.info("Password of user %s set with a reset link; every session and token ended", user.id)
     return user

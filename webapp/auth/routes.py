@@ -277,7 +277,8 @@ def reset_password(token: str):
     form = ResetPasswordForm()
     if form.validate_on_submit():
         try:
-            recovery.reset_password(token, form.password.data, request.cookies.get(accounts.DEVICE_COOKIE))
+            recovery.reset_password(token, form.password.data, request.cookies.get(accounts.DEVICE_COOKIE),
+                                    revoke_keys=form.revoke_keys.data)
         except links.LinkRefused as exc:
             return _link_refused("This link does not work", str(exc), forgot=True)
         if current_user.is_authenticated:
@@ -285,7 +286,8 @@ def reset_password(token: str):
         session.pop(NEW_KEY, None)
         flash("Your new password is set, and every device is logged out: log in with it.", "success")
         return redirect(url_for("auth.login"), 303)
-    page = render_template("auth/reset.html", form=form, email=user.email, token=token)
+    page = render_template("auth/reset.html", form=form, email=user.email, token=token,
+                           key_count=len(keys.list_keys(user)))
     return page, 200 if not form.errors else 422, {"Cache-Control": "private, no-store"}
 
 

@@ -17,6 +17,9 @@ from webapp.models.types import UTCDateTime, utcnow
 
 class User(UserMixin, db.Model):
     __tablename__ = "user"
+    # SQLite's AUTOINCREMENT: a deleted account's id is never given to a new one (a login carries
+    # the id, so an old cookie or token must not pass for someone else); PostgreSQL never reuses one.
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # Stored normalised (trimmed, lower case), so the unique index is case-insensitive.
@@ -37,6 +40,9 @@ class User(UserMixin, db.Model):
     # Disabled by the operator (`flask users disable`): it cannot sign in, its keys, tokens and
     # share links stop working and its queued work is not run, until `flask users enable`.
     disabled_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    # Reset and email-change links issued before this stop working (set when the account is
+    # disabled, and when its address changes: a link mailed to the old address dies with it).
+    links_after: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
 
     runs: Mapped[list["Run"]] = relationship(  # noqa: F821 - models/photos.py (which imports this module)
         back_populates="owner", cascade="all, delete-orphan", passive_deletes=True)
@@ -130,6 +136,8 @@ class Invite(db.Model):
     email: Mapped[str] = mapped_column(sa.String(254), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     used_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    # The account it made: deleting the account deletes its invitation too.
+    user_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), index=True)
 
 
 class TakeoutStatus(StrEnum):
