@@ -84,3 +84,13 @@ def test_an_email_change_link_stays_dead_when_the_address_changes_back(mail_app,
     with mail_app.app_context():
         accounts.change_email(accounts.find_user("fresh@example.com"), "ada@example.com")
     assert mail_app.test_client().get(other).status_code == 410
+
+
+def test_email_changes_are_limited_per_account(make_app, mailbox):
+    app = make_app(**mailbox.settings(RESET_RATE_LIMIT="2 per hour"))
+    client = app.test_client()
+    AuthActions(client).signup()
+    assert ask_change(client, "one@example.com").status_code == 303
+    assert ask_change(client, "two@example.com").status_code == 303
+    third = ask_change(client, "three@example.com")
+    assert third.status_code == 429 and "Too many address changes" in third.get_data(as_text=True)

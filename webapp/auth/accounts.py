@@ -69,6 +69,12 @@ class MailUnavailable(Refused):
     kind = Refused.UNAVAILABLE
 
 
+class TooManyMails(Refused):
+    """RESET_RATE_LIMIT reached for what mails from this account."""
+
+    kind = Refused.TOO_MANY
+
+
 class TooManyFailures(Exception):
     """The account had LOGIN_FAILURE_LIMIT failed sign-ins: refused, even with the right password,
     until `seconds` from now."""

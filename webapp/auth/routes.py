@@ -328,9 +328,9 @@ def change_email():
     try:
         recovery.request_email_change(user, form.new_email.data,
                                       lambda token: url_for("auth.confirm_email", token=token))
-    except (accounts.EmailTaken, accounts.MailUnavailable) as exc:
+    except (accounts.EmailTaken, accounts.MailUnavailable, accounts.TooManyMails) as exc:
         form.new_email.errors.append(str(exc))
-        return _account_page(status=422, email_form=form)
+        return _account_page(status=429 if isinstance(exc, accounts.TooManyMails) else 422, email_form=form)
     flash(f"A link to confirm it is on its way to {form.new_email.data}: your address changes once it is opened "
           "(within a day).", "info")
     return redirect(url_for("auth.account"), 303)
