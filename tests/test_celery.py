@@ -386,3 +386,26 @@ def test_a_running_worker_reports_its_model_again_after_redis_forgot_it(celery_a
     while client.hlen(REPORT_KEY) == 0 and time.monotonic() < deadline:
         time.sleep(0.2)
     assert client.hlen(REPORT_KEY) == 1
+
+
+def test_download_everything_is_built_by_a_worker_process(celery_app, workers):
+    """The takeout job travels like detection: queued by the web tier, built by a worker, which
+    shares UPLOAD_DIR; the page polls its progress and links the zip."""
+    import zipfile
+
+    from tests.helpers import AuthActions, csrf_from
+
+    workers.start()
+    photo = encode(sample(), "PNG")
+    api = ApiActions(celery_app.test_client()).user()
+    assert api.upload(("photo.png", photo), query="?wait=true").status_code == 201
+    browser = celery_app.test_client()
+    AuthActions(browser).login()
+    browser.post("/account/takeout", data={"csrf_token": csrf_from(browser.get("/account").get_data(as_text=True))})
+    deadline = time.monotonic() + 60
+    while "Your download is ready" not in (status := browser.get("/account/takeout/status").get_data(as_text=True)):
+        assert time.monotonic() < deadline, status
+        time.sleep(0.2)
+    link = re.search(r'href="(/account/takeout/[0-9a-f]{32})"', status).group(1)
+    archive = zipfile.ZipFile(io.BytesIO(browser.get(link).data))
+    assert [archive.read(n) for n in archive.namelist() if n.startswith("originals/")] == [photo]
