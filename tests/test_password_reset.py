@@ -297,3 +297,17 @@ def test_a_deleted_accounts_logins_never_pass_for_the_next_account(make_app):
     replay.delete_cookie("session")
     assert replay.get("/account").status_code == 302  # the remember-me cookie alone
     assert script.get("/api/v1/me").status_code == 401
+
+
+def test_a_reset_and_a_deletion_tell_the_owner_by_mail(mail_app, mailbox):
+    client = signed_up(mail_app)
+    ask_reset(client, "ada@example.com")
+    set_password(client, urlsplit(mailbox.link(mailbox.wait_for("ada@example.com"))).path)
+    notice = mailbox.wait_for("ada@example.com", count=2)
+    assert notice["Subject"] == "Your Spotter password was changed" and "reset link" in notice.get_content()
+    auth = AuthActions(client)
+    auth.login(password=NEW_PASSWORD)
+    page = client.get("/account").get_data(as_text=True)
+    client.post("/account/delete", data={"delete_password": NEW_PASSWORD, "csrf_token": csrf_from(page)})
+    gone = mailbox.wait_for("ada@example.com", count=3)
+    assert gone["Subject"] == "Your Spotter account was deleted"

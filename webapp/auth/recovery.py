@@ -48,6 +48,36 @@ It changes only once that address confirms it. If it was not you, change your pa
 """
 
 
+PASSWORD_NOTICE = """Hello,
+
+The password of your Spotter account ({email}) was just changed{how}. Every device and API token
+was logged out.
+
+If it was not you, reset it now from the log-in page ("Forgot your password?"), or ask the
+operator of this instance.
+"""
+
+DELETED_NOTICE = """Hello,
+
+Your Spotter account ({email}) was deleted, with its {photos} photos, every result, API key, share
+link and download. Nothing of it is kept.
+"""
+
+
+def notify_password_changed(user: User, how: str = "") -> None:
+    """Tell the owner their password changed (a security notice), where mail is set up."""
+    if mail.configured():
+        mail.send_later(user.email, "Your Spotter password was changed",
+                        PASSWORD_NOTICE.format(email=user.email, how=how))
+
+
+def notify_deleted(email: str, photos: int) -> None:
+    """Tell the owner their account is gone (the address is not kept anywhere else)."""
+    if mail.configured():
+        mail.send_later(email, "Your Spotter account was deleted",
+                        DELETED_NOTICE.format(email=email, photos=photos))
+
+
 def _within_reset_limit(email: str, namespace: str = "password-reset") -> bool:
     """Count one mail to this address (RESET_RATE_LIMIT); False past the limit."""
     if not limiter.enabled:
@@ -95,6 +125,7 @@ def reset_password(token: str, password: str, device: Optional[str] = None, revo
     if revoke_keys:
         keys.revoke_all(user)
     accounts.forget_failures(user, device)
+    notify_password_changed(user, " with a reset link")
     logger.info("Password of user %s set with a reset link; every session and token ended", user.id)
     return user
 

@@ -185,6 +185,7 @@ def change_password():
             accounts.end_everything(user, new_password=form.password.data)
             remembered = current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token") in request.cookies
             login_user(user, remember=remembered)  # this browser, with the new session version
+            recovery.notify_password_changed(user, " on the account page")
             flash("Your password is changed. Your other devices and API tokens are logged out.", "success")
             return redirect(url_for("auth.account"))
     return _account_page(form, 422)
@@ -367,8 +368,6 @@ def start_takeout():
         takeout.start(current_user._get_current_object())
     except takeout.TakeoutBusy:
         flash("Your download is being made already.", "info")
-    else:
-        flash("Your download is being made: it appears here when it is ready.", "info")
     return redirect(url_for("auth.account", _anchor="takeout-heading"), 303)
 
 
@@ -399,10 +398,12 @@ def delete_account():
     refused = _password_refused(form, form.delete_password, "That is not your password: nothing was deleted.")
     if refused:
         return _account_page(status=refused, delete_form=form)
+    email, photos = user.email, user.photos
     closing.delete_account(user)
+    recovery.notify_deleted(email, photos)
     logout_user()
     session.pop(NEW_KEY, None)
-    flash("Your account is deleted, with every photo, result, key and share link.", "info")
+    flash("Your account is deleted, with every photo, result, API key, share link and download.", "info")
     response = redirect(url_for("analyses.index"), 303)
     response.delete_cookie(accounts.DEVICE_COOKIE)
     return response
