@@ -101,6 +101,12 @@ def is_email(text: str) -> bool:
     return len(text) <= EMAIL_MAX_LENGTH
 
 
+def email_key(email) -> str:
+    """An address as the rate limits count it: normalised, then hashed (no address in their storage)."""
+    normalized = normalize_email(email) if isinstance(email, str) else ""
+    return hashlib.sha256(normalized.encode("utf-8", "replace")).hexdigest()[:32]
+
+
 LOGIN_ID = re.compile(r"[0-9]{1,18}:[0-9]{1,18}")  # User.get_id(): ASCII digits only
 
 
@@ -275,9 +281,7 @@ class _FailedSignIns:
         if device is not None:
             self.namespace, self.key = "login-failures-device", device
         else:
-            normalized = normalize_email(email) if isinstance(email, str) else ""
-            self.namespace = "login-failures"
-            self.key = hashlib.sha256(normalized.encode("utf-8", "replace")).hexdigest()[:32]
+            self.namespace, self.key = "login-failures", email_key(email)
         self.limit = parse(current_app.config["LOGIN_FAILURE_LIMIT"])
 
     def _call(self, method: str):

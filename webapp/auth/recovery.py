@@ -6,7 +6,6 @@ same time: the request only counts the address against the limit and hands it to
 thread, which looks the account up, makes the link and sends it (bench/reset_timing.py).
 RESET_RATE_LIMIT counts per address (an account's, or not), so the limit tells nothing either;
 RATELIMIT_AUTH counts per client address on top (the route's)."""
-import hashlib
 import logging
 from typing import Callable, Optional
 
@@ -82,8 +81,8 @@ def _within_reset_limit(email: str, namespace: str = "password-reset") -> bool:
     """Count one mail to this address (RESET_RATE_LIMIT); False past the limit."""
     if not limiter.enabled:
         return True
-    key = hashlib.sha256(email.encode("utf-8", "replace")).hexdigest()[:32]
-    return shared_limits.hit(parse(current_app.config["RESET_RATE_LIMIT"]), namespace, key) is not False
+    return shared_limits.hit(parse(current_app.config["RESET_RATE_LIMIT"]), namespace,
+                             accounts.email_key(email)) is not False
 
 
 def request_reset(email: str, link_for: Callable[[str], str]) -> None:
